@@ -1,0 +1,5 @@
+import sys
+
+from clinrlhf.cli import main
+
+sys.exit(main())

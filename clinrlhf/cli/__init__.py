@@ -1,0 +1,48 @@
+"""The `clinrlhf` command line. Each subcommand lives in its own module with a `register` function."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from clinrlhf import __version__
+
+# Subcommand modules, in the order `--help` lists them.
+COMMANDS = ("quickstart", "serve", "token", "ingest", "stats", "train", "pipeline", "report", "lineage")
+
+
+class CLIError(Exception):
+    """A failure the user can act on; printed as one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clinrlhf",
+        description="Improve a treatment-recommendation policy from clinicians' judgments: "
+        "de-identified feedback, a DP reward model, KL-constrained PPO and MLflow lineage.",
+        epilog="State lives in $CLINRLHF_HOME (default ./.clinrlhf). Start with `clinrlhf quickstart`.",
+    )
+    parser.add_argument("--version", action="version", version=f"clinrlhf {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        module = importlib.import_module(f"clinrlhf.cli.{name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CLIError as err:
+        print(f"clinrlhf {args.command}: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"clinrlhf {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

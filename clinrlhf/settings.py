@@ -1,0 +1,86 @@
+"""The one place that reads the environment.
+
+Everything else receives a :class:`Settings` (or the values it needs) as an argument, so tests can
+build isolated configurations without touching ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class MissingSecretError(RuntimeError):
+    """A secret is absent in production, where no default may stand in for it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLINRLHF_", extra="ignore")
+
+    home: Path = Field(default=Path(".clinrlhf"), description="Folder holding all local state.")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite under home by default.")
+    env: Literal["development", "production"] = Field(
+        default="development",
+        description="In production no secret is ever generated: each must be supplied explicitly.",
+    )
+    deid_key: SecretStr | None = Field(default=None, description="HMAC key for pseudonyms and date shifts.")
+    max_body_bytes: int = Field(default=1_000_000, description="Largest request body the API accepts.")
+    jwks_issuers: str | None = Field(
+        default=None,
+        description="JSON object {issuer: jwks_url_or_path} of trusted identity providers (production).",
+    )
+    token_audience: str = Field(default="clinrlhf", description="`aud` every bearer token must carry.")
+
+    @cached_property
+    def resolved_home(self) -> Path:
+        home = self.home.expanduser().resolve()
+        home.mkdir(parents=True, exist_ok=True)
+        return home
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.resolved_home / 'clinrlhf.db'}"
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        # MLFLOW_TRACKING_URI is MLflow's own variable, so it keeps its own name.
+        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.resolved_home / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_location(self) -> str:
+        return (self.resolved_home / "mlartifacts").as_uri()
+
+    @property
+    def keys_dir(self) -> Path:
+        path = self.resolved_home / "keys"
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return path
+
+    def secret(self, name: str, explicit: SecretStr | None = None, nbytes: int = 32) -> bytes:
+        """Return a secret, generating it into ``home/keys`` on first use in development only."""
+        if explicit is not None:
+            return explicit.get_secret_value().encode()
+        path = self.keys_dir / f"{name}.key"
+        if path.exists():
+            return path.read_bytes()
+        if self.env == "production":
+            raise MissingSecretError(f"secret {name!r} must be configured in production (CLINRLHF_{name.upper()})")
+        value = secrets.token_hex(nbytes).encode()
+        path.touch(mode=0o600)
+        path.write_bytes(value)
+        return value
+
+    @property
+    def deid_secret(self) -> bytes:
+        return self.secret("deid_key", self.deid_key)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; keyword overrides win (used by the CLI and tests)."""
+    return Settings(**overrides)  # type: ignore[arg-type]

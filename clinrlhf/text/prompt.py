@@ -1,0 +1,68 @@
+"""The policy's language: a de-identified summary of the findings that matter, then a prescription.
+
+Prompt:   ``sex female age 70-74 ; problems hypertension diabetes ; allergies none ;
+            labs egfr low potassium normal ; treat hypertension ->``
+Response: ``lisinopril 10 mg by mouth once daily``
+
+Only world findings appear, ages are 5-year bands (90+ at the top) and labs are flags, so a prompt
+never carries an identifier, whatever the source record held.
+"""
+
+from __future__ import annotations
+
+from clinrlhf.world.facts import AGE_CAP, PatientFacts
+from clinrlhf.world.scoring import EGFR_LIMIT, POTASSIUM_LIMIT
+from clinrlhf.world.world import World
+
+PROMPT_END = "->"
+_CONDITION_FINDINGS = ("pregnant", "diabetes", "hypertension", "heart_failure", "stroke", "myocardial_infarction")
+
+
+def age_band(age: int) -> str:
+    if age >= AGE_CAP:
+        return "90+"
+    low = age // 5 * 5
+    return f"{low}-{low + 4}"
+
+
+def _lab_flag(world: World, facts: PatientFacts, finding: str, limit: float, high_is_bad: bool) -> str:
+    values = [facts.labs[c] for c in world.finding_codes(finding) if c in facts.labs]
+    if not values:
+        return "unknown"
+    flagged = values[0] > limit if high_is_bad else values[0] < limit
+    return ("high" if high_is_bad else "low") if flagged else "normal"
+
+
+def render_prompt(world: World, facts: PatientFacts, target: str) -> str:
+    problems = [k for k in _CONDITION_FINDINGS if facts.conditions & set(world.findings[k].snomed)]
+    others = [k for k, t in world.targets.items() if t.snomed in facts.conditions and k not in problems]
+    allergies = [k for k, f in world.findings.items() if f.resource == "AllergyIntolerance" and facts.allergies & set(f.snomed)]
+    egfr = _lab_flag(world, facts, "egfr_lt_30", EGFR_LIMIT, high_is_bad=False)
+    potassium = _lab_flag(world, facts, "potassium_gt_5", POTASSIUM_LIMIT, high_is_bad=True)
+    return " ".join([
+        "sex", facts.sex, "age", age_band(facts.age), ";",
+        "problems", *(problems + others or ["none"]), ";",
+        "allergies", *(a.removesuffix("_allergy") for a in allergies or ["none"]), ";",
+        "labs", "egfr", egfr, "potassium", potassium, ";",
+        "treat", target, PROMPT_END,
+    ])
+
+
+def render_response(world: World, drug: str) -> str:
+    return f"{drug} {world.drugs[drug].sig}"
+
+
+def parse_drug(world: World, response: str) -> str | None:
+    """The drug a response names (its first word), or None when it names no formulary drug."""
+    words = response.split()
+    return words[0] if words and words[0] in world.drugs else None
+
+
+def vocabulary_corpus(world: World) -> list[str]:
+    """Every word the language can use, so the tokenizer never meets an unknown word."""
+    words = ["sex", "female", "male", "other", "unknown", "age", "90+", ";", "problems", "none", "allergies",
+             "labs", "egfr", "potassium", "low", "high", "normal", "treat", PROMPT_END, "penicillin"]
+    words += [age_band(a) for a in range(0, 90, 5)]
+    words += list(_CONDITION_FINDINGS) + list(world.targets)
+    words += [render_response(world, d) for d in world.drugs]
+    return words

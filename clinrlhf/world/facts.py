@@ -1,0 +1,131 @@
+"""Patient facts: what the world's rules read from FHIR R4, and all the policy ever sees.
+
+`facts_from_bundle` reads either a raw bundle (in tests and the simulator) or a de-identified one,
+where `Patient.birthDate` is replaced by an age extension (see ``privacy.deid``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+
+from privacy.deid import AGE_EXTENSION_URL
+
+SNOMED = "http://snomed.info/sct"
+LOINC = "http://loinc.org"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+AGE_CAP = 90  # HIPAA Safe Harbor: ages over 89 are aggregated into one category.
+
+
+@dataclass(frozen=True)
+class PatientFacts:
+    """The de-identified clinical picture of one patient on the day of a request."""
+
+    age: int  # whole years on the request date, capped at 90
+    sex: str  # Patient.gender: female | male | other | unknown
+    conditions: frozenset[str] = frozenset()  # active SNOMED codes
+    allergies: frozenset[str] = frozenset()  # active SNOMED codes
+    labs: Mapping[str, float] = field(default_factory=dict)  # LOINC -> most recent value
+    medications: frozenset[str] = frozenset()  # RxNorm codes of active MedicationRequests
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "age": self.age,
+                "sex": self.sex,
+                "conditions": sorted(self.conditions),
+                "allergies": sorted(self.allergies),
+                "labs": dict(sorted(self.labs.items())),
+                "medications": sorted(self.medications),
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> PatientFacts:
+        raw = json.loads(text)
+        return cls(
+            age=int(raw["age"]),
+            sex=str(raw["sex"]),
+            conditions=frozenset(raw["conditions"]),
+            allergies=frozenset(raw["allergies"]),
+            labs={k: float(v) for k, v in raw["labs"].items()},
+            medications=frozenset(raw["medications"]),
+        )
+
+
+def age_on(birth: date, on: date) -> int:
+    return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
+
+
+def _codes(concept: Mapping | None, system: str) -> Iterator[str]:
+    for coding in (concept or {}).get("coding", []):
+        if coding.get("system") == system and coding.get("code"):
+            yield str(coding["code"])
+
+
+def _is_active(resource: Mapping) -> bool:
+    status = list(_codes(resource.get("clinicalStatus"), _clinical_status_system(resource)))
+    if resource.get("abatementDateTime") or resource.get("abatementPeriod"):
+        return False
+    return not status or status[0] == "active"
+
+
+def _clinical_status_system(resource: Mapping) -> str:
+    kind = "allergyintolerance" if resource.get("resourceType") == "AllergyIntolerance" else "condition"
+    return f"http://terminology.hl7.org/CodeSystem/{kind}-clinical"
+
+
+def _resources(bundle: Mapping) -> Iterable[Mapping]:
+    return (e["resource"] for e in bundle.get("entry", []) if isinstance(e, Mapping) and "resource" in e)
+
+
+def _patient_age(patient: Mapping, on: date) -> int:
+    for ext in patient.get("extension", []):
+        if ext.get("url") == AGE_EXTENSION_URL:
+            return min(int(ext["valueInteger"]), AGE_CAP)
+    birth = patient.get("birthDate")
+    if not birth:
+        raise ValueError("Patient has neither birthDate nor an age extension")
+    return min(age_on(date.fromisoformat(str(birth)[:10]), on), AGE_CAP)
+
+
+def _observation_time(obs: Mapping) -> str:
+    return str(obs.get("effectiveDateTime") or obs.get("issued") or (obs.get("effectivePeriod") or {}).get("start") or "")
+
+
+def facts_from_bundle(bundle: Mapping, on: date | None = None) -> PatientFacts:
+    """Read the facts of the one Patient in a FHIR R4 Bundle (searchset, collection or transaction)."""
+    on = on or date.today()
+    resources = list(_resources(bundle))
+    patients = [r for r in resources if r.get("resourceType") == "Patient"]
+    if len(patients) != 1:
+        raise ValueError(f"expected exactly one Patient in the bundle, found {len(patients)}")
+    conditions, allergies, meds = set(), set(), set()
+    latest: dict[str, tuple[str, float]] = {}
+    for r in resources:
+        kind = r.get("resourceType")
+        if kind == "Condition" and _is_active(r):
+            conditions.update(_codes(r.get("code"), SNOMED))
+        elif kind == "AllergyIntolerance" and _is_active(r):
+            allergies.update(_codes(r.get("code"), SNOMED))
+        elif kind == "MedicationRequest" and r.get("status") == "active":
+            meds.update(_codes(r.get("medicationCodeableConcept"), RXNORM))
+        elif kind == "Observation" and isinstance(r.get("valueQuantity"), Mapping):
+            value = r["valueQuantity"].get("value")
+            if value is None:
+                continue
+            when = _observation_time(r)
+            for code in _codes(r.get("code"), LOINC):
+                if code not in latest or when >= latest[code][0]:
+                    latest[code] = (when, float(value))
+    return PatientFacts(
+        age=_patient_age(patients[0], on),
+        sex=str(patients[0].get("gender", "unknown")),
+        conditions=frozenset(conditions),
+        allergies=frozenset(allergies),
+        labs={code: value for code, (_, value) in latest.items()},
+        medications=frozenset(meds),
+    )
