@@ -35,6 +35,7 @@ class Settings(BaseSettings):
         default=None,
         description="JSON object {issuer: jwks_url_or_path} of trusted identity providers (production).",
     )
+    policy: Path | None = Field(default=None, description="Policy directory to serve; latest aligned if unset.")
     token_audience: str = Field(default="clinrlhf", description="`aud` every bearer token must carry.")
 
     @cached_property

@@ -1,0 +1,50 @@
+"""One de-identified clinician judgment about the suggestions made for one case.
+
+The store exports judgments; reward training turns them into preference pairs. Nothing here can
+hold an identifier: patients and clinicians are HMAC pseudonyms, and text is the policy's own
+language (prompts and responses), never free text from a record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+Kind = Literal["pairwise", "rating", "cds", "correction"]
+
+
+@dataclass(frozen=True)
+class Judgment:
+    kind: Kind
+    card: str  # the CDS card (or review item) the judgment is about
+    patient: str  # patient pseudonym
+    clinician: str  # clinician pseudonym
+    prompt: str
+    responses: tuple[str, ...]  # suggestion texts in card order; index 0 is the recommended one
+    preferred: int | None = None  # pairwise: index of the preferred response; None is a tie
+    ratings: tuple[int | None, ...] = ()  # rating: 1-5 per response, None where not rated
+    accepted: int | None = None  # cds: index of the accepted suggestion; None means overridden
+    correction: str | None = None  # correction: the response the clinician wrote instead
+    source: str = "clinician"  # "clinician", or e.g. "rlaif" for machine labels kept apart
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> Judgment:
+        raw = dict(raw)
+        raw["responses"] = tuple(raw["responses"])
+        raw["ratings"] = tuple(raw.get("ratings", ()))
+        return cls(**raw)
+
+
+def to_ndjson(judgments: Iterable[Judgment]) -> bytes:
+    """Canonical NDJSON (sorted keys, one judgment per line): the exact bytes that get hashed."""
+    return b"".join(json.dumps(j.to_dict(), sort_keys=True).encode() + b"\n" for j in judgments)
+
+
+def snapshot_sha256(judgments: Iterable[Judgment]) -> str:
+    return hashlib.sha256(to_ndjson(judgments)).hexdigest()

@@ -1,0 +1,1 @@
+"""Lineage on MLflow: what trained each model, from whom, with what privacy spent."""

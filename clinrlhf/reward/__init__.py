@@ -1,0 +1,1 @@
+"""The reward model: clinicians' preferences as a scalar, learned under differential privacy."""
