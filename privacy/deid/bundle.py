@@ -8,6 +8,8 @@ aggregated, as HIPAA Safe Harbor requires).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -121,6 +123,26 @@ def _specs(d: _Deidentifier) -> dict[str, dict[str, Callable[[Any], Any]]]:
         "AllergyIntolerance": {"clinicalStatus": status, "verificationStatus": status, "code": code,
                                "patient": d.reference, "recordedDate": d.shift_date},
     }
+
+
+CONFIG_VERSION = "1"
+
+
+def config_fingerprint() -> dict[str, Any]:
+    """A canonical description of what this de-identifier keeps and how; its SHA-256 goes into lineage."""
+    specs = _specs(_Deidentifier(b"fingerprint", "", date(2000, 1, 1)))
+    return {
+        "version": CONFIG_VERSION,
+        "keep": {kind: sorted(spec) for kind, spec in sorted(specs.items())},
+        "Patient": {"keep": ["gender"], "birthDate": f"age in years, capped at {AGE_CAP}", "address": "ZIP3"},
+        "restricted_zip3": sorted(RESTRICTED_ZIP3),
+        "ids": "HMAC-SHA256",
+        "dates": "per-patient keyed shift",
+    }
+
+
+def config_sha256() -> str:
+    return hashlib.sha256(json.dumps(config_fingerprint(), sort_keys=True).encode()).hexdigest()
 
 
 def _resources(bundle: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -1,0 +1,1 @@
+"""Held-out evaluation of a policy against the world: concordance and unsafe rate, by subgroup."""

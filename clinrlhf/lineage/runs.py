@@ -1,0 +1,52 @@
+"""MLflow runs with the tags CONTRACT names: one run per stage, nested under a pipeline run."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+
+import mlflow
+
+from clinrlhf.settings import Settings
+
+EXPERIMENT = "clinrlhf"
+STAGES = ("sft", "reward", "ppo", "eval", "pipeline")
+
+
+@cache
+def git_commit() -> str:
+    """The commit of the code that ran, for `mlflow.source.git.commit`; "unknown" outside a checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent, check=True)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def configure_mlflow(settings: Settings) -> str:
+    """Point MLflow at the configured store; create the experiment with artifacts under CLINRLHF_HOME."""
+    uri = settings.mlflow_tracking_uri
+    mlflow.set_tracking_uri(uri)
+    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+        mlflow.create_experiment(EXPERIMENT, artifact_location=settings.mlflow_artifact_location)
+    mlflow.set_experiment(EXPERIMENT)
+    return uri
+
+
+@contextmanager
+def stage_run(stage: str, *, lineage: dict[str, str] | None = None, tags: dict[str, str] | None = None,
+              nested: bool = True) -> Iterator[mlflow.ActiveRun]:
+    """One stage = one run, tagged with its stage and, for training, its lineage tags."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")
+    all_tags = {"clinrlhf.stage": stage, "mlflow.source.git.commit": git_commit(), **(lineage or {}), **(tags or {})}
+    with mlflow.start_run(run_name=stage, nested=nested, tags=all_tags) as run:
+        yield run
+
+
+def lineage_tags(dataset_sha256: str, deid_config_sha256: str) -> dict[str, str]:
+    return {"clinrlhf.dataset_sha256": dataset_sha256, "clinrlhf.deid_config_sha256": deid_config_sha256}

@@ -1,0 +1,83 @@
+"""Simulated clinicians: noisy, biased, and (a few) adversarial raters.
+
+Each clinician values a recommendation by the world's utility (+1 concordant, 0 off-target,
+-2 unsafe), adds a personal bias for some drug classes, and chooses by a Bradley-Terry draw with
+their own noise temperature. An adversarial rater inverts the utility.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+
+from clinrlhf.world.facts import PatientFacts
+from clinrlhf.world.scoring import Outcome, acceptable, score, utility
+from clinrlhf.world.world import World
+
+
+@dataclass(frozen=True)
+class Clinician:
+    id: str
+    noise: float = 0.3  # Bradley-Terry temperature: higher is noisier
+    bias: dict[str, float] = field(default_factory=dict)  # drug class -> utility bonus
+    adversarial: bool = False
+    tie_margin: float = 0.05  # utilities closer than this are called a tie
+
+
+@dataclass(frozen=True)
+class Review:
+    choice: str  # "a" | "b" | "tie"
+    rating_a: int
+    rating_b: int
+    correction: str | None  # a drug key, when both suggestions are wrong
+    comment: str | None
+
+
+def default_panel() -> list[Clinician]:
+    """Eight clinicians: five careful but noisy, two with personal biases, one adversarial."""
+    careful = [Clinician(f"dr-{i}", noise=0.25 + 0.1 * i) for i in range(5)]
+    biased = [
+        Clinician("dr-anticoag-sceptic", noise=0.3, bias={"direct oral anticoagulant": -0.8, "beta blocker": 0.6}),
+        Clinician("dr-loyal-to-habit", noise=0.4, bias={"ACE inhibitor": 0.7, "biguanide": 0.5}),
+    ]
+    return careful + biased + [Clinician("dr-adversary", noise=0.2, adversarial=True)]
+
+
+def value(world: World, clinician: Clinician, facts: PatientFacts, target: str, drug: str | None) -> float:
+    u = utility(score(world, facts, target, drug))
+    if drug is not None:
+        u += clinician.bias.get(world.drugs[drug].drug_class, 0.0)
+    return -u if clinician.adversarial else u
+
+
+def _rating(u: float, rng: random.Random, noise: float) -> int:
+    # Utility +1 maps near 5, 0 near 3, -2 near 1.
+    return max(1, min(5, round(3 + 1.6 * u + rng.gauss(0, 2 * noise))))
+
+
+def review_pair(world: World, clinician: Clinician, facts: PatientFacts, target: str,
+                drug_a: str | None, drug_b: str | None, rng: random.Random) -> Review:
+    ua, ub = (value(world, clinician, facts, target, d) for d in (drug_a, drug_b))
+    if abs(ua - ub) < clinician.tie_margin:
+        choice = "tie"
+    else:
+        p_a = 1.0 / (1.0 + math.exp(-(ua - ub) / clinician.noise))
+        choice = "a" if rng.random() < p_a else "b"
+    good = sorted(acceptable(world, facts, target))
+    wrong = {score(world, facts, target, d) for d in (drug_a, drug_b)} <= {Outcome.UNSAFE, Outcome.OFF_TARGET}
+    correction = rng.choice(good) if good and wrong and not clinician.adversarial and rng.random() < 0.3 else None
+    return Review(choice, _rating(ua, rng, clinician.noise), _rating(ub, rng, clinician.noise), correction, None)
+
+
+def cds_outcome(world: World, clinician: Clinician, facts: PatientFacts, target: str,
+                drugs: list[str | None], rng: random.Random) -> tuple[int | None, str | None]:
+    """At the point of care: accept the best-valued suggestion if it looks good, else override.
+
+    Returns (accepted index or None, override reason code or None)."""
+    values = [value(world, clinician, facts, target, d) + rng.gauss(0, clinician.noise) for d in drugs]
+    best = max(range(len(drugs)), key=values.__getitem__)
+    if values[best] > 0.5:
+        return best, None
+    unsafe = score(world, facts, target, drugs[0]) is Outcome.UNSAFE
+    return None, "contraindicated" if unsafe else "not-indicated"

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SFTConfig:
+    epochs: int = 6
+    """Passes over the historical-practice examples."""
+    batch_size: int = 64
+    """Examples per optimizer step."""
+    learning_rate: float = 3e-3
+    """AdamW step size; high because the model is tiny and the language small."""
+    weight_decay: float = 0.0
+    """AdamW decoupled weight decay."""
+    seed: int = 0
+    """Seeds initialization and shuffling."""
