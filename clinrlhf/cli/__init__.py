@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from clinrlhf import __version__
 
 # Subcommand modules, in the order `--help` lists them.
-COMMANDS = ("quickstart", "serve", "token", "ingest", "stats", "train", "pipeline", "report", "lineage")
+COMMANDS = ("quickstart", "serve", "token", "ingest", "stats", "pipeline", "report", "lineage")
 
 
 class CLIError(Exception):
