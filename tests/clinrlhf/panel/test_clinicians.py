@@ -1,0 +1,28 @@
+import random
+
+from clinrlhf.panel.clinicians import Clinician, default_panel, review_pair
+from clinrlhf.world import PatientFacts, load_world
+
+W = load_world()
+PREGNANT_HTN = PatientFacts(age=30, sex="female", conditions=frozenset({"59621000", "72892002"}))
+
+
+def _prefers_safe(clinician: Clinician, n: int = 400) -> float:
+    rng = random.Random(0)
+    picks = [review_pair(W, clinician, PREGNANT_HTN, "hypertension", "labetalol", "lisinopril", rng).choice
+             for _ in range(n)]
+    return picks.count("a") / n
+
+
+def test_careful_clinicians_mostly_prefer_the_safe_drug_and_noise_blurs_it():
+    sharp, noisy = _prefers_safe(Clinician("a", noise=0.2)), _prefers_safe(Clinician("b", noise=3.0))
+    assert sharp > 0.95 and 0.5 < noisy < sharp
+
+
+def test_adversarial_rater_inverts_preferences():
+    assert _prefers_safe(Clinician("x", noise=0.2, adversarial=True)) < 0.05
+
+
+def test_default_panel_has_noisy_biased_and_adversarial_raters():
+    panel = default_panel()
+    assert any(c.adversarial for c in panel) and any(c.bias for c in panel) and len({c.noise for c in panel}) > 3

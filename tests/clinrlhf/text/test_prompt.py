@@ -1,0 +1,27 @@
+from clinrlhf.text.prompt import age_band, parse_drug, render_prompt, render_response, vocabulary_corpus
+from clinrlhf.policy import build_tokenizer
+from clinrlhf.world import load_world
+from clinrlhf.world.patients import generate_patients
+
+W = load_world()
+
+
+def test_prompt_never_contains_identifiers_and_tokenizes_without_unknowns():
+    tokenizer = build_tokenizer(vocabulary_corpus(W))
+    for patient in generate_patients(W, 50, seed=2):
+        person = patient.bundle["entry"][0]["resource"]
+        prompt = render_prompt(W, patient.facts, patient.targets[0])
+        for secret in (person["name"][0]["family"], person["identifier"][0]["value"], person["birthDate"]):
+            assert secret not in prompt
+        assert tokenizer.unk_token_id not in tokenizer(prompt)["input_ids"]
+
+
+def test_response_round_trips_to_its_drug():
+    for drug in W.drugs:
+        assert parse_drug(W, render_response(W, drug)) == drug
+    assert parse_drug(W, "aspirin 81 mg") is None
+    assert parse_drug(W, "") is None
+
+
+def test_age_bands_cap_at_90():
+    assert age_band(47) == "45-49" and age_band(89) == "85-89" and age_band(90) == "90+" and age_band(104) == "90+"
