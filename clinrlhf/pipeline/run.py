@@ -26,7 +26,7 @@ from clinrlhf.pipeline.server import running_server
 from clinrlhf.pipeline.summary import criteria, deid_counts, subgroup_plots, subgroup_rows
 from clinrlhf.policy.registry import set_latest_aligned
 from clinrlhf.settings import Settings
-from clinrlhf.store.db import make_engine, make_session
+from clinrlhf.store.db import open_store
 from clinrlhf.store.snapshot import export_judgments
 from clinrlhf.world.world import World, load_world
 from privacy.deid import config_sha256, deidentify_bundle
@@ -47,8 +47,7 @@ def collect_feedback(settings: Settings, world: World, cohorts: Cohorts, policy_
 
 
 def load_judgments(settings: Settings) -> list[Judgment]:
-    engine = make_engine(settings.resolved_database_url)
-    with make_session(engine) as session:
+    with open_store(settings.resolved_database_url)() as session:
         return export_judgments(session)
 
 

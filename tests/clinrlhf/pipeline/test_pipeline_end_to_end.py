@@ -1,0 +1,118 @@
+"""The whole loop on a small config, through the real CLI, HTTP server, SQLite and MLflow store."""
+
+import json
+import os
+import subprocess
+import sys
+from datetime import date
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from clinrlhf.pipeline.cohorts import make_cohorts
+from clinrlhf.world import load_world
+
+SMALL = {
+    "history_patients": 900, "feedback_patients": 250, "heldout_patients": 150, "seed": 3,
+    "sft": {"epochs": 4}, "reward": {"epochs": 2}, "ppo": {"steps": 12, "final_kl_samples": 64},
+}
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> tuple[Path, dict]:
+    home = tmp_path_factory.mktemp("home")
+    config = home.parent / "small.json"
+    config.write_text(json.dumps(SMALL))
+    env = {**os.environ, "CLINRLHF_HOME": str(home)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    done = subprocess.run([sys.executable, "-m", "clinrlhf", "pipeline", "--config", str(config)], env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return home, json.loads(done.stdout)
+
+
+def test_summary_has_every_contract_key(run):
+    _, summary = run
+    for key in ("before", "after", "kl", "epsilon", "delta", "mlflow_run_id", "mlflow_tracking_uri",
+                "policy_dir", "report", "seconds"):
+        assert key in summary
+    for side in ("before", "after"):
+        assert set(summary[side]) >= {"concordance", "unsafe_rate"}
+    assert 0 < summary["epsilon"] <= 8 and 0 < summary["delta"] <= 1 / summary["preference_pairs"]
+    assert summary["kl"] == summary["kl"] and summary["kl"] >= 0  # finite, not NaN
+    assert (Path(summary["policy_dir"]) / "config.json").exists()
+
+
+def test_mlflow_runs_are_nested_and_tagged_as_contract_says(run):
+    _, summary = run
+    client = MlflowClient(summary["mlflow_tracking_uri"])
+    parent = client.get_run(summary["mlflow_run_id"])
+    assert parent.data.tags["clinrlhf.stage"] == "pipeline"
+    children = client.search_runs([parent.info.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    stages = {c.data.tags["clinrlhf.stage"]: c for c in children}
+    assert set(stages) == {"sft", "reward", "ppo", "eval"}
+    reward, ppo, ev = stages["reward"], stages["ppo"], stages["eval"]
+    for name in ("dp.noise_multiplier", "dp.sample_rate", "dp.steps", "dp.delta", "dp.max_grad_norm",
+                 "dp.accountant", "dp.privacy_unit"):
+        assert name in reward.data.params
+    assert reward.data.metrics["dp.epsilon"] == pytest.approx(summary["epsilon"])
+    assert {"ppo.kl", "ppo.kl_coef", "ppo.reward_mean"} <= set(ppo.data.metrics)
+    assert ppo.data.tags["clinrlhf.reward_run_id"] == reward.info.run_id
+    for stage in ("sft", "reward", "ppo"):
+        tags = stages[stage].data.tags
+        assert len(tags["clinrlhf.dataset_sha256"]) == 64 and len(tags["clinrlhf.deid_config_sha256"]) == 64
+        assert tags["mlflow.source.git.commit"]
+    assert ev.data.metrics["eval.concordance"] == pytest.approx(summary["after"]["concordance"])
+    assert any(k.startswith("eval.concordance.sex.") for k in ev.data.metrics)
+
+
+def test_snapshot_on_disk_matches_its_lineage_hash(run):
+    home, summary = run
+    client = MlflowClient(summary["mlflow_tracking_uri"])
+    parent = client.get_run(summary["mlflow_run_id"])
+    reward = client.search_runs([parent.info.experiment_id], "tags.`clinrlhf.stage` = 'reward'")[0]
+    digest = reward.data.tags["clinrlhf.dataset_sha256"]
+    import hashlib
+
+    assert hashlib.sha256((home / "snapshots" / f"{digest}.ndjson").read_bytes()).hexdigest() == digest
+
+
+def test_lineage_and_report_commands(run):
+    home, summary = run
+    env = {**os.environ, "CLINRLHF_HOME": str(home)}
+    lineage = subprocess.run([sys.executable, "-m", "clinrlhf", "lineage", summary["mlflow_run_id"]], env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert lineage.returncode == 0 and "PPO run" in lineage.stdout and "feedback snapshot" in lineage.stdout
+    report = subprocess.run([sys.executable, "-m", "clinrlhf", "report", summary["mlflow_run_id"]], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert report.returncode == 0 and Path(report.stdout.strip()) == Path(summary["report"])
+
+    class Sections(HTMLParser):
+        ids: set[str] = set()
+
+        def handle_starttag(self, tag, attrs):
+            self.ids.update(v for k, v in attrs if k == "id")
+
+    parser = Sections()
+    parser.feed(Path(summary["report"]).read_text())
+    assert {"summary", "acceptance", "privacy", "deid", "feedback", "training", "subgroups", "lineage"} <= parser.ids
+
+
+def test_no_patient_identifier_reaches_clinrlhf_home(run):
+    home, summary = run
+    world = load_world()
+    cohorts = make_cohorts(world, (SMALL["history_patients"], SMALL["feedback_patients"], SMALL["heldout_patients"]),
+                           SMALL["seed"], date.today())
+    needles = set()
+    for patient in cohorts.history + cohorts.feedback:
+        person = patient.bundle["entry"][0]["resource"]
+        needles |= {person["id"], person["identifier"][0]["value"], person["telecom"][0]["value"],
+                    person["address"][0]["line"][0], person["name"][0]["family"] + "."}
+        needles.add(" ".join(person["name"][0]["given"] + [person["name"][0]["family"]]))
+    blobs = [p.read_bytes() for p in home.rglob("*") if p.is_file()]
+    leaked = [n for n in needles if any(n.encode() in blob for blob in blobs)]
+    assert not leaked, f"{len(leaked)} identifiers found under CLINRLHF_HOME"
