@@ -1,0 +1,99 @@
+"""`clinrlhf ingest`: de-identify FHIR R4 Bundles or Bulk Data NDJSON and store the cases.
+
+File names often carry patient names (Synthea's do), so messages name files by their position on
+the command line, never by path or content.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator, Mapping
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from clinrlhf.cli import CLIError
+from clinrlhf.settings import MissingSecretError, load_settings
+from clinrlhf.store import open_store, transaction
+from clinrlhf.store.ingest import IngestSummary, ingest_patient_bundles, split_bundle, split_by_patient
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "ingest", help="de-identify FHIR R4 Bundles (.json) or Bulk Data NDJSON (.ndjson) and store the cases",
+        description="Read FHIR R4 Bundles (.json; one or several patients each) or Bulk Data NDJSON exports "
+        "(.ndjson; one resource per line, grouped by patient reference across all the files given), "
+        "de-identify each patient at the door and store the de-identified cases. Bundles without a Patient "
+        "(e.g. Synthea's hospital and practitioner files) are skipped. Prints a JSON summary. All or nothing: "
+        "an unreadable file stores nothing.")
+    parser.add_argument("paths", nargs="+", metavar="PATH", type=Path, help=".json Bundle or .ndjson file")
+    parser.add_argument("--today", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD",
+                        help="date the records are read on, for ages (default: today)")
+    parser.set_defaults(func=run)
+
+
+def _read_json(path: Path, n: int) -> Any:
+    try:
+        with path.open("rb") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise CLIError(f"PATH argument {n}: no such file") from None
+    except IsADirectoryError:
+        raise CLIError(f"PATH argument {n}: is a directory") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise CLIError(f"PATH argument {n}: not valid JSON") from None
+
+
+def _read_ndjson(path: Path, n: int) -> Iterator[Mapping[str, Any]]:
+    try:
+        with path.open("rb") as f:
+            for line_no, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    resource = json.loads(line)
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    raise CLIError(f"PATH argument {n} line {line_no}: not valid JSON") from None
+                if not isinstance(resource, Mapping) or not isinstance(resource.get("resourceType"), str):
+                    raise CLIError(f"PATH argument {n} line {line_no}: not a FHIR resource")
+                yield resource
+    except FileNotFoundError:
+        raise CLIError(f"PATH argument {n}: no such file") from None
+    except IsADirectoryError:
+        raise CLIError(f"PATH argument {n}: is a directory") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    try:
+        key = settings.deid_secret
+    except MissingSecretError as err:
+        raise CLIError(str(err)) from None
+    today = args.today or date.today()
+    summary, pooled = IngestSummary(), []
+    with transaction(open_store(settings.resolved_database_url)) as session:
+        for n, path in enumerate(args.paths, 1):
+            if path.suffix.lower() == ".ndjson":
+                pooled += list(_read_ndjson(path, n))  # Bulk Data splits one patient across files
+                continue
+            if path.suffix.lower() != ".json":
+                raise CLIError(f"PATH argument {n}: expected a .json Bundle or an .ndjson file")
+            bundle = _read_json(path, n)
+            if (not isinstance(bundle, Mapping) or bundle.get("resourceType") != "Bundle"
+                    or not isinstance(bundle.get("entry", []), list)):
+                raise CLIError(f"PATH argument {n}: not a FHIR Bundle")
+            _ingest(session, *split_bundle(bundle), summary, key, today)
+        if pooled:
+            _ingest(session, *split_by_patient(pooled), summary, key, today)
+    print(json.dumps(summary.to_dict(), indent=2))
+    return 0
+
+
+def _ingest(session: Any, bundles: list[dict[str, Any]], unlinked: Any, summary: IngestSummary, key: bytes,
+            today: date) -> None:
+    summary.dropped.update(unlinked)
+    if not bundles:
+        summary.skipped["no-patient"] += 1
+        return
+    ingest_patient_bundles(session, bundles, key=key, today=today, summary=summary)

@@ -1,0 +1,31 @@
+"""`clinrlhf stats`: JSON counts of what the store holds."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from clinrlhf.cli import CLIError
+from clinrlhf.settings import load_settings
+from clinrlhf.store import counts, open_store
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "stats", help="print JSON counts of stored cases, cards, feedback and reviews",
+        description="Print JSON counts of what the store in $CLINRLHF_DATABASE_URL holds: cases, cards, feedback, "
+        "reviews, then finer breakdowns.")
+    parser.set_defaults(func=run)
+
+
+def run(_args: argparse.Namespace) -> int:
+    settings = load_settings()
+    try:
+        with open_store(settings.resolved_database_url)() as session:
+            result = counts(session)
+    except SQLAlchemyError as err:
+        raise CLIError(f"cannot read the store ({type(err).__name__})") from None
+    print(json.dumps(result, indent=2))
+    return 0

@@ -1,0 +1,33 @@
+"""`clinrlhf token`: print a signed development bearer token."""
+
+from __future__ import annotations
+
+import argparse
+
+from clinrlhf.cli import CLIError
+from clinrlhf.identity import ROLES, mint_token
+from clinrlhf.settings import MissingSecretError, load_settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "token", help="print a bearer token that `clinrlhf serve` accepts",
+        description="Print an ES256-signed JWT for local and test use, signed with the key in $CLINRLHF_HOME/keys "
+        "(created on first use). `clinrlhf serve` under the same $CLINRLHF_HOME accepts it. In production "
+        "(CLINRLHF_ENV=production) tokens come from the hospital's identity provider instead.")
+    parser.add_argument("--role", required=True, choices=ROLES, help="what the holder may do")
+    parser.add_argument("--sub", required=True, metavar="ID", help="who holds it (stored only as a pseudonym)")
+    parser.add_argument("--ttl", type=int, default=3600, metavar="SECONDS", help="lifetime (default 3600)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.ttl <= 0:
+        raise CLIError("--ttl must be a positive number of seconds")
+    if not args.sub.strip():
+        raise CLIError("--sub must not be empty")
+    try:
+        print(mint_token(load_settings(), role=args.role, sub=args.sub, ttl=args.ttl))
+    except MissingSecretError as err:
+        raise CLIError(str(err)) from None
+    return 0

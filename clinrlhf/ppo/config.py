@@ -1,0 +1,76 @@
+"""Hyperparameters of KL-constrained PPO. Defaults are tuned for the tiny policy of the quickstart."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    steps: int = 120
+    """PPO iterations; each samples `batch_size` responses and then updates on them."""
+    batch_size: int = 64
+    """Rollouts (prompt, response) per iteration."""
+    mini_batches: int = 4
+    """Mini-batches each iteration's rollouts are split into for the updates."""
+    ppo_epochs: int = 4
+    """Passes over each iteration's rollouts."""
+    lr: float = 3e-4
+    """Adam step size, shared by the policy and the value model."""
+    gamma: float = 1.0
+    """Discount; 1 because the episode is one short response (Ziegler et al., 2019)."""
+    lam: float = 0.95
+    """GAE lambda."""
+    cliprange: float = 0.2
+    """Clip range of the policy ratio."""
+    cliprange_value: float = 0.2
+    """Clip range of the value update around the rollout's values."""
+    vf_coef: float = 0.1
+    """Weight of the value loss in the joint loss."""
+    kl_estimator: Literal["k1", "k3"] = "k1"
+    """Per-token KL estimator in the reward penalty (http://joschu.net/blog/kl-approx.html)."""
+    init_kl_coef: float = 0.1
+    """Initial KL coefficient beta."""
+    adaptive_kl: bool = True
+    """Adapt beta toward `kl_target` (Ziegler et al., 2019); otherwise keep it fixed."""
+    kl_target: float = 2.0
+    """Target KL of policy from reference, in nats per response (sum over its tokens)."""
+    kl_horizon: float = 2000.0
+    """Horizon of the adaptive controller, in episodes; smaller reacts faster."""
+    kl_cap: float | None = 12.0
+    """Hard ceiling on the mean KL per response: training stops with KLCapExceeded above it."""
+    temperature: float = 1.0
+    """Sampling temperature, used again when log-probs are recomputed."""
+    response_length: int = 20
+    """Most tokens a response may have, EOS included."""
+    missing_eos_penalty: float = -1.0
+    """Added to the score of a response that does not end with EOS within `response_length`."""
+    length_penalty: float = 0.0
+    """Subtracted from the score per response token."""
+    whiten_rewards: bool = False
+    """Scale per-token rewards to unit variance (without shifting their mean)."""
+    max_grad_norm: float = 1.0
+    """Clip the global gradient norm of policy and value model to this."""
+    target_approx_kl: float | None = 0.1
+    """Stop an iteration's epochs early once the policy moved further than this from the rollout's."""
+    checkpoint_every: int = 20
+    """Save a resumable checkpoint every this many iterations (and after the last one)."""
+    final_kl_samples: int = 256
+    """Responses sampled after training to measure the final KL and reward."""
+    seed: int = 0
+    """Seeds torch and the generator used for sampling, prompt choice and mini-batch order."""
+
+    def __post_init__(self) -> None:
+        if self.batch_size % self.mini_batches:
+            raise ValueError("batch_size must be a multiple of mini_batches")
+        if self.kl_estimator not in ("k1", "k3"):
+            raise ValueError("kl_estimator must be 'k1' or 'k3'")
+
+    @property
+    def mini_batch_size(self) -> int:
+        return self.batch_size // self.mini_batches
+
+    def params(self) -> dict[str, object]:
+        """The config as MLflow params, namespaced `ppo.`."""
+        return {f"ppo.{key}": value for key, value in asdict(self).items()}

@@ -1,0 +1,65 @@
+"""Reward-model training settings. Defaults are what reaches good held-out accuracy at ε = 8 on a few
+thousand pairs in under a minute on two CPU cores (see tests/clinrlhf/reward)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from privacy.dp import ACCOUNTANTS, PRIVACY_UNITS, Accountant, PrivacyUnit
+
+GradSampleMode = Literal["hooks", "ghost"]
+IMPLEMENTED_UNITS: tuple[PrivacyUnit, ...] = ("pair",)
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    epochs: int = 4
+    """Passes over the pairs (in expectation: DP batches are Poisson samples)."""
+    batch_size: int = 64
+    """Expected (logical) batch size; each pair joins each batch with probability batch_size / n."""
+    learning_rate: float = 3e-3
+    """AdamW learning rate."""
+    max_grad_norm: float = 1.0
+    """Per-pair gradient clipping norm C (the sensitivity of each noisy sum)."""
+    target_epsilon: float = 8.0
+    """Privacy budget spent by the whole run."""
+    target_delta: float | None = None
+    """δ; None means 1/(10·n) for n pairs: strictly below 1/n, so releasing one pair in the clear
+    is never (ε, δ)-DP. 1/n is the loosest value CONTRACT accepts."""
+    accountant: Accountant = "prv"
+    """Privacy accountant: "prv" (tight, reported as dp.epsilon) or "rdp"."""
+    privacy_unit: PrivacyUnit = "pair"
+    """What one DP sample is. Only "pair" is implemented: one pair is one row, clipped as one."""
+    use_margin: bool = False
+    """Subtract each pair's margin inside the Bradley–Terry loss (rating judgments carry one)."""
+    center_rewards_coef: float = 0.01
+    """Weight of (r_c + r_r)² in the loss, keeping rewards centered at 0 (Eisenstein et al., 2023)."""
+    secure_rng: bool = False
+    """Cryptographically secure noise and sampling (Opacus secure_mode; needs torchcsprng)."""
+    seed: int = 0
+    """Seed for the head's initialisation, batch sampling and (unless secure_rng) the noise."""
+    dp: bool = True
+    """False trains without clipping or noise: a non-private baseline, never for real data."""
+    grad_sample_mode: GradSampleMode = "hooks"
+    """Opacus per-sample gradients: "hooks" materialises them, "ghost" only their norms."""
+
+    def __post_init__(self) -> None:
+        if self.privacy_unit not in PRIVACY_UNITS:
+            raise ValueError(f"privacy_unit must be one of {PRIVACY_UNITS}, got {self.privacy_unit!r}")
+        if self.privacy_unit not in IMPLEMENTED_UNITS:
+            raise ValueError(f"privacy_unit {self.privacy_unit!r} is not implemented yet; use 'pair'")
+        if self.accountant not in ACCOUNTANTS:
+            raise ValueError(f"accountant must be one of {ACCOUNTANTS}, got {self.accountant!r}")
+        if self.grad_sample_mode not in ("hooks", "ghost"):
+            raise ValueError(f"grad_sample_mode must be 'hooks' or 'ghost', got {self.grad_sample_mode!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be at least 1")
+        if self.target_epsilon <= 0 or self.max_grad_norm <= 0 or self.learning_rate <= 0:
+            raise ValueError("target_epsilon, max_grad_norm and learning_rate must be positive")
+        if self.target_delta is not None and not 0 < self.target_delta < 1:
+            raise ValueError(f"target_delta must be in (0, 1), got {self.target_delta}")
+
+    def delta_for(self, n: int) -> float:
+        """The δ used for n pairs."""
+        return self.target_delta if self.target_delta is not None else 1.0 / (10 * n)

@@ -1,0 +1,43 @@
+"""The Bradley–Terry preference loss, with an optional margin and reward-centering term."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Reduction = Literal["mean", "sum", "none"]
+
+
+def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor, margin: torch.Tensor | None = None,
+                       center_coef: float = 0.0, reduction: Reduction = "mean") -> torch.Tensor:
+    """-log σ(r_c - r_r - m) per pair, plus center_coef·(r_c + r_r)².
+
+    Bradley & Terry (1952): P(chosen ≻ rejected) = σ(r_c - r_r). The margin m asks for a wider gap
+    where the clinician said "much better" (Llama 2, Touvron et al., 2023, eq. 2,
+    https://arxiv.org/abs/2307.09288). The loss only sees reward differences, so the level of the
+    reward drifts freely; the centering term pins it near zero (Eisenstein et al., 2023,
+    https://arxiv.org/abs/2312.09244), which keeps PPO's reward scale stable. Shapes: (B,) -> (B,) or ().
+    """
+    delta = chosen - rejected if margin is None else chosen - rejected - margin
+    loss = -F.logsigmoid(delta)
+    if center_coef:
+        loss = loss + center_coef * (chosen + rejected).pow(2)
+    if reduction == "none":
+        return loss
+    return loss.sum() if reduction == "sum" else loss.mean()
+
+
+class BradleyTerryLoss(nn.Module):
+    """The loss as a criterion whose `reduction` Opacus can switch: ghost clipping calls it with
+    reduction "none" to get one loss per pair, then backpropagates twice."""
+
+    def __init__(self, center_coef: float = 0.0, reduction: Reduction = "mean") -> None:
+        super().__init__()
+        self.center_coef, self.reduction = center_coef, reduction
+
+    def forward(self, rewards: torch.Tensor, margin: torch.Tensor | None = None) -> torch.Tensor:
+        """rewards: (B, 2), chosen then rejected."""
+        return bradley_terry_loss(rewards[:, 0], rewards[:, 1], margin, self.center_coef, self.reduction)

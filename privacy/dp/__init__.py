@@ -1,0 +1,23 @@
+"""Differential privacy for training on clinicians' judgments: accounting, and the guarantee it buys.
+
+Pure functions over Opacus' accountants (PRV by default, RDP beside it), a typed statement of what
+a run guarantees, and the layer conversions GPT-2 needs before Opacus can compute per-sample
+gradients.
+"""
+
+from privacy.dp.accounting import ACCOUNTANTS, Accountant, calibrate_noise, epsilon_for
+from privacy.dp.compat import conv1d_to_linear, linear_to_conv1d, untie_parameters
+from privacy.dp.guarantee import PRIVACY_UNITS, PrivacyGuarantee, PrivacyUnit
+
+__all__ = [
+    "ACCOUNTANTS",
+    "PRIVACY_UNITS",
+    "Accountant",
+    "PrivacyGuarantee",
+    "PrivacyUnit",
+    "calibrate_noise",
+    "conv1d_to_linear",
+    "epsilon_for",
+    "linear_to_conv1d",
+    "untie_parameters",
+]

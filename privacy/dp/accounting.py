@@ -1,0 +1,65 @@
+"""Privacy accounting for DP-SGD with Poisson sampling, as pure functions of the mechanism's history.
+
+DP-SGD (Abadi et al., 2016, https://arxiv.org/abs/1607.00133) releases `steps` noisy sums, each over
+a Poisson sample of the data with rate `sample_rate`, each sum of per-sample gradients clipped to
+norm C and noised with N(0, (noise_multiplier * C)^2). The (epsilon, delta) this costs depends only
+on (noise_multiplier, sample_rate, steps, delta). Two accountants bound it:
+
+- "prv": privacy random variables (Gopi, Lee & Wutschitz, 2021, https://arxiv.org/abs/2106.02848),
+  numerically tight; the reported epsilon is the upper end of its error interval.
+- "rdp": Rényi DP (Mironov, 2017, https://arxiv.org/abs/1702.07476; sampled Gaussian mechanism,
+  Mironov, Talwar & Zhang, 2019, https://arxiv.org/abs/1908.10530), looser but classic.
+
+These are thin wrappers over Opacus' accountants, so training (which uses Opacus) and reporting
+(which uses these) can never disagree.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from opacus.accountants import PRVAccountant, RDPAccountant
+from opacus.accountants.accountant import IAccountant
+from opacus.accountants.utils import get_noise_multiplier
+
+Accountant = Literal["prv", "rdp"]
+ACCOUNTANTS: tuple[Accountant, ...] = ("prv", "rdp")
+
+
+def _accountant(name: str) -> IAccountant:
+    if name == "prv":
+        return PRVAccountant()
+    if name == "rdp":
+        return RDPAccountant()
+    raise ValueError(f"unknown accountant {name!r}; expected one of {ACCOUNTANTS}")
+
+
+def _check(sample_rate: float, steps: int, delta: float) -> None:
+    if not 0.0 < sample_rate <= 1.0:
+        raise ValueError(f"sample_rate must be in (0, 1], got {sample_rate}")
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    if not 0.0 < delta < 1.0:
+        raise ValueError(f"delta must be in (0, 1), got {delta}")
+
+
+def epsilon_for(noise_multiplier: float, sample_rate: float, steps: int, delta: float,
+                accountant: Accountant = "prv") -> float:
+    """The epsilon spent by `steps` Poisson-sampled Gaussian steps, at the given delta."""
+    _check(sample_rate, steps, delta)
+    if noise_multiplier <= 0.0:
+        return float("inf")  # no noise: no finite guarantee
+    acc = _accountant(accountant)
+    acc.history = [(noise_multiplier, sample_rate, steps)]
+    return float(acc.get_epsilon(delta=delta))
+
+
+def calibrate_noise(target_epsilon: float, target_delta: float, sample_rate: float, steps: int,
+                    accountant: Accountant = "prv") -> float:
+    """The smallest noise multiplier (to Opacus' search tolerance) whose epsilon is at most the target."""
+    _check(sample_rate, steps, target_delta)
+    if target_epsilon <= 0.0:
+        raise ValueError(f"target_epsilon must be positive, got {target_epsilon}")
+    _accountant(accountant)  # validates the name before the search
+    return float(get_noise_multiplier(target_epsilon=target_epsilon, target_delta=target_delta,
+                                      sample_rate=sample_rate, steps=steps, accountant=accountant))

@@ -1,0 +1,43 @@
+"""What a DP training run guarantees, stated once, in numbers and in words."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+PrivacyUnit = Literal["pair", "clinician", "patient"]
+PRIVACY_UNITS: tuple[PrivacyUnit, ...] = ("pair", "clinician", "patient")
+
+_UNIT_WORDS = {
+    "pair": "one preference pair (one clinician's judgment that one response beats another for one case)",
+    "clinician": "all the judgments of one clinician",
+    "patient": "all the judgments about one patient",
+}
+
+
+@dataclass(frozen=True)
+class PrivacyGuarantee:
+    epsilon: float
+    """Privacy loss bound; smaller is more private."""
+    delta: float
+    """Probability with which the epsilon bound may fail."""
+    unit: PrivacyUnit
+    """What is protected: the neighbouring datasets differ by adding or removing one of these."""
+    accountant: str
+    """How epsilon was computed ("prv" or "rdp")."""
+    noise_multiplier: float
+    """Gaussian noise standard deviation, in units of the clipping norm."""
+    sample_rate: float
+    """Poisson sampling probability of each unit in each step."""
+    steps: int
+    """Noisy gradient steps taken."""
+
+    def describe(self) -> str:
+        return (
+            f"The trained model is ({self.epsilon:.2f}, {self.delta:.2g})-differentially private with respect "
+            f"to adding or removing {_UNIT_WORDS[self.unit]}: DP-SGD with Poisson sampling "
+            f"(rate {self.sample_rate:.4g}), per-{self.unit} gradient clipping and Gaussian noise "
+            f"(multiplier {self.noise_multiplier:.3g}) over {self.steps} steps, accounted with the "
+            f"{self.accountant.upper()} accountant. It holds for everything derived from the model, "
+            f"but not for data used outside training (e.g. held-out evaluation sets)."
+        )

@@ -1,0 +1,78 @@
+"""The clinrlhf HTTP API: CDS Hooks 2.0 and FHIR R4, de-identifying every request at the door.
+
+Run it with `clinrlhf serve`, or as a uvicorn factory: `uvicorn --factory services.api.app:create_app`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from clinrlhf import __version__
+from clinrlhf.identity import MemoryJtiCache, parse_issuers
+from clinrlhf.settings import Settings, load_settings
+from clinrlhf.store import open_store
+from clinrlhf.world.world import load_world
+from services.api.access_log import install_access_log_filter
+from services.api.body import BODY_COMPONENTS
+from services.api.deps import AppState
+from services.api.errors import install_error_handlers
+from services.api.middleware import ErrorShield, RequestGuard
+from services.api.routes import cds_hooks, fhir, health, model_card
+from services.recommend import PolicyHolder, PolicyUnavailableError
+
+log = logging.getLogger("services.api")
+
+
+def _lifespan(state: AppState) -> Any:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:  # load the policy before the first request needs it; the service still starts without one
+            await run_in_threadpool(state.policies.get)
+        except PolicyUnavailableError:
+            log.warning("no policy available yet: the CDS service answers 503 until one is trained")
+        yield
+
+    return lifespan
+
+
+def _openapi(app: FastAPI) -> Any:
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = original()
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(BODY_COMPONENTS)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    return openapi
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app for `settings` (read from the environment when None)."""
+    settings = settings or load_settings()
+    parse_issuers(settings.jwks_issuers)  # a malformed issuer list stops start-up, not a request
+    state = AppState(settings=settings, sessions=open_store(settings.resolved_database_url),
+                     jti_cache=MemoryJtiCache(), policies=PolicyHolder(settings), world=load_world(),
+                     deid_key=settings.deid_secret)
+    app = FastAPI(
+        title="clinrlhf", version=__version__, lifespan=_lifespan(state), docs_url=None, redoc_url=None,
+        description="CDS Hooks 2.0 treatment suggestions and FHIR R4 clinician reviews. Every request is "
+        "de-identified on arrival; errors are FHIR OperationOutcomes.",
+    )
+    app.state.clinrlhf = state
+    install_error_handlers(app)
+    # Added innermost first: ErrorShield wraps RequestGuard, which wraps the routes.
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(ErrorShield)
+    for module in (health, cds_hooks, fhir, model_card):
+        app.include_router(module.router)
+    app.openapi = _openapi(app)  # type: ignore[method-assign]
+    install_access_log_filter()
+    return app

@@ -1,0 +1,88 @@
+"""Every error is a FHIR OperationOutcome with the right status, and never quotes the request.
+
+Diagnostics are fixed text written here, or schema locations (field names and list indexes) taken
+from validation errors; input values are never copied into a response or a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from services.api.responses import FHIRResponse
+
+log = logging.getLogger(__name__)
+
+# HTTP status -> FHIR IssueType (https://hl7.org/fhir/R4/valueset-issue-type.html)
+ISSUE_CODES = {400: "structure", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",
+               409: "conflict", 412: "incomplete", 413: "too-costly", 415: "not-supported", 422: "processing",
+               429: "throttled", 500: "exception", 503: "transient"}
+DEFAULT_MESSAGES = {400: "bad request", 401: "authentication required", 403: "not permitted",
+                    404: "not found", 405: "method not allowed", 413: "request body too large",
+                    415: "unsupported media type", 422: "request could not be processed",
+                    500: "internal error", 503: "service unavailable"}
+
+
+class APIError(Exception):
+    """An error to report as an OperationOutcome. `message` must not contain request content."""
+
+    def __init__(self, status: int, message: str, *, code: str | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+        self.code = code or ISSUE_CODES.get(status, "processing")
+        self.headers = dict(headers or {})
+
+
+def operation_outcome(code: str, diagnostics: str, severity: str = "error") -> dict[str, Any]:
+    return {"resourceType": "OperationOutcome",
+            "issue": [{"severity": severity, "code": code, "diagnostics": diagnostics}]}
+
+
+def outcome_response(status: int, message: str | None = None, *, code: str | None = None,
+                     headers: Mapping[str, str] | None = None) -> Response:
+    body = operation_outcome(code or ISSUE_CODES.get(status, "processing"),
+                             message or DEFAULT_MESSAGES.get(status, "error"))
+    return FHIRResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+def describe_errors(errors: Sequence[Mapping[str, Any]], limit: int = 5) -> str:
+    """`loc: type` for the first few errors; locations are schema names, never input values."""
+    parts = []
+    for err in errors[:limit]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if isinstance(p, int | str))
+        parts.append(f"{loc or '(root)'}: {err.get('type', 'invalid')}")
+    more = f" (+{len(errors) - limit} more)" if len(errors) > limit else ""
+    return "; ".join(parts) + more
+
+
+async def _api_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, APIError)
+    return outcome_response(exc.status, exc.message, code=exc.code, headers=exc.headers)
+
+
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    # Framework messages ("Not Found", "Method Not Allowed") are generic; our own are fixed text.
+    message = exc.detail if isinstance(exc.detail, str) else None
+    return outcome_response(exc.status_code, message, headers=exc.headers)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return outcome_response(400, "request body is not valid JSON", code="structure")
+    return outcome_response(422, f"request failed validation: {describe_errors(errors)}", code="invalid")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(APIError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)

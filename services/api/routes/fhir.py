@@ -1,0 +1,71 @@
+"""FHIR R4: the CapabilityStatement, the review Questionnaire, and clinicians' QuestionnaireResponses."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+
+from clinrlhf.identity import Principal
+from clinrlhf.store import InvalidInputError, NotFoundError, record_audit, record_review
+from clinrlhf.store.models import Review
+from services.api.body import body_schema, read_json
+from services.api.deps import CurrentPrincipal, SessionDep, StateDep, actor, clinician_pseudonym, require_scope
+from services.api.errors import APIError
+from services.api.responses import FHIR_JSON, FHIRResponse
+from services.fhir.capability import capability_statement
+from services.fhir.questionnaire import QUESTIONNAIRE_ID, review_questionnaire
+from services.fhir.review import ReviewFormatError, parse_review, render_review
+
+router = APIRouter(prefix="/fhir", tags=["FHIR"], default_response_class=FHIRResponse)
+_RESOURCE = {"content": {FHIR_JSON: {"schema": {"type": "object"}}}}
+
+
+@router.get("/metadata", summary="CapabilityStatement", responses={200: _RESOURCE})
+def metadata(request: Request, _principal: CurrentPrincipal) -> FHIRResponse:
+    return FHIRResponse(capability_statement(str(request.url_for("metadata")).removesuffix("/metadata")))
+
+
+@router.get("/Questionnaire/{questionnaire_id}", summary="The review Questionnaire", responses={200: _RESOURCE})
+def questionnaire(questionnaire_id: str, state: StateDep, _principal: CurrentPrincipal) -> FHIRResponse:
+    if questionnaire_id != QUESTIONNAIRE_ID:
+        raise APIError(404, "no such Questionnaire")
+    return FHIRResponse(review_questionnaire(state.world))
+
+
+async def review_body(request: Request) -> Any:
+    return await read_json(request)
+
+
+@router.post("/QuestionnaireResponse", status_code=201, summary="Submit a clinician review",
+             responses={201: _RESOURCE, 200: {"description": "the same review was already stored"}},
+             openapi_extra=body_schema(None, FHIR_JSON))
+def create_review(request: Request, principal: Annotated[Principal, Depends(require_scope("QuestionnaireResponse", "c"))],
+                  body: Annotated[Any, Depends(review_body)], state: StateDep, session: SessionDep) -> FHIRResponse:
+    try:
+        entry = parse_review(body, state.world)
+    except ReviewFormatError as err:
+        raise APIError(422, str(err), code="invalid") from None
+    clinician = clinician_pseudonym(state.deid_key, principal.sub)
+    try:
+        with session.begin():
+            review, created = record_review(session, entry, clinician=clinician)
+            if created:
+                record_audit(session, actor=actor(principal, state.deid_key), action="C",
+                             entity_type="QuestionnaireResponse", entity_id=review.id)
+    except NotFoundError:
+        raise APIError(404, "the review names a card this service did not issue") from None
+    except InvalidInputError as err:
+        raise APIError(422, str(err), code="invalid") from None
+    location = str(request.url_for("read_review", review_id=review.id))
+    return FHIRResponse(render_review(review, state.world), status_code=201 if created else 200,
+                        headers={"Location": location})
+
+
+@router.get("/QuestionnaireResponse/{review_id}", summary="Read a stored review", responses={200: _RESOURCE})
+def read_review(review_id: str, _principal: Annotated[Principal, Depends(require_scope("QuestionnaireResponse", "r"))],
+                state: StateDep, session: SessionDep) -> FHIRResponse:
+    review = session.get(Review, review_id)
+    if review is None:
+        raise APIError(404, "no such QuestionnaireResponse")
+    return FHIRResponse(render_review(review, state.world))

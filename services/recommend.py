@@ -1,0 +1,84 @@
+"""The served policy: loaded once, reloaded when the latest aligned policy changes, queried under a lock."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from clinrlhf.cli.serve import PolicyNotFoundError, resolve_policy
+from clinrlhf.policy.generate import Suggestion, suggest
+from clinrlhf.policy.model import load_policy
+from clinrlhf.settings import Settings
+from clinrlhf.world.world import World
+
+log = logging.getLogger(__name__)
+SUGGESTIONS_PER_CARD = 2
+
+
+class PolicyUnavailableError(RuntimeError):
+    """No policy can be loaded; the CDS service answers 503 until one exists."""
+
+
+def model_version(policy_dir: Path) -> str:
+    """Folder name plus a short digest of the weights, so a card names exactly the model behind it."""
+    weights = policy_dir / "model.safetensors"
+    if not weights.is_file():
+        return policy_dir.name
+    digest = hashlib.sha256()
+    with weights.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return f"{policy_dir.name}@{digest.hexdigest()[:12]}"
+
+
+@dataclass
+class Recommender:
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    policy_dir: Path
+    version: str
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def suggest(self, world: World, prompt: str, *, seed: int, n: int = SUGGESTIONS_PER_CARD) -> list[Suggestion]:
+        """Up to `n` distinct suggestions, the greedy recommendation first. `seed` makes a request's
+        sampled alternatives reproducible without making every request alike."""
+        generator = torch.Generator().manual_seed(seed)
+        with self._lock:  # one forward pass at a time: the CPU is shared, and generation is not re-entrant
+            return suggest(self.model, self.tokenizer, world, prompt, n=n, generator=generator)
+
+
+class PolicyHolder:
+    """Loads the policy lazily. With no explicit policy configured it follows the latest aligned
+    one, so a pipeline that publishes a new policy is picked up without a restart."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._current: Recommender | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Recommender:
+        current = self._current
+        if current is not None and self._settings.policy is not None:
+            return current  # an explicit policy never changes under a running server
+        try:
+            wanted = resolve_policy(self._settings)
+        except PolicyNotFoundError as err:
+            if current is not None:
+                return current
+            raise PolicyUnavailableError(str(err)) from None
+        if current is not None and current.policy_dir == wanted:
+            return current
+        with self._lock:
+            if self._current is None or self._current.policy_dir != wanted:
+                model, tokenizer = load_policy(wanted)
+                self._current = Recommender(model, tokenizer, wanted, model_version(wanted))
+                log.info("serving policy %s", self._current.version)
+            return self._current

@@ -1,0 +1,97 @@
+"""A real clinrlhf API on 127.0.0.1 (uvicorn in a thread) with a tiny untrained policy."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import torch
+import uvicorn
+
+from clinrlhf.identity import mint_token
+from clinrlhf.policy import PolicyConfig, build_policy, build_tokenizer, save_policy
+from clinrlhf.settings import Settings
+from clinrlhf.text.prompt import vocabulary_corpus
+from clinrlhf.world.world import World, load_world
+from services.api.app import create_app
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def world() -> World:
+    return load_world()
+
+
+@pytest.fixture(scope="session")
+def policy_dir(tmp_path_factory: pytest.TempPathFactory, world: World) -> Path:
+    tokenizer = build_tokenizer(vocabulary_corpus(world))
+    torch.manual_seed(0)
+    return save_policy(build_policy(PolicyConfig(), tokenizer), tokenizer, tmp_path_factory.mktemp("policy"))
+
+
+@pytest.fixture(scope="session")
+def api_settings(tmp_path_factory: pytest.TempPathFactory, policy_dir: Path) -> Settings:
+    return Settings(home=tmp_path_factory.mktemp("home"), policy=policy_dir, database_url=None)
+
+
+class LiveServer:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning",
+                                lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def server(api_settings: Settings) -> Iterator[LiveServer]:
+    with LiveServer(api_settings) as live:
+        yield live
+
+
+@pytest.fixture(scope="session")
+def tokens(api_settings: Settings) -> dict[str, str]:
+    return {role: mint_token(api_settings, role=role, sub=f"test-{role}")
+            for role in ("clinician", "cds-client", "ml-engineer", "compliance")}
+
+
+@pytest.fixture
+def client(server: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=60.0) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def auth(tokens: dict[str, str]):  # noqa: ANN201 -- returns a small header-building function
+    """`auth("clinician", "application/fhir+json")` -> request headers with that role's token."""
+
+    def headers(role: str, content_type: str | None = None) -> dict[str, str]:
+        out = {"Authorization": f"Bearer {tokens[role]}"}
+        return out | ({"Content-Type": content_type} if content_type else {})
+
+    return headers
