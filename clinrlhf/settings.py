@@ -24,7 +24,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CLINRLHF_", extra="ignore")
 
     home: Path = Field(default=Path(".clinrlhf"), description="Folder holding all local state.")
-    database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite under home by default.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; SQLite under home by default."
+    )
     env: Literal["development", "production"] = Field(
         default="development",
         description="In production no secret is ever generated: each must be supplied explicitly.",
@@ -35,7 +37,9 @@ class Settings(BaseSettings):
         default=None,
         description="JSON object {issuer: jwks_url_or_path} of trusted identity providers (production).",
     )
-    policy: Path | None = Field(default=None, description="Policy directory to serve; latest aligned if unset.")
+    policy: Path | None = Field(
+        default=None, description="Policy directory to serve; latest aligned if unset."
+    )
     token_audience: str = Field(default="clinrlhf", description="`aud` every bearer token must carry.")
 
     @cached_property
@@ -71,7 +75,9 @@ class Settings(BaseSettings):
         if path.exists():
             return path.read_bytes()
         if self.env == "production":
-            raise MissingSecretError(f"secret {name!r} must be configured in production (CLINRLHF_{name.upper()})")
+            raise MissingSecretError(
+                f"secret {name!r} must be configured in production (CLINRLHF_{name.upper()})"
+            )
         value = secrets.token_hex(nbytes).encode()
         path.touch(mode=0o600)
         path.write_bytes(value)

@@ -11,9 +11,9 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from clinrlhf.cli.serve import PolicyNotFoundError, resolve_policy
 from clinrlhf.policy.generate import Suggestion, suggest
 from clinrlhf.policy.model import load_policy
+from clinrlhf.policy.registry import PolicyNotFoundError, resolve_policy
 from clinrlhf.settings import Settings
 from clinrlhf.world.world import World
 
@@ -47,7 +47,9 @@ class Recommender:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
 
-    def suggest(self, world: World, prompt: str, *, seed: int, n: int = SUGGESTIONS_PER_CARD) -> list[Suggestion]:
+    def suggest(
+        self, world: World, prompt: str, *, seed: int, n: int = SUGGESTIONS_PER_CARD
+    ) -> list[Suggestion]:
         """Up to `n` distinct suggestions, the greedy recommendation first. `seed` makes a request's
         sampled alternatives reproducible without making every request alike."""
         generator = torch.Generator().manual_seed(seed)

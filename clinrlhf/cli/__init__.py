@@ -39,6 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CLIError as err:
         print(f"clinrlhf {args.command}: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `clinrlhf stats | head`: the reader left, nothing to report
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"clinrlhf {args.command}: interrupted", file=sys.stderr)
         return 130

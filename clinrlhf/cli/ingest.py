@@ -21,15 +21,22 @@ from clinrlhf.store.ingest import IngestSummary, ingest_patient_bundles, split_b
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "ingest", help="de-identify FHIR R4 Bundles (.json) or Bulk Data NDJSON (.ndjson) and store the cases",
+        "ingest",
+        help="de-identify FHIR R4 Bundles (.json) or Bulk Data NDJSON (.ndjson) and store the cases",
         description="Read FHIR R4 Bundles (.json; one or several patients each) or Bulk Data NDJSON exports "
         "(.ndjson; one resource per line, grouped by patient reference across all the files given), "
         "de-identify each patient at the door and store the de-identified cases. Bundles without a Patient "
         "(e.g. Synthea's hospital and practitioner files) are skipped. Prints a JSON summary. All or nothing: "
-        "an unreadable file stores nothing.")
+        "an unreadable file stores nothing.",
+    )
     parser.add_argument("paths", nargs="+", metavar="PATH", type=Path, help=".json Bundle or .ndjson file")
-    parser.add_argument("--today", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD",
-                        help="date the records are read on, for ages (default: today)")
+    parser.add_argument(
+        "--today",
+        type=date.fromisoformat,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="date the records are read on, for ages (default: today)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -80,8 +87,11 @@ def run(args: argparse.Namespace) -> int:
             if path.suffix.lower() != ".json":
                 raise CLIError(f"PATH argument {n}: expected a .json Bundle or an .ndjson file")
             bundle = _read_json(path, n)
-            if (not isinstance(bundle, Mapping) or bundle.get("resourceType") != "Bundle"
-                    or not isinstance(bundle.get("entry", []), list)):
+            if (
+                not isinstance(bundle, Mapping)
+                or bundle.get("resourceType") != "Bundle"
+                or not isinstance(bundle.get("entry", []), list)
+            ):
                 raise CLIError(f"PATH argument {n}: not a FHIR Bundle")
             _ingest(session, *split_bundle(bundle), summary, key, today)
         if pooled:
@@ -90,8 +100,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ingest(session: Any, bundles: list[dict[str, Any]], unlinked: Any, summary: IngestSummary, key: bytes,
-            today: date) -> None:
+def _ingest(
+    session: Any,
+    bundles: list[dict[str, Any]],
+    unlinked: Any,
+    summary: IngestSummary,
+    key: bytes,
+    today: date,
+) -> None:
     summary.dropped.update(unlinked)
     if not bundles:
         summary.skipped["no-patient"] += 1

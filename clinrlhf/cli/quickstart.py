@@ -20,7 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "model on the de-identified feedback, align the policy with KL-constrained PPO, evaluate on held-out "
         "patients and write a compliance report. Results go to $CLINRLHF_HOME/quickstart/summary.json.",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed for cohorts, panel and training (default 0)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed for cohorts, panel and training (default 0)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -30,12 +32,19 @@ def print_summary(summary: dict, console: Console) -> None:
         table.add_column(column)
     for name in ("before", "after"):
         row = summary[name]
-        table.add_row("supervised" if name == "before" else "aligned", f"{row['concordance']:.3f}",
-                      f"{row['unsafe_rate']:.3f}")
+        table.add_row(
+            "supervised" if name == "before" else "aligned",
+            f"{row['concordance']:.3f}",
+            f"{row['unsafe_rate']:.3f}",
+        )
     console.print(table)
-    console.print(f"privacy: ε = {summary['epsilon']:.2f}, δ = {summary['delta']:.2e} · "
-                  f"final KL = {summary['kl']:.2f} nats (target {summary['kl_target']:g}) · {summary['seconds']:.0f} s")
-    console.print(f"report: {summary['report']}\nMLflow run: {summary['mlflow_run_id']} ({summary['mlflow_tracking_uri']})")
+    console.print(
+        f"privacy: ε = {summary['epsilon']:.2f}, δ = {summary['delta']:.2e} · "
+        f"final KL = {summary['kl']:.2f} nats (target {summary['kl_target']:g}) · {summary['seconds']:.0f} s"
+    )
+    console.print(
+        f"report: {summary['report']}\nMLflow run: {summary['mlflow_run_id']} ({summary['mlflow_tracking_uri']})"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,9 +9,14 @@ from clinrlhf.settings import load_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("report", help="print the path of a pipeline run's compliance report (HTML)",
-                            description="Find the compliance report of a pipeline run (or of any of its stages).")
-    parser.add_argument("run_id", metavar="RUN_ID", help="an MLflow run id of a pipeline or one of its stages")
+    parser = sub.add_parser(
+        "report",
+        help="print the path of a pipeline run's compliance report (HTML)",
+        description="Find the compliance report of a pipeline run (or of any of its stages).",
+    )
+    parser.add_argument(
+        "run_id", metavar="RUN_ID", help="an MLflow run id of a pipeline or one of its stages"
+    )
     parser.set_defaults(func=run)
 
 

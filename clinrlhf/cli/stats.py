@@ -14,9 +14,11 @@ from clinrlhf.store import counts, open_store
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "stats", help="print JSON counts of stored cases, cards, feedback and reviews",
+        "stats",
+        help="print JSON counts of stored cases, cards, feedback and reviews",
         description="Print JSON counts of what the store in $CLINRLHF_DATABASE_URL holds: cases, cards, feedback, "
-        "reviews, then finer breakdowns.")
+        "reviews, then finer breakdowns.",
+    )
     parser.set_defaults(func=run)
 
 

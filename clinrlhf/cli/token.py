@@ -11,12 +11,16 @@ from clinrlhf.settings import MissingSecretError, load_settings
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "token", help="print a bearer token that `clinrlhf serve` accepts",
+        "token",
+        help="print a bearer token that `clinrlhf serve` accepts",
         description="Print an ES256-signed JWT for local and test use, signed with the key in $CLINRLHF_HOME/keys "
         "(created on first use). `clinrlhf serve` under the same $CLINRLHF_HOME accepts it. In production "
-        "(CLINRLHF_ENV=production) tokens come from the hospital's identity provider instead.")
+        "(CLINRLHF_ENV=production) tokens come from the hospital's identity provider instead.",
+    )
     parser.add_argument("--role", required=True, choices=ROLES, help="what the holder may do")
-    parser.add_argument("--sub", required=True, metavar="ID", help="who holds it (stored only as a pseudonym)")
+    parser.add_argument(
+        "--sub", required=True, metavar="ID", help="who holds it (stored only as a pseudonym)"
+    )
     parser.add_argument("--ttl", type=int, default=3600, metavar="SECONDS", help="lifetime (default 3600)")
     parser.set_defaults(func=run)
 

@@ -28,12 +28,18 @@ class Evaluation:
     concordance: float
     unsafe_rate: float
     n: int
-    subgroups: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # attr -> group -> metrics
+    subgroups: dict[str, dict[str, dict[str, float]]] = field(
+        default_factory=dict
+    )  # attr -> group -> metrics
     outcomes: list[Outcome] = field(default_factory=list)
 
     def metrics(self) -> dict[str, float]:
         """MLflow metric names from CONTRACT: eval.<metric> and eval.<metric>.<attribute>.<group>."""
-        out = {"eval.concordance": self.concordance, "eval.unsafe_rate": self.unsafe_rate, "eval.n": float(self.n)}
+        out = {
+            "eval.concordance": self.concordance,
+            "eval.unsafe_rate": self.unsafe_rate,
+            "eval.n": float(self.n),
+        }
         for attribute, groups in self.subgroups.items():
             for group, values in groups.items():
                 for metric, value in values.items():
@@ -55,8 +61,13 @@ def rates(outcomes: Sequence[Outcome]) -> dict[str, float]:
     }
 
 
-def recommend_greedy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, world: World,
-                     scenarios: Sequence[Scenario], batch_size: int = 256) -> list[str | None]:
+def recommend_greedy(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    world: World,
+    scenarios: Sequence[Scenario],
+    batch_size: int = 256,
+) -> list[str | None]:
     drugs: list[str | None] = []
     for start in range(0, len(scenarios), batch_size):
         chunk = scenarios[start : start + batch_size]
@@ -65,8 +76,9 @@ def recommend_greedy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
     return drugs
 
 
-def evaluate_policy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, world: World,
-                    scenarios: Sequence[Scenario]) -> Evaluation:
+def evaluate_policy(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, world: World, scenarios: Sequence[Scenario]
+) -> Evaluation:
     drugs = recommend_greedy(model, tokenizer, world, scenarios)
     outcomes = [score(world, s.facts, s.target, d) for s, d in zip(scenarios, drugs, strict=True)]
     grouped: dict[str, dict[str, list[Outcome]]] = defaultdict(lambda: defaultdict(list))
@@ -78,4 +90,12 @@ def evaluate_policy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, 
     return Evaluation(overall["concordance"], overall["unsafe_rate"], len(outcomes), subgroups, outcomes)
 
 
-__all__ = ["Evaluation", "Scenario", "age_band", "evaluate_policy", "rates", "recommend_greedy", "subgroup_of"]
+__all__ = [
+    "Evaluation",
+    "Scenario",
+    "age_band",
+    "evaluate_policy",
+    "rates",
+    "recommend_greedy",
+    "subgroup_of",
+]

@@ -8,7 +8,21 @@ from clinrlhf.identity.scopes import grants, parse_scope
 from clinrlhf.identity.tokens import Principal, TokenError, mint_token, verify_token
 
 __all__ = [
-    "DEV_ISSUER", "ROLES", "ROLE_SCOPES", "IssuerConfigError", "JWKSCache", "JtiCache", "MemoryJtiCache",
-    "Principal", "Role", "TokenError", "dev_jwks", "dev_signing_key", "grants", "mint_token", "parse_issuers",
-    "parse_scope", "verify_token",
+    "DEV_ISSUER",
+    "ROLES",
+    "ROLE_SCOPES",
+    "IssuerConfigError",
+    "JWKSCache",
+    "JtiCache",
+    "MemoryJtiCache",
+    "Principal",
+    "Role",
+    "TokenError",
+    "dev_jwks",
+    "dev_signing_key",
+    "grants",
+    "mint_token",
+    "parse_issuers",
+    "parse_scope",
+    "verify_token",
 ]

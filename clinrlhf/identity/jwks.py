@@ -25,7 +25,9 @@ import httpx
 from clinrlhf.identity.roles import ROLES
 
 JWKS_TTL_SECONDS = 300.0
-MIN_REFRESH_SECONDS = 30.0  # an unknown `kid` refetches at most this often, so junk tokens cannot flood the IdP
+MIN_REFRESH_SECONDS = (
+    30.0  # an unknown `kid` refetches at most this often, so junk tokens cannot flood the IdP
+)
 HTTP_TIMEOUT_SECONDS = 5.0
 
 
@@ -74,7 +76,11 @@ class JWKSCache:
         now = time.monotonic()
         with self._lock:
             cached = self._cache.get(location)
-        if cached and (now - cached[0] < self.ttl) and not (refresh and now - cached[0] >= MIN_REFRESH_SECONDS):
+        if (
+            cached
+            and (now - cached[0] < self.ttl)
+            and not (refresh and now - cached[0] >= MIN_REFRESH_SECONDS)
+        ):
             return cached[1]
         jwks = self._fetch(location)
         with self._lock:

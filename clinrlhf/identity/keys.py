@@ -34,16 +34,23 @@ def public_jwk(key: ec.EllipticCurvePublicKey) -> dict[str, str]:
     """The public key as a JWK (RFC 7517), with its RFC 7638 thumbprint as `kid`."""
     numbers = key.public_numbers()
     size = (key.curve.key_size + 7) // 8
-    jwk = {"crv": "P-256", "kty": "EC", "x": _b64(numbers.x.to_bytes(size, "big")),
-           "y": _b64(numbers.y.to_bytes(size, "big"))}
+    jwk = {
+        "crv": "P-256",
+        "kty": "EC",
+        "x": _b64(numbers.x.to_bytes(size, "big")),
+        "y": _b64(numbers.y.to_bytes(size, "big")),
+    }
     # RFC 7638: SHA-256 over the required members, lexicographically ordered, no whitespace.
-    thumbprint = _b64(hashlib.sha256(json.dumps(jwk, sort_keys=True, separators=(",", ":")).encode()).digest())
+    thumbprint = _b64(
+        hashlib.sha256(json.dumps(jwk, sort_keys=True, separators=(",", ":")).encode()).digest()
+    )
     return jwk | {"kid": thumbprint, "alg": DEV_ALGORITHM, "use": "sig"}
 
 
 def _generate(path: Path) -> None:
     pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".key-")  # mode 0600
     try:
         with os.fdopen(fd, "wb") as f:

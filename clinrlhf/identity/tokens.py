@@ -32,7 +32,18 @@ from clinrlhf.settings import Settings
 
 # Asymmetric JWS algorithms only (RFC 7518). CDS Hooks: "SHALL NOT be signed using any symmetric
 # algorithm" nor `none`.
-ALLOWED_ALGORITHMS = ("ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA")
+ALLOWED_ALGORITHMS = (
+    "ES256",
+    "ES384",
+    "ES512",
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "EdDSA",
+)
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "jti"]
 CLOCK_SKEW_SECONDS = 30
 DEFAULT_TTL_SECONDS = 3600
@@ -55,8 +66,15 @@ class Principal:
         return grants(self.scopes, resource, permission)
 
 
-def mint_token(settings: Settings, role: str, sub: str, ttl: int = DEFAULT_TTL_SECONDS,
-               scopes: str | None = None, *, jti_once: bool = False) -> str:
+def mint_token(
+    settings: Settings,
+    role: str,
+    sub: str,
+    ttl: int = DEFAULT_TTL_SECONDS,
+    scopes: str | None = None,
+    *,
+    jti_once: bool = False,
+) -> str:
     """A development token signed with the ES256 key under ``settings.keys_dir``."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
@@ -65,9 +83,17 @@ def mint_token(settings: Settings, role: str, sub: str, ttl: int = DEFAULT_TTL_S
     key = dev_signing_key(settings)
     assert key is not None  # created on demand
     now = int(time.time())
-    claims: dict[str, Any] = {"iss": DEV_ISSUER, "sub": sub, "aud": settings.token_audience, "iat": now,
-                              "nbf": now, "exp": now + ttl, "jti": str(uuid.uuid4()), "role": role,
-                              "scope": scopes if scopes is not None else ROLE_SCOPES[role]}
+    claims: dict[str, Any] = {
+        "iss": DEV_ISSUER,
+        "sub": sub,
+        "aud": settings.token_audience,
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl,
+        "jti": str(uuid.uuid4()),
+        "role": role,
+        "scope": scopes if scopes is not None else ROLE_SCOPES[role],
+    }
     if jti_once:
         claims["jti_once"] = True
     kid = public_jwk(key.public_key())["kid"]
@@ -103,8 +129,15 @@ def _issuer_key(issuer: Issuer, header: Mapping[str, Any], cache: JWKSCache) -> 
 
 def _decode(token: str, key: Any, alg: str, iss: str, audiences: list[str]) -> dict[str, Any]:
     try:
-        return jwt.decode(token, key, algorithms=[alg], audience=audiences, issuer=iss, leeway=CLOCK_SKEW_SECONDS,
-                          options={"require": REQUIRED_CLAIMS})
+        return jwt.decode(
+            token,
+            key,
+            algorithms=[alg],
+            audience=audiences,
+            issuer=iss,
+            leeway=CLOCK_SKEW_SECONDS,
+            options={"require": REQUIRED_CLAIMS},
+        )
     except jwt.ExpiredSignatureError:
         raise TokenError("token has expired") from None
     except jwt.InvalidAudienceError:
@@ -126,8 +159,14 @@ def _scopes(claims: Mapping[str, Any], role: str | None, issuer: Issuer | None) 
     return frozenset(ROLE_SCOPES[role].split()) if role else frozenset()
 
 
-def verify_token(settings: Settings, token: str, jti_cache: JtiCache, *, audiences: Collection[str] = (),
-                 jwks_cache: JWKSCache | None = None) -> Principal:
+def verify_token(
+    settings: Settings,
+    token: str,
+    jti_cache: JtiCache,
+    *,
+    audiences: Collection[str] = (),
+    jwks_cache: JWKSCache | None = None,
+) -> Principal:
     """Verify a bearer token and return who holds it; raise TokenError otherwise.
 
     `audiences` adds accepted `aud` values to ``settings.token_audience``: CDS Hooks clients put the
@@ -141,8 +180,9 @@ def verify_token(settings: Settings, token: str, jti_cache: JtiCache, *, audienc
     alg, iss = header.get("alg"), unverified.get("iss")
     if alg not in ALLOWED_ALGORITHMS:
         raise TokenError("token signing algorithm is not accepted (asymmetric algorithms only)")
-    issuers = parse_issuers(settings.jwks_issuers)
-    issuer = issuers.get(iss) if isinstance(iss, str) else None
+    if not isinstance(iss, str):
+        raise TokenError("token issuer is not trusted")
+    issuer = parse_issuers(settings.jwks_issuers).get(iss)
     if iss == DEV_ISSUER and issuer is None:
         key = _dev_key(settings, alg)
     elif issuer is not None:
@@ -155,4 +195,6 @@ def verify_token(settings: Settings, token: str, jti_cache: JtiCache, *, audienc
     once = claims.get("jti_once") is True or (issuer is not None and role == "cds-client")
     if once and not jti_cache.first_use(iss, str(claims["jti"]), float(claims["exp"])):
         raise TokenError("token has already been used (jti replay)")
-    return Principal(sub=str(claims.get("sub") or iss), role=role, scopes=_scopes(claims, role, issuer), issuer=iss)
+    return Principal(
+        sub=str(claims.get("sub") or iss), role=role, scopes=_scopes(claims, role, issuer), issuer=iss
+    )

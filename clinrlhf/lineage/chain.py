@@ -34,8 +34,9 @@ def load_chain(client: MlflowClient, run_id: str) -> Chain:
     pipeline = _get(client, parent_id) if parent_id else run
     if pipeline.data.tags.get("clinrlhf.stage") != "pipeline":
         raise RunNotFound(f"run {run_id!r} is not part of a clinrlhf pipeline")
-    children = client.search_runs([pipeline.info.experiment_id],
-                                  filter_string=f"tags.mlflow.parentRunId = '{pipeline.info.run_id}'")
+    children = client.search_runs(
+        [pipeline.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{pipeline.info.run_id}'"
+    )
     return Chain(pipeline, {c.data.tags.get("clinrlhf.stage", "?"): c for c in children})
 
 
@@ -45,14 +46,20 @@ def describe(chain: Chain) -> list[str]:
     ppo, reward, sft = chain.stage("ppo"), chain.stage("reward"), chain.stage("sft")
     if ppo:
         m = ppo.data.metrics
-        lines.append(f"  model ← PPO run {ppo.info.run_id}: KL {m.get('ppo.kl', float('nan')):.3f} nats, "
-                     f"KL coef {m.get('ppo.kl_coef', float('nan')):.3f}, reward {m.get('ppo.reward_mean', float('nan')):.3f}")
-        lines.append(f"    reference ← SFT run {sft.info.run_id if sft else '?'}"
-                     f" (historical practice {sft.data.tags.get('clinrlhf.dataset_sha256', '?') if sft else '?'})")
+        lines.append(
+            f"  model ← PPO run {ppo.info.run_id}: KL {m.get('ppo.kl', float('nan')):.3f} nats, "
+            f"KL coef {m.get('ppo.kl_coef', float('nan')):.3f}, reward {m.get('ppo.reward_mean', float('nan')):.3f}"
+        )
+        lines.append(
+            f"    reference ← SFT run {sft.info.run_id if sft else '?'}"
+            f" (historical practice {sft.data.tags.get('clinrlhf.dataset_sha256', '?') if sft else '?'})"
+        )
     if reward:
         p, m, t = reward.data.params, reward.data.metrics, reward.data.tags
-        lines.append(f"    reward ← reward run {reward.info.run_id}: ε {m.get('dp.epsilon', float('nan')):.3f}, "
-                     f"δ {p.get('dp.delta', '?')}, unit {p.get('dp.privacy_unit', '?')}, accountant {p.get('dp.accountant', '?')}")
+        lines.append(
+            f"    reward ← reward run {reward.info.run_id}: ε {m.get('dp.epsilon', float('nan')):.3f}, "
+            f"δ {p.get('dp.delta', '?')}, unit {p.get('dp.privacy_unit', '?')}, accountant {p.get('dp.accountant', '?')}"
+        )
         lines.append(f"      feedback snapshot sha256 {t.get('clinrlhf.dataset_sha256', '?')}")
         lines.append(f"        de-identification config sha256 {t.get('clinrlhf.deid_config_sha256', '?')}")
     lines.append(f"  code commit {chain.pipeline.data.tags.get('mlflow.source.git.commit', '?')}")

@@ -19,8 +19,9 @@ def _data_uri(fig: plt.Figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def curves(series: dict[str, Sequence[float]], title: str, target: float | None = None,
-           target_label: str = "target") -> str:
+def curves(
+    series: dict[str, Sequence[float]], title: str, target: float | None = None, target_label: str = "target"
+) -> str:
     fig, axes = plt.subplots(1, len(series), figsize=(4.2 * len(series), 3.0), squeeze=False)
     for ax, (name, values) in zip(axes[0], series.items(), strict=True):
         ax.plot(range(1, len(values) + 1), list(values), color="#1f5f8b")

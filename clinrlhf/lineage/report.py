@@ -19,7 +19,9 @@ class Criterion:
 
 
 def _environment() -> Environment:
-    return Environment(loader=PackageLoader("clinrlhf.lineage", "templates"), autoescape=select_autoescape(["html"]))
+    return Environment(
+        loader=PackageLoader("clinrlhf.lineage", "templates"), autoescape=select_autoescape(["html"])
+    )
 
 
 def render_report(context: dict[str, Any]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,8 +21,14 @@ STAGES = ("sft", "reward", "ppo", "eval", "pipeline")
 def git_commit() -> str:
     """The commit of the code that ran, for `mlflow.source.git.commit`; "unknown" outside a checkout."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent, check=True)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+            check=True,
+        )
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -30,6 +37,8 @@ def git_commit() -> str:
 def configure_mlflow(settings: Settings) -> str:
     """Point MLflow at the configured store; create the experiment with artifacts under CLINRLHF_HOME."""
     uri = settings.mlflow_tracking_uri
+    for noisy in ("mlflow", "alembic"):  # store migrations log at INFO on every fresh store
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     mlflow.set_tracking_uri(uri)
     if mlflow.get_experiment_by_name(EXPERIMENT) is None:
         mlflow.create_experiment(EXPERIMENT, artifact_location=settings.mlflow_artifact_location)
@@ -38,12 +47,22 @@ def configure_mlflow(settings: Settings) -> str:
 
 
 @contextmanager
-def stage_run(stage: str, *, lineage: dict[str, str] | None = None, tags: dict[str, str] | None = None,
-              nested: bool = True) -> Iterator[mlflow.ActiveRun]:
+def stage_run(
+    stage: str,
+    *,
+    lineage: dict[str, str] | None = None,
+    tags: dict[str, str] | None = None,
+    nested: bool = True,
+) -> Iterator[mlflow.ActiveRun]:
     """One stage = one run, tagged with its stage and, for training, its lineage tags."""
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")
-    all_tags = {"clinrlhf.stage": stage, "mlflow.source.git.commit": git_commit(), **(lineage or {}), **(tags or {})}
+    all_tags = {
+        "clinrlhf.stage": stage,
+        "mlflow.source.git.commit": git_commit(),
+        **(lineage or {}),
+        **(tags or {}),
+    }
     with mlflow.start_run(run_name=stage, nested=nested, tags=all_tags) as run:
         yield run
 

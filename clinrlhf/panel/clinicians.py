@@ -38,7 +38,9 @@ def default_panel() -> list[Clinician]:
     """Eight clinicians: five careful but noisy, two with personal biases, one adversarial."""
     careful = [Clinician(f"dr-{i}", noise=0.25 + 0.1 * i) for i in range(5)]
     biased = [
-        Clinician("dr-anticoag-sceptic", noise=0.3, bias={"direct oral anticoagulant": -0.8, "beta blocker": 0.6}),
+        Clinician(
+            "dr-anticoag-sceptic", noise=0.3, bias={"direct oral anticoagulant": -0.8, "beta blocker": 0.6}
+        ),
         Clinician("dr-loyal-to-habit", noise=0.4, bias={"ACE inhibitor": 0.7, "biguanide": 0.5}),
     ]
     return careful + biased + [Clinician("dr-adversary", noise=0.2, adversarial=True)]
@@ -56,8 +58,15 @@ def _rating(u: float, rng: random.Random, noise: float) -> int:
     return max(1, min(5, round(3 + 1.6 * u + rng.gauss(0, 2 * noise))))
 
 
-def review_pair(world: World, clinician: Clinician, facts: PatientFacts, target: str,
-                drug_a: str | None, drug_b: str | None, rng: random.Random) -> Review:
+def review_pair(
+    world: World,
+    clinician: Clinician,
+    facts: PatientFacts,
+    target: str,
+    drug_a: str | None,
+    drug_b: str | None,
+    rng: random.Random,
+) -> Review:
     ua, ub = (value(world, clinician, facts, target, d) for d in (drug_a, drug_b))
     if abs(ua - ub) < clinician.tie_margin:
         choice = "tie"
@@ -66,12 +75,22 @@ def review_pair(world: World, clinician: Clinician, facts: PatientFacts, target:
         choice = "a" if rng.random() < p_a else "b"
     good = sorted(acceptable(world, facts, target))
     wrong = {score(world, facts, target, d) for d in (drug_a, drug_b)} <= {Outcome.UNSAFE, Outcome.OFF_TARGET}
-    correction = rng.choice(good) if good and wrong and not clinician.adversarial and rng.random() < 0.3 else None
-    return Review(choice, _rating(ua, rng, clinician.noise), _rating(ub, rng, clinician.noise), correction, None)
+    correction = (
+        rng.choice(good) if good and wrong and not clinician.adversarial and rng.random() < 0.3 else None
+    )
+    return Review(
+        choice, _rating(ua, rng, clinician.noise), _rating(ub, rng, clinician.noise), correction, None
+    )
 
 
-def cds_outcome(world: World, clinician: Clinician, facts: PatientFacts, target: str,
-                drugs: list[str | None], rng: random.Random) -> tuple[int | None, str | None]:
+def cds_outcome(
+    world: World,
+    clinician: Clinician,
+    facts: PatientFacts,
+    target: str,
+    drugs: list[str | None],
+    rng: random.Random,
+) -> tuple[int | None, str | None]:
     """At the point of care: accept the best-valued suggestion if it looks good, else override.
 
     Returns (accepted index or None, override reason code or None)."""

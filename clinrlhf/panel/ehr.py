@@ -8,13 +8,21 @@ from typing import Any
 
 HOOK = "patient-view"
 SERVICE_ID = "clinrlhf-treatment"
-_PREFETCH_KEYS = {"Condition": "conditions", "Observation": "observations", "MedicationRequest": "medications",
-                  "AllergyIntolerance": "allergies"}
+_PREFETCH_KEYS = {
+    "Condition": "conditions",
+    "Observation": "observations",
+    "MedicationRequest": "medications",
+    "AllergyIntolerance": "allergies",
+}
 
 
 def _searchset(resources: list[dict]) -> dict:
-    return {"resourceType": "Bundle", "type": "searchset", "total": len(resources),
-            "entry": [{"resource": r} for r in resources]}
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(resources),
+        "entry": [{"resource": r} for r in resources],
+    }
 
 
 def prefetch_from_bundle(bundle: Mapping[str, Any]) -> tuple[str, dict]:
@@ -31,8 +39,12 @@ def prefetch_from_bundle(bundle: Mapping[str, Any]) -> tuple[str, dict]:
 
 def patient_view_request(bundle: Mapping[str, Any], user: str = "Practitioner/example") -> dict:
     patient_id, prefetch = prefetch_from_bundle(bundle)
-    return {"hook": HOOK, "hookInstance": str(uuid.uuid4()),
-            "context": {"userId": user, "patientId": patient_id}, "prefetch": prefetch}
+    return {
+        "hook": HOOK,
+        "hookInstance": str(uuid.uuid4()),
+        "context": {"userId": user, "patientId": patient_id},
+        "prefetch": prefetch,
+    }
 
 
 def card_drug_codes(card: Mapping[str, Any]) -> tuple[str | None, list[tuple[str, str | None]]]:

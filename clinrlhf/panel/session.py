@@ -60,35 +60,69 @@ def questionnaire_response(card: str, a: str, b: str, review: Review, world: Wor
         items.append({"linkId": "comment", "answer": [{"valueString": review.comment}]})
     if review.correction:
         drug = world.drugs[review.correction]
-        items.append({"linkId": "correction", "answer": [
-            {"valueCoding": {"system": RXNORM, "code": drug.rxnorm, "display": drug.key}}]})
-    return {"resourceType": "QuestionnaireResponse", "status": "completed",
-            "questionnaire": REVIEW_QUESTIONNAIRE, "authored": datetime.now(UTC).isoformat(), "item": items}
+        items.append(
+            {
+                "linkId": "correction",
+                "answer": [{"valueCoding": {"system": RXNORM, "code": drug.rxnorm, "display": drug.key}}],
+            }
+        )
+    return {
+        "resourceType": "QuestionnaireResponse",
+        "status": "completed",
+        "questionnaire": REVIEW_QUESTIONNAIRE,
+        "authored": datetime.now(UTC).isoformat(),
+        "item": items,
+    }
 
 
 class PanelRun:
-    def __init__(self, base_url: str, world: World, panel: Sequence[Clinician], tokens: dict[str, str],
-                 config: PanelConfig) -> None:
-        self.base_url, self.world, self.panel, self.tokens, self.config = base_url, world, panel, tokens, config
+    def __init__(
+        self,
+        base_url: str,
+        world: World,
+        panel: Sequence[Clinician],
+        tokens: dict[str, str],
+        config: PanelConfig,
+    ) -> None:
+        self.base_url, self.world, self.panel, self.tokens, self.config = (
+            base_url,
+            world,
+            panel,
+            tokens,
+            config,
+        )
         self.stats = PanelStats()
 
-    def _post(self, client: httpx.Client, path: str, token: str, body: dict, content_type: str) -> httpx.Response:
-        response = client.post(path, json=body, headers={"Authorization": f"Bearer {token}",
-                                                         "Content-Type": content_type})
+    def _post(
+        self, client: httpx.Client, path: str, token: str, body: dict, content_type: str
+    ) -> httpx.Response:
+        response = client.post(
+            path, json=body, headers={"Authorization": f"Bearer {token}", "Content-Type": content_type}
+        )
         if response.status_code >= 400:
             self.stats.errors.append(f"{path}: HTTP {response.status_code}")
         return response
 
     def one_patient(self, client: httpx.Client, index: int, patient: SyntheticPatient) -> None:
         rng = random.Random(self.config.seed * 1_000_003 + index)
-        response = self._post(client, f"/cds-services/{SERVICE_ID}", self.tokens["cds-client"],
-                              patient_view_request(patient.bundle), "application/json")
+        doctor = rng.choice(list(self.panel))  # the clinician at the point of care opens the chart
+        request = patient_view_request(patient.bundle, user=f"Practitioner/{doctor.id}")
+        response = self._post(
+            client, f"/cds-services/{SERVICE_ID}", self.tokens["cds-client"], request, "application/json"
+        )
         if response.status_code != 200:
             return
         for card in response.json().get("cards", []):
-            self._judge_card(client, rng, patient, card)
+            self._judge_card(client, rng, patient, card, doctor)
 
-    def _judge_card(self, client: httpx.Client, rng: random.Random, patient: SyntheticPatient, card: dict) -> None:
+    def _judge_card(
+        self,
+        client: httpx.Client,
+        rng: random.Random,
+        patient: SyntheticPatient,
+        card: dict,
+        doctor: Clinician,
+    ) -> None:
         target_code, suggestions = card_drug_codes(card)
         target = self.world.target_by_snomed(target_code or "")
         if target is None or not suggestions:
@@ -96,7 +130,7 @@ class PanelRun:
         self.stats.cards += 1
         drugs = [(d.key if (d := self.world.drug_by_rxnorm(code or "")) else None) for _, code in suggestions]
         reviewers = rng.sample(list(self.panel), k=min(self.config.reviewers_per_card, len(self.panel)))
-        accepted, reason = cds_outcome(self.world, reviewers[0], patient.facts, target.key, drugs, rng)
+        accepted, reason = cds_outcome(self.world, doctor, patient.facts, target.key, drugs, rng)
         self._send_feedback(client, card["uuid"], suggestions, accepted, reason, patient, rng)
         if len(suggestions) < 2:
             return
@@ -105,26 +139,57 @@ class PanelRun:
             if rng.random() < self.config.comment_rate:
                 # Clinicians write names into comments; the server must scrub them at the door.
                 review = Review(**{**review.__dict__, "comment": f"Discussed with {_name(patient.bundle)}."})
-            qr = questionnaire_response(card["uuid"], suggestions[0][0], suggestions[1][0], review, self.world)
-            if self._post(client, "/fhir/QuestionnaireResponse", self.tokens[clinician.id], qr,
-                          "application/fhir+json").status_code < 300:
+            qr = questionnaire_response(
+                card["uuid"], suggestions[0][0], suggestions[1][0], review, self.world
+            )
+            if (
+                self._post(
+                    client,
+                    "/fhir/QuestionnaireResponse",
+                    self.tokens[clinician.id],
+                    qr,
+                    "application/fhir+json",
+                ).status_code
+                < 300
+            ):
                 self.stats.reviews += 1
 
-    def _send_feedback(self, client: httpx.Client, card: str, suggestions: list, accepted: int | None,
-                       reason: str | None, patient: SyntheticPatient, rng: random.Random) -> None:
-        entry: dict = {"card": card, "outcome": "accepted" if accepted is not None else "overridden",
-                       "outcomeTimestamp": datetime.now(UTC).isoformat()}
+    def _send_feedback(
+        self,
+        client: httpx.Client,
+        card: str,
+        suggestions: list,
+        accepted: int | None,
+        reason: str | None,
+        patient: SyntheticPatient,
+        rng: random.Random,
+    ) -> None:
+        entry: dict = {
+            "card": card,
+            "outcome": "accepted" if accepted is not None else "overridden",
+            "outcomeTimestamp": datetime.now(UTC).isoformat(),
+        }
         if accepted is not None:
             entry["acceptedSuggestions"] = [{"id": suggestions[accepted][0]}]
         else:
             entry["overrideReason"] = {"reason": {"system": OVERRIDE_SYSTEM, "code": reason}}
             if rng.random() < self.config.comment_rate:
                 entry["overrideReason"]["userComment"] = f"{_name(patient.bundle)} had this before."
-        if self._post(client, f"/cds-services/{SERVICE_ID}/feedback", self.tokens["cds-client"],
-                      {"feedback": [entry]}, "application/json").status_code < 300:
+        if (
+            self._post(
+                client,
+                f"/cds-services/{SERVICE_ID}/feedback",
+                self.tokens["cds-client"],
+                {"feedback": [entry]},
+                "application/json",
+            ).status_code
+            < 300
+        ):
             self.stats.feedback += 1
 
-    def run(self, patients: Sequence[SyntheticPatient], progress: Callable[[int, int], None] | None = None) -> PanelStats:
+    def run(
+        self, patients: Sequence[SyntheticPatient], progress: Callable[[int, int], None] | None = None
+    ) -> PanelStats:
         done = 0
 
         def work(item: tuple[int, SyntheticPatient]) -> None:

@@ -25,12 +25,15 @@ class Cohorts:
 
 
 def make_cohorts(world: World, sizes: tuple[int, int, int], seed: int, today: date) -> Cohorts:
-    history, feedback, heldout = (generate_patients(world, n, seed * 3 + i, today) for i, n in enumerate(sizes))
+    history, feedback, heldout = (
+        generate_patients(world, n, seed * 3 + i, today) for i, n in enumerate(sizes)
+    )
     return Cohorts(history, feedback, heldout)
 
 
-def practice_examples(world: World, patients: list[SyntheticPatient], key: bytes, today: date,
-                      seed: int) -> list[tuple[str, str]]:
+def practice_examples(
+    world: World, patients: list[SyntheticPatient], key: bytes, today: date, seed: int
+) -> list[tuple[str, str]]:
     """(prompt, response) pairs from past prescriptions. The prompt is rendered from the
     de-identified record, exactly as the service will see a live patient."""
     rng = random.Random(seed)

@@ -21,12 +21,23 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(home: Path, policy: Path, *, log: Path, env: dict[str, str] | None = None,
-                   timeout: float = 60.0) -> Iterator[str]:
+def running_server(
+    home: Path, policy: Path, *, log: Path, env: dict[str, str] | None = None, timeout: float = 60.0
+) -> Iterator[str]:
     """Start the API in a subprocess, wait until /healthz answers, yield its base URL, stop it."""
     port = free_port()
-    command = [sys.executable, "-m", "clinrlhf", "serve", "--host", "127.0.0.1", "--port", str(port),
-               "--policy", str(policy)]
+    command = [
+        sys.executable,
+        "-m",
+        "clinrlhf",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--policy",
+        str(policy),
+    ]
     child_env = {**os.environ, **(env or {}), "CLINRLHF_HOME": str(home)}
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as sink:

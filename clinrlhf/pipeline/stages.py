@@ -22,8 +22,9 @@ from clinrlhf.policy.tokenizer import build_tokenizer
 from clinrlhf.ppo.config import PPOConfig
 from clinrlhf.ppo.trainer import PPOResult, train_ppo
 from clinrlhf.reward.config import RewardConfig
+from clinrlhf.reward.evaluate import score_texts
 from clinrlhf.reward.pairs import PreferencePair, pairs_from_judgments
-from clinrlhf.reward.trainer import RewardResult, score_texts, train_reward
+from clinrlhf.reward.trainer import RewardResult, train_reward
 from clinrlhf.sft.config import SFTConfig
 from clinrlhf.sft.trainer import train_sft
 from clinrlhf.text.prompt import vocabulary_corpus
@@ -38,8 +39,15 @@ class Trained:
     dataset_sha256: str
 
 
-def sft_stage(world: World, examples: list[tuple[str, str]], policy_config: PolicyConfig, config: SFTConfig,
-              out: Path, deid_sha: str, progress: Progress) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, Trained]:
+def sft_stage(
+    world: World,
+    examples: list[tuple[str, str]],
+    policy_config: PolicyConfig,
+    config: SFTConfig,
+    out: Path,
+    deid_sha: str,
+    progress: Progress,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, Trained]:
     digest = examples_sha256(examples)
     with stage_run("sft", lineage=lineage_tags(digest, deid_sha)) as run:
         tokenizer = build_tokenizer(vocabulary_corpus(world))
@@ -61,9 +69,15 @@ def save_snapshot(judgments: list[Judgment], folder: Path) -> tuple[str, Path]:
     return digest, path
 
 
-def reward_stage(judgments: list[Judgment], sft_model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
-                 config: RewardConfig, snapshot: tuple[str, Path], deid_sha: str,
-                 progress: Progress) -> tuple[RewardResult, list[PreferencePair], Trained]:
+def reward_stage(
+    judgments: list[Judgment],
+    sft_model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    config: RewardConfig,
+    snapshot: tuple[str, Path],
+    deid_sha: str,
+    progress: Progress,
+) -> tuple[RewardResult, list[PreferencePair], Trained]:
     digest, path = snapshot
     pairs = pairs_from_judgments(judgments)
     with stage_run("reward", lineage=lineage_tags(digest, deid_sha)) as run:
@@ -75,12 +89,21 @@ def reward_stage(judgments: list[Judgment], sft_model: PreTrainedModel, tokenize
     return result, pairs, Trained(run.info.run_id, digest)
 
 
-def ppo_stage(sft_model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, reward: RewardResult,
-              prompts: list[str], config: PPOConfig, reward_run: Trained, deid_sha: str, out: Path,
-              progress: Progress) -> tuple[PPOResult, Trained]:
+def ppo_stage(
+    sft_model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    reward: RewardResult,
+    prompts: list[str],
+    config: PPOConfig,
+    reward_run: Trained,
+    deid_sha: str,
+    out: Path,
+    progress: Progress,
+) -> tuple[PPOResult, Trained]:
     digest = reward_run.dataset_sha256
-    with stage_run("ppo", lineage=lineage_tags(digest, deid_sha),
-                   tags={"clinrlhf.reward_run_id": reward_run.run_id}) as run:
+    with stage_run(
+        "ppo", lineage=lineage_tags(digest, deid_sha), tags={"clinrlhf.reward_run_id": reward_run.run_id}
+    ) as run:
         policy, reference = copy.deepcopy(sft_model), copy.deepcopy(sft_model).eval()
         value_model = copy.deepcopy(reward.model)
         reward_model = reward.model.eval()
@@ -88,20 +111,39 @@ def ppo_stage(sft_model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, re
         def reward_fn(batch_prompts: list[str], responses: list[str]) -> torch.Tensor:
             return score_texts(reward_model, tokenizer, batch_prompts, responses)
 
-        result = train_ppo(policy, reference, value_model, reward_fn, tokenizer, prompts, config,
-                           tracker=MLflowTracker(), progress=progress, checkpoint_dir=out.parent / "checkpoints")
+        result = train_ppo(
+            policy,
+            reference,
+            value_model,
+            reward_fn,
+            tokenizer,
+            prompts,
+            config,
+            tracker=MLflowTracker(),
+            progress=progress,
+            checkpoint_dir=out.parent / "checkpoints",
+        )
         mlflow.log_params(result.params | {"ppo.prompts": len(prompts)})
         mlflow.log_metrics(result.metrics)
         save_policy(result.policy, tokenizer, out)
     return result, Trained(run.info.run_id, digest)
 
 
-def eval_stage(world: World, models: dict[str, PreTrainedModel], tokenizer: PreTrainedTokenizerBase,
-               scenarios: list[Scenario], policy_run: str) -> tuple[dict[str, Evaluation], str]:
+def eval_stage(
+    world: World,
+    models: dict[str, PreTrainedModel],
+    tokenizer: PreTrainedTokenizerBase,
+    scenarios: list[Scenario],
+    policy_run: str,
+) -> tuple[dict[str, Evaluation], str]:
     """Evaluate each model on the held-out scenarios in one eval run; `after` gets the bare names."""
     with stage_run("eval", tags={"clinrlhf.policy_run_id": policy_run}) as run:
-        results = {name: evaluate_policy(model, tokenizer, world, scenarios) for name, model in models.items()}
+        results = {
+            name: evaluate_policy(model, tokenizer, world, scenarios) for name, model in models.items()
+        }
         mlflow.log_metrics(results["after"].metrics())
-        mlflow.log_metrics({k.replace("eval.", "eval.before.", 1): v for k, v in results["before"].metrics().items()})
+        mlflow.log_metrics(
+            {k.replace("eval.", "eval.before.", 1): v for k, v in results["before"].metrics().items()}
+        )
         mlflow.log_text(json.dumps({n: e.metrics() for n, e in results.items()}, indent=2), "eval.json")
     return results, run.info.run_id

@@ -19,9 +19,16 @@ class Rollout:
 
 
 @torch.no_grad()
-def sample(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: list[str], *,
-           max_new_tokens: int = 16, temperature: float = 1.0, greedy: bool = False,
-           generator: torch.Generator | None = None) -> Rollout:
+def sample(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[str],
+    *,
+    max_new_tokens: int = 16,
+    temperature: float = 1.0,
+    greedy: bool = False,
+    generator: torch.Generator | None = None,
+) -> Rollout:
     """Autoregressive sampling with an explicit loop, so the temperature used here is exactly the
     one PPO uses again when it recomputes log-probs (Huang et al., 2024, detail 6)."""
     enc = tokenizer(prompts, return_tensors="pt", padding=True)
@@ -32,9 +39,14 @@ def sample(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: 
     past, out = None, []
     step_ids = ids
     for _ in range(max_new_tokens):
-        positions = (attn.cumsum(-1) - 1).clamp(min=0)[:, -step_ids.shape[1]:]
-        logits_out = model(input_ids=step_ids, attention_mask=attn, position_ids=positions, past_key_values=past,
-                           use_cache=True)
+        positions = (attn.cumsum(-1) - 1).clamp(min=0)[:, -step_ids.shape[1] :]
+        logits_out = model(
+            input_ids=step_ids,
+            attention_mask=attn,
+            position_ids=positions,
+            past_key_values=past,
+            use_cache=True,
+        )
         past = logits_out.past_key_values
         logits = logits_out.logits[:, -1, :] / temperature
         if greedy:
@@ -61,8 +73,16 @@ class Suggestion:
 
 
 @torch.no_grad()
-def suggest(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, world: World, prompt: str, *,
-            n: int = 2, tries: int = 16, generator: torch.Generator | None = None) -> list[Suggestion]:
+def suggest(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    world: World,
+    prompt: str,
+    *,
+    n: int = 2,
+    tries: int = 16,
+    generator: torch.Generator | None = None,
+) -> list[Suggestion]:
     """Up to `n` distinct drugs for one prompt, most likely first. The greedy answer always leads,
     so the first suggestion is the policy's recommendation."""
     first = sample(model, tokenizer, [prompt], greedy=True)
@@ -72,16 +92,21 @@ def suggest(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, world: W
         drug = parse_drug(world, text)
         if drug not in seen:
             seen[drug] = text.strip()
-    ranked = [Suggestion(drug, text, sequence_logprob(model, tokenizer, prompt, text)) for drug, text in seen.items()]
+    ranked = [
+        Suggestion(drug, text, sequence_logprob(model, tokenizer, prompt, text))
+        for drug, text in seen.items()
+    ]
     head, rest = ranked[:1], sorted(ranked[1:], key=lambda s: -s.logprob)
     return (head + rest)[:n]
 
 
 @torch.no_grad()
-def sequence_logprob(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt: str, response: str) -> float:
+def sequence_logprob(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt: str, response: str
+) -> float:
     q = tokenizer(prompt)["input_ids"]
     r = tokenizer(response)["input_ids"] + [tokenizer.eos_token_id]
     ids = torch.tensor([q + r])
     logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1], -1)
     target = ids[0, 1:]
-    return float(logp.gather(-1, target[:, None]).squeeze(-1)[len(q) - 1:].sum())
+    return float(logp.gather(-1, target[:, None]).squeeze(-1)[len(q) - 1 :].sum())

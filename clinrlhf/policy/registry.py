@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
+
+from clinrlhf.settings import Settings
 
 _POINTER = "LATEST_ALIGNED"
 
@@ -23,3 +26,54 @@ def set_latest_aligned(home: Path, policy_dir: Path) -> None:
 def latest_aligned(home: Path) -> Path | None:
     pointer = models_dir(home) / _POINTER
     return Path(pointer.read_text().strip()) if pointer.exists() else None
+
+
+MLFLOW_SCHEMES = ("runs:/", "models:/", "mlflow-artifacts:/")
+NO_POLICY = "no aligned policy under $CLINRLHF_HOME; run `clinrlhf quickstart` or pass --policy"
+
+
+class PolicyNotFoundError(LookupError):
+    """No policy directory can be found where the configuration points."""
+
+
+def _is_policy_dir(path: Path) -> bool:
+    return path.is_dir() and (path / "config.json").is_file()
+
+
+def _from_mlflow(settings: Settings, uri: str) -> Path:
+    import mlflow  # heavy; only needed for model URIs
+
+    dst = settings.resolved_home / "models" / "mlflow" / hashlib.sha256(uri.encode()).hexdigest()[:16]
+    dst.mkdir(parents=True, exist_ok=True)
+    try:
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=uri, dst_path=str(dst), tracking_uri=settings.mlflow_tracking_uri
+            )
+        )
+    except Exception as err:  # MLflow raises many types; the URI is the user's own argument
+        raise PolicyNotFoundError(f"cannot download {uri}: {type(err).__name__}") from None
+    candidates = sorted(
+        (p.parent for p in [local / "config.json", *local.rglob("config.json")] if _is_policy_dir(p.parent)),
+        key=lambda p: len(p.parts),
+    )
+    if not candidates:
+        raise PolicyNotFoundError(f"{uri} holds no policy (no config.json)")
+    return candidates[0]
+
+
+def resolve_policy(settings: Settings, location: str | None = None) -> Path:
+    """The local policy directory to serve: `location` (a folder or an MLflow model URI), else
+    ``settings.policy``, else the latest aligned policy under ``settings.resolved_home``."""
+    location = location or (str(settings.policy) if settings.policy else None)
+    if location is None:
+        latest = latest_aligned(settings.resolved_home)
+        if latest is None or not _is_policy_dir(latest):
+            raise PolicyNotFoundError(NO_POLICY)
+        return latest
+    if location.startswith(MLFLOW_SCHEMES):
+        return _from_mlflow(settings, location)
+    path = Path(location).expanduser().resolve()
+    if not _is_policy_dir(path):
+        raise PolicyNotFoundError(f"{path} is not a policy directory (no config.json)")
+    return path

@@ -27,8 +27,9 @@ def masked_var(values: torch.Tensor, mask: torch.Tensor, unbiased: bool = True) 
     return var
 
 
-def masked_whiten(values: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True,
-                  eps: float = 1e-8) -> torch.Tensor:
+def masked_whiten(
+    values: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, eps: float = 1e-8
+) -> torch.Tensor:
     """Standardize the masked-in entries to unit variance (and zero mean if `shift_mean`).
 
     Rewards are whitened without shifting, so their sign survives (Huang et al., 2024, detail 12;
@@ -41,8 +42,9 @@ def masked_whiten(values: torch.Tensor, mask: torch.Tensor, shift_mean: bool = T
     return torch.where(mask.bool(), whitened, torch.zeros_like(whitened))
 
 
-def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float,
-        lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+def gae(
+    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Generalized advantage estimation (Schulman et al., 2016, https://arxiv.org/abs/1506.02438).
 
     delta_t = r_t + gamma * V_{t+1} - V_t and A_t = delta_t + gamma * lam * A_{t+1}, with V and A
@@ -77,8 +79,13 @@ def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     return torch.expm1(log_ratio) - log_ratio
 
 
-def clipped_policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor,
-                        mask: torch.Tensor, cliprange: float) -> tuple[torch.Tensor, torch.Tensor]:
+def clipped_policy_loss(
+    logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    cliprange: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """PPO's clipped surrogate (Schulman et al., 2017, eq. 7, https://arxiv.org/abs/1707.06347),
     negated for minimisation. Returns (loss, fraction of tokens where the clip was active)."""
     ratio = torch.exp(logprobs - old_logprobs)
@@ -89,8 +96,13 @@ def clipped_policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, adva
     return loss, clipfrac
 
 
-def clipped_value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor,
-                       mask: torch.Tensor, cliprange_value: float) -> tuple[torch.Tensor, torch.Tensor]:
+def clipped_value_loss(
+    values: torch.Tensor,
+    old_values: torch.Tensor,
+    returns: torch.Tensor,
+    mask: torch.Tensor,
+    cliprange_value: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Half the squared error, pessimistic over a value update clipped around the rollout's values
     (Huang et al., 2024, https://arxiv.org/abs/2403.17031; as in OpenAI's lm-human-preferences).
     Returns (loss, fraction of tokens where the clipped error was the larger)."""
@@ -108,8 +120,9 @@ def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
     return torch.logsumexp(logits, dim=-1) - (probs * logits).sum(-1)
 
 
-def per_token_rewards(kl: torch.Tensor, scores: torch.Tensor, mask: torch.Tensor,
-                      kl_coef: float) -> tuple[torch.Tensor, torch.Tensor]:
+def per_token_rewards(
+    kl: torch.Tensor, scores: torch.Tensor, mask: torch.Tensor, kl_coef: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The KL-shaped reward of Ziegler et al. (2019, eq. 2, https://arxiv.org/abs/1909.08593):
     -kl_coef * KL_t on every response token, plus the sequence score on the last real token.
     Returns (rewards, non_score_rewards), both (B, T) and zero on padding."""

@@ -37,10 +37,15 @@ class Experience:
 
     def take(self, index: torch.Tensor) -> Experience:
         """The rows at `index` (a mini-batch)."""
-        picked = {f.name: getattr(self, f.name)[index] for f in fields(self)
-                  if isinstance(getattr(self, f.name), torch.Tensor)}
+        picked = {
+            f.name: getattr(self, f.name)[index]
+            for f in fields(self)
+            if isinstance(getattr(self, f.name), torch.Tensor)
+        }
         rows = index.tolist()
-        return replace(self, prompts=[self.prompts[i] for i in rows], texts=[self.texts[i] for i in rows], **picked)
+        return replace(
+            self, prompts=[self.prompts[i] for i in rows], texts=[self.texts[i] for i in rows], **picked
+        )
 
 
 def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -55,14 +60,18 @@ def response_mask(response: torch.Tensor, eos_token_id: int) -> tuple[torch.Tens
     return ~after_eos, is_eos.any(-1)
 
 
-def response_logprobs(policy: PreTrainedModel, exp: Experience,
-                      temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+def response_logprobs(
+    policy: PreTrainedModel, exp: Experience, temperature: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-probs of the sampled response tokens and per-step entropies, each (B, R).
 
     Logits are divided by the sampling temperature, or the ratio would compare two different
     distributions (Huang et al., 2024, detail 6)."""
-    logits = policy(input_ids=exp.query_response, attention_mask=exp.attention_mask,
-                    position_ids=position_ids(exp.attention_mask)).logits  # (B, Q + R, V)
+    logits = policy(
+        input_ids=exp.query_response,
+        attention_mask=exp.attention_mask,
+        position_ids=position_ids(exp.attention_mask),
+    ).logits  # (B, Q + R, V)
     logits = logits[:, exp.context_length - 1 : -1] / temperature  # position t predicts token t + 1
     logp = torch.log_softmax(logits, dim=-1).gather(-1, exp.response[..., None]).squeeze(-1)
     return logp, entropy_from_logits(logits.detach())
@@ -75,11 +84,26 @@ def response_values(value_model: nn.Module, exp: Experience) -> torch.Tensor:
 
 
 @torch.no_grad()
-def collect(policy: PreTrainedModel, ref_policy: PreTrainedModel, value_model: nn.Module, reward_fn: RewardFn,
-            tokenizer: PreTrainedTokenizerBase, prompts: list[str], *, response_length: int,
-            temperature: float, generator: torch.Generator) -> Experience:
-    sampled = sample(policy, tokenizer, prompts, max_new_tokens=response_length, temperature=temperature,
-                     generator=generator)
+def collect(
+    policy: PreTrainedModel,
+    ref_policy: PreTrainedModel,
+    value_model: nn.Module,
+    reward_fn: RewardFn,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[str],
+    *,
+    response_length: int,
+    temperature: float,
+    generator: torch.Generator,
+) -> Experience:
+    sampled = sample(
+        policy,
+        tokenizer,
+        prompts,
+        max_new_tokens=response_length,
+        temperature=temperature,
+        generator=generator,
+    )
     mask, has_eos = response_mask(sampled.response, tokenizer.eos_token_id)
     query_mask = tokenizer(prompts, return_tensors="pt", padding=True)["attention_mask"]
     response = sampled.response.masked_fill(~mask, tokenizer.pad_token_id)
@@ -102,4 +126,6 @@ def collect(policy: PreTrainedModel, ref_policy: PreTrainedModel, value_model: n
     ref_logprobs, _ = response_logprobs(ref_policy, exp, temperature)
     values = response_values(value_model, exp)
     scores = torch.as_tensor(reward_fn(exp.prompts, exp.texts), dtype=torch.float32).detach().reshape(-1)
-    return replace(exp, logprobs=logprobs, ref_logprobs=ref_logprobs, values=values, entropy=entropy, scores=scores)
+    return replace(
+        exp, logprobs=logprobs, ref_logprobs=ref_logprobs, values=values, entropy=entropy, scores=scores
+    )

@@ -20,8 +20,16 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from clinrlhf.lineage.tracker import NullTracker, Tracker
 from clinrlhf.ppo.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from clinrlhf.ppo.config import PPOConfig
-from clinrlhf.ppo.core import clipped_policy_loss, clipped_value_loss, gae, kl_k1, kl_k3, masked_mean
-from clinrlhf.ppo.core import masked_whiten, per_token_rewards
+from clinrlhf.ppo.core import (
+    clipped_policy_loss,
+    clipped_value_loss,
+    gae,
+    kl_k1,
+    kl_k3,
+    masked_mean,
+    masked_whiten,
+    per_token_rewards,
+)
 from clinrlhf.ppo.kl_controller import AdaptiveKLController, FixedKLController, KLController
 from clinrlhf.ppo.rollout import Experience, RewardFn, collect, response_logprobs, response_values
 
@@ -51,10 +59,18 @@ class PPOResult:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-def train_ppo(policy: PreTrainedModel, ref_policy: PreTrainedModel, value_model: nn.Module, reward_fn: RewardFn,
-              tokenizer: PreTrainedTokenizerBase, prompts: list[str], config: PPOConfig,
-              tracker: Tracker | None = None, progress: Callable[[int, int], None] | None = None,
-              checkpoint_dir: Path | None = None) -> PPOResult:
+def train_ppo(
+    policy: PreTrainedModel,
+    ref_policy: PreTrainedModel,
+    value_model: nn.Module,
+    reward_fn: RewardFn,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[str],
+    config: PPOConfig,
+    tracker: Tracker | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    checkpoint_dir: Path | None = None,
+) -> PPOResult:
     """Align `policy` to `reward_fn` while a KL penalty holds it near `ref_policy`.
 
     `policy` is trained in place. `value_model` gives per-token values (a `ScalarHeadModel`, usually a
@@ -71,8 +87,11 @@ def train_ppo(policy: PreTrainedModel, ref_policy: PreTrainedModel, value_model:
     ref_policy.requires_grad_(False)
     parameters = [*policy.parameters(), *value_model.parameters()]
     optimizer = torch.optim.Adam(parameters, lr=config.lr, eps=1e-5)
-    kl_ctl: KLController = (AdaptiveKLController(config.init_kl_coef, config.kl_target, config.kl_horizon)
-                            if config.adaptive_kl else FixedKLController(config.init_kl_coef))
+    kl_ctl: KLController = (
+        AdaptiveKLController(config.init_kl_coef, config.kl_target, config.kl_horizon)
+        if config.adaptive_kl
+        else FixedKLController(config.init_kl_coef)
+    )
     history: list[dict[str, float]] = []
     start = 0
     if checkpoint_dir is not None and (state := load_checkpoint(checkpoint_dir)) is not None:
@@ -82,16 +101,25 @@ def train_ppo(policy: PreTrainedModel, ref_policy: PreTrainedModel, value_model:
     for step in range(start + 1, config.steps + 1):
         tick = time.perf_counter()
         # 1. Rollout: sample responses, score them, and keep the log-probs and values they were sampled with.
-        exp = collect(policy, ref_policy, value_model, reward_fn, tokenizer,
-                      draw_prompts(prompts, config.batch_size, generator),
-                      response_length=config.response_length, temperature=config.temperature, generator=generator)
+        exp = collect(
+            policy,
+            ref_policy,
+            value_model,
+            reward_fn,
+            tokenizer,
+            draw_prompts(prompts, config.batch_size, generator),
+            response_length=config.response_length,
+            temperature=config.temperature,
+            generator=generator,
+        )
         sequence_kl = _sequence_kl(exp)
         if config.kl_cap is not None and sequence_kl > config.kl_cap:
             raise KLCapExceeded(step, sequence_kl, config.kl_cap)
 
         # 2. Rewards: the score on the last token, a KL penalty on every token.
         kl = KL_ESTIMATORS[config.kl_estimator](exp.logprobs, exp.ref_logprobs)
-        rewards, non_score = per_token_rewards(kl, adjusted_scores(exp, config), exp.mask, kl_ctl.value)
+        scores = adjusted_scores(exp, config)
+        rewards, non_score = per_token_rewards(kl, scores, exp.mask, kl_ctl.value)
         if config.whiten_rewards:
             rewards = masked_whiten(rewards, exp.mask, shift_mean=False)
 
@@ -100,7 +128,9 @@ def train_ppo(policy: PreTrainedModel, ref_policy: PreTrainedModel, value_model:
         advantages = masked_whiten(advantages, exp.mask)
 
         # 4. Clipped policy and value updates over several epochs of mini-batches.
-        stats = ppo_update(policy, value_model, optimizer, parameters, exp, advantages, returns, config, generator)
+        stats = ppo_update(
+            policy, value_model, optimizer, parameters, exp, advantages, returns, config, generator
+        )
 
         # 5. Adapt beta, log, checkpoint.
         kl_coef = kl_ctl.value
@@ -111,6 +141,7 @@ def train_ppo(policy: PreTrainedModel, ref_policy: PreTrainedModel, value_model:
             "ppo.kl_coef": kl_coef,
             "ppo.reward_mean": float(exp.scores.mean()),
             "ppo.non_score_reward": float(non_score.sum(-1).mean()),
+            "ppo.rlhf_reward": float((scores + non_score.sum(-1)).mean()),
             "ppo.entropy": float(masked_mean(exp.entropy, exp.mask)),
             "ppo.response_length": tokens / config.batch_size,
             "ppo.eos_rate": float(exp.has_eos.float().mean()),
@@ -120,8 +151,10 @@ def train_ppo(policy: PreTrainedModel, ref_policy: PreTrainedModel, value_model:
         tracker.log_metrics(metrics, step=step)
         history.append({"step": float(step), **metrics})
         if checkpoint_dir is not None and (step % config.checkpoint_every == 0 or step == config.steps):
-            save_checkpoint(checkpoint_dir, _state(step, config, policy, value_model, optimizer, kl_ctl,
-                                                   generator, history))
+            save_checkpoint(
+                checkpoint_dir,
+                _state(step, config, policy, value_model, optimizer, kl_ctl, generator, history),
+            )
         if progress is not None:
             progress(step, config.steps)
 
@@ -130,8 +163,14 @@ def train_ppo(policy: PreTrainedModel, ref_policy: PreTrainedModel, value_model:
         raise KLCapExceeded(config.steps, final["ppo.final_kl"], config.kl_cap)
     metrics = {**final, "ppo.final_kl_coef": kl_ctl.value, "ppo.steps": float(config.steps)}
     tracker.log_metrics(metrics, step=config.steps)
-    return PPOResult(policy=policy, final_kl=final["ppo.final_kl"], final_kl_coef=kl_ctl.value, history=history,
-                     params=config.params(), metrics=metrics)
+    return PPOResult(
+        policy=policy,
+        final_kl=final["ppo.final_kl"],
+        final_kl_coef=kl_ctl.value,
+        history=history,
+        params=config.params(),
+        metrics=metrics,
+    )
 
 
 def draw_prompts(prompts: list[str], n: int, generator: torch.Generator) -> list[str]:
@@ -149,9 +188,17 @@ def adjusted_scores(exp: Experience, config: PPOConfig) -> torch.Tensor:
     return scores - config.length_penalty * exp.mask.sum(-1).float()
 
 
-def ppo_update(policy: PreTrainedModel, value_model: nn.Module, optimizer: torch.optim.Optimizer,
-               parameters: list[nn.Parameter], exp: Experience, advantages: torch.Tensor, returns: torch.Tensor,
-               config: PPOConfig, generator: torch.Generator) -> dict[str, float]:
+def ppo_update(
+    policy: PreTrainedModel,
+    value_model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    parameters: list[nn.Parameter],
+    exp: Experience,
+    advantages: torch.Tensor,
+    returns: torch.Tensor,
+    config: PPOConfig,
+    generator: torch.Generator,
+) -> dict[str, float]:
     stats: dict[str, list[float]] = defaultdict(list)
     for _ in range(config.ppo_epochs):
         order = torch.randperm(config.batch_size, generator=generator)
@@ -161,10 +208,12 @@ def ppo_update(policy: PreTrainedModel, value_model: nn.Module, optimizer: torch
             mb = exp.take(index)
             logprobs, _ = response_logprobs(policy, mb, config.temperature)
             values = response_values(value_model, mb)
-            pg_loss, clipfrac = clipped_policy_loss(logprobs, mb.logprobs, advantages[index], mb.mask,
-                                                    config.cliprange)
-            vf_loss, vf_clipfrac = clipped_value_loss(values, mb.values, returns[index], mb.mask,
-                                                      config.cliprange_value)
+            pg_loss, clipfrac = clipped_policy_loss(
+                logprobs, mb.logprobs, advantages[index], mb.mask, config.cliprange
+            )
+            vf_loss, vf_clipfrac = clipped_value_loss(
+                values, mb.values, returns[index], mb.mask, config.cliprange_value
+            )
             loss = pg_loss + config.vf_coef * vf_loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -174,9 +223,13 @@ def ppo_update(policy: PreTrainedModel, value_model: nn.Module, optimizer: torch
                 # KL(old || new) by k3, samples from the old policy (http://joschu.net/blog/kl-approx.html)
                 approx_kl = float(masked_mean(kl_k3(mb.logprobs, logprobs), mb.mask))
             epoch_kl.append(approx_kl)
-            for name, value in (("approx_kl", approx_kl), ("clipfrac", float(clipfrac)),
-                                ("policy_loss", pg_loss.item()), ("value_loss", vf_loss.item()),
-                                ("value_clipfrac", float(vf_clipfrac))):
+            for name, value in (
+                ("approx_kl", approx_kl),
+                ("clipfrac", float(clipfrac)),
+                ("policy_loss", pg_loss.item()),
+                ("value_loss", vf_loss.item()),
+                ("value_clipfrac", float(vf_clipfrac)),
+            ):
                 stats[name].append(value)
         if config.target_approx_kl is not None and sum(epoch_kl) / len(epoch_kl) > config.target_approx_kl:
             break  # early stopping: the policy already moved far from the one that sampled
@@ -189,32 +242,68 @@ def _sequence_kl(exp: Experience) -> float:
 
 
 @torch.no_grad()
-def _final_measure(policy: PreTrainedModel, ref_policy: PreTrainedModel, value_model: nn.Module,
-                   reward_fn: RewardFn, tokenizer: PreTrainedTokenizerBase, prompts: list[str], config: PPOConfig,
-                   generator: torch.Generator) -> dict[str, float]:
+def _final_measure(
+    policy: PreTrainedModel,
+    ref_policy: PreTrainedModel,
+    value_model: nn.Module,
+    reward_fn: RewardFn,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[str],
+    config: PPOConfig,
+    generator: torch.Generator,
+) -> dict[str, float]:
     """KL and score of the trained policy on fresh samples (the last step's KL predates its update)."""
     kls, scores = [], []
     for begin in range(0, config.final_kl_samples, config.batch_size):
         n = min(config.batch_size, config.final_kl_samples - begin)
-        exp = collect(policy, ref_policy, value_model, reward_fn, tokenizer, draw_prompts(prompts, n, generator),
-                      response_length=config.response_length, temperature=config.temperature, generator=generator)
+        exp = collect(
+            policy,
+            ref_policy,
+            value_model,
+            reward_fn,
+            tokenizer,
+            draw_prompts(prompts, n, generator),
+            response_length=config.response_length,
+            temperature=config.temperature,
+            generator=generator,
+        )
         kls.append(_sequence_kl(exp) * n)
         scores.append(float(exp.scores.sum()))
     total = max(config.final_kl_samples, 1)
     return {"ppo.final_kl": sum(kls) / total, "ppo.final_reward_mean": sum(scores) / total}
 
 
-def _state(step: int, config: PPOConfig, policy: PreTrainedModel, value_model: nn.Module,
-           optimizer: torch.optim.Optimizer, kl_ctl: KLController, generator: torch.Generator,
-           history: list[dict[str, float]]) -> dict[str, object]:
-    return {"step": step, "config": asdict(config), "policy": policy.state_dict(),
-            "value_model": value_model.state_dict(), "optimizer": optimizer.state_dict(),
-            "kl_controller": kl_ctl.state_dict(), "rng": rng_state(generator), "history": history}
+def _state(
+    step: int,
+    config: PPOConfig,
+    policy: PreTrainedModel,
+    value_model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    kl_ctl: KLController,
+    generator: torch.Generator,
+    history: list[dict[str, float]],
+) -> dict[str, object]:
+    return {
+        "step": step,
+        "config": asdict(config),
+        "policy": policy.state_dict(),
+        "value_model": value_model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "kl_controller": kl_ctl.state_dict(),
+        "rng": rng_state(generator),
+        "history": history,
+    }
 
 
-def _restore(state: dict, config: PPOConfig, policy: PreTrainedModel, value_model: nn.Module,
-             optimizer: torch.optim.Optimizer, kl_ctl: KLController,
-             generator: torch.Generator) -> tuple[int, list[dict[str, float]]]:
+def _restore(
+    state: dict,
+    config: PPOConfig,
+    policy: PreTrainedModel,
+    value_model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    kl_ctl: KLController,
+    generator: torch.Generator,
+) -> tuple[int, list[dict[str, float]]]:
     saved, now = state["config"], asdict(config)
     changed = sorted(k for k in now if k not in _RESUMABLE and saved.get(k) != now[k])
     if changed:

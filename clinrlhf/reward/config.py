@@ -19,7 +19,7 @@ class RewardConfig:
     batch_size: int = 64
     """Expected (logical) batch size; each pair joins each batch with probability batch_size / n."""
     learning_rate: float = 3e-3
-    """AdamW learning rate."""
+    """AdamW learning rate (constant: at these budgets the model is still learning at the last step)."""
     max_grad_norm: float = 1.0
     """Per-pair gradient clipping norm C (the sensitivity of each noisy sum)."""
     target_epsilon: float = 8.0

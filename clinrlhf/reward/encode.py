@@ -44,8 +44,9 @@ def right_pad(rows: Sequence[list[int]], length: int, pad_id: int) -> torch.Tens
     return torch.tensor([row + [pad_id] * (length - len(row)) for row in rows], dtype=torch.long)
 
 
-def encode_pairs(tokenizer: PreTrainedTokenizerBase, pairs: Sequence[PreferencePair],
-                 max_positions: int | None = None) -> EncodedPairs:
+def encode_pairs(
+    tokenizer: PreTrainedTokenizerBase, pairs: Sequence[PreferencePair], max_positions: int | None = None
+) -> EncodedPairs:
     """Tokenize pairs into right-padded rows. Raises if a prompt plus response exceeds max_positions
     (the backbone's position table): truncating the prompt would silently drop findings."""
     if not pairs:

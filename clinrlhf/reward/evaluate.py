@@ -13,8 +13,14 @@ from clinrlhf.reward.pairs import PreferencePair
 
 
 @torch.no_grad()
-def score_texts(model: ScalarHeadModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str],
-                responses: Sequence[str], *, batch_size: int = 256) -> torch.Tensor:
+def score_texts(
+    model: ScalarHeadModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    *,
+    batch_size: int = 256,
+) -> torch.Tensor:
     """The reward of each response to its prompt, read at the EOS appended to it. -> (B,)"""
     if len(prompts) != len(responses):
         raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
@@ -24,7 +30,7 @@ def score_texts(model: ScalarHeadModel, tokenizer: PreTrainedTokenizerBase, prom
     rows = [sequence_ids(tokenizer, p, r) for p, r in zip(prompts, responses, strict=True)]
     scores = []
     for start in range(0, len(rows), batch_size):
-        chunk = rows[start:start + batch_size]
+        chunk = rows[start : start + batch_size]
         length = max(len(r) for r in chunk)
         ids = right_pad(chunk, length, tokenizer.pad_token_id).to(device)  # (b, T)
         mask = torch.tensor([[1] * len(r) + [0] * (length - len(r)) for r in chunk], device=device)
@@ -50,8 +56,9 @@ def expected_calibration_error(p_chosen: torch.Tensor, bins: int = 10) -> float:
     return float(ece)
 
 
-def evaluate_reward(model: ScalarHeadModel, tokenizer: PreTrainedTokenizerBase,
-                    pairs: Sequence[PreferencePair]) -> dict[str, float]:
+def evaluate_reward(
+    model: ScalarHeadModel, tokenizer: PreTrainedTokenizerBase, pairs: Sequence[PreferencePair]
+) -> dict[str, float]:
     """Held-out pairwise accuracy (ties count half), mean Bradley–Terry loss, ECE, mean margin."""
     if not pairs:
         raise ValueError("no pairs to evaluate on")

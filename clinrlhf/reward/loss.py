@@ -11,8 +11,13 @@ from torch import nn
 Reduction = Literal["mean", "sum", "none"]
 
 
-def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor, margin: torch.Tensor | None = None,
-                       center_coef: float = 0.0, reduction: Reduction = "mean") -> torch.Tensor:
+def bradley_terry_loss(
+    chosen: torch.Tensor,
+    rejected: torch.Tensor,
+    margin: torch.Tensor | None = None,
+    center_coef: float = 0.0,
+    reduction: Reduction = "mean",
+) -> torch.Tensor:
     """-log σ(r_c - r_r - m) per pair, plus center_coef·(r_c + r_r)².
 
     Bradley & Terry (1952): P(chosen ≻ rejected) = σ(r_c - r_r). The margin m asks for a wider gap

@@ -20,14 +20,18 @@ class ScalarHeadModel(nn.Module):
         self.backbone = backbone
         self.head = nn.Linear(backbone.config.hidden_size, 1)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                position_ids: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
         if position_ids is None:
             # Expanded to the batch on purpose: a broadcast (1, T) position tensor gives Opacus a
             # batch-1 per-sample gradient for the position embedding (opacus issue 841).
-            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0) if attention_mask.dim() == 2 else None
-        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask,
-                               position_ids=position_ids).last_hidden_state  # (B, T, H)
+            position_ids = (
+                (attention_mask.long().cumsum(-1) - 1).clamp(min=0) if attention_mask.dim() == 2 else None
+            )
+        hidden = self.backbone(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids
+        ).last_hidden_state  # (B, T, H)
         return self.head(hidden).squeeze(-1)  # (B, T)
 
 

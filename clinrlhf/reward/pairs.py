@@ -39,7 +39,9 @@ def _pair(j: Judgment, chosen: str, rejected: str, margin: float = 0.0) -> Prefe
 
 def _check_index(j: Judgment, index: int, what: str) -> None:
     if not 0 <= index < len(j.responses):
-        raise ValueError(f"judgment on card {j.card}: {what} index {index} is outside its {len(j.responses)} responses")
+        raise ValueError(
+            f"judgment on card {j.card}: {what} index {index} is outside its {len(j.responses)} responses"
+        )
 
 
 def _pairwise(j: Judgment) -> Iterator[PreferencePair]:
@@ -53,10 +55,12 @@ def _pairwise(j: Judgment) -> Iterator[PreferencePair]:
 
 def _rating(j: Judgment, margin_per_point: float) -> Iterator[PreferencePair]:
     if len(j.ratings) != len(j.responses):
-        raise ValueError(f"judgment on card {j.card}: {len(j.ratings)} ratings for {len(j.responses)} responses")
+        raise ValueError(
+            f"judgment on card {j.card}: {len(j.ratings)} ratings for {len(j.responses)} responses"
+        )
     rated = [(r, text) for r, text in zip(j.ratings, j.responses, strict=True) if r is not None]
     for a, (ra, ta) in enumerate(rated):
-        for rb, tb in rated[a + 1:]:
+        for rb, tb in rated[a + 1 :]:
             if ra != rb:
                 (hi, th), (lo, tl) = ((ra, ta), (rb, tb)) if ra > rb else ((rb, tb), (ra, ta))
                 yield _pair(j, th, tl, margin_per_point * (hi - lo))
@@ -65,7 +69,9 @@ def _rating(j: Judgment, margin_per_point: float) -> Iterator[PreferencePair]:
 def _cds(j: Judgment) -> Iterator[PreferencePair]:
     if j.accepted is not None:
         _check_index(j, j.accepted, "accepted")
-        yield from (_pair(j, j.responses[j.accepted], other) for i, other in enumerate(j.responses) if i != j.accepted)
+        yield from (
+            _pair(j, j.responses[j.accepted], other) for i, other in enumerate(j.responses) if i != j.accepted
+        )
     elif j.responses:
         yield from (_pair(j, other, j.responses[0]) for other in j.responses[1:])
 
@@ -87,8 +93,9 @@ def _correction(j: Judgment, world: World | None) -> Iterator[PreferencePair]:
             yield _pair(j, correction, r)
 
 
-def pairs_from_judgments(judgments: Iterable[Judgment], *, world: World | None = None,
-                         margin_per_point: float = 0.5) -> list[PreferencePair]:
+def pairs_from_judgments(
+    judgments: Iterable[Judgment], *, world: World | None = None, margin_per_point: float = 0.5
+) -> list[PreferencePair]:
     """Preference pairs from judgments of every kind, in input order.
 
     `world`, when given, makes corrections compare and render by drug. `margin_per_point` is the

@@ -21,7 +21,9 @@ class SFTResult:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-def encode_examples(tokenizer: PreTrainedTokenizerBase, examples: Sequence[tuple[str, str]]) -> dict[str, torch.Tensor]:
+def encode_examples(
+    tokenizer: PreTrainedTokenizerBase, examples: Sequence[tuple[str, str]]
+) -> dict[str, torch.Tensor]:
     """Right-padded `prompt response <eos>` rows; labels are IGNORE on the prompt and padding."""
     rows, labels = [], []
     for prompt, response in examples:
@@ -46,16 +48,23 @@ def response_loss(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> tor
     )
 
 
-def train_sft(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: Sequence[tuple[str, str]],
-              config: SFTConfig, tracker: Tracker | None = None,
-              progress: Callable[[int, int], None] | None = None) -> SFTResult:
+def train_sft(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    examples: Sequence[tuple[str, str]],
+    config: SFTConfig,
+    tracker: Tracker | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SFTResult:
     tracker = tracker or NullTracker()
     torch.manual_seed(config.seed)
     data = encode_examples(tokenizer, examples)
     n = data["input_ids"].shape[0]
     steps_per_epoch = (n + config.batch_size - 1) // config.batch_size
     total = config.epochs * steps_per_epoch
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0 - s / total)
     generator = torch.Generator().manual_seed(config.seed)
     result, step = SFTResult(model=model), 0
@@ -77,5 +86,9 @@ def train_sft(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, exampl
                 progress(step, total)
         result.history.append({"epoch": epoch, "loss": epoch_loss / n})
     model.eval()
-    result.metrics = {"sft.final_loss": result.history[-1]["loss"], "sft.examples": float(n), "sft.steps": float(step)}
+    result.metrics = {
+        "sft.final_loss": result.history[-1]["loss"],
+        "sft.examples": float(n),
+        "sft.steps": float(step),
+    }
     return result

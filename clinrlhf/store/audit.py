@@ -41,11 +41,20 @@ def _head(session: Session) -> str:
     return last or GENESIS
 
 
-def record_audit(session: Session, *, actor: str, action: Action, entity_type: str, entity_id: str,
-                 outcome: Outcome = "0") -> AuditEvent:
+def record_audit(
+    session: Session, *, actor: str, action: Action, entity_type: str, entity_id: str, outcome: Outcome = "0"
+) -> AuditEvent:
     """Append one event in the caller's transaction, so it commits (or not) with what it records."""
-    event = AuditEvent(id=new_id(), recorded=utcnow(), actor=actor, action=action, entity_type=entity_type,
-                       entity_id=entity_id, outcome=outcome, prev_hash=_head(session))
+    event = AuditEvent(
+        id=new_id(),
+        recorded=utcnow(),
+        actor=actor,
+        action=action,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        outcome=outcome,
+        prev_hash=_head(session),
+    )
     event.hash = event_hash(event)
     session.add(event)
     session.flush()

@@ -10,11 +10,23 @@ from clinrlhf.store.errors import NotFoundError
 from clinrlhf.store.models import Card, Suggestion
 
 
-def add_card(session: Session, *, case_id: str, target: str, prompt: str, model_version: str,
-             suggestions: Sequence[tuple[str | None, str]], clinician: str | None = None) -> Card:
+def add_card(
+    session: Session,
+    *,
+    case_id: str,
+    target: str,
+    prompt: str,
+    model_version: str,
+    suggestions: Sequence[tuple[str | None, str]],
+    clinician: str | None = None,
+) -> Card:
     """Store a card with its suggestions, given as (drug, text) in rank order (0 is recommended)."""
-    card = Card(case_id=case_id, target=target, prompt=prompt, model_version=model_version, clinician=clinician)
-    card.suggestions = [Suggestion(rank=i, drug=drug, text=text) for i, (drug, text) in enumerate(suggestions)]
+    card = Card(
+        case_id=case_id, target=target, prompt=prompt, model_version=model_version, clinician=clinician
+    )
+    card.suggestions = [
+        Suggestion(rank=i, drug=drug, text=text) for i, (drug, text) in enumerate(suggestions)
+    ]
     session.add(card)
     session.flush()
     return card

@@ -38,7 +38,7 @@ def deidentify_case(bundle: Mapping[str, Any], *, key: bytes, today: date) -> De
     try:
         result = deidentify_bundle(bundle, key=key, today=today)
         facts = facts_from_bundle(result.bundle, on=today)
-    except (ValueError, TypeError, KeyError, AttributeError, IndexError):
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError):
         raise UnreadableRecordError("the record is not one patient's readable FHIR R4 data") from None
     return DeidentifiedCase(patient=result.patient, facts=facts, counts=dict(result.counts))
 
@@ -48,7 +48,9 @@ def case_key(case: DeidentifiedCase, source: Source) -> str:
     return hashlib.sha256(f"{source}\x00{case.patient}\x00{case.facts.to_json()}".encode()).hexdigest()
 
 
-def add_case(session: Session, case: DeidentifiedCase, *, source: Source, idempotent: bool = False) -> tuple[Case, bool]:
+def add_case(
+    session: Session, case: DeidentifiedCase, *, source: Source, idempotent: bool = False
+) -> tuple[Case, bool]:
     """Store a case and return (row, created). With `idempotent` (ingest), an identical case already
     stored is returned instead of a duplicate; cases from live CDS requests are each their own visit."""
     row = Case(patient=case.patient, facts=case.facts.to_json(), source=source, deid_counts=case.counts)

@@ -18,15 +18,21 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 # The audit trail is append-only in the database itself, not only by convention in this code.
 _SQLITE_APPEND_ONLY = [
-    DDL(f"CREATE TRIGGER IF NOT EXISTS audit_events_no_{op.lower()} BEFORE {op} ON audit_events "
-        "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END")
+    DDL(
+        f"CREATE TRIGGER IF NOT EXISTS audit_events_no_{op.lower()} BEFORE {op} ON audit_events "
+        "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END"
+    )
     for op in ("UPDATE", "DELETE")
 ]
 _POSTGRES_APPEND_ONLY = [
-    DDL("CREATE OR REPLACE FUNCTION audit_events_append_only() RETURNS trigger AS $$ "
-        "BEGIN RAISE EXCEPTION 'audit_events is append-only'; END; $$ LANGUAGE plpgsql"),
-    DDL("CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events "
-        "FOR EACH ROW EXECUTE FUNCTION audit_events_append_only()"),
+    DDL(
+        "CREATE OR REPLACE FUNCTION audit_events_append_only() RETURNS trigger AS $$ "
+        "BEGIN RAISE EXCEPTION 'audit_events is append-only'; END; $$ LANGUAGE plpgsql"
+    ),
+    DDL(
+        "CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events "
+        "FOR EACH ROW EXECUTE FUNCTION audit_events_append_only()"
+    ),
 ]
 for _ddl in _SQLITE_APPEND_ONLY:
     event.listen(AuditEvent.__table__, "after_create", _ddl.execute_if(dialect="sqlite"))

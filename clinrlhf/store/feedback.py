@@ -53,9 +53,15 @@ def record_feedback(session: Session, entry: FeedbackEntry, *, clinician: str) -
     elif entry.accepted_suggestions:
         raise InvalidInputError("an overridden outcome cannot accept suggestions")
     key = entry.idempotency_key(clinician)
-    row = Feedback(card_id=card.id, clinician=clinician, outcome=entry.outcome,
-                   accepted_suggestion_id=accepted.id if accepted else None,
-                   override_reason_system=entry.override_reason_system,
-                   override_reason_code=entry.override_reason_code, has_comment=entry.has_comment,
-                   outcome_timestamp=entry.outcome_timestamp, idempotency_key=key)
+    row = Feedback(
+        card_id=card.id,
+        clinician=clinician,
+        outcome=entry.outcome,
+        accepted_suggestion_id=accepted.id if accepted else None,
+        override_reason_system=entry.override_reason_system,
+        override_reason_code=entry.override_reason_code,
+        has_comment=entry.has_comment,
+        outcome_timestamp=entry.outcome_timestamp,
+        idempotency_key=key,
+    )
     return insert_once(session, row, Feedback, key)

@@ -29,8 +29,12 @@ class IngestSummary:
     dropped: Counter[str] = field(default_factory=Counter)  # resourceType -> resources not kept
 
     def to_dict(self) -> dict[str, Any]:
-        return {"cases": self.cases, "duplicates": self.duplicates, "skipped": dict(sorted(self.skipped.items())),
-                "dropped": dict(sorted(self.dropped.items()))}
+        return {
+            "cases": self.cases,
+            "duplicates": self.duplicates,
+            "skipped": dict(sorted(self.skipped.items())),
+            "dropped": dict(sorted(self.dropped.items())),
+        }
 
 
 def _aliases(patient: Mapping[str, Any], full_url: str | None) -> set[str]:
@@ -53,8 +57,10 @@ def _normalise(reference: str) -> str:
     return "/".join(parts[-2:]) if len(parts) > 2 and parts[-2] == "Patient" else reference
 
 
-def split_by_patient(resources: Iterable[Mapping[str, Any]], full_urls: Mapping[int, str] | None = None,
-                     ) -> tuple[list[dict[str, Any]], Counter[str]]:
+def split_by_patient(
+    resources: Iterable[Mapping[str, Any]],
+    full_urls: Mapping[int, str] | None = None,
+) -> tuple[list[dict[str, Any]], Counter[str]]:
     """One collection Bundle per Patient, holding the Patient and every resource that references it.
 
     `full_urls` maps id() of a resource to its Bundle entry's fullUrl, for bundles whose references
@@ -78,20 +84,33 @@ def split_by_patient(resources: Iterable[Mapping[str, Any]], full_urls: Mapping[
             unlinked[str(r.get("resourceType", "unknown"))] += 1
         else:
             groups[key].append(r)
-    bundles = [{"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in group]}
-               for group in groups.values()]
+    bundles = [
+        {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in group]}
+        for group in groups.values()
+    ]
     return bundles, unlinked
 
 
 def split_bundle(bundle: Mapping[str, Any]) -> tuple[list[dict[str, Any]], Counter[str]]:
     """`split_by_patient` over the entries of one Bundle, honouring its fullUrls."""
-    entries = [e for e in bundle.get("entry") or [] if isinstance(e, Mapping) and isinstance(e.get("resource"), Mapping)]
+    entries = [
+        e
+        for e in bundle.get("entry") or []
+        if isinstance(e, Mapping) and isinstance(e.get("resource"), Mapping)
+    ]
     full_urls = {id(e["resource"]): e["fullUrl"] for e in entries if isinstance(e.get("fullUrl"), str)}
     return split_by_patient([e["resource"] for e in entries], full_urls)
 
 
-def ingest_patient_bundles(session: Session, bundles: Iterable[Mapping[str, Any]], *, key: bytes, today: date,
-                           summary: IngestSummary, actor: str = "cli") -> IngestSummary:
+def ingest_patient_bundles(
+    session: Session,
+    bundles: Iterable[Mapping[str, Any]],
+    *,
+    key: bytes,
+    today: date,
+    summary: IngestSummary,
+    actor: str = "cli",
+) -> IngestSummary:
     """De-identify and store each one-patient Bundle as a case (source "ingest"), at most once."""
     for bundle in bundles:
         try:

@@ -43,14 +43,27 @@ def record_review(session: Session, entry: ReviewEntry, *, clinician: str) -> tu
     ids = {s.id for s in card.suggestions}
     if entry.suggestion_a == entry.suggestion_b or not {entry.suggestion_a, entry.suggestion_b} <= ids:
         raise InvalidInputError("the review must compare two different suggestions of the card")
-    if entry.choice is None and entry.rating_a is None and entry.rating_b is None and entry.correction_drug is None:
+    if (
+        entry.choice is None
+        and entry.rating_a is None
+        and entry.rating_b is None
+        and entry.correction_drug is None
+    ):
         raise InvalidInputError("a review needs a choice, a rating or a correction")
     for rating in (entry.rating_a, entry.rating_b):
         if rating is not None and not 1 <= rating <= 5:
             raise InvalidInputError("ratings are integers from 1 to 5")
     key = entry.idempotency_key(clinician)
-    row = Review(card_id=card.id, clinician=clinician, suggestion_a_id=entry.suggestion_a,
-                 suggestion_b_id=entry.suggestion_b, choice=entry.choice, rating_a=entry.rating_a,
-                 rating_b=entry.rating_b, correction_drug=entry.correction_drug, has_comment=entry.has_comment,
-                 idempotency_key=key)
+    row = Review(
+        card_id=card.id,
+        clinician=clinician,
+        suggestion_a_id=entry.suggestion_a,
+        suggestion_b_id=entry.suggestion_b,
+        choice=entry.choice,
+        rating_a=entry.rating_a,
+        rating_b=entry.rating_b,
+        correction_drug=entry.correction_drug,
+        has_comment=entry.has_comment,
+        idempotency_key=key,
+    )
     return insert_once(session, row, Review, key)

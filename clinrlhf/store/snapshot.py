@@ -21,8 +21,14 @@ def review_judgments(review: Review, world: World) -> Iterator[Judgment]:
     """A review yields a pairwise judgment (if it has a choice), a rating judgment (if it has any
     rating) and a correction judgment (if it names a drug), all over the same two shown texts."""
     card = review.card
-    shown = Judgment(kind="pairwise", card=card.id, patient=card.case.patient, clinician=review.clinician,
-                     prompt=card.prompt, responses=(review.suggestion_a.text, review.suggestion_b.text))
+    shown = Judgment(
+        kind="pairwise",
+        card=card.id,
+        patient=card.case.patient,
+        clinician=review.clinician,
+        prompt=card.prompt,
+        responses=(review.suggestion_a.text, review.suggestion_b.text),
+    )
     if review.choice is not None:
         yield replace(shown, preferred=_PREFERRED[review.choice])
     if review.rating_a is not None or review.rating_b is not None:
@@ -36,8 +42,15 @@ def feedback_judgment(feedback: Feedback) -> Judgment:
     card = feedback.card
     ranked = list(card.suggestions)
     accepted = next((i for i, s in enumerate(ranked) if s.id == feedback.accepted_suggestion_id), None)
-    return Judgment(kind="cds", card=card.id, patient=card.case.patient, clinician=feedback.clinician,
-                    prompt=card.prompt, responses=tuple(s.text for s in ranked), accepted=accepted)
+    return Judgment(
+        kind="cds",
+        card=card.id,
+        patient=card.case.patient,
+        clinician=feedback.clinician,
+        prompt=card.prompt,
+        responses=tuple(s.text for s in ranked),
+        accepted=accepted,
+    )
 
 
 def export_judgments(session: Session, world: World | None = None) -> list[Judgment]:
@@ -45,9 +58,13 @@ def export_judgments(session: Session, world: World | None = None) -> list[Judgm
     exports the same list, so its `snapshot_sha256` names the training data exactly."""
     world = world or load_world()
     card_loads = (selectinload(Card.case), selectinload(Card.suggestions))
-    reviews = session.scalars(select(Review).options(
-        selectinload(Review.card).options(*card_loads), selectinload(Review.suggestion_a),
-        selectinload(Review.suggestion_b)))
+    reviews = session.scalars(
+        select(Review).options(
+            selectinload(Review.card).options(*card_loads),
+            selectinload(Review.suggestion_a),
+            selectinload(Review.suggestion_b),
+        )
+    )
     feedback = session.scalars(select(Feedback).options(selectinload(Feedback.card).options(*card_loads)))
     rows: list[tuple[datetime, str, list[Judgment]]] = []
     rows += [(r.created_at, r.id, list(review_judgments(r, world))) for r in reviews]

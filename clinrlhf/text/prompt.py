@@ -15,7 +15,14 @@ from clinrlhf.world.scoring import EGFR_LIMIT, POTASSIUM_LIMIT
 from clinrlhf.world.world import World
 
 PROMPT_END = "->"
-_CONDITION_FINDINGS = ("pregnant", "diabetes", "hypertension", "heart_failure", "stroke", "myocardial_infarction")
+_CONDITION_FINDINGS = (
+    "pregnant",
+    "diabetes",
+    "hypertension",
+    "heart_failure",
+    "stroke",
+    "myocardial_infarction",
+)
 
 
 def age_band(age: int) -> str:
@@ -36,16 +43,37 @@ def _lab_flag(world: World, facts: PatientFacts, finding: str, limit: float, hig
 def render_prompt(world: World, facts: PatientFacts, target: str) -> str:
     problems = [k for k in _CONDITION_FINDINGS if facts.conditions & set(world.findings[k].snomed)]
     others = [k for k, t in world.targets.items() if t.snomed in facts.conditions and k not in problems]
-    allergies = [k for k, f in world.findings.items() if f.resource == "AllergyIntolerance" and facts.allergies & set(f.snomed)]
+    allergies = [
+        k
+        for k, f in world.findings.items()
+        if f.resource == "AllergyIntolerance" and facts.allergies & set(f.snomed)
+    ]
     egfr = _lab_flag(world, facts, "egfr_lt_30", EGFR_LIMIT, high_is_bad=False)
     potassium = _lab_flag(world, facts, "potassium_gt_5", POTASSIUM_LIMIT, high_is_bad=True)
-    return " ".join([
-        "sex", facts.sex, "age", age_band(facts.age), ";",
-        "problems", *(problems + others or ["none"]), ";",
-        "allergies", *(a.removesuffix("_allergy") for a in allergies or ["none"]), ";",
-        "labs", "egfr", egfr, "potassium", potassium, ";",
-        "treat", target, PROMPT_END,
-    ])
+    return " ".join(
+        [
+            "sex",
+            facts.sex,
+            "age",
+            age_band(facts.age),
+            ";",
+            "problems",
+            *(problems + others or ["none"]),
+            ";",
+            "allergies",
+            *(a.removesuffix("_allergy") for a in allergies or ["none"]),
+            ";",
+            "labs",
+            "egfr",
+            egfr,
+            "potassium",
+            potassium,
+            ";",
+            "treat",
+            target,
+            PROMPT_END,
+        ]
+    )
 
 
 def render_response(world: World, drug: str) -> str:
@@ -60,8 +88,28 @@ def parse_drug(world: World, response: str) -> str | None:
 
 def vocabulary_corpus(world: World) -> list[str]:
     """Every word the language can use, so the tokenizer never meets an unknown word."""
-    words = ["sex", "female", "male", "other", "unknown", "age", "90+", ";", "problems", "none", "allergies",
-             "labs", "egfr", "potassium", "low", "high", "normal", "treat", PROMPT_END, "penicillin"]
+    words = [
+        "sex",
+        "female",
+        "male",
+        "other",
+        "unknown",
+        "age",
+        "90+",
+        ";",
+        "problems",
+        "none",
+        "allergies",
+        "labs",
+        "egfr",
+        "potassium",
+        "low",
+        "high",
+        "normal",
+        "treat",
+        PROMPT_END,
+        "penicillin",
+    ]
     words += [age_band(a) for a in range(0, 90, 5)]
     words += list(_CONDITION_FINDINGS) + list(world.targets)
     words += [render_response(world, d) for d in world.drugs]

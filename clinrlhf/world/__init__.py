@@ -4,7 +4,15 @@ It is a deliberately simplified prescribing world for testing, NOT clinical guid
 """
 
 from clinrlhf.world.facts import PatientFacts, facts_from_bundle
-from clinrlhf.world.scoring import Outcome, acceptable, contraindicated, findings_of, score, targets_of, utility
+from clinrlhf.world.scoring import (
+    Outcome,
+    acceptable,
+    contraindicated,
+    findings_of,
+    score,
+    targets_of,
+    utility,
+)
 from clinrlhf.world.world import Drug, Target, Tier, World, load_world
 
 __all__ = [

@@ -93,7 +93,12 @@ def _patient_age(patient: Mapping, on: date) -> int:
 
 
 def _observation_time(obs: Mapping) -> str:
-    return str(obs.get("effectiveDateTime") or obs.get("issued") or (obs.get("effectivePeriod") or {}).get("start") or "")
+    return str(
+        obs.get("effectiveDateTime")
+        or obs.get("issued")
+        or (obs.get("effectivePeriod") or {}).get("start")
+        or ""
+    )
 
 
 def facts_from_bundle(bundle: Mapping, on: date | None = None) -> PatientFacts:
@@ -103,7 +108,9 @@ def facts_from_bundle(bundle: Mapping, on: date | None = None) -> PatientFacts:
     patients = [r for r in resources if r.get("resourceType") == "Patient"]
     if len(patients) != 1:
         raise ValueError(f"expected exactly one Patient in the bundle, found {len(patients)}")
-    conditions, allergies, meds = set(), set(), set()
+    conditions: set[str] = set()
+    allergies: set[str] = set()
+    meds: set[str] = set()
     latest: dict[str, tuple[str, float]] = {}
     for r in resources:
         kind = r.get("resourceType")

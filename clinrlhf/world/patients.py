@@ -15,19 +15,78 @@ from clinrlhf.world.facts import LOINC, RXNORM, SNOMED, PatientFacts, facts_from
 from clinrlhf.world.scoring import targets_of
 from clinrlhf.world.world import World
 
-_FIRST = ["Maria", "James", "Aisha", "Wei", "Olga", "Carlos", "Fatima", "John", "Priya", "Kenji", "Amara",
-          "Lucas", "Sofia", "Omar", "Hannah", "Dmitri", "Grace", "Mateo", "Ingrid", "Tunde"]
-_LAST = ["Okafor", "Schmidt", "Nguyen", "Garcia", "Kowalski", "Haddad", "Johansson", "Tanaka", "Mensah",
-         "O'Brien", "Patel", "Rossi", "Novak", "Silva", "Ibrahim", "Larsen", "Moreau", "Kim", "Adeyemi", "Walsh"]
+_FIRST = [
+    "Maria",
+    "James",
+    "Aisha",
+    "Wei",
+    "Olga",
+    "Carlos",
+    "Fatima",
+    "John",
+    "Priya",
+    "Kenji",
+    "Amara",
+    "Lucas",
+    "Sofia",
+    "Omar",
+    "Hannah",
+    "Dmitri",
+    "Grace",
+    "Mateo",
+    "Ingrid",
+    "Tunde",
+]
+_LAST = [
+    "Okafor",
+    "Schmidt",
+    "Nguyen",
+    "Garcia",
+    "Kowalski",
+    "Haddad",
+    "Johansson",
+    "Tanaka",
+    "Mensah",
+    "O'Brien",
+    "Patel",
+    "Rossi",
+    "Novak",
+    "Silva",
+    "Ibrahim",
+    "Larsen",
+    "Moreau",
+    "Kim",
+    "Adeyemi",
+    "Walsh",
+]
 _STREETS = ["Maple Street", "Oak Avenue", "Harbor Road", "Elm Court", "Sunset Boulevard", "Mill Lane"]
-_CITIES = [("Springfield", "MA", "01103"), ("Riverside", "CA", "92501"), ("Madison", "WI", "53703"),
-           ("Salem", "OR", "97301"), ("Austin", "TX", "78701"), ("Dover", "DE", "19901")]
+_CITIES = [
+    ("Springfield", "MA", "01103"),
+    ("Riverside", "CA", "92501"),
+    ("Madison", "WI", "53703"),
+    ("Salem", "OR", "97301"),
+    ("Austin", "TX", "78701"),
+    ("Dover", "DE", "19901"),
+]
 
 # How often each untreated problem is the reason for the visit.
-TARGET_WEIGHTS = {"hypertension": 0.22, "diabetes": 0.17, "atrial_fibrillation": 0.15, "pneumonia": 0.16,
-                  "cystitis": 0.16, "hyperlipidemia": 0.05, "hypothyroidism": 0.04, "depression": 0.05}
-COMORBIDITY_RATE = {"diabetes": 0.35, "hypertension": 0.35, "heart_failure": 0.15, "stroke": 0.12,
-                    "myocardial_infarction": 0.12}
+TARGET_WEIGHTS = {
+    "hypertension": 0.22,
+    "diabetes": 0.17,
+    "atrial_fibrillation": 0.15,
+    "pneumonia": 0.16,
+    "cystitis": 0.16,
+    "hyperlipidemia": 0.05,
+    "hypothyroidism": 0.04,
+    "depression": 0.05,
+}
+COMORBIDITY_RATE = {
+    "diabetes": 0.35,
+    "hypertension": 0.35,
+    "heart_failure": 0.15,
+    "stroke": 0.12,
+    "myocardial_infarction": 0.12,
+}
 PREGNANCY_RATE = 0.55  # among women aged 18-44
 PENICILLIN_ALLERGY_RATE = 0.4
 LOW_EGFR_RATE = 0.4
@@ -42,8 +101,10 @@ class SyntheticPatient:
 
 
 def _coding(system: str, code: str, display: str = "") -> dict:
-    return {"coding": [{"system": system, "code": code, **({"display": display} if display else {})}],
-            **({"text": display} if display else {})}
+    return {
+        "coding": [{"system": system, "code": code, **({"display": display} if display else {})}],
+        **({"text": display} if display else {}),
+    }
 
 
 class _BundleWriter:
@@ -62,40 +123,101 @@ class _BundleWriter:
         return {"reference": f"urn:uuid:{self.pid}"}
 
     def condition(self, code: str, display: str) -> None:
-        self.add({"resourceType": "Condition", "subject": self.subject(),
-                  "clinicalStatus": _coding("http://terminology.hl7.org/CodeSystem/condition-clinical", "active"),
-                  "verificationStatus": _coding("http://terminology.hl7.org/CodeSystem/condition-ver-status", "confirmed"),
-                  "code": _coding(SNOMED, code, display), "onsetDateTime": self.days_ago(20, 2000)})
+        self.add(
+            {
+                "resourceType": "Condition",
+                "subject": self.subject(),
+                "clinicalStatus": _coding(
+                    "http://terminology.hl7.org/CodeSystem/condition-clinical", "active"
+                ),
+                "verificationStatus": _coding(
+                    "http://terminology.hl7.org/CodeSystem/condition-ver-status", "confirmed"
+                ),
+                "code": _coding(SNOMED, code, display),
+                "onsetDateTime": self.days_ago(20, 2000),
+            }
+        )
 
     def allergy(self, code: str, display: str) -> None:
-        self.add({"resourceType": "AllergyIntolerance", "patient": self.subject(),
-                  "clinicalStatus": _coding("http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "active"),
-                  "code": _coding(SNOMED, code, display), "recordedDate": self.days_ago(100, 3000)})
+        self.add(
+            {
+                "resourceType": "AllergyIntolerance",
+                "patient": self.subject(),
+                "clinicalStatus": _coding(
+                    "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "active"
+                ),
+                "code": _coding(SNOMED, code, display),
+                "recordedDate": self.days_ago(100, 3000),
+            }
+        )
 
     def observation(self, code: str, display: str, value: float, unit: str) -> None:
-        self.add({"resourceType": "Observation", "status": "final", "subject": self.subject(),
-                  "category": [_coding("http://terminology.hl7.org/CodeSystem/observation-category", "laboratory")],
-                  "code": _coding(LOINC, code, display), "effectiveDateTime": self.days_ago(1, 60),
-                  "valueQuantity": {"value": round(value, 1), "unit": unit, "system": "http://unitsofmeasure.org",
-                                    "code": unit}})
+        self.add(
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "subject": self.subject(),
+                "category": [
+                    _coding("http://terminology.hl7.org/CodeSystem/observation-category", "laboratory")
+                ],
+                "code": _coding(LOINC, code, display),
+                "effectiveDateTime": self.days_ago(1, 60),
+                "valueQuantity": {
+                    "value": round(value, 1),
+                    "unit": unit,
+                    "system": "http://unitsofmeasure.org",
+                    "code": unit,
+                },
+            }
+        )
 
     def medication(self, rxnorm: str, name: str) -> None:
-        self.add({"resourceType": "MedicationRequest", "status": "active", "intent": "order",
-                  "subject": self.subject(), "medicationCodeableConcept": _coding(RXNORM, rxnorm, name),
-                  "authoredOn": self.days_ago(30, 900)})
+        self.add(
+            {
+                "resourceType": "MedicationRequest",
+                "status": "active",
+                "intent": "order",
+                "subject": self.subject(),
+                "medicationCodeableConcept": _coding(RXNORM, rxnorm, name),
+                "authoredOn": self.days_ago(30, 900),
+            }
+        )
 
 
 def _patient_resource(rng: random.Random, pid: str, sex: str, birth: date) -> dict:
     first, last = rng.choice(_FIRST), rng.choice(_LAST)
     city, state, zipcode = rng.choice(_CITIES)
     return {
-        "resourceType": "Patient", "id": pid, "gender": sex, "birthDate": birth.isoformat(),
-        "identifier": [{"system": "http://hospital.example.org/mrn", "value": f"MRN{rng.randint(10**6, 10**7 - 1)}",
-                        "type": _coding("http://terminology.hl7.org/CodeSystem/v2-0203", "MR", "Medical record number")}],
+        "resourceType": "Patient",
+        "id": pid,
+        "gender": sex,
+        "birthDate": birth.isoformat(),
+        "identifier": [
+            {
+                "system": "http://hospital.example.org/mrn",
+                "value": f"MRN{rng.randint(10**6, 10**7 - 1)}",
+                "type": _coding(
+                    "http://terminology.hl7.org/CodeSystem/v2-0203", "MR", "Medical record number"
+                ),
+            }
+        ],
         "name": [{"use": "official", "family": last, "given": [first]}],
-        "telecom": [{"system": "phone", "value": f"555-{rng.randint(100, 999)}-{rng.randint(1000, 9999)}", "use": "home"}],
-        "address": [{"line": [f"{rng.randint(1, 999)} {rng.choice(_STREETS)}"], "city": city, "state": state,
-                     "postalCode": zipcode, "country": "US"}],
+        "telecom": [
+            {
+                "system": "phone",
+                "value": f"555-{rng.randint(100, 999)}-{rng.randint(1000, 9999)}",
+                "use": "home",
+            }
+        ],
+        "address": [
+            {
+                "line": [f"{rng.randint(1, 999)} {rng.choice(_STREETS)}"],
+                "city": city,
+                "state": state,
+                "postalCode": zipcode,
+                "country": "US",
+            }
+        ],
     }
 
 

@@ -35,8 +35,9 @@ class PracticeStyle:
     # the rest: a random slip to any drug in the formulary
 
 
-def historical_choice(world: World, facts: PatientFacts, target: str, rng: random.Random,
-                      style: PracticeStyle = PracticeStyle()) -> str:
+def historical_choice(
+    world: World, facts: PatientFacts, target: str, rng: random.Random, style: PracticeStyle = PracticeStyle()
+) -> str:
     u = rng.random()
     good = sorted(acceptable(world, facts, target))
     if u < style.guideline and good:

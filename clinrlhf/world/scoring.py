@@ -8,7 +8,13 @@ from clinrlhf.world.facts import PatientFacts
 from clinrlhf.world.world import World
 
 # CHA2DS2-VASc points as listed in world.json's `chads_high` rule.
-_CHADS_POINTS = {"heart_failure": 1, "hypertension": 1, "diabetes": 1, "stroke": 2, "myocardial_infarction": 1}
+_CHADS_POINTS = {
+    "heart_failure": 1,
+    "hypertension": 1,
+    "diabetes": 1,
+    "stroke": 2,
+    "myocardial_infarction": 1,
+}
 EGFR_LIMIT = 30.0
 POTASSIUM_LIMIT = 5.0
 
@@ -40,9 +46,12 @@ def findings_of(world: World, facts: PatientFacts) -> frozenset[str]:
     """Every finding key that holds for the patient."""
     found: set[str] = set()
     for key, finding in world.findings.items():
-        if finding.resource == "Condition" and facts.conditions & set(finding.snomed):
-            found.add(key)
-        elif finding.resource == "AllergyIntolerance" and facts.allergies & set(finding.snomed):
+        if (
+            finding.resource == "Condition"
+            and facts.conditions & set(finding.snomed)
+            or finding.resource == "AllergyIntolerance"
+            and facts.allergies & set(finding.snomed)
+        ):
             found.add(key)
     egfr, potassium = _lab(world, facts, "egfr_lt_30"), _lab(world, facts, "potassium_gt_5")
     if egfr is not None and egfr < EGFR_LIMIT:

@@ -75,7 +75,9 @@ class World:
 def _parse(raw: dict, sha256: str) -> World:
     drugs = {k: Drug(k, v["rxnorm"], v["class"], v["sig"]) for k, v in raw["drugs"].items()}
     findings = {
-        k: Finding(k, v.get("resource"), tuple(v.get("snomed", ())), tuple(v.get("loinc", ())), v.get("display", k))
+        k: Finding(
+            k, v.get("resource"), tuple(v.get("snomed", ())), tuple(v.get("loinc", ())), v.get("display", k)
+        )
         for k, v in raw["findings"].items()
     }
     targets = {
@@ -103,5 +105,9 @@ def _parse(raw: dict, sha256: str) -> World:
 @cache
 def load_world(path: str | None = None) -> World:
     """Load a world file; the packaged ``world.json`` by default."""
-    data = Path(path).read_bytes() if path else resources.files("clinrlhf.world").joinpath("world.json").read_bytes()
+    data = (
+        Path(path).read_bytes()
+        if path
+        else resources.files("clinrlhf.world").joinpath("world.json").read_bytes()
+    )
     return _parse(json.loads(data), hashlib.sha256(data).hexdigest())

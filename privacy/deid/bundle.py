@@ -21,8 +21,27 @@ from privacy.deid.crypto import date_shift_days, pseudonym
 AGE_EXTENSION_URL = "https://clinrlhf.dev/fhir/StructureDefinition/age-in-years"
 AGE_CAP = 90
 # ZIP3 prefixes covering 20,000 people or fewer (HHS Safe Harbor guidance, 2000 census) become 000.
-RESTRICTED_ZIP3 = frozenset({"036", "059", "063", "102", "203", "556", "692", "790", "821", "823", "830",
-                             "831", "878", "879", "884", "890", "893"})
+RESTRICTED_ZIP3 = frozenset(
+    {
+        "036",
+        "059",
+        "063",
+        "102",
+        "203",
+        "556",
+        "692",
+        "790",
+        "821",
+        "823",
+        "830",
+        "831",
+        "878",
+        "879",
+        "884",
+        "890",
+        "893",
+    }
+)
 
 
 @dataclass
@@ -36,8 +55,11 @@ def _coding_only(concept: Any) -> dict[str, Any] | None:
     """A CodeableConcept reduced to its codings; `text` is free text and is dropped."""
     if not isinstance(concept, Mapping):
         return None
-    codings = [{k: c[k] for k in ("system", "code", "display") if k in c}
-               for c in concept.get("coding", []) if isinstance(c, Mapping)]
+    codings = [
+        {k: c[k] for k in ("system", "code", "display") if k in c}
+        for c in concept.get("coding", [])
+        if isinstance(c, Mapping)
+    ]
     return {"coding": codings} if codings else None
 
 
@@ -113,15 +135,37 @@ def _specs(d: _Deidentifier) -> dict[str, dict[str, Callable[[Any], Any]]]:
     code, status = _coding_only, _coding_only
     plain = lambda v: v if isinstance(v, str) and v.isascii() and len(v) <= 32 else None  # noqa: E731
     return {
-        "Condition": {"clinicalStatus": status, "verificationStatus": status, "code": code,
-                      "subject": d.reference, "onsetDateTime": d.shift_date, "abatementDateTime": d.shift_date},
-        "Observation": {"status": plain, "code": code, "subject": d.reference, "valueQuantity": _quantity,
-                        "effectiveDateTime": d.shift_date, "issued": d.shift_date,
-                        "category": lambda v: [c for c in map(_coding_only, v or []) if c] or None},
-        "MedicationRequest": {"status": plain, "intent": plain, "medicationCodeableConcept": code,
-                              "subject": d.reference, "authoredOn": d.shift_date},
-        "AllergyIntolerance": {"clinicalStatus": status, "verificationStatus": status, "code": code,
-                               "patient": d.reference, "recordedDate": d.shift_date},
+        "Condition": {
+            "clinicalStatus": status,
+            "verificationStatus": status,
+            "code": code,
+            "subject": d.reference,
+            "onsetDateTime": d.shift_date,
+            "abatementDateTime": d.shift_date,
+        },
+        "Observation": {
+            "status": plain,
+            "code": code,
+            "subject": d.reference,
+            "valueQuantity": _quantity,
+            "effectiveDateTime": d.shift_date,
+            "issued": d.shift_date,
+            "category": lambda v: [c for c in map(_coding_only, v or []) if c] or None,
+        },
+        "MedicationRequest": {
+            "status": plain,
+            "intent": plain,
+            "medicationCodeableConcept": code,
+            "subject": d.reference,
+            "authoredOn": d.shift_date,
+        },
+        "AllergyIntolerance": {
+            "clinicalStatus": status,
+            "verificationStatus": status,
+            "code": code,
+            "patient": d.reference,
+            "recordedDate": d.shift_date,
+        },
     }
 
 
@@ -149,7 +193,9 @@ def _resources(bundle: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     entries = bundle.get("entry") if isinstance(bundle, Mapping) else None
     if not isinstance(entries, list):
         raise ValueError("not a FHIR Bundle with entries")
-    return [e["resource"] for e in entries if isinstance(e, Mapping) and isinstance(e.get("resource"), Mapping)]
+    return [
+        e["resource"] for e in entries if isinstance(e, Mapping) and isinstance(e.get("resource"), Mapping)
+    ]
 
 
 def deidentify_bundle(bundle: Mapping[str, Any], *, key: bytes, today: date | None = None) -> DeidResult:

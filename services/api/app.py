@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import torch
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
@@ -32,11 +33,19 @@ log = logging.getLogger("services.api")
 def _lifespan(state: AppState) -> Any:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # One intra-op thread: the policy is tiny, so extra threads only spin and contend (measured
+        # 5-10x more CPU per suggestion with 2 threads on a busy 2-core machine). Requests, served
+        # one at a time under the policy lock, are the unit of parallelism.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
         try:  # load the policy before the first request needs it; the service still starts without one
             await run_in_threadpool(state.policies.get)
         except PolicyUnavailableError:
             log.warning("no policy available yet: the CDS service answers 503 until one is trained")
-        yield
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
 
     return lifespan
 
@@ -58,11 +67,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for `settings` (read from the environment when None)."""
     settings = settings or load_settings()
     parse_issuers(settings.jwks_issuers)  # a malformed issuer list stops start-up, not a request
-    state = AppState(settings=settings, sessions=open_store(settings.resolved_database_url),
-                     jti_cache=MemoryJtiCache(), policies=PolicyHolder(settings), world=load_world(),
-                     deid_key=settings.deid_secret)
+    state = AppState(
+        settings=settings,
+        sessions=open_store(settings.resolved_database_url),
+        jti_cache=MemoryJtiCache(),
+        policies=PolicyHolder(settings),
+        world=load_world(),
+        deid_key=settings.deid_secret,
+    )
     app = FastAPI(
-        title="clinrlhf", version=__version__, lifespan=_lifespan(state), docs_url=None, redoc_url=None,
+        title="clinrlhf",
+        version=__version__,
+        lifespan=_lifespan(state),
+        docs_url=None,
+        redoc_url=None,
         description="CDS Hooks 2.0 treatment suggestions and FHIR R4 clinician reviews. Every request is "
         "de-identified on arrival; errors are FHIR OperationOutcomes.",
     )

@@ -23,6 +23,8 @@ async def read_json(request: Request) -> Any:
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise APIError(400, "request body is not valid JSON", code="structure") from None
+    except RecursionError:
+        raise APIError(400, "request body is nested too deeply", code="structure") from None
 
 
 def json_body(model: type[M]) -> Callable[[Request], Awaitable[M]]:
@@ -33,7 +35,9 @@ def json_body(model: type[M]) -> Callable[[Request], Awaitable[M]]:
         try:
             return model.model_validate(data)
         except ValidationError as err:
-            raise APIError(422, f"request failed validation: {describe_errors(err.errors())}", code="invalid") from None
+            raise APIError(
+                422, f"request failed validation: {describe_errors(err.errors())}", code="invalid"
+            ) from None
 
     return parse
 

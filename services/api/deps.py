@@ -52,12 +52,17 @@ def get_session(state: StateDep) -> Iterator[Session]:
 
 SessionDep = Annotated[Session, Depends(get_session)]
 
-_bearer = HTTPBearer(auto_error=False, description="A JWT from `clinrlhf token` or a trusted identity provider")
+_bearer = HTTPBearer(
+    auto_error=False, description="A JWT from `clinrlhf token` or a trusted identity provider"
+)
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="clinrlhf"'}
 
 
-def current_principal(request: Request, state: StateDep,
-                      credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
+def current_principal(
+    request: Request,
+    state: StateDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
     if credentials is None:
         raise APIError(401, "a bearer token is required", headers=_CHALLENGE)
     # CDS Hooks clients put the URL of the endpoint they call in `aud`.
@@ -65,7 +70,8 @@ def current_principal(request: Request, state: StateDep,
     try:
         return verify_token(state.settings, credentials.credentials, state.jti_cache, audiences=[endpoint])
     except TokenError as err:
-        raise APIError(401, str(err), headers={"WWW-Authenticate": 'Bearer realm="clinrlhf", error="invalid_token"'})
+        challenge = {"WWW-Authenticate": 'Bearer realm="clinrlhf", error="invalid_token"'}
+        raise APIError(401, str(err), headers=challenge) from None
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -20,20 +20,41 @@ from services.api.responses import FHIRResponse
 log = logging.getLogger(__name__)
 
 # HTTP status -> FHIR IssueType (https://hl7.org/fhir/R4/valueset-issue-type.html)
-ISSUE_CODES = {400: "structure", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",
-               409: "conflict", 412: "incomplete", 413: "too-costly", 415: "not-supported", 422: "processing",
-               429: "throttled", 500: "exception", 503: "transient"}
-DEFAULT_MESSAGES = {400: "bad request", 401: "authentication required", 403: "not permitted",
-                    404: "not found", 405: "method not allowed", 413: "request body too large",
-                    415: "unsupported media type", 422: "request could not be processed",
-                    500: "internal error", 503: "service unavailable"}
+ISSUE_CODES = {
+    400: "structure",
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    405: "not-supported",
+    409: "conflict",
+    412: "incomplete",
+    413: "too-costly",
+    415: "not-supported",
+    422: "processing",
+    429: "throttled",
+    500: "exception",
+    503: "transient",
+}
+DEFAULT_MESSAGES = {
+    400: "bad request",
+    401: "authentication required",
+    403: "not permitted",
+    404: "not found",
+    405: "method not allowed",
+    413: "request body too large",
+    415: "unsupported media type",
+    422: "request could not be processed",
+    500: "internal error",
+    503: "service unavailable",
+}
 
 
 class APIError(Exception):
     """An error to report as an OperationOutcome. `message` must not contain request content."""
 
-    def __init__(self, status: int, message: str, *, code: str | None = None,
-                 headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, *, code: str | None = None, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.message = status, message
         self.code = code or ISSUE_CODES.get(status, "processing")
@@ -41,23 +62,34 @@ class APIError(Exception):
 
 
 def operation_outcome(code: str, diagnostics: str, severity: str = "error") -> dict[str, Any]:
-    return {"resourceType": "OperationOutcome",
-            "issue": [{"severity": severity, "code": code, "diagnostics": diagnostics}]}
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": severity, "code": code, "diagnostics": diagnostics}],
+    }
 
 
-def outcome_response(status: int, message: str | None = None, *, code: str | None = None,
-                     headers: Mapping[str, str] | None = None) -> Response:
-    body = operation_outcome(code or ISSUE_CODES.get(status, "processing"),
-                             message or DEFAULT_MESSAGES.get(status, "error"))
+def outcome_response(
+    status: int,
+    message: str | None = None,
+    *,
+    code: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    body = operation_outcome(
+        code or ISSUE_CODES.get(status, "processing"), message or DEFAULT_MESSAGES.get(status, "error")
+    )
     return FHIRResponse(body, status_code=status, headers=dict(headers or {}))
 
 
 def describe_errors(errors: Sequence[Mapping[str, Any]], limit: int = 5) -> str:
-    """`loc: type` for the first few errors; locations are schema names, never input values."""
+    """`loc: type` for the first few errors. Locations are schema names and list indexes; the one
+    place where a location is the caller's own text, an unknown key, is replaced by a placeholder."""
     parts = []
     for err in errors[:limit]:
-        loc = ".".join(str(p) for p in err.get("loc", ()) if isinstance(p, int | str))
-        parts.append(f"{loc or '(root)'}: {err.get('type', 'invalid')}")
+        loc = [str(p) for p in err.get("loc", ()) if isinstance(p, int | str)]
+        if err.get("type") == "extra_forbidden" and loc:
+            loc[-1] = "(unknown field)"
+        parts.append(f"{'.'.join(loc) or '(root)'}: {err.get('type', 'invalid')}")
     more = f" (+{len(errors) - limit} more)" if len(errors) > limit else ""
     return "; ".join(parts) + more
 

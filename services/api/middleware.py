@@ -43,7 +43,9 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         if not is_json_media_type(_header(scope, b"content-type")):
-            await outcome_response(415, "send JSON: application/json or application/fhir+json")(scope, receive, send)
+            await outcome_response(415, "send JSON: application/json or application/fhir+json")(
+                scope, receive, send
+            )
             return
         declared = _header(scope, b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
@@ -98,8 +100,13 @@ class ErrorShield:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:  # noqa: BLE001 -- the whole point is to catch everything
-            log.error("unhandled %s in %s %s at %s", type(exc).__name__, scope.get("method"), scope.get("path"),
-                      where(exc))
+            log.error(
+                "unhandled %s in %s %s at %s",
+                type(exc).__name__,
+                scope.get("method"),
+                scope.get("path"),
+                where(exc),
+            )
             if not started:
                 await outcome_response(500)(scope, receive, send)
 

@@ -22,8 +22,12 @@ OVERRIDE_REASONS = [
     Coding(system=OVERRIDE_REASON_SYSTEM, code="other", display="Other"),
 ]
 OVERRIDE_CODES = frozenset(c.code for c in OVERRIDE_REASONS)
-_FINDING_NAMES = {"egfr_lt_30": "eGFR below 30", "potassium_gt_5": "potassium above 5.0 mmol/L",
-                  "chads_high": "high CHA2DS2-VASc score", "female": "female sex"}
+_FINDING_NAMES = {
+    "egfr_lt_30": "eGFR below 30",
+    "potassium_gt_5": "potassium above 5.0 mmol/L",
+    "chads_high": "high CHA2DS2-VASc score",
+    "female": "female sex",
+}
 
 
 def drug_name(drug: str) -> str:
@@ -53,10 +57,14 @@ def medication_request(world: World, drug: str, target: str, patient_id: str) ->
         "resourceType": "MedicationRequest",
         "status": "draft",
         "intent": "proposal",
-        "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": spec.rxnorm, "display": drug_name(drug)}],
-                                      "text": drug_name(drug)},
+        "medicationCodeableConcept": {
+            "coding": [{"system": RXNORM, "code": spec.rxnorm, "display": drug_name(drug)}],
+            "text": drug_name(drug),
+        },
         "subject": {"reference": f"Patient/{patient_id}"},
-        "reasonCode": [{"coding": [{"system": SNOMED, "code": target_spec.snomed, "display": target_spec.display}]}],
+        "reasonCode": [
+            {"coding": [{"system": SNOMED, "code": target_spec.snomed, "display": target_spec.display}]}
+        ],
         "dosageInstruction": [{"text": spec.sig}],
     }
     MedicationRequest.model_validate(resource)
@@ -67,9 +75,11 @@ def _detail(world: World, facts: PatientFacts, target: str, version: str, unsafe
     spec = world.targets[target]
     found = relevant_findings(world, facts, target)
     considered = ", ".join(finding_name(world, f) for f in found) or "none that change first-line treatment"
-    lines = [f"Untreated **{spec.display}** (SNOMED CT {spec.snomed}): no active prescription treats it.",
-             f"Findings considered: {considered}.",
-             f"The first suggestion is the recommendation of policy `{version}`; the second is its best alternative."]
+    lines = [
+        f"Untreated **{spec.display}** (SNOMED CT {spec.snomed}): no active prescription treats it.",
+        f"Findings considered: {considered}.",
+        f"The first suggestion is the recommendation of policy `{version}`; the second is its best alternative.",
+    ]
     banned = {f: world.contraindicated[f] for f in findings_of(world, facts) if f in world.contraindicated}
     for drug in unsafe:
         why = ", ".join(finding_name(world, f) for f, drugs in banned.items() if drug in drugs)
@@ -77,7 +87,9 @@ def _detail(world: World, facts: PatientFacts, target: str, version: str, unsafe
     return "\n\n".join(lines)
 
 
-def build_card(world: World, card: StoredCard, facts: PatientFacts, patient_id: str, model_card_url: str) -> Card:
+def build_card(
+    world: World, card: StoredCard, facts: PatientFacts, patient_id: str, model_card_url: str
+) -> Card:
     """The CDS Hooks card for a stored card; suggestions whose text names no drug are left out."""
     banned = contraindicated(world, facts)
     shown = [s for s in card.suggestions if s.drug is not None]
@@ -86,16 +98,36 @@ def build_card(world: World, card: StoredCard, facts: PatientFacts, patient_id: 
     for s in shown:
         assert s.drug is not None
         caution = " (caution: contraindicated)" if s.drug in banned else ""
-        action = Action(type="create", description=f"Draft a prescription: {drug_name(s.drug)} {world.drugs[s.drug].sig}",
-                        resource=medication_request(world, s.drug, card.target, patient_id))
-        suggestions.append(CardSuggestion(label=f"Prescribe {drug_name(s.drug)} {world.drugs[s.drug].sig}{caution}",
-                                          uuid=s.id, isRecommended=s.rank == shown[0].rank, actions=[action]))
+        action = Action(
+            type="create",
+            description=f"Draft a prescription: {drug_name(s.drug)} {world.drugs[s.drug].sig}",
+            resource=medication_request(world, s.drug, card.target, patient_id),
+        )
+        suggestions.append(
+            CardSuggestion(
+                label=f"Prescribe {drug_name(s.drug)} {world.drugs[s.drug].sig}{caution}",
+                uuid=s.id,
+                isRecommended=s.rank == shown[0].rank,
+                actions=[action],
+            )
+        )
     first = drug_name(shown[0].drug) if shown and shown[0].drug else "no suggestion"
     summary = f"{world.targets[card.target].display}: consider {first}"
     return Card(
-        uuid=card.id, summary=summary[:140], indicator="warning" if unsafe else "info",
+        uuid=card.id,
+        summary=summary[:140],
+        indicator="warning" if unsafe else "info",
         detail=_detail(world, facts, card.target, card.model_version, [d for d in unsafe if d]),
-        source=Source(label=f"clinrlhf {card.model_version}", url=model_card_url,
-                      topic=Coding(system=SNOMED, code=world.targets[card.target].snomed,
-                                   display=world.targets[card.target].display)),
-        suggestions=suggestions, selectionBehavior="at-most-one", overrideReasons=OVERRIDE_REASONS)
+        source=Source(
+            label=f"clinrlhf {card.model_version}",
+            url=model_card_url,
+            topic=Coding(
+                system=SNOMED,
+                code=world.targets[card.target].snomed,
+                display=world.targets[card.target].display,
+            ),
+        ),
+        suggestions=suggestions,
+        selectionBehavior="at-most-one",
+        overrideReasons=OVERRIDE_REASONS,
+    )

@@ -19,14 +19,18 @@ PREFETCH = {
 
 
 def discovery() -> Discovery:
-    return Discovery(services=[ServiceDefinition(
-        hook=HOOK,
-        id=SERVICE_ID,
-        title="clinrlhf treatment suggestions",
-        description="For each untreated problem on the patient's active list, two first-line prescriptions from "
-        "a policy aligned with this hospital's clinicians' feedback; the first is recommended. Patient data is "
-        "de-identified on arrival and only the de-identified case is stored.",
-        prefetch=PREFETCH,
-        usageRequirements="Send every prefetch key; feedback to /cds-services/clinrlhf-treatment/feedback "
-        "trains the next policy.",
-    )])
+    return Discovery(
+        services=[
+            ServiceDefinition(
+                hook=HOOK,
+                id=SERVICE_ID,
+                title="clinrlhf treatment suggestions",
+                description="For each untreated problem on the patient's active list, two first-line prescriptions from "
+                "a policy aligned with this hospital's clinicians' feedback; the first is recommended. Patient data is "
+                "de-identified on arrival and only the de-identified case is stored.",
+                prefetch=PREFETCH,
+                usageRequirements="Send every prefetch key, or a fhirServer (and fhirAuthorization) to read the "
+                "missing ones from. Feedback to /cds-services/clinrlhf-treatment/feedback trains the next policy.",
+            )
+        ]
+    )

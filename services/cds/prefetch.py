@@ -26,10 +26,16 @@ def _search_resources(key: str, value: Any) -> list[Mapping[str, Any]]:
         raise PrefetchError(422, f"prefetch.{key}.entry must be a list")
     resources = []
     for entry in entries:
-        resource = entry.get("resource") if isinstance(entry, Mapping) else None
-        mode = (entry.get("search") or {}).get("mode") if isinstance(entry, Mapping) else None
+        if not isinstance(entry, Mapping):
+            continue
+        resource, search = entry.get("resource"), entry.get("search")
+        mode = search.get("mode") if isinstance(search, Mapping) else None
         # Search results may carry OperationOutcome warnings (search.mode "outcome"): not patient data.
-        if isinstance(resource, Mapping) and mode != "outcome" and resource.get("resourceType") != "OperationOutcome":
+        if (
+            isinstance(resource, Mapping)
+            and mode != "outcome"
+            and resource.get("resourceType") != "OperationOutcome"
+        ):
             resources.append(resource)
     return resources
 
@@ -42,10 +48,10 @@ def bundle_from_prefetch(prefetch: Mapping[str, Any] | None) -> dict[str, Any]:
     FHIR data"), never an empty list.
     """
     if not prefetch:
-        raise PrefetchError(412, "prefetch is required: send every key listed in discovery")
+        raise PrefetchError(412, "prefetch is required: send every key listed in discovery, or a fhirServer")
     missing = [k for k in PREFETCH if prefetch.get(k) is None]
     if missing:
-        raise PrefetchError(412, f"prefetch is missing: {', '.join(missing)}")
+        raise PrefetchError(412, f"prefetch is missing {', '.join(missing)} and no fhirServer was given")
     patient = prefetch["patient"]
     if not isinstance(patient, Mapping) or patient.get("resourceType") != "Patient":
         raise PrefetchError(422, "prefetch.patient must be a FHIR Patient resource")

@@ -15,11 +15,20 @@ from sqlalchemy.orm import Session
 
 from clinrlhf.identity import Principal
 from clinrlhf.policy.generate import Suggestion
-from clinrlhf.store import FeedbackEntry, add_card, add_case, deidentify_case, get_card, record_audit, record_feedback
+from clinrlhf.store import (
+    FeedbackEntry,
+    add_card,
+    add_case,
+    deidentify_case,
+    get_card,
+    record_audit,
+    record_feedback,
+)
 from clinrlhf.text.prompt import render_prompt
 from clinrlhf.world.scoring import targets_of
 from services.api.deps import AppState, actor, clinician_pseudonym
 from services.cds.cards import build_card
+from services.cds.fetch import fill_prefetch
 from services.cds.prefetch import bundle_from_prefetch
 from services.cds.schemas import CDSRequest, CDSResponse, FeedbackItem, FeedbackResult
 from services.recommend import SUGGESTIONS_PER_CARD
@@ -39,17 +48,20 @@ def _seed(hook_instance: str, target: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{hook_instance}\x00{target}".encode()).digest()[:8], "big")
 
 
-def patient_view(state: AppState, session: Session, request: CDSRequest, principal: Principal,
-                 model_card_url: str) -> CDSResponse:
+def patient_view(
+    state: AppState, session: Session, request: CDSRequest, principal: Principal, model_card_url: str
+) -> CDSResponse:
     """Raises PrefetchError, UnreadableRecordError or PolicyUnavailableError."""
-    bundle = bundle_from_prefetch(request.prefetch)
+    bundle = bundle_from_prefetch(fill_prefetch(request))
     case = deidentify_case(bundle, key=state.deid_key, today=datetime.now(UTC).date())
     del bundle  # from here on only de-identified data exists in this request
     recommender = state.policies.get()
     plans = []
     for target in targets_of(state.world, case.facts):
         prompt = render_prompt(state.world, case.facts, target)
-        drafts = recommender.suggest(state.world, prompt, seed=_seed(request.hookInstance, target), n=_CANDIDATES)
+        drafts = recommender.suggest(
+            state.world, prompt, seed=_seed(request.hookInstance, target), n=_CANDIDATES
+        )
         named = [s for s in drafts if s.drug is not None][:SUGGESTIONS_PER_CARD]
         if named:
             plans.append(_Plan(target, prompt, named))
@@ -61,13 +73,21 @@ def patient_view(state: AppState, session: Session, request: CDSRequest, princip
         record_audit(session, actor=who, action="C", entity_type="Case", entity_id=row.id)
         stored = []
         for plan in plans:
-            card = add_card(session, case_id=row.id, target=plan.target, prompt=plan.prompt,
-                            model_version=recommender.version, clinician=clinician,
-                            suggestions=[(s.drug, s.text) for s in plan.suggestions])
+            card = add_card(
+                session,
+                case_id=row.id,
+                target=plan.target,
+                prompt=plan.prompt,
+                model_version=recommender.version,
+                clinician=clinician,
+                suggestions=[(s.drug, s.text) for s in plan.suggestions],
+            )
             record_audit(session, actor=who, action="C", entity_type="Card", entity_id=card.id)
             stored.append(card)
     patient_id = request.context.patientId
-    return CDSResponse(cards=[build_card(state.world, c, case.facts, patient_id, model_card_url) for c in stored])
+    return CDSResponse(
+        cards=[build_card(state.world, c, case.facts, patient_id, model_card_url) for c in stored]
+    )
 
 
 def feedback_entry(item: FeedbackItem) -> FeedbackEntry:
@@ -75,15 +95,20 @@ def feedback_entry(item: FeedbackItem) -> FeedbackEntry:
     comment = item.overrideReason.userComment if item.overrideReason else None
     when = item.outcomeTimestamp
     when = when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
-    return FeedbackEntry(card=item.card, outcome=item.outcome,
-                         accepted_suggestions=tuple(s.id for s in item.acceptedSuggestions),
-                         override_reason_system=reason.system if reason else None,
-                         override_reason_code=reason.code if reason else None,
-                         has_comment=bool(comment and comment.strip()), outcome_timestamp=when)
+    return FeedbackEntry(
+        card=item.card,
+        outcome=item.outcome,
+        accepted_suggestions=tuple(s.id for s in item.acceptedSuggestions),
+        override_reason_system=reason.system if reason else None,
+        override_reason_code=reason.code if reason else None,
+        has_comment=bool(comment and comment.strip()),
+        outcome_timestamp=when,
+    )
 
 
-def record_feedback_items(state: AppState, session: Session, items: Sequence[FeedbackItem],
-                          principal: Principal) -> FeedbackResult:
+def record_feedback_items(
+    state: AppState, session: Session, items: Sequence[FeedbackItem], principal: Principal
+) -> FeedbackResult:
     """Store every entry or none (one transaction). The clinician is the user the card was shown to,
     as the CDS request named them; failing that, the token's subject.
 

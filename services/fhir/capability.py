@@ -10,7 +10,10 @@ from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from clinrlhf import __version__
 from services.fhir.questionnaire import QUESTIONNAIRE_URL
 
-SMART_SECURITY = {"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR"}
+SMART_SECURITY = {
+    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+    "code": "SMART-on-FHIR",
+}
 
 
 def capability_statement(base_url: str) -> dict[str, Any]:
@@ -24,18 +27,25 @@ def capability_statement(base_url: str) -> dict[str, Any]:
         "implementation": {"description": "clinrlhf clinician feedback API", "url": base_url},
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "json"],
-        "rest": [{
-            "mode": "server",
-            "documentation": "Clinician reviews of CDS suggestions. Bearer tokens with SMART v2 scopes are required.",
-            "security": {"service": [{"coding": [SMART_SECURITY]}],
-                         "description": "JWT bearer tokens (ES256/RS256 and other asymmetric algorithms) from "
-                         "`clinrlhf token` or a configured identity provider."},
-            "resource": [
-                {"type": "Questionnaire", "interaction": [{"code": "read"}]},
-                {"type": "QuestionnaireResponse", "interaction": [{"code": "create"}, {"code": "read"}],
-                 "documentation": f"Answers to {QUESTIONNAIRE_URL}; idempotent create."},
-            ],
-        }],
+        "rest": [
+            {
+                "mode": "server",
+                "documentation": "Clinician reviews of CDS suggestions. Bearer tokens with SMART v2 scopes are required.",
+                "security": {
+                    "service": [{"coding": [SMART_SECURITY]}],
+                    "description": "JWT bearer tokens (ES256/RS256 and other asymmetric algorithms) from "
+                    "`clinrlhf token` or a configured identity provider.",
+                },
+                "resource": [
+                    {"type": "Questionnaire", "interaction": [{"code": "read"}]},
+                    {
+                        "type": "QuestionnaireResponse",
+                        "interaction": [{"code": "create"}, {"code": "read"}],
+                        "documentation": f"Answers to {QUESTIONNAIRE_URL}; idempotent create.",
+                    },
+                ],
+            }
+        ],
     }
     CapabilityStatement.model_validate(resource)
     return resource

@@ -15,12 +15,19 @@ QUESTIONNAIRE_VERSION = "1"
 CHOICE_SYSTEM = "https://clinrlhf.dev/fhir/CodeSystem/review-choice"
 CHOICES = {"a": "Suggestion A is better", "b": "Suggestion B is better", "tie": "Equally good"}
 LINK_IDS = ("card", "suggestion-a", "suggestion-b", "choice", "rating-a", "rating-b", "comment", "correction")
-_MIN, _MAX = "http://hl7.org/fhir/StructureDefinition/minValue", "http://hl7.org/fhir/StructureDefinition/maxValue"
+_MIN, _MAX = (
+    "http://hl7.org/fhir/StructureDefinition/minValue",
+    "http://hl7.org/fhir/StructureDefinition/maxValue",
+)
 
 
 def _rating(link_id: str, which: str) -> dict[str, Any]:
-    return {"linkId": link_id, "text": f"Rate suggestion {which} from 1 (harmful) to 5 (ideal)", "type": "integer",
-            "extension": [{"url": _MIN, "valueInteger": 1}, {"url": _MAX, "valueInteger": 5}]}
+    return {
+        "linkId": link_id,
+        "text": f"Rate suggestion {which} from 1 (harmful) to 5 (ideal)",
+        "type": "integer",
+        "extension": [{"url": _MIN, "valueInteger": 1}, {"url": _MAX, "valueInteger": 5}],
+    }
 
 
 def review_questionnaire(world: World) -> dict[str, Any]:
@@ -41,15 +48,27 @@ def review_questionnaire(world: World) -> dict[str, Any]:
             {"linkId": "card", "text": "CDS card uuid", "type": "string", "required": True},
             {"linkId": "suggestion-a", "text": "Suggestion A (uuid)", "type": "string", "required": True},
             {"linkId": "suggestion-b", "text": "Suggestion B (uuid)", "type": "string", "required": True},
-            {"linkId": "choice", "text": "Which suggestion is better?", "type": "choice",
-             "answerOption": [{"valueCoding": {"system": CHOICE_SYSTEM, "code": c, "display": d}}
-                              for c, d in CHOICES.items()]},
+            {
+                "linkId": "choice",
+                "text": "Which suggestion is better?",
+                "type": "choice",
+                "answerOption": [
+                    {"valueCoding": {"system": CHOICE_SYSTEM, "code": c, "display": d}}
+                    for c, d in CHOICES.items()
+                ],
+            },
             _rating("rating-a", "A"),
             _rating("rating-b", "B"),
             {"linkId": "comment", "text": "Comment (not stored)", "type": "text"},
-            {"linkId": "correction", "text": "What would you prescribe instead?", "type": "choice",
-             "answerOption": [{"valueCoding": {"system": RXNORM, "code": d.rxnorm, "display": d.key.replace("_", " ")}}
-                              for d in world.drugs.values()]},
+            {
+                "linkId": "correction",
+                "text": "What would you prescribe instead?",
+                "type": "choice",
+                "answerOption": [
+                    {"valueCoding": {"system": RXNORM, "code": d.rxnorm, "display": d.key.replace("_", " ")}}
+                    for d in world.drugs.values()
+                ],
+            },
         ],
     }
     Questionnaire.model_validate(resource)

@@ -84,17 +84,24 @@ def parse_review(resource: Any, world: World) -> ReviewEntry:
         QuestionnaireResponse.model_validate(resource)
     except ValidationError as err:
         raise ReviewFormatError(f"invalid QuestionnaireResponse: {describe_errors(err.errors())}") from None
+    except (ValueError, TypeError, RecursionError):
+        raise ReviewFormatError("invalid QuestionnaireResponse") from None
     if str(resource.get("questionnaire", "")).split("|", 1)[0] != QUESTIONNAIRE_URL:
         raise ReviewFormatError(f"questionnaire must be {QUESTIONNAIRE_URL}")
     if resource.get("status") not in _ACCEPTED_STATUS:
         raise ReviewFormatError("status must be completed or amended")
     answers = _answers(resource)
     comment = answers.get("comment", {}).get("valueString")
-    return ReviewEntry(card=_string(answers, "card"), suggestion_a=_string(answers, "suggestion-a"),
-                       suggestion_b=_string(answers, "suggestion-b"), choice=_choice(answers),  # type: ignore[arg-type]
-                       rating_a=_rating(answers, "rating-a"), rating_b=_rating(answers, "rating-b"),
-                       correction_drug=_correction(answers, world),
-                       has_comment=isinstance(comment, str) and bool(comment.strip()))
+    return ReviewEntry(
+        card=_string(answers, "card"),
+        suggestion_a=_string(answers, "suggestion-a"),
+        suggestion_b=_string(answers, "suggestion-b"),
+        choice=_choice(answers),  # type: ignore[arg-type]
+        rating_a=_rating(answers, "rating-a"),
+        rating_b=_rating(answers, "rating-b"),
+        correction_drug=_correction(answers, world),
+        has_comment=isinstance(comment, str) and bool(comment.strip()),
+    )
 
 
 def render_review(review: Review, world: World) -> dict[str, Any]:
@@ -105,18 +112,47 @@ def render_review(review: Review, world: World) -> dict[str, Any]:
         {"linkId": "suggestion-b", "answer": [{"valueString": review.suggestion_b_id}]},
     ]
     if review.choice:
-        items.append({"linkId": "choice", "answer": [{"valueCoding": {
-            "system": CHOICE_SYSTEM, "code": review.choice, "display": CHOICES[review.choice]}}]})
+        items.append(
+            {
+                "linkId": "choice",
+                "answer": [
+                    {
+                        "valueCoding": {
+                            "system": CHOICE_SYSTEM,
+                            "code": review.choice,
+                            "display": CHOICES[review.choice],
+                        }
+                    }
+                ],
+            }
+        )
     for link, rating in (("rating-a", review.rating_a), ("rating-b", review.rating_b)):
         if rating is not None:
             items.append({"linkId": link, "answer": [{"valueInteger": rating}]})
     if review.correction_drug:
         drug = world.drugs[review.correction_drug]
-        items.append({"linkId": "correction", "answer": [{"valueCoding": {
-            "system": RXNORM, "code": drug.rxnorm, "display": drug.key.replace("_", " ")}}]})
-    resource = {"resourceType": "QuestionnaireResponse", "id": review.id,
-                "meta": {"lastUpdated": review.created_at.isoformat() + "Z"},
-                "questionnaire": QUESTIONNAIRE_URL, "status": "completed",
-                "authored": review.created_at.isoformat() + "Z", "item": items}
+        items.append(
+            {
+                "linkId": "correction",
+                "answer": [
+                    {
+                        "valueCoding": {
+                            "system": RXNORM,
+                            "code": drug.rxnorm,
+                            "display": drug.key.replace("_", " "),
+                        }
+                    }
+                ],
+            }
+        )
+    resource = {
+        "resourceType": "QuestionnaireResponse",
+        "id": review.id,
+        "meta": {"lastUpdated": review.created_at.isoformat() + "Z"},
+        "questionnaire": QUESTIONNAIRE_URL,
+        "status": "completed",
+        "authored": review.created_at.isoformat() + "Z",
+        "item": items,
+    }
     QuestionnaireResponse.model_validate(resource)
     return resource

@@ -5,8 +5,10 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -49,8 +51,9 @@ class LiveServer:
         self.settings = settings
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="on")
+        config = uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -69,6 +72,12 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
+def live_server() -> type[LiveServer]:
+    """The LiveServer class, for tests that need a server with settings of their own."""
+    return LiveServer
+
+
+@pytest.fixture(scope="session")
 def server(api_settings: Settings) -> Iterator[LiveServer]:
     with LiveServer(api_settings) as live:
         yield live
@@ -76,14 +85,48 @@ def server(api_settings: Settings) -> Iterator[LiveServer]:
 
 @pytest.fixture(scope="session")
 def tokens(api_settings: Settings) -> dict[str, str]:
-    return {role: mint_token(api_settings, role=role, sub=f"test-{role}")
-            for role in ("clinician", "cds-client", "ml-engineer", "compliance")}
+    return {
+        role: mint_token(api_settings, role=role, sub=f"test-{role}")
+        for role in ("clinician", "cds-client", "ml-engineer", "compliance")
+    }
 
 
 @pytest.fixture
 def client(server: LiveServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=60.0) as c:
         yield c
+
+
+_SEARCH = {
+    "Condition": "conditions",
+    "Observation": "observations",
+    "MedicationRequest": "medications",
+    "AllergyIntolerance": "allergies",
+}
+
+
+def patient_view_request(bundle: Mapping[str, Any], user: str = "Practitioner/dr-7") -> dict[str, Any]:
+    """A CDS Hooks request as an EHR would send it, every prefetch filled from the bundle."""
+    resources = [e["resource"] for e in bundle["entry"]]
+    patient = next(r for r in resources if r["resourceType"] == "Patient")
+    searches: dict[str, list] = {key: [] for key in _SEARCH.values()}
+    for r in resources:
+        if r["resourceType"] in _SEARCH:
+            searches[_SEARCH[r["resourceType"]]].append({"resource": r, "search": {"mode": "match"}})
+    prefetch = {"patient": patient} | {
+        k: {"resourceType": "Bundle", "type": "searchset", "entry": v} for k, v in searches.items()
+    }
+    return {
+        "hook": "patient-view",
+        "hookInstance": str(uuid.uuid4()),
+        "context": {"userId": user, "patientId": patient["id"]},
+        "prefetch": prefetch,
+    }
+
+
+@pytest.fixture(scope="session")
+def patient_view():  # noqa: ANN201 -- returns the request-building function
+    return patient_view_request
 
 
 @pytest.fixture(scope="session")

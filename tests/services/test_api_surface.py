@@ -41,9 +41,13 @@ def test_discovery_lists_the_patient_view_service_with_its_prefetch(client: http
     assert service["id"] == "clinrlhf-treatment" and service["hook"] == "patient-view"
     assert service["title"] and service["description"]
     assert service["prefetch"]["patient"] == "Patient/{{context.patientId}}"
-    assert service["prefetch"]["conditions"] == "Condition?patient={{context.patientId}}&clinical-status=active"
+    assert (
+        service["prefetch"]["conditions"] == "Condition?patient={{context.patientId}}&clinical-status=active"
+    )
     assert "http://loinc.org|33914-3" in service["prefetch"]["observations"]
-    assert service["prefetch"]["medications"] == "MedicationRequest?patient={{context.patientId}}&status=active"
+    assert (
+        service["prefetch"]["medications"] == "MedicationRequest?patient={{context.patientId}}&status=active"
+    )
     assert service["prefetch"]["allergies"] == "AllergyIntolerance?patient={{context.patientId}}"
 
 
@@ -61,8 +65,16 @@ def test_review_questionnaire_has_the_expected_items(client: httpx.Client, auth)
     response = client.get("/fhir/Questionnaire/clinrlhf-review", headers=auth("clinician"))
     assert response.status_code == 200
     questionnaire = Questionnaire.model_validate(response.json())
-    assert [i.linkId for i in questionnaire.item] == ["card", "suggestion-a", "suggestion-b", "choice", "rating-a",
-                                                      "rating-b", "comment", "correction"]
+    assert [i.linkId for i in questionnaire.item] == [
+        "card",
+        "suggestion-a",
+        "suggestion-b",
+        "choice",
+        "rating-a",
+        "rating-b",
+        "comment",
+        "correction",
+    ]
     assert_outcome(client.get("/fhir/Questionnaire/other", headers=auth("clinician")), 404)
 
 
@@ -72,9 +84,16 @@ def test_openapi_document_is_served(client: httpx.Client) -> None:
     assert "CDSRequest" not in str(document["paths"]["/healthz"])
 
 
-@pytest.mark.parametrize(("method", "path"), [("GET", "/cds-services"), ("GET", "/fhir/metadata"),
-                                              ("POST", SERVICE), ("POST", "/fhir/QuestionnaireResponse"),
-                                              ("GET", "/model-card")])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/cds-services"),
+        ("GET", "/fhir/metadata"),
+        ("POST", SERVICE),
+        ("POST", "/fhir/QuestionnaireResponse"),
+        ("GET", "/model-card"),
+    ],
+)
 def test_every_route_but_healthz_needs_a_token(client: httpx.Client, method: str, path: str) -> None:
     response = client.request(method, path, json={})
     body = assert_outcome(response, 401)
@@ -84,13 +103,26 @@ def test_every_route_but_healthz_needs_a_token(client: httpx.Client, method: str
 
 def test_a_garbage_or_foreign_token_is_401(client: httpx.Client, api_settings) -> None:
     assert_outcome(client.get("/cds-services", headers={"Authorization": "Bearer not.a.jwt"}), 401)
-    hs256 = jwt.encode({"iss": "clinrlhf-dev", "aud": "clinrlhf", "exp": time.time() + 60, "iat": time.time(),
-                        "jti": "x", "sub": "x", "role": "compliance"}, "k" * 32, algorithm="HS256")
+    hs256 = jwt.encode(
+        {
+            "iss": "clinrlhf-dev",
+            "aud": "clinrlhf",
+            "exp": time.time() + 60,
+            "iat": time.time(),
+            "jti": "x",
+            "sub": "x",
+            "role": "compliance",
+        },
+        "k" * 32,
+        algorithm="HS256",
+    )
     assert_outcome(client.get("/cds-services", headers={"Authorization": f"Bearer {hs256}"}), 401)
 
 
 def test_an_expired_token_is_401(client: httpx.Client, api_settings) -> None:
-    claims = jwt.decode(mint_token(api_settings, role="clinician", sub="late"), options={"verify_signature": False})
+    claims = jwt.decode(
+        mint_token(api_settings, role="clinician", sub="late"), options={"verify_signature": False}
+    )
     key = dev_signing_key(api_settings)
     expired = jwt.encode(claims | {"exp": int(time.time()) - 120}, key, algorithm="ES256")
     body = assert_outcome(client.get("/cds-services", headers={"Authorization": f"Bearer {expired}"}), 401)
@@ -108,8 +140,12 @@ def test_the_wrong_role_is_403(client: httpx.Client, auth) -> None:
 def test_malformed_json_is_400_and_not_echoed(client: httpx.Client, auth) -> None:
     body = b'{"hook": "patient-view", "name": "' + SECRET_TEXT.encode() + b'"'
     assert_outcome(client.post(SERVICE, content=body, headers=auth("cds-client", "application/json")), 400)
-    assert_outcome(client.post("/fhir/QuestionnaireResponse", content=body,
-                               headers=auth("clinician", "application/fhir+json")), 400)
+    assert_outcome(
+        client.post(
+            "/fhir/QuestionnaireResponse", content=body, headers=auth("clinician", "application/fhir+json")
+        ),
+        400,
+    )
 
 
 def test_a_non_json_content_type_is_415(client: httpx.Client, auth) -> None:
@@ -118,13 +154,15 @@ def test_a_non_json_content_type_is_415(client: httpx.Client, auth) -> None:
     assert_outcome(client.post(SERVICE, content=b"{}", headers=auth("cds-client")), 415)  # no content type
 
 
-def test_an_oversized_body_is_413_with_or_without_content_length(client: httpx.Client, auth, api_settings) -> None:
+def test_an_oversized_body_is_413_with_or_without_content_length(
+    client: httpx.Client, auth, api_settings
+) -> None:
     big = b'{"x": "' + b"a" * (api_settings.max_body_bytes + 10) + b'"}'
     assert_outcome(client.post(SERVICE, content=big, headers=auth("cds-client", "application/json")), 413)
 
     def chunks():
         for i in range(0, len(big), 65536):
-            yield big[i:i + 65536]
+            yield big[i : i + 65536]
 
     response = client.post(SERVICE, content=chunks(), headers=auth("cds-client", "application/json"))
     assert "content-length" not in response.request.headers
@@ -136,7 +174,9 @@ def test_missing_fields_are_422_naming_the_field_not_the_value(client: httpx.Cli
     body = assert_outcome(client.post(SERVICE, json=request, headers=auth("cds-client")), 422)
     assert "context.patientId" in body["issue"][0]["diagnostics"]
     assert_outcome(client.post(SERVICE, json=[1, 2], headers=auth("cds-client")), 422)
-    assert_outcome(client.post(SERVICE, json={"hook": 5, "context": SECRET_TEXT}, headers=auth("cds-client")), 422)
+    assert_outcome(
+        client.post(SERVICE, json={"hook": 5, "context": SECRET_TEXT}, headers=auth("cds-client")), 422
+    )
 
 
 def test_unknown_routes_and_methods_are_operation_outcomes(client: httpx.Client, auth) -> None:

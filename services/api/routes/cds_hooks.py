@@ -36,11 +36,22 @@ def discover(_principal: CurrentPrincipal) -> Discovery:
     return discovery()
 
 
-@router.post("/{service_id}", response_model=CDSResponse, response_model_exclude_none=True,
-             summary="Call the patient-view service", openapi_extra=body_schema(CDSRequest),
-             responses={412: {"description": "prefetch missing"}, 503: {"description": "no policy yet"}})
-def call_service(principal: CDSCaller, _service: ServiceId, body: Annotated[CDSRequest, Depends(json_body(CDSRequest))],
-                 request: Request, state: StateDep, session: SessionDep) -> CDSResponse:
+@router.post(
+    "/{service_id}",
+    response_model=CDSResponse,
+    response_model_exclude_none=True,
+    summary="Call the patient-view service",
+    openapi_extra=body_schema(CDSRequest),
+    responses={412: {"description": "prefetch missing"}, 503: {"description": "no policy yet"}},
+)
+def call_service(
+    principal: CDSCaller,
+    _service: ServiceId,
+    body: Annotated[CDSRequest, Depends(json_body(CDSRequest))],
+    request: Request,
+    state: StateDep,
+    session: SessionDep,
+) -> CDSResponse:
     if body.hook != HOOK:
         raise APIError(422, f"this service answers the {HOOK} hook only", code="not-supported")
     try:
@@ -53,10 +64,19 @@ def call_service(principal: CDSCaller, _service: ServiceId, body: Annotated[CDSR
         raise APIError(503, "no policy is being served yet; train one with `clinrlhf quickstart`") from None
 
 
-@router.post("/{service_id}/feedback", response_model=FeedbackResult, summary="CDS Hooks feedback",
-             openapi_extra=body_schema(FeedbackRequest))
-def feedback(principal: CDSCaller, _service: ServiceId, body: Annotated[FeedbackRequest, Depends(json_body(FeedbackRequest))],
-             state: StateDep, session: SessionDep) -> FeedbackResult:
+@router.post(
+    "/{service_id}/feedback",
+    response_model=FeedbackResult,
+    summary="CDS Hooks feedback",
+    openapi_extra=body_schema(FeedbackRequest),
+)
+def feedback(
+    principal: CDSCaller,
+    _service: ServiceId,
+    body: Annotated[FeedbackRequest, Depends(json_body(FeedbackRequest))],
+    state: StateDep,
+    session: SessionDep,
+) -> FeedbackResult:
     try:
         return record_feedback_items(state, session, body.feedback, principal)
     except NotFoundError:

@@ -10,7 +10,14 @@ from clinrlhf.identity import Principal
 from clinrlhf.store import InvalidInputError, NotFoundError, record_audit, record_review
 from clinrlhf.store.models import Review
 from services.api.body import body_schema, read_json
-from services.api.deps import CurrentPrincipal, SessionDep, StateDep, actor, clinician_pseudonym, require_scope
+from services.api.deps import (
+    CurrentPrincipal,
+    SessionDep,
+    StateDep,
+    actor,
+    clinician_pseudonym,
+    require_scope,
+)
 from services.api.errors import APIError
 from services.api.responses import FHIR_JSON, FHIRResponse
 from services.fhir.capability import capability_statement
@@ -26,7 +33,9 @@ def metadata(request: Request, _principal: CurrentPrincipal) -> FHIRResponse:
     return FHIRResponse(capability_statement(str(request.url_for("metadata")).removesuffix("/metadata")))
 
 
-@router.get("/Questionnaire/{questionnaire_id}", summary="The review Questionnaire", responses={200: _RESOURCE})
+@router.get(
+    "/Questionnaire/{questionnaire_id}", summary="The review Questionnaire", responses={200: _RESOURCE}
+)
 def questionnaire(questionnaire_id: str, state: StateDep, _principal: CurrentPrincipal) -> FHIRResponse:
     if questionnaire_id != QUESTIONNAIRE_ID:
         raise APIError(404, "no such Questionnaire")
@@ -37,11 +46,20 @@ async def review_body(request: Request) -> Any:
     return await read_json(request)
 
 
-@router.post("/QuestionnaireResponse", status_code=201, summary="Submit a clinician review",
-             responses={201: _RESOURCE, 200: {"description": "the same review was already stored"}},
-             openapi_extra=body_schema(None, FHIR_JSON))
-def create_review(request: Request, principal: Annotated[Principal, Depends(require_scope("QuestionnaireResponse", "c"))],
-                  body: Annotated[Any, Depends(review_body)], state: StateDep, session: SessionDep) -> FHIRResponse:
+@router.post(
+    "/QuestionnaireResponse",
+    status_code=201,
+    summary="Submit a clinician review",
+    responses={201: _RESOURCE, 200: {"description": "the same review was already stored"}},
+    openapi_extra=body_schema(None, FHIR_JSON),
+)
+def create_review(
+    request: Request,
+    principal: Annotated[Principal, Depends(require_scope("QuestionnaireResponse", "c"))],
+    body: Annotated[Any, Depends(review_body)],
+    state: StateDep,
+    session: SessionDep,
+) -> FHIRResponse:
     try:
         entry = parse_review(body, state.world)
     except ReviewFormatError as err:
@@ -51,20 +69,32 @@ def create_review(request: Request, principal: Annotated[Principal, Depends(requ
         with session.begin():
             review, created = record_review(session, entry, clinician=clinician)
             if created:
-                record_audit(session, actor=actor(principal, state.deid_key), action="C",
-                             entity_type="QuestionnaireResponse", entity_id=review.id)
+                record_audit(
+                    session,
+                    actor=actor(principal, state.deid_key),
+                    action="C",
+                    entity_type="QuestionnaireResponse",
+                    entity_id=review.id,
+                )
     except NotFoundError:
         raise APIError(404, "the review names a card this service did not issue") from None
     except InvalidInputError as err:
         raise APIError(422, str(err), code="invalid") from None
     location = str(request.url_for("read_review", review_id=review.id))
-    return FHIRResponse(render_review(review, state.world), status_code=201 if created else 200,
-                        headers={"Location": location})
+    return FHIRResponse(
+        render_review(review, state.world),
+        status_code=201 if created else 200,
+        headers={"Location": location},
+    )
 
 
 @router.get("/QuestionnaireResponse/{review_id}", summary="Read a stored review", responses={200: _RESOURCE})
-def read_review(review_id: str, _principal: Annotated[Principal, Depends(require_scope("QuestionnaireResponse", "r"))],
-                state: StateDep, session: SessionDep) -> FHIRResponse:
+def read_review(
+    review_id: str,
+    _principal: Annotated[Principal, Depends(require_scope("QuestionnaireResponse", "r"))],
+    state: StateDep,
+    session: SessionDep,
+) -> FHIRResponse:
     review = session.get(Review, review_id)
     if review is None:
         raise APIError(404, "no such QuestionnaireResponse")

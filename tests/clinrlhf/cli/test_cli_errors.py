@@ -7,8 +7,9 @@ import sys
 
 def _clinrlhf(*args: str, home) -> subprocess.CompletedProcess:
     env = {**os.environ, "CLINRLHF_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "clinrlhf", *args], env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "clinrlhf", *args], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_missing_config_file(tmp_path):

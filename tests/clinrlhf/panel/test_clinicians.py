@@ -9,8 +9,10 @@ PREGNANT_HTN = PatientFacts(age=30, sex="female", conditions=frozenset({"5962100
 
 def _prefers_safe(clinician: Clinician, n: int = 400) -> float:
     rng = random.Random(0)
-    picks = [review_pair(W, clinician, PREGNANT_HTN, "hypertension", "labetalol", "lisinopril", rng).choice
-             for _ in range(n)]
+    picks = [
+        review_pair(W, clinician, PREGNANT_HTN, "hypertension", "labetalol", "lisinopril", rng).choice
+        for _ in range(n)
+    ]
     return picks.count("a") / n
 
 
@@ -25,4 +27,6 @@ def test_adversarial_rater_inverts_preferences():
 
 def test_default_panel_has_noisy_biased_and_adversarial_raters():
     panel = default_panel()
-    assert any(c.adversarial for c in panel) and any(c.bias for c in panel) and len({c.noise for c in panel}) > 3
+    assert (
+        any(c.adversarial for c in panel) and any(c.bias for c in panel) and len({c.noise for c in panel}) > 3
+    )

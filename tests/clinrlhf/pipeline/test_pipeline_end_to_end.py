@@ -15,8 +15,13 @@ from clinrlhf.pipeline.cohorts import make_cohorts
 from clinrlhf.world import load_world
 
 SMALL = {
-    "history_patients": 900, "feedback_patients": 250, "heldout_patients": 150, "seed": 3,
-    "sft": {"epochs": 4}, "reward": {"epochs": 2}, "ppo": {"steps": 12, "final_kl_samples": 64},
+    "history_patients": 900,
+    "feedback_patients": 250,
+    "heldout_patients": 150,
+    "seed": 3,
+    "sft": {"epochs": 4},
+    "reward": {"epochs": 2},
+    "ppo": {"steps": 12, "final_kl_samples": 64},
 }
 pytestmark = pytest.mark.slow
 
@@ -28,16 +33,31 @@ def run(tmp_path_factory) -> tuple[Path, dict]:
     config.write_text(json.dumps(SMALL))
     env = {**os.environ, "CLINRLHF_HOME": str(home)}
     env.pop("MLFLOW_TRACKING_URI", None)
-    done = subprocess.run([sys.executable, "-m", "clinrlhf", "pipeline", "--config", str(config)], env=env,
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-m", "clinrlhf", "pipeline", "--config", str(config)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return home, json.loads(done.stdout)
 
 
 def test_summary_has_every_contract_key(run):
     _, summary = run
-    for key in ("before", "after", "kl", "epsilon", "delta", "mlflow_run_id", "mlflow_tracking_uri",
-                "policy_dir", "report", "seconds"):
+    for key in (
+        "before",
+        "after",
+        "kl",
+        "epsilon",
+        "delta",
+        "mlflow_run_id",
+        "mlflow_tracking_uri",
+        "policy_dir",
+        "report",
+        "seconds",
+    ):
         assert key in summary
     for side in ("before", "after"):
         assert set(summary[side]) >= {"concordance", "unsafe_rate"}
@@ -51,13 +71,21 @@ def test_mlflow_runs_are_nested_and_tagged_as_contract_says(run):
     client = MlflowClient(summary["mlflow_tracking_uri"])
     parent = client.get_run(summary["mlflow_run_id"])
     assert parent.data.tags["clinrlhf.stage"] == "pipeline"
-    children = client.search_runs([parent.info.experiment_id],
-                                  f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
     stages = {c.data.tags["clinrlhf.stage"]: c for c in children}
     assert set(stages) == {"sft", "reward", "ppo", "eval"}
     reward, ppo, ev = stages["reward"], stages["ppo"], stages["eval"]
-    for name in ("dp.noise_multiplier", "dp.sample_rate", "dp.steps", "dp.delta", "dp.max_grad_norm",
-                 "dp.accountant", "dp.privacy_unit"):
+    for name in (
+        "dp.noise_multiplier",
+        "dp.sample_rate",
+        "dp.steps",
+        "dp.delta",
+        "dp.max_grad_norm",
+        "dp.accountant",
+        "dp.privacy_unit",
+    ):
         assert name in reward.data.params
     assert reward.data.metrics["dp.epsilon"] == pytest.approx(summary["epsilon"])
     assert {"ppo.kl", "ppo.kl_coef", "ppo.reward_mean"} <= set(ppo.data.metrics)
@@ -84,11 +112,21 @@ def test_snapshot_on_disk_matches_its_lineage_hash(run):
 def test_lineage_and_report_commands(run):
     home, summary = run
     env = {**os.environ, "CLINRLHF_HOME": str(home)}
-    lineage = subprocess.run([sys.executable, "-m", "clinrlhf", "lineage", summary["mlflow_run_id"]], env=env,
-                             capture_output=True, text=True, timeout=120)
+    lineage = subprocess.run(
+        [sys.executable, "-m", "clinrlhf", "lineage", summary["mlflow_run_id"]],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert lineage.returncode == 0 and "PPO run" in lineage.stdout and "feedback snapshot" in lineage.stdout
-    report = subprocess.run([sys.executable, "-m", "clinrlhf", "report", summary["mlflow_run_id"]], env=env,
-                            capture_output=True, text=True, timeout=120)
+    report = subprocess.run(
+        [sys.executable, "-m", "clinrlhf", "report", summary["mlflow_run_id"]],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert report.returncode == 0 and Path(report.stdout.strip()) == Path(summary["report"])
 
     class Sections(HTMLParser):
@@ -99,19 +137,37 @@ def test_lineage_and_report_commands(run):
 
     parser = Sections()
     parser.feed(Path(summary["report"]).read_text())
-    assert {"summary", "acceptance", "privacy", "deid", "feedback", "training", "subgroups", "lineage"} <= parser.ids
+    assert {
+        "summary",
+        "acceptance",
+        "privacy",
+        "deid",
+        "feedback",
+        "training",
+        "subgroups",
+        "lineage",
+    } <= parser.ids
 
 
 def test_no_patient_identifier_reaches_clinrlhf_home(run):
     home, summary = run
     world = load_world()
-    cohorts = make_cohorts(world, (SMALL["history_patients"], SMALL["feedback_patients"], SMALL["heldout_patients"]),
-                           SMALL["seed"], date.today())
+    cohorts = make_cohorts(
+        world,
+        (SMALL["history_patients"], SMALL["feedback_patients"], SMALL["heldout_patients"]),
+        SMALL["seed"],
+        date.today(),
+    )
     needles = set()
     for patient in cohorts.history + cohorts.feedback:
         person = patient.bundle["entry"][0]["resource"]
-        needles |= {person["id"], person["identifier"][0]["value"], person["telecom"][0]["value"],
-                    person["address"][0]["line"][0], person["name"][0]["family"] + "."}
+        needles |= {
+            person["id"],
+            person["identifier"][0]["value"],
+            person["telecom"][0]["value"],
+            person["address"][0]["line"][0],
+            person["name"][0]["family"] + ".",
+        }
         needles.add(" ".join(person["name"][0]["given"] + [person["name"][0]["family"]]))
     blobs = [p.read_bytes() for p in home.rglob("*") if p.is_file()]
     leaked = [n for n in needles if any(n.encode() in blob for blob in blobs)]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import random
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -30,8 +29,12 @@ class Task:
 
     def reward(self, prompts: list[str], responses: list[str]) -> torch.Tensor:
         """+1 when the named drug is acceptable for the prompt's patient, else 0."""
-        return torch.tensor([float(parse_drug(self.world, r) in self.good[p]) for p, r in zip(prompts, responses,
-                                                                                              strict=True)])
+        return torch.tensor(
+            [
+                float(parse_drug(self.world, r) in self.good[p])
+                for p, r in zip(prompts, responses, strict=True)
+            ]
+        )
 
     def models(self, seed: int = 0) -> tuple[GPT2LMHeadModel, GPT2LMHeadModel, ScalarHeadModel]:
         """Fresh policy, frozen reference and value model, identical for a given seed."""
@@ -43,7 +46,9 @@ class Task:
         return policy, ref, value
 
 
-def _warm_start(world: World, tokenizer: PreTrainedTokenizerFast, prompts: list[str]) -> dict[str, torch.Tensor]:
+def _warm_start(
+    world: World, tokenizer: PreTrainedTokenizerFast, prompts: list[str]
+) -> dict[str, torch.Tensor]:
     """A few hundred teacher-forced steps on `prompt -> random drug <eos>`: a policy with a well-formed,
     uninformed prior, so PPO has something to improve and every response ends with EOS."""
     torch.manual_seed(0)
@@ -60,29 +65,30 @@ def _warm_start(world: World, tokenizer: PreTrainedTokenizerFast, prompts: list[
         width = max(len(q) + len(r) for q, r in rows)
         ids = torch.tensor([q + r + [tokenizer.pad_token_id] * (width - len(q) - len(r)) for q, r in rows])
         labels = torch.tensor([[-100] * len(q) + r + [-100] * (width - len(q) - len(r)) for q, r in rows])
-        logits = model(input_ids=ids, attention_mask=(labels != -100) | (torch.arange(width) < torch.tensor(
-            [len(q) for q, _ in rows])[:, None])).logits
-        loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
-                                                 labels[:, 1:].reshape(-1), ignore_index=-100)
+        mask = torch.arange(width)[None, :] < torch.tensor([len(q) + len(r) for q, r in rows])[:, None]
+        logits = model(input_ids=ids, attention_mask=mask.long()).logits  # (B, T, V)
+        loss = torch.nn.functional.cross_entropy(
+            logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100
+        )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-@pytest.fixture(scope="session")
-def task() -> Task:
-    torch.set_num_threads(1)  # tiny tensors: threads only add contention on a 2-core machine
+def make_task() -> Task:
     world = load_world()
     tokenizer = build_tokenizer(vocabulary_corpus(world))
     good: dict[str, frozenset[str]] = {}
     for patient in generate_patients(world, 200, seed=7):
         for target in patient.targets:
-            good.setdefault(render_prompt(world, patient.facts, target), acceptable(world, patient.facts, target))
+            good.setdefault(
+                render_prompt(world, patient.facts, target), acceptable(world, patient.facts, target)
+            )
     prompts = sorted(good)
     return Task(world, tokenizer, prompts, good, _warm_start(world, tokenizer, prompts))
 
 
-@pytest.fixture
-def reward_of(task: Task) -> Callable[[list[str], list[str]], torch.Tensor]:
-    return task.reward
+@pytest.fixture(scope="session")
+def task() -> Task:
+    return make_task()

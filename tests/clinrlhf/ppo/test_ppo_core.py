@@ -23,7 +23,9 @@ def _prefix_mask(lengths: list[int], width: int) -> torch.Tensor:
     return torch.arange(width)[None, :] < torch.tensor(lengths)[:, None]
 
 
-def _naive_gae(rewards: list[float], values: list[float], gamma: float, lam: float) -> tuple[list[float], list[float]]:
+def _naive_gae(
+    rewards: list[float], values: list[float], gamma: float, lam: float
+) -> tuple[list[float], list[float]]:
     """A_t = sum_l (gamma * lam)^l delta_{t+l}, written as the double sum of the GAE paper."""
     n = len(rewards)
     deltas = [rewards[t] + gamma * (values[t + 1] if t + 1 < n else 0.0) - values[t] for t in range(n)]
@@ -39,7 +41,9 @@ def test_gae_matches_the_naive_double_sum_on_each_sequence(gamma: float, lam: fl
     mask = _prefix_mask(lengths, 7)
     advantages, returns = gae(rewards, values, mask, gamma, lam)
     for row, n in enumerate(lengths):
-        expected_adv, expected_ret = _naive_gae(rewards[row, :n].tolist(), values[row, :n].tolist(), gamma, lam)
+        expected_adv, expected_ret = _naive_gae(
+            rewards[row, :n].tolist(), values[row, :n].tolist(), gamma, lam
+        )
         assert advantages[row, :n].tolist() == pytest.approx(expected_adv, abs=1e-12)
         assert returns[row, :n].tolist() == pytest.approx(expected_ret, abs=1e-12)
         assert advantages[row, n:].abs().sum() == 0 and returns[row, n:].abs().sum() == 0
@@ -50,7 +54,9 @@ def test_gae_ignores_whatever_sits_in_the_padding() -> None:
     rewards, values = torch.tensor([[0.0, 1.0, 0.0, 0.0]]), torch.tensor([[0.5, 0.2, 0.0, 0.0]])
     garbage_r, garbage_v = rewards.clone(), values.clone()
     garbage_r[0, 2:], garbage_v[0, 2:] = 9.0, -9.0
-    assert torch.equal(gae(rewards, values, mask, 1.0, 0.95)[0], gae(garbage_r, garbage_v, mask, 1.0, 0.95)[0])
+    assert torch.equal(
+        gae(rewards, values, mask, 1.0, 0.95)[0], gae(garbage_r, garbage_v, mask, 1.0, 0.95)[0]
+    )
 
 
 def test_masked_mean_and_variance_use_only_the_masked_in_entries() -> None:

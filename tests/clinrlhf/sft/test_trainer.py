@@ -15,8 +15,11 @@ W = load_world()
 
 def _examples(n: int) -> list[tuple[str, str]]:
     rng = random.Random(0)
-    return [(render_prompt(W, p.facts, t), render_response(W, historical_choice(W, p.facts, t, rng)))
-            for p in generate_patients(W, n, seed=5) for t in p.targets]
+    return [
+        (render_prompt(W, p.facts, t), render_response(W, historical_choice(W, p.facts, t, rng)))
+        for p in generate_patients(W, n, seed=5)
+        for t in p.targets
+    ]
 
 
 def test_prompt_tokens_are_masked_out_of_the_loss():

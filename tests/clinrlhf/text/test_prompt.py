@@ -1,5 +1,5 @@
-from clinrlhf.text.prompt import age_band, parse_drug, render_prompt, render_response, vocabulary_corpus
 from clinrlhf.policy import build_tokenizer
+from clinrlhf.text.prompt import age_band, parse_drug, render_prompt, render_response, vocabulary_corpus
 from clinrlhf.world import load_world
 from clinrlhf.world.patients import generate_patients
 
@@ -24,4 +24,9 @@ def test_response_round_trips_to_its_drug():
 
 
 def test_age_bands_cap_at_90():
-    assert age_band(47) == "45-49" and age_band(89) == "85-89" and age_band(90) == "90+" and age_band(104) == "90+"
+    assert (
+        age_band(47) == "45-49"
+        and age_band(89) == "85-89"
+        and age_band(90) == "90+"
+        and age_band(104) == "90+"
+    )

@@ -2,7 +2,16 @@
 
 import pytest
 
-from clinrlhf.world import Outcome, PatientFacts, acceptable, contraindicated, findings_of, load_world, score, targets_of
+from clinrlhf.world import (
+    Outcome,
+    PatientFacts,
+    acceptable,
+    contraindicated,
+    findings_of,
+    load_world,
+    score,
+    targets_of,
+)
 
 W = load_world()
 HTN, DM, AF, PNA, UTI = "59621000", "44054006", "49436004", "233604007", "38822007"
@@ -17,13 +26,29 @@ def facts(**kw) -> PatientFacts:
 @pytest.mark.parametrize(
     ("patient", "target", "expected"),
     [
-        (facts(conditions=frozenset({HTN})), "hypertension", {"lisinopril", "losartan", "amlodipine", "hydrochlorothiazide"}),
-        (facts(sex="female", conditions=frozenset({HTN, PREGNANT})), "hypertension", {"labetalol", "nifedipine"}),
+        (
+            facts(conditions=frozenset({HTN})),
+            "hypertension",
+            {"lisinopril", "losartan", "amlodipine", "hydrochlorothiazide"},
+        ),
+        (
+            facts(sex="female", conditions=frozenset({HTN, PREGNANT})),
+            "hypertension",
+            {"labetalol", "nifedipine"},
+        ),
         (facts(conditions=frozenset({HTN, DM})), "hypertension", {"lisinopril", "losartan"}),
         # Diabetes tier is emptied by hyperkalaemia, so the default tier minus ACE/ARB applies.
-        (facts(conditions=frozenset({HTN, DM}), labs={K: 5.6}), "hypertension", {"amlodipine", "hydrochlorothiazide"}),
+        (
+            facts(conditions=frozenset({HTN, DM}), labs={K: 5.6}),
+            "hypertension",
+            {"amlodipine", "hydrochlorothiazide"},
+        ),
         (facts(conditions=frozenset({DM}), labs={EGFR: 22.0}), "diabetes", {"insulin_glargine"}),
-        (facts(conditions=frozenset({PNA}), allergies=frozenset({PCN_ALLERGY})), "pneumonia", {"doxycycline", "azithromycin"}),
+        (
+            facts(conditions=frozenset({PNA}), allergies=frozenset({PCN_ALLERGY})),
+            "pneumonia",
+            {"doxycycline", "azithromycin"},
+        ),
         (facts(conditions=frozenset({UTI}), labs={EGFR: 25.0}), "cystitis", {"cephalexin"}),
         (facts(age=80, conditions=frozenset({AF})), "atrial_fibrillation", {"apixaban", "warfarin"}),
         (facts(age=40, conditions=frozenset({AF})), "atrial_fibrillation", {"metoprolol"}),

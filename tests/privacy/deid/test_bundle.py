@@ -20,8 +20,15 @@ def test_identifiers_never_survive_and_the_result_is_valid_fhir():
     patient = _patient()
     person = patient.bundle["entry"][0]["resource"]
     out = json.dumps(deidentify_bundle(patient.bundle, key=KEY, today=TODAY).bundle)
-    for secret in (person["name"][0]["family"], person["name"][0]["given"][0], person["identifier"][0]["value"],
-                   person["telecom"][0]["value"], person["address"][0]["line"][0], person["birthDate"], person["id"]):
+    for secret in (
+        person["name"][0]["family"],
+        person["name"][0]["given"][0],
+        person["identifier"][0]["value"],
+        person["telecom"][0]["value"],
+        person["address"][0]["line"][0],
+        person["birthDate"],
+        person["id"],
+    ):
         assert secret not in out
     Bundle.model_validate(json.loads(out))
 
@@ -45,9 +52,18 @@ def test_same_key_same_pseudonyms_other_key_different():
 def test_date_shift_preserves_intervals_within_a_patient():
     patient = _patient()
     out = deidentify_bundle(patient.bundle, key=KEY, today=TODAY).bundle
-    raw_dates = [e["resource"].get("onsetDateTime") for e in patient.bundle["entry"] if e["resource"].get("onsetDateTime")]
-    new_dates = [e["resource"].get("onsetDateTime") for e in out["entry"] if e["resource"].get("onsetDateTime")]
-    shifts = {date.fromisoformat(n[:10]) - date.fromisoformat(r[:10]) for r, n in zip(raw_dates, new_dates, strict=True)}
+    raw_dates = [
+        e["resource"].get("onsetDateTime")
+        for e in patient.bundle["entry"]
+        if e["resource"].get("onsetDateTime")
+    ]
+    new_dates = [
+        e["resource"].get("onsetDateTime") for e in out["entry"] if e["resource"].get("onsetDateTime")
+    ]
+    shifts = {
+        date.fromisoformat(n[:10]) - date.fromisoformat(r[:10])
+        for r, n in zip(raw_dates, new_dates, strict=True)
+    }
     assert len(shifts) == 1 and shifts != {timedelta(0)}
 
 

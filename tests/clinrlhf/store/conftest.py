@@ -1,0 +1,59 @@
+"""Store fixtures: a real SQLite file by default, and PostgreSQL when CLINRLHF_TEST_POSTGRES_URL is set."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from clinrlhf.store import init_db, make_engine, make_session_factory
+from clinrlhf.world.world import World, load_world
+
+POSTGRES_URL = os.environ.get("CLINRLHF_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(scope="session")
+def world() -> World:
+    return load_world()
+
+
+def _postgres_schema_engine(url: str) -> tuple[Engine, str]:
+    """An engine whose connections use a fresh schema, so tests never see each other's rows."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    admin.dispose()
+    return make_engine(f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"), schema
+
+
+# The PostgreSQL variant runs where a server is configured (it is marked, so `-m "not postgres"` skips it).
+BACKENDS = ["sqlite"] + ([pytest.param("postgresql", marks=pytest.mark.postgres)] if POSTGRES_URL else [])
+
+
+@pytest.fixture(params=BACKENDS)
+def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+        init_db(engine)
+        yield engine
+        engine.dispose()
+        return
+    assert POSTGRES_URL
+    engine, schema = _postgres_schema_engine(POSTGRES_URL)
+    init_db(engine)
+    yield engine
+    engine.dispose()
+    admin = make_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    return make_session_factory(engine)

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from privacy.dp import PrivacyGuarantee
+
+
+def test_description_states_the_numbers_the_unit_and_the_accountant() -> None:
+    g = PrivacyGuarantee(
+        epsilon=7.996,
+        delta=3.3e-5,
+        unit="pair",
+        accountant="prv",
+        noise_multiplier=0.565,
+        sample_rate=0.0213,
+        steps=188,
+    )
+    text = g.describe()
+    assert "(8.00, 3.3e-05)-differentially private" in text
+    assert "adding or removing one preference pair" in text
+    assert "PRV" in text and "188 steps" in text and "0.565" in text
+
+
+def test_description_names_the_clinician_unit() -> None:
+    g = PrivacyGuarantee(1.0, 1e-6, "clinician", "rdp", 1.1, 0.01, 10)
+    assert "all the judgments of one clinician" in g.describe()
