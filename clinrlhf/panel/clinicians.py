@@ -35,8 +35,8 @@ class Review:
 
 
 def default_panel() -> list[Clinician]:
-    """Eight clinicians: five careful but noisy, two with personal biases, one adversarial."""
-    careful = [Clinician(f"dr-{i}", noise=0.25 + 0.1 * i) for i in range(5)]
+    """Ten clinicians: seven careful but noisy, two with personal biases, one adversarial (10%)."""
+    careful = [Clinician(f"dr-{i}", noise=0.15 + 0.05 * i) for i in range(7)]
     biased = [
         Clinician(
             "dr-anticoag-sceptic", noise=0.3, bias={"direct oral anticoagulant": -0.8, "beta blocker": 0.6}

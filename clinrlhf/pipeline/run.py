@@ -101,6 +101,7 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
         )
         prompts = sorted({j.prompt for j in judgments})
         ppo, ppo_run = stages.ppo_stage(
+            world,
             sft_model,
             tokenizer,
             reward,

@@ -27,10 +27,11 @@ from clinrlhf.reward.pairs import PreferencePair, pairs_from_judgments
 from clinrlhf.reward.trainer import RewardResult, train_reward
 from clinrlhf.sft.config import SFTConfig
 from clinrlhf.sft.trainer import train_sft
-from clinrlhf.text.prompt import vocabulary_corpus
+from clinrlhf.text.prompt import parse_drug, vocabulary_corpus
 from clinrlhf.world.world import World
 
 Progress = Callable[[int, int], None]
+FORMAT_PENALTY = 1.0  # subtracted from the reward of a response that names no formulary drug
 
 
 @dataclass
@@ -90,6 +91,7 @@ def reward_stage(
 
 
 def ppo_stage(
+    world: World,
     sft_model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     reward: RewardResult,
@@ -109,7 +111,11 @@ def ppo_stage(
         reward_model = reward.model.eval()
 
         def reward_fn(batch_prompts: list[str], responses: list[str]) -> torch.Tensor:
-            return score_texts(reward_model, tokenizer, batch_prompts, responses)
+            scores = score_texts(reward_model, tokenizer, batch_prompts, responses)
+            # A response that names no formulary drug cannot become a MedicationRequest: penalise the
+            # format, as PPO penalises a missing EOS, instead of trusting the reward model off-support.
+            invalid = torch.tensor([parse_drug(world, r) is None for r in responses])
+            return scores - FORMAT_PENALTY * invalid.to(scores.dtype)
 
         result = train_ppo(
             policy,

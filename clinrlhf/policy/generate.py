@@ -83,21 +83,22 @@ def suggest(
     tries: int = 16,
     generator: torch.Generator | None = None,
 ) -> list[Suggestion]:
-    """Up to `n` distinct drugs for one prompt, most likely first. The greedy answer always leads,
-    so the first suggestion is the policy's recommendation."""
+    """Up to `n` distinct drugs for one prompt. The greedy answer leads, so the first suggestion is
+    the policy's recommendation; the alternatives are *sampled* from the policy, not its runners-up.
+
+    Sampling matters for learning: clinicians then also judge drugs the policy rarely proposes, so
+    the reward model sees them compared, and PPO cannot exploit a drug no one ever judged.
+    """
     first = sample(model, tokenizer, [prompt], greedy=True)
     pool = sample(model, tokenizer, [prompt] * tries, generator=generator)
     seen: dict[str | None, str] = {}
     for text in first.texts + pool.texts:
         drug = parse_drug(world, text)
-        if drug not in seen:
+        if drug is not None and drug not in seen:
             seen[drug] = text.strip()
-    ranked = [
-        Suggestion(drug, text, sequence_logprob(model, tokenizer, prompt, text))
-        for drug, text in seen.items()
-    ]
-    head, rest = ranked[:1], sorted(ranked[1:], key=lambda s: -s.logprob)
-    return (head + rest)[:n]
+        if len(seen) == n:
+            break
+    return [Suggestion(drug, text, sequence_logprob(model, tokenizer, prompt, text)) for drug, text in seen.items()]
 
 
 @torch.no_grad()

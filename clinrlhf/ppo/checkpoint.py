@@ -6,6 +6,7 @@ history so far and every random state that drives sampling, so a resumed run con
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 from pathlib import Path
@@ -31,10 +32,23 @@ def load_checkpoint(directory: Path) -> dict[str, Any] | None:
     return torch.load(path, weights_only=True) if path.exists() else None
 
 
+def fingerprint(ref_policy: torch.nn.Module, prompts: list[str]) -> str:
+    """SHA-256 of the reference weights and the prompts: which run a checkpoint belongs to, so a
+    checkpoint left by another run (another SFT policy, other data) is never resumed by mistake."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(ref_policy.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    for prompt in prompts:
+        digest.update(prompt.encode() + b"\0")
+    return digest.hexdigest()
+
+
 def rng_state(generator: torch.Generator) -> dict[str, Any]:
     """Every random state a step can consume: the sampling generator, torch's global RNG, and Python's
     and NumPy's in case the caller's reward function draws from them."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)
+    kind, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)  # legacy=True: always a tuple
+    keys = np.asarray(keys)
     return {
         "generator": generator.get_state(),
         "torch": torch.get_rng_state(),

@@ -30,14 +30,14 @@ class PPOConfig:
     """Weight of the value loss in the joint loss."""
     kl_estimator: Literal["k1", "k3"] = "k1"
     """Per-token KL estimator in the reward penalty (http://joschu.net/blog/kl-approx.html)."""
-    init_kl_coef: float = 0.1
-    """Initial KL coefficient beta."""
+    init_kl_coef: float = 0.3
+    """Initial KL coefficient beta; high enough that update noise cannot spend the KL budget."""
     adaptive_kl: bool = True
     """Adapt beta toward `kl_target` (Ziegler et al., 2019); otherwise keep it fixed."""
-    kl_target: float = 2.0
+    kl_target: float = 1.5
     """Target KL of policy from reference, in nats per response (sum over its tokens)."""
-    kl_horizon: float = 2000.0
-    """Horizon of the adaptive controller, in episodes; smaller reacts faster."""
+    kl_horizon: float = 10000.0
+    """Horizon of the adaptive controller, in episodes (Ziegler et al.'s value); smaller reacts faster."""
     kl_cap: float | None = 12.0
     """Hard ceiling on the mean KL per response: training stops with KLCapExceeded above it."""
     temperature: float = 1.0

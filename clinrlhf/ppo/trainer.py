@@ -18,7 +18,7 @@ from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from clinrlhf.lineage.tracker import NullTracker, Tracker
-from clinrlhf.ppo.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from clinrlhf.ppo.checkpoint import fingerprint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from clinrlhf.ppo.config import PPOConfig
 from clinrlhf.ppo.core import (
     clipped_policy_loss,
@@ -93,9 +93,9 @@ def train_ppo(
         else FixedKLController(config.init_kl_coef)
     )
     history: list[dict[str, float]] = []
-    start = 0
+    start, run = 0, fingerprint(ref_policy, prompts) if checkpoint_dir is not None else ""
     if checkpoint_dir is not None and (state := load_checkpoint(checkpoint_dir)) is not None:
-        start, history = _restore(state, config, policy, value_model, optimizer, kl_ctl, generator)
+        start, history = _restore(state, run, config, policy, value_model, optimizer, kl_ctl, generator)
     tracker.log_params(config.params())
 
     for step in range(start + 1, config.steps + 1):
@@ -153,7 +153,7 @@ def train_ppo(
         if checkpoint_dir is not None and (step % config.checkpoint_every == 0 or step == config.steps):
             save_checkpoint(
                 checkpoint_dir,
-                _state(step, config, policy, value_model, optimizer, kl_ctl, generator, history),
+                _state(step, run, config, policy, value_model, optimizer, kl_ctl, generator, history),
             )
         if progress is not None:
             progress(step, config.steps)
@@ -275,6 +275,7 @@ def _final_measure(
 
 def _state(
     step: int,
+    run: str,
     config: PPOConfig,
     policy: PreTrainedModel,
     value_model: nn.Module,
@@ -285,6 +286,7 @@ def _state(
 ) -> dict[str, object]:
     return {
         "step": step,
+        "run": run,
         "config": asdict(config),
         "policy": policy.state_dict(),
         "value_model": value_model.state_dict(),
@@ -297,6 +299,7 @@ def _state(
 
 def _restore(
     state: dict,
+    run: str,
     config: PPOConfig,
     policy: PreTrainedModel,
     value_model: nn.Module,
@@ -304,6 +307,11 @@ def _restore(
     kl_ctl: KLController,
     generator: torch.Generator,
 ) -> tuple[int, list[dict[str, float]]]:
+    if state["run"] != run:
+        raise ValueError(
+            "the PPO checkpoint belongs to another run (other reference policy or prompts); "
+            "use a fresh checkpoint directory for each run"
+        )
     saved, now = state["config"], asdict(config)
     changed = sorted(k for k in now if k not in _RESUMABLE and saved.get(k) != now[k])
     if changed:

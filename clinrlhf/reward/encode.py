@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from clinrlhf.reward.pairs import PreferencePair
@@ -102,3 +103,15 @@ def reward_positions(lengths: torch.Tensor) -> torch.Tensor:
 def as_additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """A boolean mask as the additive float mask eager attention expects (0 keep, min drop)."""
     return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
+
+
+def pair_rewards(
+    model: nn.Module, input_ids: torch.Tensor, lengths: torch.Tensor, *, eager: bool = False
+) -> torch.Tensor:
+    """(B, L) pair rows, as encoded above -> (B, 2) rewards, chosen then rejected, in one forward pass."""
+    width = input_ids.shape[1]
+    mask = pair_attention_mask(lengths, width)  # (B, 1, L, L)
+    if eager:  # eager attention adds its mask to the scores; SDPA takes booleans
+        mask = as_additive(mask, next(model.parameters()).dtype)
+    per_token = model(input_ids, mask, pair_position_ids(lengths, width))  # (B, L)
+    return per_token.gather(1, reward_positions(lengths))

@@ -69,6 +69,7 @@ def run_params(
         "reward.use_margin": str(config.use_margin),
         "reward.center_rewards_coef": str(config.center_rewards_coef),
         "reward.seed": str(config.seed),
+        "reward.trainable_blocks": str(config.trainable_blocks),
         "dp.enabled": str(config.dp),
     }
     if not config.dp:

@@ -25,43 +25,18 @@ from torch.utils.data import DataLoader, TensorDataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from clinrlhf.lineage.tracker import NullTracker, Tracker
+from clinrlhf.reward.backbone import freeze_lower_layers, freeze_unused_parameters, prepare_backbone
 from clinrlhf.reward.config import RewardConfig
-from clinrlhf.reward.encode import (
-    as_additive,
-    encode_pairs,
-    pair_attention_mask,
-    pair_position_ids,
-    reward_positions,
-)
+from clinrlhf.reward.encode import encode_pairs, pair_rewards
 from clinrlhf.reward.loss import BradleyTerryLoss
 from clinrlhf.reward.model import ScalarHeadModel
 from clinrlhf.reward.pairs import PreferencePair
 from clinrlhf.reward.result import RewardResult, run_metrics, run_params
-from privacy.dp import conv1d_to_linear, epsilon_for, untie_parameters
+from privacy.dp import epsilon_for
 from privacy.dp.accounting import quiet_prv
 
 Progress = Callable[[int, int], None]
 _OPACUS_ATTRS = ("grad_sample", "summed_grad", "_forward_counter", "_current_grad_sample", "_norm_sample")
-
-
-def prepare_backbone(backbone: PreTrainedModel) -> None:
-    """Make a transformers backbone Opacus-ready, in place: own copies of tied weights, nn.Linear for
-    GPT-2's Conv1D, every parameter trainable (all of them are used by a forward pass)."""
-    untie_parameters(backbone)
-    conv1d_to_linear(backbone)
-    backbone.requires_grad_(True)
-
-
-def pair_rewards(
-    model: nn.Module, input_ids: torch.Tensor, lengths: torch.Tensor, *, eager: bool = False
-) -> torch.Tensor:
-    """(B, L) pair rows (clinrlhf.reward.encode) -> (B, 2) rewards, chosen then rejected, in one pass."""
-    width = input_ids.shape[1]
-    mask = pair_attention_mask(lengths, width)  # (B, 1, L, L)
-    if eager:  # eager attention adds its mask to the scores; SDPA takes booleans
-        mask = as_additive(mask, next(model.parameters()).dtype)
-    per_token = model(input_ids, mask, pair_position_ids(lengths, width))  # (B, L)
-    return per_token.gather(1, reward_positions(lengths))
 
 
 def train_reward(
@@ -98,13 +73,20 @@ def _train(
 ) -> RewardResult:
     delta = config.delta_for(len(pairs))
     prepare_backbone(backbone)
+    if config.trainable_blocks is not None:
+        freeze_lower_layers(backbone, config.trainable_blocks)
     eager = getattr(backbone.config, "_attn_implementation", "sdpa") == "eager"
     model = ScalarHeadModel(backbone).train()
+    freeze_unused_parameters(model, eager=eager)
     encoded = encode_pairs(tokenizer, pairs, getattr(backbone.config, "n_positions", None))
     generator = torch.Generator().manual_seed(config.seed)
     data = TensorDataset(encoded.input_ids, encoded.lengths, encoded.margins)
     loader = DataLoader(data, batch_size=min(config.batch_size, len(data)), shuffle=True, generator=generator)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+    )
     criterion: nn.Module = BradleyTerryLoss(config.center_rewards_coef)
     module: nn.Module = model
     engine, noise = None, 0.0
@@ -115,7 +97,7 @@ def _train(
         noise = float(optimizer.noise_multiplier)
     rate, total = 1.0 / len(loader), config.epochs * len(loader)
     params = run_params(config, len(pairs), delta, noise, rate, total)
-    tracker.log_params(params)
+    tracker.log_params(dict(params))
 
     history: list[dict] = []
     for epoch in range(config.epochs):
@@ -139,8 +121,9 @@ def _train(
             if progress is not None:
                 progress(len(history), total)
 
-    trained = module.to_standard_module() if isinstance(module, AbstractGradSampleModule) else module
-    _strip_opacus_attributes(trained)
+    if isinstance(module, AbstractGradSampleModule):
+        module.to_standard_module()  # removes Opacus' hooks from `model`, which it wraps
+    _strip_opacus_attributes(model)
     epsilon, epsilon_rdp = float("inf"), float("inf")
     if engine is not None:
         _check_accountant(engine, noise, rate, len(history))
@@ -149,7 +132,7 @@ def _train(
     metrics = run_metrics(history, config.epochs, epsilon if config.dp else None, epsilon_rdp)
     tracker.log_metrics(metrics, step=len(history))
     return RewardResult(
-        model=trained.eval(),
+        model=model.eval(),
         epsilon=epsilon,
         delta=delta,
         epsilon_rdp=epsilon_rdp,
@@ -237,7 +220,7 @@ def _noise_only_step(module: nn.Module, optimizer: torch.optim.Optimizer, ghost:
             if ghost:
                 p.grad = torch.zeros_like(p)
             else:
-                p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype, device=p.device)
+                p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype, device=p.device)  # type: ignore[attr-defined]
     optimizer.step()
 
 

@@ -83,12 +83,12 @@ def calibrate_noise(
     if target_epsilon <= 0.0:
         raise ValueError(f"target_epsilon must be positive, got {target_epsilon}")
     _accountant(accountant)  # validates the name before the search
-    return float(
-        get_noise_multiplier(
+    with quiet_prv():
+        sigma = get_noise_multiplier(
             target_epsilon=target_epsilon,
             target_delta=target_delta,
             sample_rate=sample_rate,
             steps=steps,
             accountant=accountant,
         )
-    )
+    return float(sigma)

@@ -24,17 +24,17 @@ def conv1d_to_linear(model: nn.Module) -> list[str]:
 
     Returns the qualified names replaced, so `linear_to_conv1d` can undo it before saving.
     """
-    names = [name for name, m in model.named_modules() if isinstance(m, Conv1D)]
-    for name in names:
-        conv = model.get_submodule(name)
-        weight = conv.weight  # (in, out): Conv1D computes x @ W + b
-        linear = nn.Linear(conv.nx, conv.nf, device=weight.device, dtype=weight.dtype)
+    convs = [(name, m) for name, m in model.named_modules() if isinstance(m, Conv1D)]
+    for name, conv in convs:
+        weight, bias = conv.weight, conv.bias  # weight (in, out): Conv1D computes x @ W + b
+        linear = nn.Linear(weight.shape[0], weight.shape[1], device=weight.device, dtype=weight.dtype)
         with torch.no_grad():
             linear.weight.copy_(weight.t())  # nn.Linear computes x @ W.T + b
-            linear.bias.copy_(conv.bias)
+            linear.bias.copy_(bias)
         linear.weight.requires_grad_(weight.requires_grad)
-        linear.bias.requires_grad_(conv.bias.requires_grad)
+        linear.bias.requires_grad_(bias.requires_grad)
         _set_child(model, name, linear)
+    names = [name for name, _ in convs]
     return names
 
 

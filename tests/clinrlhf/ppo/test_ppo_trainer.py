@@ -46,20 +46,20 @@ def test_mean_reward_rises_while_kl_stays_near_target(task: Task) -> None:
         batch_size=32,
         mini_batches=2,
         ppo_epochs=4,
-        lr=2e-3,
+        lr=5e-4,
         response_length=16,
-        init_kl_coef=0.05,
-        kl_target=1.5,
+        init_kl_coef=0.1,
+        kl_target=2.0,
         kl_horizon=320,
         target_approx_kl=None,
         final_kl_samples=128,
     )
     tracker, calls = RecordingTracker(), []
     result, ref, _ = _run(task, config, tracker=tracker, progress=lambda s, n: calls.append((s, n)))
-    rewards = tracker.series("ppo.reward_mean")
-    first, last = sum(rewards[:5]) / 5, sum(rewards[-5:]) / 5
-    assert last > first + 0.2, (first, last)
-    assert result.metrics["ppo.final_reward_mean"] > first + 0.2
+    rewards = tracker.series("ppo.reward_mean")  # world utility: +1 concordant, 0 off-target, -2 unsafe
+    first, last = sum(rewards[:5]) / 5, sum(rewards[-10:]) / 10
+    assert last > first + 0.1, (first, last)
+    assert result.metrics["ppo.final_reward_mean"] > first + 0.1
     assert 0.0 < result.final_kl < 2 * config.kl_target
     assert torch.isfinite(torch.tensor([row["ppo.kl"] for row in result.history])).all()
     # The trained policy moved, the reference did not.
@@ -79,7 +79,7 @@ def test_mean_reward_rises_while_kl_stays_near_target(task: Task) -> None:
         "ppo.value_loss",
     ):
         assert len(tracker.series(name)) == config.steps, name
-    assert tracker.params["ppo.kl_target"] == 1.5 and result.params == tracker.params
+    assert tracker.params["ppo.kl_target"] == 2.0 and result.params == tracker.params
     assert calls == [(s, config.steps) for s in range(1, config.steps + 1)]
     assert [m[0] for m in tracker.metrics[: config.steps]] == list(range(1, config.steps + 1))
 
@@ -113,6 +113,17 @@ def test_resuming_with_different_settings_is_refused(task: Task, tmp_path: Path)
         _run(task, dataclasses.replace(SMALL, lr=5e-4), checkpoint_dir=tmp_path)
 
 
+def test_a_checkpoint_from_another_run_is_never_resumed(task: Task, tmp_path: Path) -> None:
+    _run(task, dataclasses.replace(SMALL, steps=1), checkpoint_dir=tmp_path)
+    policy, ref, value = task.models()
+    with torch.no_grad():
+        ref.lm_head.weight.mul_(1.01)  # another SFT policy as the reference
+    with pytest.raises(ValueError, match="another run"):
+        train_ppo(
+            policy, ref, value, task.reward, task.tokenizer, task.prompts, SMALL, checkpoint_dir=tmp_path
+        )
+
+
 def test_kl_beyond_the_hard_cap_stops_training_with_a_clear_message(task: Task) -> None:
     config = dataclasses.replace(SMALL, lr=1e-2, kl_cap=1e-3)
     with pytest.raises(KLCapExceeded, match="hard cap") as raised:
@@ -129,13 +140,14 @@ def test_response_mask_keeps_tokens_through_the_first_eos() -> None:
 
 
 def test_a_response_cut_off_before_eos_is_penalised(task: Task) -> None:
-    tracker = RecordingTracker()
-    config = dataclasses.replace(SMALL, steps=1, response_length=3, missing_eos_penalty=-1.0)
-    result, _, _ = _run(task, config, tracker=tracker)
-    row = result.history[0]
-    assert row["ppo.eos_rate"] == 0.0  # no prescription fits in 3 tokens
+    config = dataclasses.replace(SMALL, steps=1, response_length=2, missing_eos_penalty=-1.0)
+    row = _run(task, config)[0].history[0]
+    assert row["ppo.eos_rate"] < 0.5  # no prescription fits in 2 tokens
     # reward_mean is the reward function's own score; the penalty shows in the reward PPO optimised.
-    assert row["ppo.rlhf_reward"] == pytest.approx(row["ppo.reward_mean"] - 1.0 + row["ppo.non_score_reward"])
+    penalty = -1.0 * (1.0 - row["ppo.eos_rate"])
+    assert row["ppo.rlhf_reward"] == pytest.approx(
+        row["ppo.reward_mean"] + penalty + row["ppo.non_score_reward"]
+    )
 
 
 def _strip_timing(history: list[dict[str, float]]) -> list[dict[str, float]]:

@@ -8,6 +8,7 @@ import pytest
 import torch
 from transformers import GPT2Model, PreTrainedTokenizerFast
 
+from clinrlhf.reward.backbone import prepare_backbone
 from clinrlhf.reward.encode import (
     CHOSEN,
     PAD,
@@ -17,13 +18,13 @@ from clinrlhf.reward.encode import (
     encode_pairs,
     pair_attention_mask,
     pair_position_ids,
+    pair_rewards,
     reward_positions,
     segments,
     sequence_ids,
 )
 from clinrlhf.reward.model import ScalarHeadModel
 from clinrlhf.reward.pairs import PreferencePair
-from clinrlhf.reward.trainer import pair_rewards, prepare_backbone
 
 
 def separate(

@@ -8,11 +8,11 @@ from pathlib import Path
 import torch
 from transformers import GPT2Model, PreTrainedTokenizerFast
 
+from clinrlhf.reward.backbone import prepare_backbone
 from clinrlhf.reward.evaluate import score_texts
 from clinrlhf.reward.io import load_reward_model, save_reward_model
 from clinrlhf.reward.model import ScalarHeadModel
 from clinrlhf.reward.pairs import PreferencePair
-from clinrlhf.reward.trainer import prepare_backbone
 
 
 def test_save_then_load_gives_the_same_rewards(

@@ -13,11 +13,11 @@ from transformers import GPT2Model, PreTrainedTokenizerFast
 
 from clinrlhf.lineage.tracker import RecordingTracker
 from clinrlhf.reward.config import RewardConfig
-from clinrlhf.reward.encode import encode_pairs
+from clinrlhf.reward.encode import encode_pairs, pair_rewards
 from clinrlhf.reward.evaluate import evaluate_reward, score_texts
 from clinrlhf.reward.pairs import PreferencePair
 from clinrlhf.reward.result import CONTRACT_PARAMS, RewardResult
-from clinrlhf.reward.trainer import pair_rewards, train_reward
+from clinrlhf.reward.trainer import train_reward
 from privacy.dp import epsilon_for
 
 
@@ -33,7 +33,8 @@ def test_contract_names_are_spelled_as_in_the_contract() -> None:
     }
 
 
-CONFIG = RewardConfig(epochs=4, batch_size=50, learning_rate=1e-2, seed=0)
+# A randomly initialised trunk has nothing worth freezing, so every block trains here.
+CONFIG = RewardConfig(epochs=4, batch_size=50, learning_rate=1e-2, seed=0, trainable_blocks=None)
 
 
 @dataclass
@@ -158,7 +159,7 @@ def test_non_private_baseline_reports_no_guarantee(
         train_pairs,
         backbone(),
         tokenizer,
-        RewardConfig(dp=False, epochs=3, batch_size=50, learning_rate=1e-2),
+        RewardConfig(dp=False, epochs=3, batch_size=50, learning_rate=1e-2, trainable_blocks=None),
         tracker,
     )
     assert result.epsilon == float("inf") and result.noise_multiplier == 0.0 and result.guarantee is None

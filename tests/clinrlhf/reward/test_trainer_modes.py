@@ -21,7 +21,7 @@ def test_ghost_clipping_trains_the_same_model_as_per_sample_hooks(
     """Same seed, so the same Poisson batches and the same noise draws: the two ways of clipping
     (materialised per-sample gradients vs. ghost norms and a second backward) must give the same
     update, up to float rounding."""
-    config = RewardConfig(epochs=1, batch_size=40, learning_rate=1e-2, seed=7)
+    config = RewardConfig(epochs=1, batch_size=40, learning_rate=1e-2, seed=7, trainable_blocks=None)
     pairs = train_pairs[:200]
     start = backbone(seed=1).state_dict()
     hooks = train_reward(pairs, backbone(seed=1), tokenizer, config)
@@ -44,12 +44,16 @@ def test_empty_poisson_batches_are_noisy_steps_that_the_accountant_counts(
     backbone: Callable[..., GPT2Model],
 ) -> None:
     # 20 pairs, expected batch 1: each step's sample is empty with probability (19/20)^20 ≈ 0.36.
-    config = RewardConfig(epochs=1, batch_size=1, learning_rate=1e-2, seed=3, grad_sample_mode=mode)  # type: ignore[arg-type]
+    config = RewardConfig(
+        epochs=1, batch_size=1, learning_rate=1e-2, seed=3, grad_sample_mode=mode, trainable_blocks=None
+    )  # type: ignore[arg-type]
     trunk = backbone(seed=2)
-    start = trunk.wte.weight.detach().clone()
+    trunk.wpe.weight.requires_grad_(False)  # the caller's frozen parameters stay frozen
+    start, positions = trunk.wte.weight.detach().clone(), trunk.wpe.weight.detach().clone()
     result = train_reward(train_pairs[:20], trunk, tokenizer, config)
     sizes = [h["batch_size"] for h in result.history]
     assert 0 in sizes and result.steps == len(sizes) == 20
     assert result.epsilon == epsilon_for(result.noise_multiplier, 1 / 20, 20, result.delta)
     assert not torch.equal(result.model.backbone.wte.weight, start)
+    assert torch.equal(result.model.backbone.wpe.weight, positions)
     assert all(torch.isfinite(p).all() for p in result.model.parameters())
