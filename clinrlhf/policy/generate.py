@@ -98,7 +98,10 @@ def suggest(
             seen[drug] = text.strip()
         if len(seen) == n:
             break
-    return [Suggestion(drug, text, sequence_logprob(model, tokenizer, prompt, text)) for drug, text in seen.items()]
+    return [
+        Suggestion(drug, text, sequence_logprob(model, tokenizer, prompt, text))
+        for drug, text in seen.items()
+    ]
 
 
 @torch.no_grad()

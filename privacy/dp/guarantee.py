@@ -20,7 +20,7 @@ class PrivacyGuarantee:
     epsilon: float
     """Privacy loss bound; smaller is more private."""
     delta: float
-    """Probability with which the epsilon bound may fail."""
+    """Additive slack of the guarantee (informally, the chance that the epsilon bound fails)."""
     unit: PrivacyUnit
     """What is protected: the neighbouring datasets differ by adding or removing one of these."""
     accountant: str
@@ -33,7 +33,7 @@ class PrivacyGuarantee:
     """Noisy gradient steps taken."""
 
     def describe(self) -> str:
-        return (
+        text = (
             f"The trained model is ({self.epsilon:.2f}, {self.delta:.2g})-differentially private with respect "
             f"to adding or removing {_UNIT_WORDS[self.unit]}: DP-SGD with Poisson sampling "
             f"(rate {self.sample_rate:.4g}), per-{self.unit} gradient clipping and Gaussian noise "
@@ -41,3 +41,10 @@ class PrivacyGuarantee:
             f"{self.accountant.upper()} accountant. It holds for everything derived from the model, "
             f"but not for data used outside training (e.g. held-out evaluation sets)."
         )
+        if self.unit == "pair":
+            # Group privacy (Dwork & Roth, 2014, Theorem 2.2 and its (ε, δ) form): k units cost about k·ε.
+            text += (
+                " A judgment that yields k pairs, or a patient or clinician behind k pairs, is protected "
+                "only as a group: roughly (k·ε)-DP."
+            )
+        return text

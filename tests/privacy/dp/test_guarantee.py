@@ -17,8 +17,10 @@ def test_description_states_the_numbers_the_unit_and_the_accountant() -> None:
     assert "(8.00, 3.3e-05)-differentially private" in text
     assert "adding or removing one preference pair" in text
     assert "PRV" in text and "188 steps" in text and "0.565" in text
+    assert "protected only as a group" in text  # a patient behind many pairs is not one pair
 
 
 def test_description_names_the_clinician_unit() -> None:
     g = PrivacyGuarantee(1.0, 1e-6, "clinician", "rdp", 1.1, 0.01, 10)
     assert "all the judgments of one clinician" in g.describe()
+    assert "as a group" not in g.describe()
