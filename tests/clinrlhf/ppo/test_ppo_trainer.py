@@ -42,15 +42,15 @@ def _run(task: Task, config: PPOConfig, seed: int = 0, **kwargs):
 
 def test_mean_reward_rises_while_kl_stays_near_target(task: Task) -> None:
     config = PPOConfig(
-        steps=40,
-        batch_size=32,
+        steps=30,
+        batch_size=64,
         mini_batches=2,
         ppo_epochs=4,
         lr=5e-4,
         response_length=16,
-        init_kl_coef=0.1,
-        kl_target=2.0,
-        kl_horizon=320,
+        init_kl_coef=0.3,
+        kl_target=1.0,
+        kl_horizon=640,
         target_approx_kl=None,
         final_kl_samples=128,
     )
@@ -60,7 +60,7 @@ def test_mean_reward_rises_while_kl_stays_near_target(task: Task) -> None:
     first, last = sum(rewards[:5]) / 5, sum(rewards[-10:]) / 10
     assert last > first + 0.1, (first, last)
     assert result.metrics["ppo.final_reward_mean"] > first + 0.1
-    assert 0.0 < result.final_kl < 2 * config.kl_target
+    assert config.kl_target / 3 < result.final_kl < 2 * config.kl_target
     assert torch.isfinite(torch.tensor([row["ppo.kl"] for row in result.history])).all()
     # The trained policy moved, the reference did not.
     assert not torch.equal(_params(result.policy), _params(ref))
@@ -79,7 +79,7 @@ def test_mean_reward_rises_while_kl_stays_near_target(task: Task) -> None:
         "ppo.value_loss",
     ):
         assert len(tracker.series(name)) == config.steps, name
-    assert tracker.params["ppo.kl_target"] == 2.0 and result.params == tracker.params
+    assert tracker.params["ppo.kl_target"] == 1.0 and result.params == tracker.params
     assert calls == [(s, config.steps) for s in range(1, config.steps + 1)]
     assert [m[0] for m in tracker.metrics[: config.steps]] == list(range(1, config.steps + 1))
 
@@ -97,9 +97,8 @@ def test_resuming_from_a_checkpoint_continues_exactly(task: Task, tmp_path: Path
     straight, _, straight_value = _run(task, SMALL)
     half, _, _ = _run(task, dataclasses.replace(SMALL, steps=2), checkpoint_dir=tmp_path)
     assert (tmp_path / CHECKPOINT_FILE).exists() and len(half.history) == 2
-    resumed, _, resumed_value = _run(
-        task, SMALL, seed=5, checkpoint_dir=tmp_path
-    )  # other init: state is loaded
+    # Another seed gives another value head on purpose: everything must come from the checkpoint.
+    resumed, _, resumed_value = _run(task, SMALL, seed=5, checkpoint_dir=tmp_path)
     assert torch.allclose(_params(resumed.policy), _params(straight.policy), atol=1e-6)
     assert torch.allclose(_params(resumed_value), _params(straight_value), atol=1e-6)
     assert _close(resumed.history, straight.history)
