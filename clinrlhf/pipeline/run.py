@@ -95,6 +95,7 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
         judgments = load_judgments(settings)
         snapshot = stages.save_snapshot(judgments, home / "snapshots")
         reward, pairs, reward_run = stages.reward_stage(
+            world,
             judgments,
             sft_model,
             tokenizer,

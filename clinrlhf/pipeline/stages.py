@@ -71,6 +71,7 @@ def save_snapshot(judgments: list[Judgment], folder: Path) -> tuple[str, Path]:
 
 
 def reward_stage(
+    world: World,
     judgments: list[Judgment],
     sft_model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -80,7 +81,7 @@ def reward_stage(
     progress: Progress,
 ) -> tuple[RewardResult, list[PreferencePair], Trained]:
     digest, path = snapshot
-    pairs = pairs_from_judgments(judgments)
+    pairs = pairs_from_judgments(judgments, world=world)
     with stage_run("reward", lineage=lineage_tags(digest, deid_sha)) as run:
         mlflow.log_artifact(str(path), artifact_path="snapshot")
         backbone = copy.deepcopy(sft_model.transformer)
