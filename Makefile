@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: install quickstart test lint typecheck unit bench clean
+.PHONY: install quickstart test lint typecheck unit clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,9 +31,6 @@ unit: install
 
 test: install lint typecheck
 	$(BIN)/pytest
-
-bench: install
-	$(BIN)/python -m benchmarks.run_all
 
 clean:
 	rm -rf $(VENV) .clinrlhf .pytest_cache .mypy_cache .ruff_cache
