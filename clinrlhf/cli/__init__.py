@@ -49,3 +49,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def load_run_chain(run_id: str):  # noqa: ANN201 - returns clinrlhf.lineage.chain.Chain; imported lazily
+    """The pipeline chain of `run_id` from the configured MLflow store, or a CLIError naming why not."""
+    from mlflow.tracking import MlflowClient
+
+    from clinrlhf.lineage.chain import RunNotFound, load_chain
+    from clinrlhf.lineage.runs import configure_mlflow
+    from clinrlhf.settings import load_settings
+
+    configure_mlflow(load_settings())
+    try:
+        return load_chain(MlflowClient(), run_id)
+    except RunNotFound as err:
+        raise CLIError(str(err)) from None

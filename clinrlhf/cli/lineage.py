@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from clinrlhf.cli import CLIError
-from clinrlhf.settings import load_settings
+from clinrlhf.cli import load_run_chain
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,15 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mlflow.tracking import MlflowClient
+    from clinrlhf.lineage.chain import describe
 
-    from clinrlhf.lineage.chain import RunNotFound, describe, load_chain
-    from clinrlhf.lineage.runs import configure_mlflow
-
-    configure_mlflow(load_settings())
-    try:
-        chain = load_chain(MlflowClient(), args.run_id)
-    except RunNotFound as err:
-        raise CLIError(str(err)) from None
-    print("\n".join(describe(chain)))
+    print("\n".join(describe(load_run_chain(args.run_id))))
     return 0

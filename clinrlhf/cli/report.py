@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from clinrlhf.cli import CLIError
+from clinrlhf.cli import CLIError, load_run_chain
 from clinrlhf.settings import load_settings
 
 
@@ -21,18 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mlflow.tracking import MlflowClient
-
-    from clinrlhf.lineage.chain import RunNotFound, load_chain
-    from clinrlhf.lineage.runs import configure_mlflow
-
-    settings = load_settings()
-    configure_mlflow(settings)
-    try:
-        chain = load_chain(MlflowClient(), args.run_id)
-    except RunNotFound as err:
-        raise CLIError(str(err)) from None
-    path = settings.resolved_home / "reports" / f"{chain.pipeline.info.run_id}.html"
+    chain = load_run_chain(args.run_id)
+    path = load_settings().resolved_home / "reports" / f"{chain.pipeline.info.run_id}.html"
     if not path.exists():
         raise CLIError(f"run {chain.pipeline.info.run_id} has no report under {path.parent}")
     print(path)

@@ -47,7 +47,7 @@ def describe(chain: Chain) -> list[str]:
     if ppo:
         m = ppo.data.metrics
         lines.append(
-            f"  model ← PPO run {ppo.info.run_id}: KL {m.get('ppo.kl', float('nan')):.3f} nats, "
+            f"  model ← PPO run {ppo.info.run_id}: KL {m.get('ppo.final_kl', m.get('ppo.kl', float('nan'))):.3f} nats, "
             f"KL coef {m.get('ppo.kl_coef', float('nan')):.3f}, reward {m.get('ppo.reward_mean', float('nan')):.3f}"
         )
         lines.append(
