@@ -88,6 +88,9 @@ def reward_stage(
         result = train_reward(pairs, backbone, tokenizer, config, tracker=MLflowTracker(), progress=progress)
         mlflow.log_params(result.params | {"reward.pairs": len(pairs)})
         mlflow.log_metrics(result.metrics)
+        # Who the reward model learned to trust: clinician pseudonyms only, never names.
+        mlflow.log_dict(result.rater_flip_rates, "raters/flip_rates.json")
+        mlflow.log_metrics({f"reward.rater_flip.{c}": f for c, f in result.rater_flip_rates.items()})
     return result, pairs, Trained(run.info.run_id, digest)
 
 

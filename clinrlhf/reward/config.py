@@ -44,6 +44,16 @@ class RewardConfig:
     backbone learns better at the same ε (Yu et al., 2022, https://arxiv.org/abs/2110.06500)."""
     use_margin: bool = False
     """Subtract each pair's margin inside the Bradley–Terry loss (rating judgments carry one)."""
+    rater_buckets: int | None = 4096
+    """Learn a flip rate per clinician (clinrlhf.reward.raters) in this many hash buckets; None
+    treats every label as equally reliable. Two clinicians sharing a bucket share a flip rate: with
+    4096 buckets that happens to some pair of 10 raters with probability 1.1%, of 40 raters 17%.
+    Unused buckets cost nothing but memory (their gradient is zero before noise)."""
+    rater_initial_flip: float = 0.1
+    """Every rater's flip rate before training: mostly right, as a panel of clinicians is."""
+    rater_learning_rate: float = 0.1
+    """AdamW learning rate of the flip logits: one scalar per rater has to travel several logits
+    (0.1 to above 0.5 is 2.2) within a few hundred steps, which the backbone's rate would not allow."""
     center_rewards_coef: float = 0.01
     """Weight of (r_c + r_r)² in the loss, keeping rewards centered at 0 (Eisenstein et al., 2023)."""
     secure_rng: bool = False
@@ -66,6 +76,10 @@ class RewardConfig:
             raise ValueError(f"grad_sample_mode must be 'hooks' or 'ghost', got {self.grad_sample_mode!r}")
         if self.trainable_blocks is not None and self.trainable_blocks < 0:
             raise ValueError(f"trainable_blocks must be None or at least 0, got {self.trainable_blocks}")
+        if self.rater_buckets is not None and self.rater_buckets < 1:
+            raise ValueError(f"rater_buckets must be None or at least 1, got {self.rater_buckets}")
+        if not 0.0 < self.rater_initial_flip < 0.5:
+            raise ValueError(f"rater_initial_flip must be in (0, 0.5), got {self.rater_initial_flip}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be at least 1")
         if self.target_epsilon <= 0 or self.max_grad_norm <= 0 or self.learning_rate <= 0:

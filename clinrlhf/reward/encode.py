@@ -20,6 +20,7 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from clinrlhf.reward.pairs import PreferencePair
+from clinrlhf.reward.raters import rater_bucket
 
 PROMPT, CHOSEN, REJECTED, PAD = 0, 1, 2, 3
 
@@ -29,6 +30,7 @@ class EncodedPairs:
     input_ids: torch.Tensor  # (N, L) long
     lengths: torch.Tensor  # (N, 3) long: tokens of prompt, of chosen + eos, of rejected + eos
     margins: torch.Tensor  # (N,) float
+    raters: torch.Tensor  # (N,) long: each pair's rater bucket (clinrlhf.reward.raters), 0 without buckets
 
 
 def sequence_ids(tokenizer: PreTrainedTokenizerBase, prompt: str, response: str) -> list[int]:
@@ -46,10 +48,14 @@ def right_pad(rows: Sequence[list[int]], length: int, pad_id: int) -> torch.Tens
 
 
 def encode_pairs(
-    tokenizer: PreTrainedTokenizerBase, pairs: Sequence[PreferencePair], max_positions: int | None = None
+    tokenizer: PreTrainedTokenizerBase,
+    pairs: Sequence[PreferencePair],
+    max_positions: int | None = None,
+    rater_buckets: int | None = None,
 ) -> EncodedPairs:
     """Tokenize pairs into right-padded rows. Raises if a prompt plus response exceeds max_positions
-    (the backbone's position table): truncating the prompt would silently drop findings."""
+    (the backbone's position table): truncating the prompt would silently drop findings.
+    `rater_buckets` hashes each pair's clinician into that many buckets."""
     if not pairs:
         raise ValueError("no preference pairs to encode")
     rows, lengths = [], []
@@ -63,7 +69,10 @@ def encode_pairs(
         raise ValueError(f"a prompt plus response is {longest} tokens; the model's limit is {max_positions}")
     ids = right_pad(rows, max(len(r) for r in rows), tokenizer.pad_token_id)
     margins = torch.tensor([p.margin for p in pairs], dtype=torch.float32)
-    return EncodedPairs(ids, torch.tensor(lengths, dtype=torch.long), margins)
+    raters = torch.tensor(
+        [rater_bucket(p.clinician, rater_buckets) if rater_buckets else 0 for p in pairs], dtype=torch.long
+    )
+    return EncodedPairs(ids, torch.tensor(lengths, dtype=torch.long), margins, raters)
 
 
 def segments(lengths: torch.Tensor, width: int) -> torch.Tensor:

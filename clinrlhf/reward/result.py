@@ -40,6 +40,9 @@ class RewardResult:
     """The final metrics logged: dp.epsilon, dp.epsilon_rdp (with DP), reward.train_loss, reward.train_accuracy."""
     privacy_unit: PrivacyUnit = "pair"
     accountant: str = "prv"
+    rater_flip_rates: dict[str, float] = field(default_factory=dict)
+    """Each clinician's learned label-flip probability (clinrlhf.reward.raters); empty when off.
+    Trained parameters like the rewards, so covered by the same guarantee."""
 
     @property
     def guarantee(self) -> PrivacyGuarantee | None:
@@ -70,6 +73,7 @@ def run_params(
         "reward.center_rewards_coef": str(config.center_rewards_coef),
         "reward.seed": str(config.seed),
         "reward.trainable_blocks": str(config.trainable_blocks),
+        "reward.rater_buckets": str(config.rater_buckets),
         "dp.enabled": str(config.dp),
     }
     if not config.dp:

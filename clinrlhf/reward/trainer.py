@@ -31,6 +31,7 @@ from clinrlhf.reward.encode import encode_pairs, pair_rewards
 from clinrlhf.reward.loss import BradleyTerryLoss
 from clinrlhf.reward.model import ScalarHeadModel
 from clinrlhf.reward.pairs import PreferencePair
+from clinrlhf.reward.raters import RaterFlipLogits
 from clinrlhf.reward.result import RewardResult, run_metrics, run_params
 from privacy.dp import epsilon_for
 from privacy.dp.accounting import quiet_prv
@@ -78,21 +79,28 @@ def _train(
     eager = getattr(backbone.config, "_attn_implementation", "sdpa") == "eager"
     model = ScalarHeadModel(backbone).train()
     freeze_unused_parameters(model, eager=eager)
-    encoded = encode_pairs(tokenizer, pairs, getattr(backbone.config, "n_positions", None))
-    generator = torch.Generator().manual_seed(config.seed)
-    data = TensorDataset(encoded.input_ids, encoded.lengths, encoded.margins)
-    loader = DataLoader(data, batch_size=min(config.batch_size, len(data)), shuffle=True, generator=generator)
-    optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad],
-        lr=config.learning_rate,
-        weight_decay=config.weight_decay,
+    raters = (
+        RaterFlipLogits(config.rater_buckets, config.rater_initial_flip) if config.rater_buckets else None
     )
+    trained = _PairModel(model, raters, eager)
+    encoded = encode_pairs(
+        tokenizer, pairs, getattr(backbone.config, "n_positions", None), config.rater_buckets
+    )
+    generator = torch.Generator().manual_seed(config.seed)
+    data = TensorDataset(encoded.input_ids, encoded.lengths, encoded.margins, encoded.raters)
+    loader = DataLoader(data, batch_size=min(config.batch_size, len(data)), shuffle=True, generator=generator)
+    groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
+    if raters is not None:
+        groups.append(
+            {"params": list(raters.parameters()), "lr": config.rater_learning_rate, "weight_decay": 0.0}
+        )
+    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
     criterion: nn.Module = BradleyTerryLoss(config.center_rewards_coef)
-    module: nn.Module = model
+    module: nn.Module = trained
     engine, noise = None, 0.0
     if config.dp:
         engine, module, optimizer, criterion, loader = _make_private(
-            model, optimizer, criterion, loader, config, delta, generator
+            trained, optimizer, criterion, loader, config, delta, generator
         )
         noise = float(optimizer.noise_multiplier)
     rate, total = 1.0 / len(loader), config.epochs * len(loader)
@@ -101,7 +109,7 @@ def _train(
 
     history: list[dict] = []
     for epoch in range(config.epochs):
-        for input_ids, lengths, margins in loader:
+        for input_ids, lengths, margins, rater_ids in loader:
             record = _step(
                 module,
                 optimizer,
@@ -109,7 +117,7 @@ def _train(
                 input_ids,
                 lengths,
                 margins if config.use_margin else None,
-                eager,
+                rater_ids,
             )
             history.append(
                 record
@@ -122,13 +130,14 @@ def _train(
                 progress(len(history), total)
 
     if isinstance(module, AbstractGradSampleModule):
-        module.to_standard_module()  # removes Opacus' hooks from `model`, which it wraps
-    _strip_opacus_attributes(model)
+        module.to_standard_module()  # removes Opacus' hooks from `trained`, which it wraps
+    _strip_opacus_attributes(trained)
     epsilon, epsilon_rdp = float("inf"), float("inf")
     if engine is not None:
         _check_accountant(engine, noise, rate, len(history))
         epsilon = epsilon_for(noise, rate, len(history), delta, config.accountant)
         epsilon_rdp = epsilon_for(noise, rate, len(history), delta, "rdp")
+    flip_rates = raters.eval().flip_rates(sorted({p.clinician for p in pairs})) if raters else {}
     metrics = run_metrics(history, config.epochs, epsilon if config.dp else None, epsilon_rdp)
     tracker.log_metrics(metrics, step=len(history))
     return RewardResult(
@@ -144,7 +153,23 @@ def _train(
         metrics=metrics,
         privacy_unit=config.privacy_unit,
         accountant=config.accountant,
+        rater_flip_rates=flip_rates,
     )
+
+
+class _PairModel(nn.Module):
+    """What DP-SGD trains: the reward model and, optionally, the raters' flip logits, as one module
+    so that one pair's whole gradient (rewards and its rater's logit) is clipped together."""
+
+    def __init__(self, reward: ScalarHeadModel, raters: RaterFlipLogits | None, eager: bool) -> None:
+        super().__init__()
+        self.reward, self.raters, self.eager = reward, raters, eager
+
+    def forward(
+        self, input_ids: torch.Tensor, lengths: torch.Tensor, rater_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        rewards = pair_rewards(self.reward, input_ids, lengths, eager=self.eager)  # (B, 2)
+        return rewards, None if self.raters is None else self.raters(rater_ids)
 
 
 def _make_private(
@@ -196,7 +221,7 @@ def _step(
     input_ids: torch.Tensor,
     lengths: torch.Tensor,
     margins: torch.Tensor | None,
-    eager: bool,
+    rater_ids: torch.Tensor,
 ) -> dict:
     optimizer.zero_grad(set_to_none=True)
     if input_ids.shape[0] == 0:
@@ -204,8 +229,8 @@ def _step(
         # release the noise alone.
         _noise_only_step(module, optimizer, ghost=isinstance(optimizer, DPOptimizerFastGradientClipping))
         return {"batch_size": 0, "loss": float("nan"), "accuracy": float("nan")}
-    rewards = pair_rewards(module, input_ids, lengths, eager=eager)  # (B, 2)
-    loss = criterion(rewards, margins)
+    rewards, flip_logits = module(input_ids, lengths, rater_ids)
+    loss = criterion(rewards, margins, flip_logits)
     loss.backward()
     optimizer.step()
     accuracy = (rewards[:, 0] > rewards[:, 1]).float().mean()
