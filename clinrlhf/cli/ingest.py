@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Iterator, Mapping
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(.ndjson; one resource per line, grouped by patient reference across all the files given), "
         "de-identify each patient at the door and store the de-identified cases. Bundles without a Patient "
         "(e.g. Synthea's hospital and practitioner files) are skipped. Prints a JSON summary. All or nothing: "
-        "an unreadable file stores nothing.",
+        "an unreadable file stores nothing. The batch's de-identification report (counts by identifier type and "
+        "method, k-anonymity of age band, sex and ZIP3; no PHI) is written under CLINRLHF_HOME/reports/deid.",
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", type=Path, help=".json Bundle or .ndjson file")
     parser.add_argument(
@@ -96,8 +97,21 @@ def run(args: argparse.Namespace) -> int:
             _ingest(session, *split_bundle(bundle), summary, key, today)
         if pooled:
             _ingest(session, *split_by_patient(pooled), summary, key, today)
-    print(json.dumps(summary.to_dict(), indent=2))
+    report = summary.finish()
+    path = write_report(settings.resolved_home, report.to_dict())
+    out = summary.to_dict() | {"deid_report": str(path), "k_anonymity": report.k_anonymity}
+    print(json.dumps(out, indent=2))
     return 0
+
+
+def write_report(home: Path, report: dict[str, Any]) -> Path:
+    """`home/reports/deid/ingest-<UTC time>.json`: counts and rule-file identity only, no PHI."""
+    folder = home / "reports" / "deid"
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    path = folder / f"ingest-{stamp}.json"
+    path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    return path
 
 
 def _ingest(

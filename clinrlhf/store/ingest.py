@@ -17,8 +17,15 @@ from sqlalchemy.orm import Session
 
 from clinrlhf.store.audit import record_audit
 from clinrlhf.store.cases import UnreadableRecordError, add_case, deidentify_case
+from privacy.deid import DeidReport, default_rules
+from privacy.deid.kanon import QuasiIdentifiers, k_report, quasi_identifiers_of_patient
 
 _PATIENT_LINKS = ("subject", "patient")
+
+
+def _empty_report() -> DeidReport:
+    rules = default_rules()
+    return DeidReport(rules.name, rules.version, rules.sha256)
 
 
 @dataclass
@@ -27,6 +34,14 @@ class IngestSummary:
     duplicates: int = 0  # cases already stored by an earlier ingest
     skipped: Counter[str] = field(default_factory=Counter)  # reason -> sources or patients skipped
     dropped: Counter[str] = field(default_factory=Counter)  # resourceType -> resources not kept
+    report: DeidReport = field(default_factory=_empty_report)  # the batch's de-identification report
+    quasi_identifiers: list[QuasiIdentifiers] = field(default_factory=list)  # generalized, per patient
+
+    def finish(self) -> DeidReport:
+        """The batch report, with the k-anonymity of the batch's quasi-identifiers."""
+        k = default_rules().parameters.get("kAnonymity") or {}
+        self.report.k_anonymity = k_report(self.quasi_identifiers, int(k.get("minK", 5)))
+        return self.report
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -102,6 +117,16 @@ def split_bundle(bundle: Mapping[str, Any]) -> tuple[list[dict[str, Any]], Count
     return split_by_patient([e["resource"] for e in entries], full_urls)
 
 
+def _quasi_identifiers(bundle: Mapping[str, Any], today: date) -> QuasiIdentifiers:
+    """Generalized at once (age band, sex, ZIP3): the raw values are never kept."""
+    rules = default_rules()
+    band = int((rules.parameters.get("kAnonymity") or {}).get("ageBandYears", 10))
+    patient = next(e["resource"] for e in bundle["entry"] if e["resource"].get("resourceType") == "Patient")
+    return quasi_identifiers_of_patient(
+        patient, today, band_width=band, age_cap=rules.age_cap, restricted_zip3=rules.restricted_zip3
+    )
+
+
 def ingest_patient_bundles(
     session: Session,
     bundles: Iterable[Mapping[str, Any]],
@@ -118,9 +143,14 @@ def ingest_patient_bundles(
         except UnreadableRecordError:
             summary.skipped["unreadable-patient"] += 1
             continue
+        dropped = 0
         for what, n in case.counts.items():
             if what.startswith("resource.") and what.endswith(":redact"):
                 summary.dropped[what.removeprefix("resource.").removesuffix(":redact")] += n
+                dropped += n
+        resources = len(bundle.get("entry") or [])
+        summary.report.add(case.counts, resources_in=resources, resources_out=resources - dropped)
+        summary.quasi_identifiers.append(_quasi_identifiers(bundle, today))
         row, created = add_case(session, case, source="ingest", idempotent=True)
         if created:
             summary.cases += 1

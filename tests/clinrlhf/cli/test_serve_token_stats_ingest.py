@@ -84,7 +84,8 @@ def test_ingest_of_the_synthea_bundles_stores_eleven_cases_and_no_identifier(hom
     assert run(ingest, *map(str, SYNTHEA)) == 0
     summary = printed_json(capsys)
     assert summary["cases"] == 11 and summary["skipped"] == {"no-patient": 2}
-    assert summary["dropped"]["DocumentReference"] > 0 and summary["dropped"]["Claim"] > 0
+    # DocumentReference notes are kept, scrubbed; encounters and claims are dropped whole.
+    assert summary["dropped"]["Encounter"] > 0 and summary["dropped"]["Claim"] > 0
     on_disk = b"".join(p.read_bytes() for p in home.rglob("*") if p.is_file())
     for path in SYNTHEA:
         bundle = json.loads(path.read_bytes())

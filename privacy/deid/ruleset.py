@@ -1,0 +1,140 @@
+"""The declarative rule file: load, validate and fingerprint it.
+
+A rule file (JSON, see ``rules/default.json``) names the resource types that may pass and, for each
+FHIRPath-style element path, one method: keep, redact, dateShift, cryptoHash, generalize, substitute
+or scrub. Whatever no rule keeps is removed. The SHA-256 of the file's bytes names the configuration
+in lineage, so the hash an auditor computes with ``sha256sum`` is the one MLflow records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from privacy.deid.paths import PathError, parse_path
+
+METHODS = frozenset({"keep", "redact", "dateShift", "cryptoHash", "generalize", "substitute", "scrub"})
+GENERALIZATIONS = frozenset({"ageInYears", "zip3"})
+DEFAULT_RULES = "default.json"
+
+
+class RuleFileError(ValueError):
+    """The rule file is malformed. Messages name rules by position and never quote patient data."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    path: tuple[str, ...]  # (resource type or "Resource", element, element, ...)
+    method: str
+    identifier: str = "clinical"  # what the element holds, for the report ("name", "date", ...)
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    name: str
+    version: str
+    sha256: str  # of the rule file's bytes
+    resource_types: frozenset[str]
+    rules: tuple[Rule, ...]
+    parameters: Mapping[str, Any]
+    patterns: Mapping[str, re.Pattern[str]]
+
+    @property
+    def age_cap(self) -> int:
+        return int(self.parameters.get("ageCap", 90))
+
+    @property
+    def restricted_zip3(self) -> frozenset[str]:
+        return frozenset(self.parameters.get("restrictedZip3", ()))
+
+    @property
+    def age_extension_url(self) -> str:
+        return str(self.parameters["ageExtensionUrl"])
+
+
+def _rule(n: int, raw: Any, patterns: Mapping[str, re.Pattern[str]]) -> Rule:
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("path"), str):
+        raise RuleFileError(f"rule {n}: needs a string path")
+    method = raw.get("method")
+    if method not in METHODS:
+        raise RuleFileError(f"rule {n}: method must be one of {', '.join(sorted(METHODS))}")
+    try:
+        path = parse_path(raw["path"])
+    except PathError as err:
+        raise RuleFileError(f"rule {n}: {err}") from None
+    params = {k: v for k, v in raw.items() if k not in ("path", "method", "identifier")}
+    if method == "generalize" and params.get("to") not in GENERALIZATIONS:
+        raise RuleFileError(f"rule {n}: generalize needs to: {' or '.join(sorted(GENERALIZATIONS))}")
+    if method == "substitute" and "value" not in params:
+        raise RuleFileError(f"rule {n}: substitute needs a value")
+    if "pattern" in params and params["pattern"] not in patterns:
+        raise RuleFileError(f"rule {n}: unknown pattern name")
+    if params.get("invalid", "drop") not in ("drop", "reject"):
+        raise RuleFileError(f"rule {n}: invalid must be drop or reject")
+    if params.get("type", "number") != "number":
+        raise RuleFileError(f"rule {n}: the only type constraint is number")
+    if params.get("encoding", "utf-8") not in ("utf-8", "base64"):
+        raise RuleFileError(f"rule {n}: encoding must be utf-8 or base64")
+    return Rule(
+        path=path, method=str(method), identifier=str(raw.get("identifier", "clinical")), params=params
+    )
+
+
+def _check_nesting(rules: tuple[Rule, ...]) -> None:
+    """A rule inside another rule's path could never apply: the outer rule already decided the node."""
+    paths = {r.path for r in rules}
+    for r in rules:
+        for cut in range(2, len(r.path)):
+            if r.path[:cut] in paths:
+                raise RuleFileError(f"rule {'.'.join(r.path)} lies inside rule {'.'.join(r.path[:cut])}")
+
+
+def parse_rules(data: bytes) -> RuleSet:
+    try:
+        raw = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise RuleFileError("the rule file is not valid JSON") from None
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("rules"), list):
+        raise RuleFileError("the rule file needs a list of rules")
+    if not isinstance(raw.get("version"), str) or not raw["version"]:
+        raise RuleFileError("the rule file needs a version")
+    parameters = raw.get("parameters") or {}
+    try:
+        patterns = {k: re.compile(v) for k, v in (parameters.get("patterns") or {}).items()}
+    except (re.error, TypeError):
+        raise RuleFileError("parameters.patterns must map names to regular expressions") from None
+    rules = tuple(_rule(n, r, patterns) for n, r in enumerate(raw["rules"], 1))
+    _check_nesting(rules)
+    return RuleSet(
+        name=str(raw.get("name", "")),
+        version=raw["version"],
+        sha256=hashlib.sha256(data).hexdigest(),
+        resource_types=frozenset(raw.get("resourceTypes") or ()),
+        rules=rules,
+        parameters=parameters,
+        patterns=patterns,
+    )
+
+
+def load_rules(path: Path | None = None) -> RuleSet:
+    """The rule file at `path`, or the packaged default."""
+    if path is None:
+        return default_rules()
+    return parse_rules(path.read_bytes())
+
+
+_DEFAULT: RuleSet | None = None
+
+
+def default_rules() -> RuleSet:
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = parse_rules(resources.files("privacy.deid").joinpath("rules", DEFAULT_RULES).read_bytes())
+    return _DEFAULT
