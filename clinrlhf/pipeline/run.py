@@ -109,7 +109,7 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
             world,
             sft_model,
             tokenizer,
-            reward,
+            reward.model,
             prompts,
             config.ppo,
             reward_run,

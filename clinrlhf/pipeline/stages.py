@@ -23,6 +23,7 @@ from clinrlhf.ppo.config import PPOConfig
 from clinrlhf.ppo.trainer import PPOResult, train_ppo
 from clinrlhf.reward.config import RewardConfig
 from clinrlhf.reward.evaluate import score_texts
+from clinrlhf.reward.model import ScalarHeadModel
 from clinrlhf.reward.pairs import PreferencePair, pairs_from_judgments
 from clinrlhf.reward.trainer import RewardResult, train_reward
 from clinrlhf.sft.config import SFTConfig
@@ -98,7 +99,7 @@ def ppo_stage(
     world: World,
     sft_model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
-    reward: RewardResult,
+    reward: ScalarHeadModel,
     prompts: list[str],
     config: PPOConfig,
     reward_run: Trained,
@@ -111,8 +112,8 @@ def ppo_stage(
         "ppo", lineage=lineage_tags(digest, deid_sha), tags={"clinrlhf.reward_run_id": reward_run.run_id}
     ) as run:
         policy, reference = copy.deepcopy(sft_model), copy.deepcopy(sft_model).eval()
-        value_model = copy.deepcopy(reward.model)
-        reward_model = reward.model.eval()
+        value_model = copy.deepcopy(reward)
+        reward_model = reward.eval()
 
         def reward_fn(batch_prompts: list[str], responses: list[str]) -> torch.Tensor:
             scores = score_texts(reward_model, tokenizer, batch_prompts, responses)

@@ -1,9 +1,19 @@
 """Reward-model training settings.
 
-The defaults were tuned at ε = 8 on 3000 synthetic pairs (a concordant drug preferred to the habit
-or a contraindicated one) with the supervised 2-block GPT-2 as backbone: held-out accuracy 0.93
-(0.91-0.94 over four seeds) in about 25 s of one CPU core. Larger expected batches
-and training only the top block help most under DP; 1500 pairs still reach about 0.89.
+The defaults were tuned at ε = 8 on the panel's judgments of the supervised policy's suggestions
+(about 9,000 pairs from 3,000 cases, 3 reviewers each, one adversarial rater in ten), with the
+supervised 2-block GPT-2 as backbone. What decides the outcome is whether the reward ranks the
+drugs the policy already proposes correctly *for this patient* (labetalol only in pregnancy):
+
+- Training only the top block (lr 1e-2, 5 epochs) fits pair labels to 0.69 even when they are
+  noise-free, and the reward learns a per-drug prior instead of the conditions; a policy aligned
+  to it loses concordance. Training every block at lr 3e-3 for 10 epochs fits them to 0.97.
+- Per-rater flip rates (clinrlhf.reward.raters) learn the adversary's (0.93-1.0) and stop it
+  steering the reward; without them the reward's top drug is concordant for 10% of held-out cases.
+- Data matters more than anything else under DP: 3,000 noise-free pairs reach 0.79 training
+  accuracy at ε = 8, 9,000 reach 0.97.
+
+Measured with the scripts behind README "Measured results".
 """
 
 from __future__ import annotations
@@ -19,11 +29,11 @@ IMPLEMENTED_UNITS: tuple[PrivacyUnit, ...] = ("pair",)
 
 @dataclass(frozen=True)
 class RewardConfig:
-    epochs: int = 5
+    epochs: int = 10
     """Passes over the pairs (in expectation: DP batches are Poisson samples)."""
-    batch_size: int = 128
+    batch_size: int = 256
     """Expected (logical) batch size; each pair joins each batch with probability batch_size / n."""
-    learning_rate: float = 1e-2
+    learning_rate: float = 3e-3
     """AdamW learning rate (constant: at these budgets the model is still learning at the last step)."""
     weight_decay: float = 0.0
     """AdamW decoupled weight decay."""
@@ -38,10 +48,11 @@ class RewardConfig:
     """Privacy accountant: "prv" (tight, reported as dp.epsilon) or "rdp"."""
     privacy_unit: PrivacyUnit = "pair"
     """What one DP sample is. Only "pair" is implemented: one pair is one row, clipped as one."""
-    trainable_blocks: int | None = 1
+    trainable_blocks: int | None = None
     """Train only the top k transformer blocks (plus the final norm and the head); None trains all.
-    Under DP every trained coordinate adds noise, so a small trained subset of a supervised
-    backbone learns better at the same ε (Yu et al., 2022, https://arxiv.org/abs/2110.06500)."""
+    Under DP every trained coordinate adds noise, so a small trained subset often learns better at
+    the same ε (Yu et al., 2022, https://arxiv.org/abs/2110.06500); with this 2-block backbone the
+    top block alone underfits (see above), so all are trained."""
     use_margin: bool = False
     """Subtract each pair's margin inside the Bradley–Terry loss (rating judgments carry one)."""
     rater_buckets: int | None = 4096

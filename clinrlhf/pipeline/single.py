@@ -1,0 +1,135 @@
+"""One stage at a time, from files: the body of `clinrlhf train sft|reward|ppo`.
+
+The pipeline passes models in memory; here each stage reads what the previous one wrote (a policy
+folder, a reward folder, a de-identified snapshot) and runs the very same stage function, so a
+stage trained alone is logged and tagged exactly as in the pipeline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from clinrlhf.feedback import Judgment
+from clinrlhf.lineage.runs import configure_mlflow
+from clinrlhf.pipeline import stages
+from clinrlhf.pipeline.cohorts import make_cohorts, practice_examples
+from clinrlhf.pipeline.config import PipelineConfig
+from clinrlhf.pipeline.run import Reporter
+from clinrlhf.policy import load_policy
+from clinrlhf.reward.io import load_reward_model, save_reward_model
+from clinrlhf.settings import load_settings
+from clinrlhf.world.world import load_world
+from privacy.deid import config_sha256
+
+REWARD_RUN_ID = "mlflow.run_id"  # key, in the reward folder's metadata, of the run that trained it
+
+
+class StageInputError(ValueError):
+    """An input file that cannot be used; the message names the file, never its content."""
+
+
+def read_snapshot(path: Path) -> tuple[list[Judgment], str]:
+    """The judgments of an exported snapshot, and the SHA-256 of its exact bytes."""
+    raw = path.read_bytes()
+    judgments = []
+    for number, line in enumerate(raw.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            judgments.append(Judgment.from_dict(json.loads(line)))
+        except (ValueError, TypeError, KeyError) as err:
+            raise StageInputError(f"{path}: line {number} is not a judgment ({type(err).__name__})") from None
+    if not judgments:
+        raise StageInputError(f"{path}: no judgments")
+    return judgments, hashlib.sha256(raw).hexdigest()
+
+
+def train_sft_stage(out: Path, config: PipelineConfig, reporter: Reporter) -> dict[str, Any]:
+    settings, world, today = load_settings(), load_world(), date.today()
+    torch.set_num_threads(1)  # see clinrlhf.pipeline.run: one thread is faster for models this small
+    configure_mlflow(settings)
+    cohorts = make_cohorts(world, (config.history_patients, 0, 0), config.seed, today)
+    examples = practice_examples(world, cohorts.history, settings.deid_secret, today, config.seed)
+    _, _, run = stages.sft_stage(
+        world,
+        examples,
+        config.policy,
+        config.sft,
+        out,
+        config_sha256(),
+        reporter.callback("supervised policy"),
+    )
+    return {
+        "stage": "sft",
+        "mlflow_run_id": run.run_id,
+        "dataset_sha256": run.dataset_sha256,
+        "out": str(out),
+    }
+
+
+def train_reward_stage(
+    policy_dir: Path, snapshot: Path, out: Path, config: PipelineConfig, reporter: Reporter
+) -> dict[str, Any]:
+    judgments, digest = read_snapshot(snapshot)
+    settings, world = load_settings(), load_world()
+    torch.set_num_threads(1)
+    configure_mlflow(settings)
+    policy, tokenizer = load_policy(policy_dir)
+    result, pairs, run = stages.reward_stage(
+        world,
+        judgments,
+        policy,
+        tokenizer,
+        config.reward,
+        (digest, snapshot),
+        config_sha256(),
+        reporter.callback("DP reward model"),
+    )
+    metadata = result.params | {REWARD_RUN_ID: run.run_id, "clinrlhf.dataset_sha256": digest}
+    save_reward_model(result.model, tokenizer, out, metadata)
+    return {
+        "stage": "reward",
+        "mlflow_run_id": run.run_id,
+        "preference_pairs": len(pairs),
+        "epsilon": result.epsilon,
+        "delta": result.delta,
+        "out": str(out),
+    }
+
+
+def train_ppo_stage(
+    policy_dir: Path, reward_dir: Path, snapshot: Path, out: Path, config: PipelineConfig, reporter: Reporter
+) -> dict[str, Any]:
+    judgments, digest = read_snapshot(snapshot)
+    settings, world = load_settings(), load_world()
+    torch.set_num_threads(1)
+    configure_mlflow(settings)
+    policy, tokenizer = load_policy(policy_dir)
+    reward_model, _, metadata = load_reward_model(reward_dir)
+    reward_run = stages.Trained(metadata.get(REWARD_RUN_ID, "unknown"), digest)
+    prompts = sorted({j.prompt for j in judgments})
+    result, run = stages.ppo_stage(
+        world,
+        policy,
+        tokenizer,
+        reward_model,
+        prompts,
+        config.ppo,
+        reward_run,
+        config_sha256(),
+        out,
+        reporter.callback("KL-constrained PPO"),
+    )
+    return {
+        "stage": "ppo",
+        "mlflow_run_id": run.run_id,
+        "kl": result.final_kl,
+        "kl_target": config.ppo.kl_target,
+        "out": str(out),
+    }
