@@ -41,6 +41,9 @@ class Settings(BaseSettings):
         default=None, description="Policy directory to serve; latest aligned if unset."
     )
     token_audience: str = Field(default="clinrlhf", description="`aud` every bearer token must carry.")
+    review_overlap: int = Field(
+        default=3, ge=1, description="How many clinicians review each case on the review page (k)."
+    )
 
     @cached_property
     def resolved_home(self) -> Path:

@@ -10,7 +10,23 @@ from collections.abc import Sequence
 from clinrlhf import __version__
 
 # Subcommand modules, in the order `--help` lists them.
-COMMANDS = ("quickstart", "serve", "token", "ingest", "stats", "pipeline", "report", "lineage")
+COMMANDS = (
+    "quickstart",
+    "serve",
+    "token",
+    "ingest",
+    "stats",
+    "export",
+    "audit",
+    "train",
+    "pipeline",
+    "report",
+    "lineage",
+    "approve",
+    "promote",
+    "rollback",
+    "provenance",
+)
 
 
 class CLIError(Exception):

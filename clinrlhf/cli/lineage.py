@@ -20,7 +20,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from clinrlhf.lineage.chain import describe
+    from mlflow.tracking import MlflowClient
 
-    print("\n".join(describe(load_run_chain(args.run_id))))
+    from clinrlhf.lineage.approval import ACTOR_TAG
+    from clinrlhf.lineage.chain import describe
+    from clinrlhf.lineage.registry import production_version, versions_of_run
+
+    chain = load_run_chain(args.run_id)
+    lines = describe(chain)
+    client = MlflowClient()
+    production = production_version(client)
+    for mv in versions_of_run(client, chain.pipeline.info.run_id):
+        live = ", in production" if production and str(production.version) == str(mv.version) else ""
+        approved = f"approved by {mv.tags[ACTOR_TAG]}" if ACTOR_TAG in mv.tags else "not approved"
+        lines.insert(1, f"  registered as {mv.name} v{mv.version} ({approved}{live})")
+    print("\n".join(lines))
     return 0

@@ -1,8 +1,11 @@
-"""`clinrlhf report RUN_ID`: where the compliance report of a run is."""
+"""`clinrlhf report RUN_ID [--pdf]`: render a pipeline run's compliance report from MLflow."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from clinrlhf.cli import CLIError, load_run_chain
 from clinrlhf.settings import load_settings
@@ -11,19 +14,58 @@ from clinrlhf.settings import load_settings
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "report",
-        help="print the path of a pipeline run's compliance report (HTML)",
-        description="Find the compliance report of a pipeline run (or of any of its stages).",
+        help="render a pipeline run's compliance report (HTML, and PDF with --pdf); print its path",
+        description="Render the compliance report of a pipeline run (or of any of its stages) from what MLflow "
+        "recorded and the audit trail confirms: outcome with bootstrap intervals, acceptance criteria, approvals, "
+        "model card, ONC HTI-1 source attributes, lineage, privacy and its ledger, de-identification, feedback, "
+        "training curves and subgroup performance. It is rendered afresh each time, so it shows approvals and "
+        "promotions made after training. Prints the path of each file written.",
     )
     parser.add_argument(
         "run_id", metavar="RUN_ID", help="an MLflow run id of a pipeline or one of its stages"
+    )
+    parser.add_argument("--pdf", action="store_true", help="also write the report as PDF (A4)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder for the files (default: $CLINRLHF_HOME/reports)",
+    )
+    parser.add_argument(
+        "--criteria",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="acceptance criteria JSON, as for `promote`",
     )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from mlflow.tracking import MlflowClient
+
+    from clinrlhf.cli.promote import load_criteria_arg
+    from clinrlhf.lineage.pdf import PdfUnavailableError
+    from clinrlhf.lineage.report import build_report, write_run_report
+    from clinrlhf.store import open_store
+
+    criteria = load_criteria_arg(args.criteria)
+    settings = load_settings()
     chain = load_run_chain(args.run_id)
-    path = load_settings().resolved_home / "reports" / f"{chain.pipeline.info.run_id}.html"
-    if not path.exists():
-        raise CLIError(f"run {chain.pipeline.info.run_id} has no report under {path.parent}")
-    print(path)
+    run_id = chain.pipeline.info.run_id
+    try:
+        sessions = open_store(settings.resolved_database_url)
+        html = build_report(MlflowClient(), chain, settings.mlflow_tracking_uri, criteria, sessions)
+    except SQLAlchemyError as err:
+        raise CLIError(f"cannot read the audit trail ({type(err).__name__})") from None
+    try:
+        files = write_run_report(html, args.out or settings.resolved_home / "reports", run_id, pdf=args.pdf)
+    except PdfUnavailableError as err:
+        raise CLIError(str(err)) from None
+    except OSError as err:
+        raise CLIError(f"cannot write the report ({err.strerror})") from None
+    print(files.html)
+    if files.pdf:
+        print(files.pdf)
     return 0

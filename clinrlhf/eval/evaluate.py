@@ -48,8 +48,10 @@ class Evaluation:
 
 
 def subgroup_of(facts: PatientFacts) -> dict[str, str]:
-    decade = "90+" if facts.age >= 90 else f"{facts.age // 20 * 20}-{facts.age // 20 * 20 + 19}"
-    return {"sex": facts.sex, "age_band": decade.replace("+", "plus")}
+    # 20-year bands, except that de-identification caps ages at 90, so the last band stops at 89.
+    low = facts.age // 20 * 20
+    band = "90plus" if facts.age >= 90 else f"{low}-{min(low + 19, 89)}"
+    return {"sex": facts.sex, "age_band": band}
 
 
 def rates(outcomes: Sequence[Outcome]) -> dict[str, float]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,6 +40,8 @@ def configure_mlflow(settings: Settings) -> str:
     uri = settings.mlflow_tracking_uri
     for noisy in ("mlflow", "alembic"):  # store migrations log at INFO on every fresh store
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Progress bars for downloads of small artifacts (snapshots, policies) only clutter CLI output.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(uri)
     if mlflow.get_experiment_by_name(EXPERIMENT) is None:
         mlflow.create_experiment(EXPERIMENT, artifact_location=settings.mlflow_artifact_location)

@@ -23,6 +23,7 @@ class Clinician:
     bias: dict[str, float] = field(default_factory=dict)  # drug class -> utility bonus
     adversarial: bool = False
     tie_margin: float = 0.05  # utilities closer than this are called a tie
+    correction_rate: float = 0.3  # how often they name the right drug when both suggestions are wrong
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def review_pair(
     good = sorted(acceptable(world, facts, target))
     wrong = {score(world, facts, target, d) for d in (drug_a, drug_b)} <= {Outcome.UNSAFE, Outcome.OFF_TARGET}
     correction = (
-        rng.choice(good) if good and wrong and not clinician.adversarial and rng.random() < 0.3 else None
+        rng.choice(good) if good and wrong and not clinician.adversarial and rng.random() < clinician.correction_rate else None
     )
     return Review(
         choice, _rating(ua, rng, clinician.noise), _rating(ub, rng, clinician.noise), correction, None

@@ -12,23 +12,26 @@ from typing import Any
 
 import mlflow
 import torch
+from mlflow import MlflowClient
 
 from clinrlhf.feedback import Judgment
 from clinrlhf.identity.tokens import mint_token
-from clinrlhf.lineage import plots
-from clinrlhf.lineage.report import write_report
-from clinrlhf.lineage.runs import configure_mlflow, git_commit, stage_run
+from clinrlhf.lineage.environment import log_environment
+from clinrlhf.lineage.facts import log_report_facts
+from clinrlhf.lineage.pdf import PdfUnavailableError
+from clinrlhf.lineage.registry import register_policy
+from clinrlhf.lineage.report import ReportFiles, report_for_run
+from clinrlhf.lineage.runs import configure_mlflow, stage_run
 from clinrlhf.panel.clinicians import default_panel
 from clinrlhf.panel.session import PanelRun, PanelStats
 from clinrlhf.pipeline import stages
 from clinrlhf.pipeline.cohorts import Cohorts, make_cohorts, practice_examples, scenarios
 from clinrlhf.pipeline.config import PipelineConfig
 from clinrlhf.pipeline.server import running_server
-from clinrlhf.pipeline.summary import criteria, deid_counts, subgroup_plots, subgroup_rows
 from clinrlhf.policy.registry import set_latest_aligned
 from clinrlhf.settings import Settings
-from clinrlhf.store.db import open_store
-from clinrlhf.store.snapshot import export_judgments
+from clinrlhf.store.db import open_store, transaction
+from clinrlhf.store.export import export_snapshot
 from clinrlhf.world.world import World, load_world
 from privacy.deid import config_sha256, deidentify_bundle
 
@@ -53,9 +56,11 @@ def collect_feedback(
         return run.run(cohorts.feedback, reporter.callback("feedback via HTTP API"))
 
 
-def load_judgments(settings: Settings) -> list[Judgment]:
-    with open_store(settings.resolved_database_url)() as session:
-        return export_judgments(session)
+def load_judgments(settings: Settings, world: World) -> list[Judgment]:
+    """The de-identified snapshot the reward model trains on; the export is an audit event."""
+    with transaction(open_store(settings.resolved_database_url)) as session:
+        snapshot = export_snapshot(session, actor="clinrlhf-pipeline", world=world)
+    return [Judgment.from_dict(json.loads(line)) for line in snapshot.ndjson.splitlines()]
 
 
 def _deid_batch_counts(settings: Settings, cohorts: Cohorts, today: date) -> Counter[str]:
@@ -63,6 +68,15 @@ def _deid_batch_counts(settings: Settings, cohorts: Cohorts, today: date) -> Cou
     for patient in cohorts.feedback:
         counts.update(deidentify_bundle(patient.bundle, key=settings.deid_secret, today=today).counts)
     return counts
+
+
+def _write_report(client: MlflowClient, settings: Settings, run_id: str, tracking_uri: str) -> ReportFiles:
+    """HTML and PDF from what MLflow and the audit trail hold; HTML alone where Pango is missing."""
+    sessions, folder = open_store(settings.resolved_database_url), settings.resolved_home / "reports"
+    try:
+        return report_for_run(client, run_id, tracking_uri, folder, sessions=sessions, pdf=True)
+    except PdfUnavailableError:
+        return report_for_run(client, run_id, tracking_uri, folder, sessions=sessions)
 
 
 def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter) -> dict[str, Any]:
@@ -74,6 +88,7 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
     tracking_uri = configure_mlflow(settings)
     with stage_run("pipeline", nested=False) as parent:
         mlflow.log_params({"pipeline.config": json.dumps(asdict(config), default=str)[:6000]})
+        log_environment()
         out = home / "runs" / parent.info.run_id
         cohorts = make_cohorts(
             world,
@@ -92,7 +107,7 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
             reporter.callback("supervised policy"),
         )
         panel_stats = collect_feedback(settings, world, cohorts, out / "sft", config, reporter)
-        judgments = load_judgments(settings)
+        judgments = load_judgments(settings, world)
         snapshot = stages.save_snapshot(judgments, home / "snapshots")
         reward, pairs, reward_run = stages.reward_stage(
             world,
@@ -125,57 +140,24 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
             ppo_run.run_id,
         )
         set_latest_aligned(home, out / "policy")
-        context = {
-            "run_id": parent.info.run_id,
-            "world": f"{world.name} {world.version}",
-            "before": evals["before"],
-            "after": evals["after"],
-            "git_commit": git_commit(),
-            "tracking_uri": tracking_uri,
-            "deid_config_sha256": deid_sha,
-            "deid_counts": deid_counts(_deid_batch_counts(settings, cohorts, today)),
-            "criteria": criteria(
-                evals["before"],
-                evals["after"],
-                reward.epsilon,
-                reward.delta,
-                len(pairs),
-                ppo.final_kl,
-                config.ppo.kl_target,
-            ),
-            "privacy": {
-                "statement": g.describe()
-                if (g := reward.guarantee)
-                else "Trained WITHOUT differential privacy.",
-                "params": reward.params | {"dp.epsilon": f"{reward.epsilon:.3f}"},
-            },
-            "feedback": {
-                "cards judged": panel_stats.cards,
-                "CDS feedback entries": panel_stats.feedback,
-                "reviews": panel_stats.reviews,
-                "clinicians": len(default_panel()),
-                "judgments in snapshot": len(judgments),
-                "preference pairs": len(pairs),
-                "HTTP errors": len(panel_stats.errors),
-                "snapshot SHA-256": snapshot[0],
-            },
-            "curves": [
-                plots.curves(
-                    {k: [h[k] for h in ppo.history if k in h] for k in ("ppo.reward_mean", "ppo.kl")},
-                    "PPO",
-                    target=config.ppo.kl_target,
-                )
-            ],
-            "subgroups": (rows := subgroup_rows(evals["before"], evals["after"])),
-            "subgroup_plots": subgroup_plots(rows),
-            "lineage": [
-                {"stage": "sft", "run_id": sft_run.run_id, "dataset": sft_run.dataset_sha256},
-                {"stage": "reward", "run_id": reward_run.run_id, "dataset": reward_run.dataset_sha256},
-                {"stage": "ppo", "run_id": ppo_run.run_id, "dataset": ppo_run.dataset_sha256},
-                {"stage": "eval", "run_id": eval_run, "dataset": "held-out synthetic cohort"},
-            ],
+        client = MlflowClient()
+        version = register_policy(client, parent.info.run_id, out / "policy")
+        feedback = {
+            "cards judged": panel_stats.cards,
+            "CDS feedback entries": panel_stats.feedback,
+            "reviews": panel_stats.reviews,
+            "clinicians on the panel": len(default_panel()),
+            "judgments in snapshot": len(judgments),
+            "preference pairs": len(pairs),
+            "HTTP errors": len(panel_stats.errors),
         }
-        report = write_report(context, home / "reports" / f"{parent.info.run_id}.html")
+        log_report_facts(
+            f"{world.name} {world.version}", _deid_batch_counts(settings, cohorts, today), feedback
+        )
+        files = _write_report(client, settings, parent.info.run_id, tracking_uri)
+        report = files.html
+        if files.pdf:
+            mlflow.log_artifact(str(files.pdf), artifact_path="report")
         mlflow.log_artifact(str(report), artifact_path="report")
         seconds = time.monotonic() - started
         summary = {
@@ -193,6 +175,8 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
             "mlflow_tracking_uri": tracking_uri,
             "policy_dir": str(out / "policy"),
             "report": str(report),
+            "report_pdf": str(files.pdf) if files.pdf else None,
+            "model_version": version.version,
             "seconds": seconds,
         }
         mlflow.log_metrics(

@@ -12,8 +12,10 @@ import mlflow
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from clinrlhf.eval.evaluate import Evaluation, Scenario, evaluate_policy
+from clinrlhf.eval.bootstrap import interval_metrics, outcome_intervals
+from clinrlhf.eval.evaluate import Evaluation, Scenario, evaluate_policy, subgroup_of
 from clinrlhf.feedback import Judgment, snapshot_sha256, to_ndjson
+from clinrlhf.lineage.datasets import log_examples_dataset, log_snapshot_dataset
 from clinrlhf.lineage.runs import lineage_tags, stage_run
 from clinrlhf.lineage.tracker import MLflowTracker
 from clinrlhf.pipeline.cohorts import examples_sha256
@@ -56,6 +58,7 @@ def sft_stage(
         torch.manual_seed(config.seed)
         model = build_policy(policy_config, tokenizer)
         mlflow.log_params({f"sft.{k}": v for k, v in vars(config).items()} | {"sft.examples": len(examples)})
+        log_examples_dataset(examples, digest)
         result = train_sft(model, tokenizer, examples, config, MLflowTracker(), progress)
         mlflow.log_metrics(result.metrics)
         save_policy(result.model, tokenizer, out)
@@ -84,7 +87,7 @@ def reward_stage(
     digest, path = snapshot
     pairs = pairs_from_judgments(judgments, world=world)
     with stage_run("reward", lineage=lineage_tags(digest, deid_sha)) as run:
-        mlflow.log_artifact(str(path), artifact_path="snapshot")
+        log_snapshot_dataset(path, digest)
         backbone = copy.deepcopy(sft_model.transformer)
         result = train_reward(pairs, backbone, tokenizer, config, tracker=MLflowTracker(), progress=progress)
         mlflow.log_params(result.params | {"reward.pairs": len(pairs)})
@@ -156,5 +159,9 @@ def eval_stage(
         mlflow.log_metrics(
             {k.replace("eval.", "eval.before.", 1): v for k, v in results["before"].metrics().items()}
         )
+        groups = [subgroup_of(s.facts) for s in scenarios]
+        for name, prefix in (("after", "eval."), ("before", "eval.before.")):
+            intervals = outcome_intervals(results[name].outcomes, groups)
+            mlflow.log_metrics(interval_metrics(intervals, prefix))
         mlflow.log_text(json.dumps({n: e.metrics() for n, e in results.items()}, indent=2), "eval.json")
     return results, run.info.run_id

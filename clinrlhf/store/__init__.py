@@ -1,6 +1,7 @@
 """The de-identified feedback store: cases, cards, suggestions, feedback, reviews and an audit trail."""
 
 from clinrlhf.store.audit import record_audit, verify_chain
+from clinrlhf.store.audit_verify import AuditReport, Head, verify_audit
 from clinrlhf.store.cards import add_card, get_card
 from clinrlhf.store.cases import DeidentifiedCase, UnreadableRecordError, add_case, deidentify_case
 from clinrlhf.store.db import (
@@ -9,20 +10,26 @@ from clinrlhf.store.db import (
     make_session,
     make_session_factory,
     open_store,
+    read_snapshot,
     transaction,
 )
 from clinrlhf.store.errors import InvalidInputError, NotFoundError, StoreError
+from clinrlhf.store.export import SNAPSHOT_FORMAT, Snapshot, export_snapshot
 from clinrlhf.store.feedback import FeedbackEntry, record_feedback
 from clinrlhf.store.reviews import ReviewEntry, record_review
 from clinrlhf.store.snapshot import export_judgments
 from clinrlhf.store.stats import counts
 
 __all__ = [
+    "AuditReport",
     "DeidentifiedCase",
     "FeedbackEntry",
+    "Head",
     "InvalidInputError",
     "NotFoundError",
     "ReviewEntry",
+    "SNAPSHOT_FORMAT",
+    "Snapshot",
     "StoreError",
     "UnreadableRecordError",
     "add_card",
@@ -30,15 +37,18 @@ __all__ = [
     "counts",
     "deidentify_case",
     "export_judgments",
+    "export_snapshot",
     "get_card",
     "init_db",
     "make_engine",
     "make_session",
     "make_session_factory",
     "open_store",
+    "read_snapshot",
     "record_audit",
     "record_feedback",
     "record_review",
     "transaction",
+    "verify_audit",
     "verify_chain",
 ]

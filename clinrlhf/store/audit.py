@@ -6,45 +6,89 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
-from sqlalchemy import select, text
+from sqlalchemy import Connection, insert, select, text
 from sqlalchemy.orm import Session
 
+from clinrlhf.store.digest import created_row_sha256
 from clinrlhf.store.models import AuditEvent, new_id, utcnow
 
 GENESIS = "0" * 64
 Action = Literal["C", "R", "U", "D", "E"]  # FHIR AuditEvent.action: create read update delete execute
 Outcome = Literal["0", "4", "8", "12"]  # FHIR AuditEvent.outcome: success .. major failure
 _PG_AUDIT_LOCK = 7_142_025  # arbitrary constant naming the advisory lock that serialises appends
+_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
+_HEAD = select(AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+_INSERT = insert(AuditEvent)
+_HASHED = ("id", "recorded", "actor", "action", "entity_type", "entity_id", "outcome", "prev_hash")
 
 
 def event_hash(event: AuditEvent) -> str:
     """SHA-256 of the canonical JSON of the event's content and its predecessor's hash."""
-    content = {
-        "id": event.id,
-        "recorded": event.recorded.isoformat(),
-        "actor": event.actor,
-        "action": event.action,
-        "entity_type": event.entity_type,
-        "entity_id": event.entity_id,
-        "outcome": event.outcome,
-        "prev_hash": event.prev_hash,
-    }
+    return values_hash({name: getattr(event, name) for name in (*_HASHED, "entity_sha256")})
+
+
+def values_hash(values: Mapping[str, Any]) -> str:
+    """`event_hash` of an event given as its column values, for writers that bypass the ORM: both
+    kinds of writer produce the one format that `verify_audit` checks."""
+    content = {name: values[name] for name in _HASHED}
+    content["recorded"] = values["recorded"].isoformat()
+    if values.get("entity_sha256") is not None:  # absent from events written before the column existed
+        content["entity_sha256"] = values["entity_sha256"]
     return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+def lock_chain(connection: Connection | Session) -> None:
+    """Serialise appends to the chain until the transaction ends. On PostgreSQL that is a
+    transaction-scoped advisory lock; SQLite write transactions (BEGIN IMMEDIATE) already are."""
+    bind = connection.get_bind() if isinstance(connection, Session) else connection
+    if bind.dialect.name == "postgresql":
+        connection.execute(_LOCK, {"k": _PG_AUDIT_LOCK})
+
+
+def chain_head(connection: Connection | Session) -> str:
+    """The hash of the last event, or GENESIS; call `lock_chain` first in the same transaction."""
+    return connection.execute(_HEAD).scalar() or GENESIS
+
+
+def append_events(connection: Connection, events: Sequence[Mapping[str, Any]]) -> None:
+    """Append events, in order, in the caller's transaction, without the ORM: one executemany for a
+    whole batch. Each mapping gives actor, action, entity_type, entity_id and, for a create,
+    entity_sha256. Call `lock_chain` first in the same transaction."""
+    prev, rows = chain_head(connection), []
+    for event in events:
+        row = {"id": new_id(), "recorded": utcnow(), "outcome": "0", "entity_sha256": None, **event}
+        row["prev_hash"] = prev
+        row["hash"] = prev = values_hash(row)
+        rows.append(row)
+    if rows:
+        connection.execute(_INSERT, rows)
+
+
 def _head(session: Session) -> str:
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_AUDIT_LOCK})
-    last = session.scalars(select(AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)).first()
-    return last or GENESIS
+    lock_chain(session)
+    return chain_head(session)
 
 
 def record_audit(
-    session: Session, *, actor: str, action: Action, entity_type: str, entity_id: str, outcome: Outcome = "0"
+    session: Session,
+    *,
+    actor: str,
+    action: Action,
+    entity_type: str,
+    entity_id: str,
+    outcome: Outcome = "0",
+    entity_sha256: str | None = None,
 ) -> AuditEvent:
-    """Append one event in the caller's transaction, so it commits (or not) with what it records."""
+    """Append one event in the caller's transaction, so it commits (or not) with what it records.
+
+    A create event of a stored row (Case, Card, Feedback, QuestionnaireResponse) records that row's
+    digest, taken from the session, so that a later edit of the row itself is detectable too.
+    """
+    if entity_sha256 is None and action == "C":
+        entity_sha256 = created_row_sha256(session, entity_type, entity_id)
     event = AuditEvent(
         id=new_id(),
         recorded=utcnow(),
@@ -53,11 +97,13 @@ def record_audit(
         entity_type=entity_type,
         entity_id=entity_id,
         outcome=outcome,
+        entity_sha256=entity_sha256,
         prev_hash=_head(session),
     )
     event.hash = event_hash(event)
+    # No flush of its own: the next event's head query autoflushes this one, and so does the commit
+    # (one flush for the row and its event is measurably cheaper than two).
     session.add(event)
-    session.flush()
     return event
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from clinrlhf.store.errors import NotFoundError
 from clinrlhf.store.models import Card, Suggestion
@@ -33,7 +33,8 @@ def add_card(
 
 
 def get_card(session: Session, card_id: str) -> Card:
-    card = session.get(Card, card_id)
+    # One query for the card and its suggestions: feedback and reviews check one against the other.
+    card = session.get(Card, card_id, options=[joinedload(Card.suggestions)])
     if card is None:
         raise NotFoundError("no such card")
     return card

@@ -7,58 +7,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DDL, Engine, create_engine, event
+from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from clinrlhf.store.models import AuditEvent, Base
+from clinrlhf.store import sqlite_tx
+from clinrlhf.store.migrate import upgrade
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
-
-# The audit trail is append-only in the database itself, not only by convention in this code.
-_SQLITE_APPEND_ONLY = [
-    DDL(
-        f"CREATE TRIGGER IF NOT EXISTS audit_events_no_{op.lower()} BEFORE {op} ON audit_events "
-        "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END"
-    )
-    for op in ("UPDATE", "DELETE")
-]
-_POSTGRES_APPEND_ONLY = [
-    DDL(
-        "CREATE OR REPLACE FUNCTION audit_events_append_only() RETURNS trigger AS $$ "
-        "BEGIN RAISE EXCEPTION 'audit_events is append-only'; END; $$ LANGUAGE plpgsql"
-    ),
-    DDL(
-        "CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events "
-        "FOR EACH ROW EXECUTE FUNCTION audit_events_append_only()"
-    ),
-]
-for _ddl in _SQLITE_APPEND_ONLY:
-    event.listen(AuditEvent.__table__, "after_create", _ddl.execute_if(dialect="sqlite"))
-for _ddl in _POSTGRES_APPEND_ONLY:
-    event.listen(AuditEvent.__table__, "after_create", _ddl.execute_if(dialect="postgresql"))
-
-
-def _configure_sqlite(engine: Engine, in_memory: bool) -> None:
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy, not the driver, decide when transactions begin (see _on_begin).
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        if not in_memory:
-            cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
-            cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        # BEGIN IMMEDIATE takes the write lock up front. With the driver's deferred BEGIN, two
-        # writers that both read first (the audit chain head, an idempotency key) deadlock on the
-        # lock upgrade, and SQLite fails one at once instead of waiting out busy_timeout.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+SQLITE_BUSY_TIMEOUT_MS = sqlite_tx.BUSY_TIMEOUT_MS
+READ_ONLY = sqlite_tx.READ_ONLY
 
 
 def make_engine(url: str) -> Engine:
@@ -73,13 +31,14 @@ def make_engine(url: str) -> Engine:
     if in_memory:
         kwargs["poolclass"] = StaticPool  # one shared connection, or each would see its own empty DB
     engine = create_engine(url, **kwargs)
-    _configure_sqlite(engine, in_memory)
+    sqlite_tx.install(engine, None if in_memory else str(Path(parsed.database or "").resolve()))
     return engine
 
 
 def init_db(engine: Engine) -> None:
-    """Create missing tables (and the audit trail's append-only triggers)."""
-    Base.metadata.create_all(engine)
+    """Migrate the store to the newest schema (`alembic upgrade head`); an empty database gets every
+    table, and the audit trail's append-only triggers."""
+    upgrade(engine)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -103,3 +62,19 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session whose work commits on success and rolls back on any exception."""
     with factory() as session, session.begin():
         yield session
+
+
+@contextmanager
+def read_snapshot(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session that reads one consistent snapshot of the store and never blocks writers: a deferred
+    BEGIN on SQLite (in WAL mode the first read fixes the snapshot), REPEATABLE READ on PostgreSQL.
+    Nothing it does is committed."""
+    with factory() as session:
+        postgres = session.get_bind().dialect.name == "postgresql"
+        session.connection(
+            execution_options={"isolation_level": "REPEATABLE READ"} if postgres else {READ_ONLY: True}
+        )
+        try:
+            yield session
+        finally:
+            session.rollback()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -23,8 +23,18 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+# Deterministic constraint names, so that a migration can name what it alters on every database
+# (https://alembic.sqlalchemy.org/en/latest/naming.html). Check constraints are named by hand.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
 class Base(DeclarativeBase):
-    pass
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 class Case(Base):
@@ -110,7 +120,7 @@ class Review(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     card_id: Mapped[str] = mapped_column(ForeignKey("cards.id"), index=True)
-    clinician: Mapped[str] = mapped_column(String(64))
+    clinician: Mapped[str] = mapped_column(String(64), index=True)  # the review page's queue asks "by whom"
     suggestion_a_id: Mapped[str] = mapped_column(ForeignKey("suggestions.id"))
     suggestion_b_id: Mapped[str] = mapped_column(ForeignKey("suggestions.id"))
     choice: Mapped[str | None] = mapped_column(String(8), default=None)
@@ -139,6 +149,9 @@ class AuditEvent(Base):
     entity_type: Mapped[str] = mapped_column(String(64))
     entity_id: Mapped[str] = mapped_column(String(64))
     outcome: Mapped[str] = mapped_column(String(2))  # FHIR AuditEvent.outcome: 0 4 8 12
+    # SHA-256 of what a create event recorded (the row as written), so that `clinrlhf audit verify`
+    # also detects edits to the feedback tables, not only to this one. None for reads and legacy rows.
+    entity_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     # UNIQUE on prev_hash keeps the chain linear: two writers racing to extend it cannot both win.
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hash: Mapped[str] = mapped_column(String(64), unique=True)

@@ -25,7 +25,10 @@ from services.api.deps import AppState
 from services.api.errors import install_error_handlers
 from services.api.middleware import ErrorShield, RequestGuard
 from services.api.routes import cds_hooks, fhir, health, model_card
+from services.api.routes import compliance as compliance_pages
 from services.recommend import PolicyHolder, PolicyUnavailableError
+from services.web import routes as review_page
+from services.web.headers import SecurityHeaders
 
 log = logging.getLogger("services.api")
 
@@ -86,11 +89,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.clinrlhf = state
     install_error_handlers(app)
-    # Added innermost first: ErrorShield wraps RequestGuard, which wraps the routes.
+    # Added innermost first: SecurityHeaders wraps ErrorShield, which wraps RequestGuard, which
+    # wraps the routes; so even a last-resort 500 carries the security headers.
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(ErrorShield)
+    app.add_middleware(SecurityHeaders)
     for module in (health, cds_hooks, fhir, model_card):
         app.include_router(module.router)
+    # The clinicians' review page (server-rendered HTML, its script and stylesheet).
+    app.include_router(review_page.router)
+    app.mount(f"{review_page.PREFIX}/static", review_page.static_files(), name="review-static")
+    # Compliance officers' read-only pages: registered versions and each run's report.
+    app.include_router(compliance_pages.router)
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     install_access_log_filter()
     return app

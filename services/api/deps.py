@@ -1,20 +1,31 @@
-"""Typed dependencies: settings, a database session, the caller, and scope checks."""
+"""Typed dependencies: settings, a database session, the caller, and scope checks.
+
+The cheap ones are `async def`: FastAPI runs a plain `def` dependency in the thread pool, and a
+thread hop per dependency cost more than the work of a small request (profiled on the feedback
+endpoint: 7 hops, about 1.8 ms of 6 ms). Work that blocks (database I/O, fetching an issuer's
+keys) stays off the event loop.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 
+import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from clinrlhf.identity import JtiCache, Principal, TokenError, verify_token
 from clinrlhf.settings import Settings
+from clinrlhf.store.feedback_batch import FeedbackCounts, FeedbackJob, feedback_writer
+from clinrlhf.store.group_commit import GroupCommit
 from clinrlhf.world.world import World
 from privacy.deid import pseudonym
 from services.api.errors import APIError
+from services.api.token_cache import VerifiedTokens, reusable
 from services.recommend import PolicyHolder
 
 
@@ -28,9 +39,16 @@ class AppState:
     policies: PolicyHolder
     world: World
     deid_key: bytes
+    verified_tokens: VerifiedTokens = field(default_factory=VerifiedTokens)
+    # Feedback posts are written in batches by one writer per event loop (group commit).
+    feedback_writer: GroupCommit[FeedbackJob, FeedbackCounts] = field(init=False)
+
+    def __post_init__(self) -> None:
+        engine = self.sessions.kw["bind"]
+        self.feedback_writer = feedback_writer(engine)
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.clinrlhf
     return state
 
@@ -38,16 +56,24 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_settings(state: StateDep) -> Settings:
+async def get_settings(state: StateDep) -> Settings:
     return state.settings
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_session(state: StateDep) -> Iterator[Session]:
-    with state.sessions() as session:
+async def get_session(state: StateDep) -> AsyncIterator[Session]:
+    """A session for the request. Making one does no I/O; closing one that still holds a
+    transaction rolls it back, which is I/O, so that close runs in the thread pool."""
+    session = state.sessions()
+    try:
         yield session
+    finally:
+        if session.in_transaction():
+            await run_in_threadpool(session.close)
+        else:
+            session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -58,29 +84,46 @@ _bearer = HTTPBearer(
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="clinrlhf"'}
 
 
-def current_principal(
+def principal_of(request: Request, state: AppState, token: str) -> Principal:
+    """Who holds `token`, verified for this request; APIError 401 otherwise. May block (an
+    issuer's keys may need fetching): call it from a thread, as `current_principal` does."""
+    # CDS Hooks clients put the URL of the endpoint they call in `aud`.
+    audiences = [str(request.url.replace(query=None, fragment=None))]
+    known = state.verified_tokens.get(token, audiences)
+    if known is not None:
+        return known
+    try:
+        principal = verify_token(state.settings, token, state.jti_cache, audiences=audiences)
+    except TokenError as err:
+        challenge = {"WWW-Authenticate": 'Bearer realm="clinrlhf", error="invalid_token"'}
+        raise APIError(401, str(err), headers=challenge) from None
+    claims = jwt.decode(token, options={"verify_signature": False})  # verified just above
+    if reusable(principal, claims):
+        state.verified_tokens.put(token, audiences, principal, float(claims["exp"]))
+    return principal
+
+
+async def current_principal(
     request: Request,
     state: StateDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None:
         raise APIError(401, "a bearer token is required", headers=_CHALLENGE)
-    # CDS Hooks clients put the URL of the endpoint they call in `aud`.
-    endpoint = str(request.url.replace(query=None, fragment=None))
-    try:
-        return verify_token(state.settings, credentials.credentials, state.jti_cache, audiences=[endpoint])
-    except TokenError as err:
-        challenge = {"WWW-Authenticate": 'Bearer realm="clinrlhf", error="invalid_token"'}
-        raise APIError(401, str(err), headers=challenge) from None
+    audiences = [str(request.url.replace(query=None, fragment=None))]
+    known = state.verified_tokens.get(credentials.credentials, audiences)
+    if known is not None:  # the common case, answered without leaving the event loop
+        return known
+    return await run_in_threadpool(principal_of, request, state, credentials.credentials)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
-def require_scope(resource: str, permission: str) -> Callable[[Principal], Principal]:
+def require_scope(resource: str, permission: str) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
     """A dependency that lets the caller through only with a scope granting `permission` on `resource`."""
 
-    def check(principal: CurrentPrincipal) -> Principal:
+    async def check(principal: CurrentPrincipal) -> Principal:
         if not principal.can(resource, permission):
             raise APIError(403, f"this token's scopes do not allow {resource}.{permission}")
         return principal

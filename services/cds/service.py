@@ -20,10 +20,9 @@ from clinrlhf.store import (
     add_card,
     add_case,
     deidentify_case,
-    get_card,
     record_audit,
-    record_feedback,
 )
+from clinrlhf.store.feedback_batch import FeedbackJob
 from clinrlhf.text.prompt import render_prompt
 from clinrlhf.world.scoring import targets_of
 from services.api.deps import AppState, actor, clinician_pseudonym
@@ -106,24 +105,19 @@ def feedback_entry(item: FeedbackItem) -> FeedbackEntry:
     )
 
 
-def record_feedback_items(
-    state: AppState, session: Session, items: Sequence[FeedbackItem], principal: Principal
+async def record_feedback_items(
+    state: AppState, items: Sequence[FeedbackItem], principal: Principal
 ) -> FeedbackResult:
-    """Store every entry or none (one transaction). The clinician is the user the card was shown to,
-    as the CDS request named them; failing that, the token's subject.
+    """Store every entry or none, and answer only once they are committed. The entries of concurrent
+    requests share a transaction (`state.feedback_writer`, a group commit); each request's entries
+    still stand or fall together. The clinician is the user the card was shown to, as the CDS request
+    named them; failing that, the token's subject.
 
     Raises NotFoundError (unknown card) or InvalidInputError."""
-    result = FeedbackResult(stored=0, duplicates=0)
-    who = actor(principal, state.deid_key)
-    with session.begin():
-        for item in items:
-            entry = feedback_entry(item)
-            card = get_card(session, entry.card)
-            clinician = card.clinician or clinician_pseudonym(state.deid_key, principal.sub)
-            row, created = record_feedback(session, entry, clinician=clinician)
-            if created:
-                result.stored += 1
-                record_audit(session, actor=who, action="C", entity_type="Feedback", entity_id=row.id)
-            else:
-                result.duplicates += 1
-    return result
+    job = FeedbackJob(
+        entries=tuple(feedback_entry(item) for item in items),
+        actor=actor(principal, state.deid_key),
+        clinician=clinician_pseudonym(state.deid_key, principal.sub),
+    )
+    counts = await state.feedback_writer.submit(job)
+    return FeedbackResult(stored=counts.stored, duplicates=counts.duplicates)

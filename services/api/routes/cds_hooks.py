@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
 
 from clinrlhf.identity import Principal
 from clinrlhf.store import InvalidInputError, NotFoundError, UnreadableRecordError
@@ -21,7 +22,7 @@ router = APIRouter(prefix="/cds-services", tags=["CDS Hooks"])
 CDSCaller = Annotated[Principal, Depends(require_scope("CDSHooks", "c"))]
 
 
-def known_service(service_id: str) -> str:
+async def known_service(service_id: str) -> str:
     """Checked after the token and before the body: an unknown service is 404 whatever was sent."""
     if service_id != SERVICE_ID:
         raise APIError(404, "no such CDS service")
@@ -70,16 +71,17 @@ def call_service(
     summary="CDS Hooks feedback",
     openapi_extra=body_schema(FeedbackRequest),
 )
-def feedback(
+async def feedback(
     principal: CDSCaller,
     _service: ServiceId,
     body: Annotated[FeedbackRequest, Depends(json_body(FeedbackRequest))],
     state: StateDep,
-    session: SessionDep,
-) -> FeedbackResult:
+) -> Response:
     try:
-        return record_feedback_items(state, session, body.feedback, principal)
+        result = await record_feedback_items(state, body.feedback, principal)
     except NotFoundError:
         raise APIError(404, "feedback names a card this service did not issue") from None
     except InvalidInputError as err:
         raise APIError(422, str(err), code="invalid") from None
+    # The result is ours and already valid: answer without re-validating it as the response model.
+    return JSONResponse(result.model_dump())

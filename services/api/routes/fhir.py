@@ -91,11 +91,19 @@ def create_review(
 @router.get("/QuestionnaireResponse/{review_id}", summary="Read a stored review", responses={200: _RESOURCE})
 def read_review(
     review_id: str,
-    _principal: Annotated[Principal, Depends(require_scope("QuestionnaireResponse", "r"))],
+    principal: Annotated[Principal, Depends(require_scope("QuestionnaireResponse", "r"))],
     state: StateDep,
     session: SessionDep,
 ) -> FHIRResponse:
-    review = session.get(Review, review_id)
-    if review is None:
-        raise APIError(404, "no such QuestionnaireResponse")
+    with session.begin():  # a read of feedback is audited, and commits with its audit event
+        review = session.get(Review, review_id)
+        if review is None:
+            raise APIError(404, "no such QuestionnaireResponse")
+        record_audit(
+            session,
+            actor=actor(principal, state.deid_key),
+            action="R",
+            entity_type="QuestionnaireResponse",
+            entity_id=review.id,
+        )
     return FHIRResponse(render_review(review, state.world))

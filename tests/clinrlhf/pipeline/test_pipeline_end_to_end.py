@@ -146,7 +146,24 @@ def test_lineage_and_report_commands(run):
         "training",
         "subgroups",
         "lineage",
+        "model-card",
+        "approvals",
     } <= parser.ids
+    if summary["report_pdf"]:  # WeasyPrint renders it where Pango is installed
+        assert Path(summary["report_pdf"]).read_bytes().startswith(b"%PDF")
+
+
+def test_the_policy_is_registered_and_the_audit_trail_verifies(run):
+    home, summary = run
+    client = MlflowClient(summary["mlflow_tracking_uri"])
+    version = client.get_model_version("clinrlhf-policy", summary["model_version"])
+    assert version.tags["clinrlhf.pipeline_run_id"] == summary["mlflow_run_id"]
+    env = {**os.environ, "CLINRLHF_HOME": str(home)}
+    done = subprocess.run(
+        [sys.executable, "-m", "clinrlhf", "audit", "verify"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("audit OK")
 
 
 def test_no_patient_identifier_reaches_clinrlhf_home(run):

@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import date
 
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from clinrlhf.store import init_db, make_engine, make_session_factory
+from clinrlhf.store import (
+    add_card,
+    add_case,
+    deidentify_case,
+    init_db,
+    make_engine,
+    make_session_factory,
+    record_audit,
+    transaction,
+)
+from clinrlhf.world.patients import generate_patients
 from clinrlhf.world.world import World, load_world
 
 POSTGRES_URL = os.environ.get("CLINRLHF_TEST_POSTGRES_URL")
+TODAY = date(2026, 3, 1)
 
 
 @pytest.fixture(scope="session")
@@ -57,3 +69,28 @@ def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:
 @pytest.fixture
 def sessions(engine: Engine) -> sessionmaker[Session]:
     return make_session_factory(engine)
+
+
+@pytest.fixture
+def cards(sessions: sessionmaker[Session], world: World) -> Callable[..., tuple[str, list[str]]]:
+    """`cards(clinician=None)` stores a case with one two-suggestion card: (card id, suggestion ids)."""
+    patients = iter(generate_patients(world, 8, seed=3, today=TODAY))
+
+    def make(clinician: str | None = None) -> tuple[str, list[str]]:
+        case = deidentify_case(next(patients).bundle, key=b"k" * 32, today=TODAY)
+        with transaction(sessions) as session:
+            row, _ = add_case(session, case, source="cds")
+            record_audit(session, actor="test", action="C", entity_type="Case", entity_id=row.id)
+            card = add_card(
+                session,
+                case_id=row.id,
+                target="hypertension",
+                prompt="treat hypertension ->",
+                model_version="m@1",
+                clinician=clinician,
+                suggestions=[("lisinopril", "lisinopril 10 mg"), ("amlodipine", "amlodipine 5 mg")],
+            )
+            record_audit(session, actor="test", action="C", entity_type="Card", entity_id=card.id)
+            return card.id, [s.id for s in card.suggestions]
+
+    return make

@@ -1,0 +1,70 @@
+"""`clinrlhf promote VERSION [--criteria FILE]`: put an approved, passing policy in production."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from clinrlhf.cli import CLIError
+from clinrlhf.settings import load_settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "promote",
+        help="move the production alias to a version that passes acceptance criteria and is approved",
+        description="Check version VERSION of clinrlhf-policy against the acceptance criteria (its eval run's "
+        "concordance, unsafe rate and subgroup gaps, and its reward run's ε, as MLflow recorded them), require an "
+        "approval by the compliance role (`clinrlhf approve`), then set the alias `production` to it. Serving "
+        "switches to it on its next request. Refusals and promotions are audit events.",
+    )
+    parser.add_argument("version", metavar="VERSION", help="the model version, e.g. 3")
+    parser.add_argument(
+        "--criteria",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="JSON object overriding the default criteria, e.g. "
+        '{"min_concordance": 0.7, "max_unsafe_rate": 0.05, "max_subgroup_gap": 0.15, "max_epsilon": 8}',
+    )
+    parser.set_defaults(func=run)
+
+
+def load_criteria_arg(path: Path | None):  # noqa: ANN201 - AcceptanceCriteria; imported lazily
+    from clinrlhf.lineage.criteria import load_criteria
+
+    try:
+        return load_criteria(path)
+    except FileNotFoundError:
+        raise CLIError(f"criteria file not found: {path}") from None
+    except (OSError, ValueError, TypeError) as err:
+        raise CLIError(f"cannot use criteria file {path}: {str(err).splitlines()[0]}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from mlflow.tracking import MlflowClient
+
+    from clinrlhf.lineage.promotion import PromotionRefused, promote
+    from clinrlhf.lineage.registry import VersionNotFound
+    from clinrlhf.lineage.runs import configure_mlflow
+    from clinrlhf.policy.registry import PolicyNotFoundError
+    from clinrlhf.store import open_store
+
+    criteria = load_criteria_arg(args.criteria)
+    settings = load_settings()
+    configure_mlflow(settings)
+    try:
+        done = promote(
+            MlflowClient(), open_store(settings.resolved_database_url), settings, args.version, criteria
+        )
+    except (PromotionRefused, VersionNotFound, PolicyNotFoundError) as err:
+        raise CLIError(f"refused: {err}") from None
+    except SQLAlchemyError as err:
+        raise CLIError(f"cannot write the audit trail ({type(err).__name__})") from None
+    was = f" (was version {done.previous})" if done.previous else ""
+    print(
+        f"version {done.version} is in production{was}; audit event {done.event_id}; serving {done.policy_dir}"
+    )
+    return 0

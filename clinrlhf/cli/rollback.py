@@ -1,0 +1,44 @@
+"""`clinrlhf rollback`: put back the policy that was in production before the current one."""
+
+from __future__ import annotations
+
+import argparse
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from clinrlhf.cli import CLIError
+from clinrlhf.settings import load_settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "rollback",
+        help="move the production alias back to the previously promoted version",
+        description="Set the alias `production` of clinrlhf-policy back to the version promoted before the current "
+        "one, without re-checking it (it passed and was approved when it was promoted). Serving switches on its "
+        "next request. The rollback is an audit event.",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(_args: argparse.Namespace) -> int:
+    from mlflow.tracking import MlflowClient
+
+    from clinrlhf.lineage.promotion import PromotionRefused, rollback
+    from clinrlhf.lineage.registry import VersionNotFound
+    from clinrlhf.lineage.runs import configure_mlflow
+    from clinrlhf.policy.registry import PolicyNotFoundError
+    from clinrlhf.store import open_store
+
+    settings = load_settings()
+    configure_mlflow(settings)
+    try:
+        done = rollback(MlflowClient(), open_store(settings.resolved_database_url), settings)
+    except (PromotionRefused, VersionNotFound, PolicyNotFoundError) as err:
+        raise CLIError(f"refused: {err}") from None
+    except SQLAlchemyError as err:
+        raise CLIError(f"cannot write the audit trail ({type(err).__name__})") from None
+    print(
+        f"version {done.version} is in production again (was version {done.previous}); audit event {done.event_id}"
+    )
+    return 0

@@ -1,0 +1,96 @@
+"""Training data as MLflow datasets (`mlflow.data`), named by our own SHA-256 of the exact bytes.
+
+MLflow's default digest hashes only the first 10,000 rows into 8 hex characters, and its store
+caps a digest at 36 characters (`MAX_DATASET_DIGEST_SIZE`, checked in `log_inputs`). So the digest
+is the first 36 hex characters (144 bits) of our SHA-256, and the full SHA-256 travels with it as
+the input tag `clinrlhf.sha256` (and as the run tag `clinrlhf.dataset_sha256`): `sha256sum` of the
+file logged under `snapshot/` reproduces both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.data.code_dataset_source import CodeDatasetSource
+from mlflow.data.dataset_source import DatasetSource
+from mlflow.data.dataset_source_registry import resolve_dataset_source
+from mlflow.data.pandas_dataset import PandasDataset, from_pandas
+from mlflow.exceptions import MlflowException
+
+DIGEST_CHARS = 36  # mlflow.utils.validation.MAX_DATASET_DIGEST_SIZE
+SHA256_TAG = "clinrlhf.sha256"
+SNAPSHOT_ARTIFACTS = "snapshot"
+EXAMPLES_ARTIFACTS = "examples"
+
+
+class DigestMismatchError(ValueError):
+    """The file's bytes do not hash to the SHA-256 it is logged under."""
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def mlflow_digest(sha256: str) -> str:
+    return sha256[:DIGEST_CHARS]
+
+
+def _source(uri: str) -> DatasetSource:
+    # MLflow registers the `file` scheme twice and warns that the source is ambiguous; both
+    # candidates are the same class, so the warning says nothing here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            return resolve_dataset_source(uri)
+        except MlflowException:  # mlflow-artifacts:/ (a tracking server's store) has no dataset source
+            return CodeDatasetSource(tags={"mlflow.artifact_uri": uri})
+
+
+def _log(frame: pd.DataFrame, sha256: str, name: str, source_uri: str, context: str) -> PandasDataset:
+    dataset = from_pandas(frame, source=_source(source_uri), name=name, digest=mlflow_digest(sha256))
+    mlflow.log_input(dataset, context=context, tags={SHA256_TAG: sha256})
+    return dataset
+
+
+def log_snapshot_dataset(
+    path: Path, sha256: str, name: str = "feedback-snapshot", context: str = "training"
+) -> PandasDataset:
+    """Log the de-identified feedback snapshot to the active run: the file under `snapshot/`, and a
+    dataset input whose digest is our SHA-256. Refuses a file whose bytes do not match `sha256`."""
+    actual = file_sha256(path)
+    if actual != sha256:
+        raise DigestMismatchError(f"{path.name} hashes to {actual}, not {sha256}")
+    mlflow.log_artifact(str(path), artifact_path=SNAPSHOT_ARTIFACTS)
+    frame = pd.read_json(path, lines=True, dtype=False) if path.stat().st_size else pd.DataFrame()
+    uri = mlflow.get_artifact_uri(f"{SNAPSHOT_ARTIFACTS}/{path.name}")
+    return _log(frame, sha256, name, uri, context)
+
+
+def examples_ndjson(examples: list[tuple[str, str]]) -> str:
+    """The examples as clinrlhf.pipeline.cohorts.examples_sha256 hashes them: sorted-key JSON lines."""
+    return "".join(json.dumps({"prompt": p, "response": r}, sort_keys=True) + "\n" for p, r in examples)
+
+
+def log_examples_dataset(
+    examples: list[tuple[str, str]], sha256: str, name: str = "historical-practice", context: str = "training"
+) -> PandasDataset:
+    """Log (prompt, response) training examples, hashed as `examples_sha256` hashes them (sorted-key
+    JSON lines), as an artifact and a dataset input of the active run."""
+    text = examples_ndjson(examples)
+    actual = hashlib.sha256(text.encode()).hexdigest()
+    if actual != sha256:
+        raise DigestMismatchError(f"the examples hash to {actual}, not {sha256}")
+    filename = f"{EXAMPLES_ARTIFACTS}/{sha256}.ndjson"
+    mlflow.log_text(text, filename)
+    frame = pd.DataFrame(examples, columns=["prompt", "response"])
+    uri = mlflow.get_artifact_uri(filename)
+    return _log(frame, sha256, name, uri, context)

@@ -1,0 +1,135 @@
+"""Everything MLflow holds about one pipeline run, gathered once for the report, the model card and
+the FHIR export: runs, metrics, privacy, datasets, feedback statistics and registered versions."""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Run
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.tracking import MlflowClient
+
+from clinrlhf.feedback import Judgment
+from clinrlhf.lineage.chain import Chain
+from clinrlhf.lineage.datasets import SNAPSHOT_ARTIFACTS
+from clinrlhf.lineage.environment import SHA256_TAG as ENVIRONMENT_TAG
+from clinrlhf.lineage.evalmetrics import Rates, parse_eval_run
+from clinrlhf.lineage.facts import read_report_facts
+from clinrlhf.lineage.feedback_stats import feedback_stats
+from clinrlhf.lineage.ledger import LedgerEntry, guarantee_of, ledger
+from clinrlhf.lineage.registry import production_version, versions_of_run
+from privacy.dp.guarantee import PrivacyGuarantee
+
+NAN = float("nan")
+
+
+def when(millis: int | None) -> str:
+    return datetime.fromtimestamp(millis / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC") if millis else "?"
+
+
+@dataclass
+class Evidence:
+    chain: Chain
+    tracking_uri: str
+    rates: dict[str, Rates]
+    epsilon: float
+    guarantee: PrivacyGuarantee | None
+    dp_params: dict[str, str]
+    kl: float
+    kl_target: float
+    facts: dict[str, Any]
+    feedback: dict[str, Any]
+    flip_rates: dict[str, float]
+    history: dict[str, list[float]]
+    versions: list[ModelVersion]
+    production: ModelVersion | None
+    ledger: list[LedgerEntry] = field(default_factory=list)
+
+    @property
+    def run_id(self) -> str:
+        return self.chain.pipeline.info.run_id
+
+    def run(self, stage: str) -> Run | None:
+        return self.chain.stage(stage)
+
+    def run_id_of(self, stage: str) -> str:
+        run = self.run(stage)
+        return run.info.run_id if run else "?"
+
+    def tag(self, stage: str, key: str, default: str = "?") -> str:
+        run = self.run(stage) if stage != "pipeline" else self.chain.pipeline
+        return run.data.tags.get(key, default) if run else default
+
+    @property
+    def environment_sha256(self) -> str:
+        return self.chain.pipeline.data.tags.get(ENVIRONMENT_TAG, "not recorded")
+
+
+def _snapshot(client: MlflowClient, reward: Run | None) -> list[Judgment]:
+    """The judgments the reward model was trained on, from the snapshot logged with its run."""
+    if reward is None:
+        return []
+    digest = reward.data.tags.get("clinrlhf.dataset_sha256", "")
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = Path(
+                client.download_artifacts(reward.info.run_id, f"{SNAPSHOT_ARTIFACTS}/{digest}.ndjson", tmp)
+            )
+        except Exception:  # MLflow raises several types for a missing artifact; a run may predate it
+            return []
+        lines = local.read_text(encoding="utf-8").splitlines()
+    return [Judgment.from_dict(json.loads(line)) for line in lines if line.strip()]
+
+
+def _flip_rates(client: MlflowClient, reward: Run | None) -> dict[str, float]:
+    if reward is None:
+        return {}
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client.download_artifacts(reward.info.run_id, "raters/flip_rates.json", tmp)
+        except Exception:  # absent when the reward model learned no rater reliabilities
+            return {}
+        return {str(k): float(v) for k, v in json.loads(Path(path).read_text()).items()}
+
+
+def _history(client: MlflowClient, run: Run | None, keys: tuple[str, ...]) -> dict[str, list[float]]:
+    if run is None:
+        return {}
+    out = {}
+    for key in keys:
+        points = sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: (m.step, m.timestamp))
+        if points:
+            out[key] = [p.value for p in points]
+    return out
+
+
+def gather(client: MlflowClient, chain: Chain, tracking_uri: str) -> Evidence:
+    reward, ppo, ev = chain.stage("reward"), chain.stage("ppo"), chain.stage("eval")
+    dp_params = {k: v for k, v in (reward.data.params if reward else {}).items() if k.startswith("dp.")}
+    epsilon = reward.data.metrics.get("dp.epsilon", math.inf) if reward else math.inf
+    ppo_metrics = ppo.data.metrics if ppo else {}
+    judgments = _snapshot(client, reward)
+    return Evidence(
+        chain=chain,
+        tracking_uri=tracking_uri,
+        rates=parse_eval_run(ev.data.metrics if ev else {}),
+        epsilon=epsilon,
+        guarantee=guarantee_of(dp_params, epsilon),
+        dp_params=dp_params,
+        kl=ppo_metrics.get("ppo.final_kl", ppo_metrics.get("ppo.kl", NAN)),
+        kl_target=float(ppo.data.params.get("ppo.kl_target", "nan")) if ppo else NAN,
+        facts=read_report_facts(client, chain.pipeline.info.run_id),
+        feedback=feedback_stats(judgments) if judgments else {},
+        flip_rates=_flip_rates(client, reward),
+        history=_history(client, ppo, ("ppo.reward_mean", "ppo.kl"))
+        | _history(client, reward, ("reward.loss",)),
+        versions=versions_of_run(client, chain.pipeline.info.run_id),
+        production=production_version(client),
+        ledger=ledger(client, chain.pipeline.info.experiment_id),
+    )

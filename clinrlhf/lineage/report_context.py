@@ -1,0 +1,234 @@
+"""The compliance report's content, built from MLflow (and the audit trail for approvals), so that
+a report rendered today shows today's approvals and promotions for a run trained last month."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.tracking import MlflowClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from clinrlhf.lineage import plots
+from clinrlhf.lineage.approval import ACTOR_TAG, TIME_TAG, find_approval
+from clinrlhf.lineage.criteria import AcceptanceCriteria, check_criteria
+from clinrlhf.lineage.evalmetrics import Rates
+from clinrlhf.lineage.evidence import Evidence, when
+from clinrlhf.lineage.hti1 import source_attributes
+from clinrlhf.lineage.ledger import total_epsilon
+from clinrlhf.lineage.modelcard import model_card
+from clinrlhf.store import read_snapshot
+
+
+def _short(sha: str) -> str:
+    return sha[:12] if len(sha) == 64 else sha
+
+
+def _ci(values: dict[str, float], metric: str) -> str:
+    low, high = values.get(f"{metric}_ci_low"), values.get(f"{metric}_ci_high")
+    return f"{low:.3f}–{high:.3f}" if low is not None and high is not None else "–"
+
+
+def _outcome(rates: Rates) -> dict[str, Any]:
+    o = rates.overall
+    return {
+        "concordance": o.get("concordance", float("nan")),
+        "unsafe_rate": o.get("unsafe_rate", float("nan")),
+        "n": int(o.get("n", 0)),
+        "concordance_ci": _ci(o, "concordance"),
+        "unsafe_ci": _ci(o, "unsafe_rate"),
+    }
+
+
+def subgroup_rows(ev: Evidence) -> list[dict[str, Any]]:
+    before = ev.rates["before"].subgroups
+    rows = []
+    for attribute, group, after in ev.rates["after"].groups():
+        b = before.get(attribute, {}).get(group, {})
+        rows.append(
+            {
+                "attribute": attribute,
+                "group": group,
+                "n": int(after.get("n", 0)),
+                "before_concordance": b.get("concordance", float("nan")),
+                "after_concordance": after.get("concordance", float("nan")),
+                "after_concordance_ci": _ci(after, "concordance"),
+                "before_unsafe": b.get("unsafe_rate", float("nan")),
+                "after_unsafe": after.get("unsafe_rate", float("nan")),
+                "after_unsafe_ci": _ci(after, "unsafe_rate"),
+                "bounds": (after.get("concordance_ci_low"), after.get("concordance_ci_high")),
+                "before_bounds": (b.get("concordance_ci_low"), b.get("concordance_ci_high")),
+            }
+        )
+    return rows
+
+
+def _bounds(rows: list[dict[str, Any]], key: str) -> list[tuple[float, float]] | None:
+    if any(None in r[key] for r in rows):
+        return None
+    return [r[key] for r in rows]
+
+
+def subgroup_plots(rows: list[dict[str, Any]]) -> list[str]:
+    images = []
+    for attribute in sorted({r["attribute"] for r in rows}):
+        mine = [r for r in rows if r["attribute"] == attribute]
+        images.append(
+            plots.before_after_bars(
+                [f"{attribute}={r['group']}" for r in mine],
+                [r["before_concordance"] for r in mine],
+                [r["after_concordance"] for r in mine],
+                "concordance",
+                before_ci=_bounds(mine, "before_bounds"),
+                after_ci=_bounds(mine, "bounds"),
+            )
+        )
+    return images
+
+
+def lineage_graph(ev: Evidence) -> str:
+    sha = {s: _short(ev.tag(s, "clinrlhf.dataset_sha256")) for s in ("sft", "reward")}
+    model = ", ".join(f"v{v.version}" for v in ev.versions) or "unregistered"
+    nodes = {
+        "deid": (
+            f"de-identification config\n{_short(ev.tag('reward', 'clinrlhf.deid_config_sha256'))}",
+            0,
+            0.5,
+        ),
+        "practice": (f"historical practice\n{sha['sft']}", 1, 1),
+        "snapshot": (f"feedback snapshot\n{sha['reward']}", 1, 0),
+        "sft": (f"SFT run\n{ev.run_id_of('sft')[:12]}", 2, 1),
+        "reward": (f"DP reward run\nε = {ev.epsilon:.2f}", 2, 0),
+        "ppo": (f"PPO run\nKL = {ev.kl:.2f}", 3, 0.5),
+        "model": (f"clinrlhf-policy\n{model}", 4, 0.5),
+        "eval": (f"eval run\nconcordance {ev.rates['after'].get('concordance'):.3f}", 5, 0.5),
+    }
+    edges = [
+        ("deid", "practice"),
+        ("deid", "snapshot"),
+        ("practice", "sft"),
+        ("snapshot", "reward"),
+        ("sft", "reward"),
+        ("sft", "ppo"),
+        ("reward", "ppo"),
+        ("ppo", "model"),
+        ("model", "eval"),
+    ]
+    return plots.lineage_graph(nodes, edges)
+
+
+def lineage_rows(ev: Evidence) -> list[dict[str, str]]:
+    rows = []
+    for stage in ("sft", "reward", "ppo", "eval"):
+        run = ev.run(stage)
+        if run is not None:
+            dataset = run.data.tags.get("clinrlhf.dataset_sha256", "held-out synthetic cohort")
+            rows.append(
+                {
+                    "stage": stage,
+                    "run_id": run.info.run_id,
+                    "dataset": dataset,
+                    "started": when(run.info.start_time),
+                }
+            )
+    return rows
+
+
+def _approval_row(ev: Evidence, mv: ModelVersion, confirmed: bool | None) -> dict[str, str]:
+    audit = {True: "confirmed", False: "NOT in the audit trail", None: "not checked"}[confirmed]
+    return {
+        "version": str(mv.version),
+        "approved_by": mv.tags.get(ACTOR_TAG, "not approved"),
+        "approved_at": mv.tags.get(TIME_TAG, "–"),
+        "audit": audit if ACTOR_TAG in mv.tags else "–",
+        "production": "yes" if ev.production and str(ev.production.version) == str(mv.version) else "no",
+    }
+
+
+def approval_rows(
+    client: MlflowClient, ev: Evidence, sessions: sessionmaker[Session] | None
+) -> list[dict[str, str]]:
+    """Each registered version of the run: who approved it, whether the audit trail confirms it,
+    and whether it is in production."""
+    if sessions is None:
+        return [_approval_row(ev, mv, None) for mv in ev.versions]
+    with read_snapshot(sessions) as session:
+        return [
+            _approval_row(ev, mv, find_approval(client, session, mv.version) is not None)
+            for mv in ev.versions
+        ]
+
+
+def _feedback_table(ev: Evidence) -> dict[str, Any]:
+    fb, panel = ev.feedback, ev.facts.get("feedback", {})
+    table: dict[str, Any] = dict(panel)
+    if fb:
+        table |= {
+            "judgments in snapshot": fb["judgments"],
+            "by kind": ", ".join(f"{k} {v}" for k, v in fb["by_kind"].items()),
+            "clinicians (pseudonymous)": fb["clinicians"],
+            "judgments per clinician (min / median / max)": "{min} / {median} / {max}".format(
+                **fb["per_clinician"]
+            ),
+            "cards judged": fb["cards"],
+            "CDS suggestions accepted": f"{fb['cds_accept_rate']:.1%}"
+            if fb["cds_accept_rate"] == fb["cds_accept_rate"]
+            else "–",
+            "pairwise items judged by ≥ 2 clinicians": fb["agreement_items"],
+            "observed agreement": f"{fb['agreement_observed']:.3f}",
+            "Fleiss' κ": f"{fb['agreement_kappa']:.3f}",
+        }
+    return table
+
+
+def _privacy(ev: Evidence) -> dict[str, Any]:
+    statement = ev.guarantee.describe() if ev.guarantee else "Trained WITHOUT differential privacy."
+    return {
+        "statement": statement,
+        "params": ev.dp_params | {"dp.epsilon": f"{ev.epsilon:.3f}"},
+        "ledger": [asdict(e) for e in ev.ledger],
+        "total_epsilon": total_epsilon(ev.ledger),
+    }
+
+
+def report_context(
+    client: MlflowClient,
+    ev: Evidence,
+    criteria: AcceptanceCriteria,
+    sessions: sessionmaker[Session] | None = None,
+) -> dict[str, Any]:
+    rows = subgroup_rows(ev)
+    history = {k: v for k, v in ev.history.items() if k.startswith("ppo.")}
+    return {
+        "run_id": ev.run_id,
+        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "world": ev.facts.get("world", "not recorded"),
+        "launched_by": ev.chain.pipeline.data.tags.get("mlflow.user", "?"),
+        "started": when(ev.chain.pipeline.info.start_time),
+        "tracking_uri": ev.tracking_uri,
+        "git_commit": ev.tag("pipeline", "mlflow.source.git.commit"),
+        "environment_sha256": ev.environment_sha256,
+        "before": _outcome(ev.rates["before"]),
+        "after": _outcome(ev.rates["after"]),
+        "model_card": model_card(ev),
+        "hti1": source_attributes(ev),
+        "criteria": check_criteria(criteria, ev.rates["after"], ev.epsilon),
+        "criteria_config": criteria.to_dict(),
+        "approvals": approval_rows(client, ev, sessions),
+        "privacy": _privacy(ev),
+        "deid_config_sha256": ev.tag("reward", "clinrlhf.deid_config_sha256"),
+        "deid_counts": sorted(ev.facts.get("deid_counts", {}).items()),
+        "feedback": _feedback_table(ev),
+        "flip_rates": sorted(ev.flip_rates.items()),
+        "curves": [
+            plots.curves(history, "PPO", target=ev.kl_target if ev.kl_target == ev.kl_target else None)
+        ]
+        if history
+        else [],
+        "subgroups": rows,
+        "subgroup_plots": subgroup_plots(rows),
+        "lineage_graph": lineage_graph(ev),
+        "lineage": lineage_rows(ev),
+    }

@@ -1,0 +1,1 @@
+"""Alembic migrations of the store. `clinrlhf.store.init_db` runs them; nothing else creates tables."""

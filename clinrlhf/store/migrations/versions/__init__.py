@@ -1,0 +1,1 @@
+"""Alembic revisions, oldest first: each file upgrades the schema one step."""

@@ -1,0 +1,174 @@
+"""The review page's routes, under /review: log in, the queue, submit, log out.
+
+HTML for browsers; the page's script posts JSON, so every write passes the same body limits and
+media-type checks as the API, and every error is an OperationOutcome.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import jwt
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from clinrlhf.store import read_snapshot
+from clinrlhf.store.review_queue import next_card, progress
+from services.api.body import json_body
+from services.api.deps import AppState, StateDep, actor, clinician_pseudonym, principal_of
+from services.api.errors import APIError
+from services.api.responses import FHIRResponse
+from services.fhir.review import render_review
+from services.web.auth import CHALLENGE, MaybeReviewer, ReviewerWriting, require_reviewer, web_session
+from services.web.context import case_view
+from services.web.session import (
+    CSRF_HEADER,
+    LOGIN_COOKIE,
+    SESSION_COOKIE,
+    WebSession,
+    csrf_matches,
+    csrf_token,
+    login_nonce,
+    seal,
+    session_key,
+)
+from services.web.submit import PageReview, store_page_review
+
+HERE = Path(__file__).parent
+TEMPLATES = Jinja2Templates(directory=HERE / "templates")
+PREFIX = "/review"
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+
+
+def static_files() -> StaticFiles:
+    return StaticFiles(directory=HERE / "static")
+
+
+def _private(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"  # de-identified, but still nobody else's to cache
+    return response
+
+
+def _set_cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path=PREFIX,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+
+
+def wants_html(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "")
+
+
+@router.get("/login", name="login_page")
+def login_page(request: Request) -> Response:
+    nonce = login_nonce()
+    response = TEMPLATES.TemplateResponse(request, "login.html", {"csrf": nonce, "script": "login.js"})
+    _set_cookie(response, request, LOGIN_COOKIE, nonce, max_age=3600)
+    return _private(response)
+
+
+class Login(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    token: str | None = Field(default=None, max_length=16_384)
+
+
+def _token_expiry(token: str) -> int:
+    # Read only after verify_token accepted the token, which requires `exp`.
+    return int(jwt.decode(token, options={"verify_signature": False})["exp"])
+
+
+@router.post("/session", name="log_in")
+def log_in(request: Request, state: StateDep, body: Annotated[Login, Depends(json_body(Login))]) -> Response:
+    """Exchange a clinician's bearer token for a session cookie. The login form's CSRF token is a
+    double-submit nonce: a cookie set with the form, echoed in a header."""
+    nonce, echoed = request.cookies.get(LOGIN_COOKIE), request.headers.get(CSRF_HEADER)
+    if not nonce or not echoed or not hmac.compare_digest(nonce, echoed):
+        raise APIError(403, "missing or invalid CSRF token; reload the login page")
+    if not body.token or not body.token.strip():
+        raise APIError(401, "paste a bearer token with the clinician role")
+    token = body.token.strip()
+    principal = require_reviewer(principal_of(request, state, token))
+    session = WebSession.open(principal, _token_expiry(token))
+    response = JSONResponse({"next": str(request.url_for("review_page"))})
+    _set_cookie(
+        response,
+        request,
+        SESSION_COOKIE,
+        seal(session_key(state.deid_key), session),
+        max_age=max(1, session.expires - int(time.time())),
+    )
+    response.delete_cookie(LOGIN_COOKIE, path=PREFIX, httponly=True, samesite="strict")
+    return _private(response)
+
+
+@router.post("/logout", name="log_out", status_code=204)
+def log_out(request: Request, state: StateDep) -> Response:
+    session = web_session(request, state)
+    if session and not csrf_matches(
+        session_key(state.deid_key), session.sid, request.headers.get(CSRF_HEADER)
+    ):
+        raise APIError(403, "missing or invalid CSRF token; reload the page")
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path=PREFIX, httponly=True, samesite="strict")
+    return response
+
+
+def _page(request: Request, state: AppState, clinician: str) -> dict[str, Any]:
+    overlap = state.settings.review_overlap
+    with read_snapshot(state.sessions) as session:  # reads never hold SQLite's write lock
+        card = next_card(session, clinician, overlap)
+        view = case_view(state.world, card, clinician) if card else None
+        done = progress(session, clinician, overlap)
+    session_ = web_session(request, state)
+    csrf = csrf_token(session_key(state.deid_key), session_.sid) if session_ else ""
+    drugs = sorted(state.world.drugs.values(), key=lambda d: d.key)
+    return {"view": view, "progress": done, "csrf": csrf, "drugs": drugs, "script": "review.js"}
+
+
+@router.get("", name="review_page")
+def review_page(request: Request, state: StateDep, principal: MaybeReviewer) -> Response:
+    """The next case in the clinician's queue, or word that the queue is empty."""
+    if principal is None:
+        if wants_html(request):  # a browser is sent to log in; other clients get a 401 outcome
+            return RedirectResponse(request.url_for("login_page"), status_code=303)
+        raise APIError(401, "log in on /review/login, or send a bearer token", headers=CHALLENGE)
+    clinician = clinician_pseudonym(state.deid_key, principal.sub)
+    return _private(TEMPLATES.TemplateResponse(request, "review.html", _page(request, state, clinician)))
+
+
+@router.post("/submit", name="submit_review", status_code=201)
+def submit_review(
+    request: Request,
+    principal: ReviewerWriting,
+    form: Annotated[PageReview, Depends(json_body(PageReview))],
+    state: StateDep,
+) -> Response:
+    """Store the review (201), or find the very same one stored already (200)."""
+    with state.sessions() as session:
+        review, created = store_page_review(
+            session,
+            form,
+            world=state.world,
+            clinician=clinician_pseudonym(state.deid_key, principal.sub),
+            actor=actor(principal, state.deid_key),
+            overlap=state.settings.review_overlap,
+        )
+    location = str(request.url_for("read_review", review_id=review.id))
+    response = FHIRResponse(
+        render_review(review, state.world),
+        status_code=201 if created else 200,
+        headers={"Location": location},
+    )
+    return _private(response)

@@ -1,0 +1,107 @@
+"""`clinrlhf train sft|reward|ppo`: each stage alone, from the files the previous one wrote, with a
+real MLflow store under a temporary CLINRLHF_HOME. Tiny sizes keep it to seconds."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+
+from clinrlhf.cli import main
+from clinrlhf.feedback import Judgment, to_ndjson
+from clinrlhf.policy import load_policy
+from clinrlhf.reward.io import load_reward_model
+from clinrlhf.settings import load_settings
+from clinrlhf.text.prompt import render_prompt, render_response
+from clinrlhf.world.patients import generate_patients
+from clinrlhf.world.practice import HABITS
+from clinrlhf.world.scoring import acceptable
+from clinrlhf.world.world import load_world
+
+TINY = {
+    "history_patients": 80,
+    "policy": {"n_layer": 1, "n_embd": 32, "n_head": 2},
+    "sft": {"epochs": 1},
+    "reward": {"epochs": 1, "batch_size": 16},
+    "ppo": {"steps": 2, "batch_size": 8, "mini_batches": 1, "ppo_epochs": 1},
+}
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CLINRLHF_HOME", str(tmp_path / "home"))
+    for name in ("CLINRLHF_DATABASE_URL", "CLINRLHF_POLICY", "CLINRLHF_ENV", "CLINRLHF_DEID_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    torch.set_num_threads(1)
+    return tmp_path / "home"
+
+
+def snapshot(path: Path, n: int = 60) -> Path:
+    """Pairwise judgments preferring a concordant drug to the habit, as `clinrlhf export` writes them."""
+    world, rng = load_world(), random.Random(0)
+    judgments = []
+    for i, patient in enumerate(generate_patients(world, n, 5)):
+        target = patient.targets[0]
+        good = sorted(acceptable(world, patient.facts, target) - {HABITS[target]})
+        if good:
+            texts = (render_response(world, rng.choice(good)), render_response(world, HABITS[target]))
+            prompt = render_prompt(world, patient.facts, target)
+            judgments.append(
+                Judgment("pairwise", f"c{i}", f"p{i}", f"dr-{i % 3}", prompt, texts, preferred=0)
+            )
+    path.write_bytes(to_ndjson(judgments))
+    return path
+
+
+def test_the_three_stages_chain_through_files_and_mlflow(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY))
+    data = snapshot(tmp_path / "feedback.ndjson")
+    sft, reward, policy = tmp_path / "sft", tmp_path / "reward", tmp_path / "policy"
+
+    assert main(["train", "sft", "--out", str(sft), "--config", str(config)]) == 0
+    sft_summary = json.loads(capsys.readouterr().out)
+    argv = ["--policy", str(sft), "--snapshot", str(data), "--config", str(config)]
+    assert main(["train", "reward", *argv, "--out", str(reward)]) == 0
+    reward_summary = json.loads(capsys.readouterr().out)
+    assert main(["train", "ppo", *argv, "--reward", str(reward), "--out", str(policy)]) == 0
+    ppo_summary = json.loads(capsys.readouterr().out)
+
+    before, _ = load_policy(sft)
+    after, _ = load_policy(policy)
+    assert any(not torch.equal(a, b) for a, b in zip(before.parameters(), after.parameters(), strict=True))
+    _, _, metadata = load_reward_model(reward)
+    assert metadata["mlflow.run_id"] == reward_summary["mlflow_run_id"]
+    assert 0 < reward_summary["epsilon"] <= 8.0
+
+    mlflow.set_tracking_uri(load_settings().mlflow_tracking_uri)
+    ppo_run = mlflow.get_run(ppo_summary["mlflow_run_id"])
+    assert ppo_run.data.tags["clinrlhf.reward_run_id"] == reward_summary["mlflow_run_id"]
+    assert ppo_run.data.tags["clinrlhf.dataset_sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()
+    assert mlflow.get_run(sft_summary["mlflow_run_id"]).data.tags["clinrlhf.stage"] == "sft"
+
+
+def test_a_snapshot_that_is_not_judgments_is_refused_in_one_line(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.ndjson"
+    bad.write_text('{"patient": "Jane Doe"}\n')
+    (tmp_path / "sft").mkdir()
+    argv = ["train", "reward", "--policy", str(tmp_path / "sft"), "--snapshot", str(bad), "--out", "x"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "line 1 is not a judgment" in err and "Jane" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_missing_inputs_are_named(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["train", "ppo", "--policy", str(tmp_path / "nope"), "--reward", str(tmp_path), "--out", "x"]
+    assert main([*argv, "--snapshot", str(snapshot(tmp_path / "s.ndjson", 5))]) == 2
+    assert "model folder not found" in capsys.readouterr().err

@@ -1,0 +1,55 @@
+"""Agreement statistics, against Fleiss' worked example and a slow pairwise count."""
+
+from itertools import combinations
+
+import numpy as np
+import pytest
+
+from clinrlhf.lineage.agreement import agreement_summary, category_counts, fleiss_kappa, observed_agreement
+from clinrlhf.lineage.feedback_stats import feedback_stats
+from clinrlhf.lineage.sample import sample_judgments
+
+# 10 items, 14 raters, 5 categories: the example in Fleiss (1971) as reproduced by Wikipedia's
+# "Fleiss' kappa" article, with κ = 0.210.
+FLEISS = np.array(
+    [
+        [0, 0, 0, 0, 14],
+        [0, 2, 6, 4, 2],
+        [0, 0, 3, 5, 6],
+        [0, 3, 9, 2, 0],
+        [2, 2, 8, 1, 1],
+        [7, 7, 0, 0, 0],
+        [3, 2, 6, 3, 0],
+        [2, 5, 3, 2, 2],
+        [6, 5, 2, 1, 0],
+        [0, 2, 2, 3, 7],
+    ]
+)
+
+
+def test_fleiss_kappa_matches_the_worked_example():
+    assert fleiss_kappa(FLEISS) == pytest.approx(0.210, abs=5e-4)
+
+
+def test_observed_agreement_equals_counting_agreeing_pairs_of_raters():
+    ratings = {"a": ["x", "x", "y"], "b": ["y", "y"], "c": ["x", "y", "z", "x"], "d": ["z"]}
+    slow = []
+    for chosen in (v for v in ratings.values() if len(v) >= 2):
+        pairs = list(combinations(chosen, 2))
+        slow.append(sum(p == q for p, q in pairs) / len(pairs))
+    assert observed_agreement(category_counts(ratings)) == pytest.approx(sum(slow) / len(slow))
+
+
+def test_unanimity_in_one_category_has_no_defined_kappa():
+    summary = agreement_summary({"a": ["x", "x"], "b": ["x", "x"]})
+    assert summary["observed"] == 1.0 and np.isnan(summary["kappa"])
+
+
+def test_feedback_stats_count_clinicians_volume_and_agreement():
+    stats = feedback_stats(sample_judgments(cards=6))
+    assert stats["clinicians"] == 3 and stats["judgments"] == 24 and stats["cards"] == 6
+    assert stats["by_kind"] == {"cds": 6, "pairwise": 18}
+    assert stats["agreement_items"] == 6
+    # Half the cards are unanimous, half split 2-1 (one agreeing pair of three).
+    assert stats["agreement_observed"] == pytest.approx((1 + 1 / 3) / 2)
+    assert stats["cds_accept_rate"] == 1.0

@@ -1,0 +1,56 @@
+"""The feedback snapshot is an MLflow dataset named by our own SHA-256 of its exact bytes."""
+
+import hashlib
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.exceptions import MlflowException
+
+from clinrlhf.feedback import snapshot_sha256
+from clinrlhf.lineage.datasets import (
+    DIGEST_CHARS,
+    SHA256_TAG,
+    DigestMismatchError,
+    log_snapshot_dataset,
+)
+from clinrlhf.lineage.sample import sample_judgments
+
+
+def _inputs(client, run_id):
+    return {i.dataset.name: i for i in client.get_run(run_id).inputs.dataset_inputs}
+
+
+def test_snapshot_dataset_digest_is_our_sha256_and_the_full_hash_rides_along(sample):
+    reward = sample.client.get_run(sample.good.stages["reward"])
+    sha = reward.data.tags["clinrlhf.dataset_sha256"]
+    item = _inputs(sample.client, reward.info.run_id)["feedback-snapshot"]
+    assert item.dataset.digest == sha[:DIGEST_CHARS]  # MLflow's own would be 8 hex characters
+    tags = {t.key: t.value for t in item.tags}
+    assert tags[SHA256_TAG] == sha and tags["mlflow.data.context"] == "training"
+    assert '"num_rows": 24' in item.dataset.profile
+    local = sample.client.download_artifacts(
+        reward.info.run_id, f"snapshot/{sha}.ndjson", str(sample.settings.resolved_home)
+    )
+    assert hashlib.sha256(Path(local).read_bytes()).hexdigest() == sha
+
+
+def test_sft_examples_are_a_dataset_too(sample):
+    sft = sample.client.get_run(sample.good.stages["sft"])
+    item = _inputs(sample.client, sft.info.run_id)["historical-practice"]
+    assert {t.key: t.value for t in item.tags}[SHA256_TAG] == sft.data.tags["clinrlhf.dataset_sha256"]
+
+
+def test_a_file_that_does_not_match_its_hash_is_refused(sample, tmp_path):
+    path = tmp_path / "snapshot.ndjson"
+    path.write_text("{}\n")
+    with mlflow.start_run(), pytest.raises(DigestMismatchError):
+        log_snapshot_dataset(path, snapshot_sha256(sample_judgments()))
+
+
+def test_mlflow_itself_refuses_a_full_sha256_digest(sample):
+    # Why the digest is a 36-character prefix: MLflow's store caps it (MAX_DATASET_DIGEST_SIZE).
+    dataset = mlflow.data.from_pandas(pd.DataFrame({"a": [1]}), source="file:///x.ndjson", digest="a" * 64)
+    with mlflow.start_run(), pytest.raises(MlflowException, match="digest"):
+        mlflow.log_input(dataset)

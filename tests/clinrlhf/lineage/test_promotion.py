@@ -1,0 +1,123 @@
+"""The production alias moves only through promotion (passing criteria and a recorded compliance
+approval) and rollback, and every move is in the audit trail."""
+
+import pytest
+from sqlalchemy import select
+
+from clinrlhf.identity import Principal
+from clinrlhf.lineage.approval import ACTOR_TAG, EVENT_TAG, ApprovalError, approve, find_approval
+from clinrlhf.lineage.criteria import AcceptanceCriteria
+from clinrlhf.lineage.promotion import PromotionRefused, promote, rollback
+from clinrlhf.lineage.registry import HISTORY, MODEL_NAME, PRODUCTION, production_version
+from clinrlhf.policy.registry import production_policy
+from clinrlhf.store import read_snapshot, verify_audit
+from clinrlhf.store.models import AuditEvent
+
+OFFICER = Principal(sub="officer-1", role="compliance", scopes=frozenset(), issuer="test")
+ENGINEER = Principal(sub="eng-1", role="ml-engineer", scopes=frozenset(), issuer="test")
+LENIENT = AcceptanceCriteria(min_concordance=0.4, max_unsafe_rate=0.2, max_subgroup_gap=0.5)
+
+
+def _approve(sample, version, who=OFFICER):
+    return approve(sample.client, sample.sessions, version, who, sample.settings.deid_secret)
+
+
+def _promote(sample, version, criteria=None):
+    return promote(
+        sample.client,
+        sample.sessions,
+        sample.settings,
+        version,
+        criteria or AcceptanceCriteria(max_subgroup_gap=0.3),
+    )
+
+
+def _events(sample):
+    with read_snapshot(sample.sessions) as session:
+        return [
+            (e.entity_type, e.entity_id, e.outcome, e.actor)
+            for e in session.scalars(select(AuditEvent).order_by(AuditEvent.seq))
+        ]
+
+
+def test_promotion_without_an_approval_is_refused_and_recorded(sample):
+    with pytest.raises(PromotionRefused, match="no approval by the compliance role"):
+        _promote(sample, sample.good.version)
+    assert production_version(sample.client) is None
+    assert _events(sample) == [("ModelPromotion", f"{MODEL_NAME}/{sample.good.version}", "4", "cli")]
+
+
+def test_promotion_with_failing_criteria_is_refused_even_when_approved(sample):
+    _approve(sample, sample.poor.version)
+    with pytest.raises(
+        PromotionRefused, match=r"acceptance criteria not met: concordance 0\.\d+ \(required >= 0\.700\)"
+    ):
+        _promote(sample, sample.poor.version)
+    assert production_version(sample.client) is None
+
+
+def test_only_the_compliance_role_can_approve(sample):
+    with pytest.raises(ApprovalError, match="compliance role"):
+        _approve(sample, sample.good.version, ENGINEER)
+    assert _events(sample) == []
+
+
+def test_approval_is_a_tag_and_an_audit_event_that_agree(sample):
+    done = _approve(sample, sample.good.version)
+    mv = sample.client.get_model_version(MODEL_NAME, sample.good.version)
+    assert mv.tags[ACTOR_TAG] == done.actor and done.actor.startswith("compliance:")
+    assert "officer-1" not in done.actor  # a pseudonym, never the subject
+    with read_snapshot(sample.sessions) as session:
+        assert find_approval(sample.client, session, sample.good.version) == done
+    with pytest.raises(ApprovalError, match="already approved"):
+        _approve(sample, sample.good.version)
+
+
+def test_an_approval_typed_into_mlflow_by_hand_does_not_count(sample):
+    for key, value in ((ACTOR_TAG, "compliance:someone"), (EVENT_TAG, "not-an-event")):
+        sample.client.set_model_version_tag(MODEL_NAME, sample.good.version, key, value)
+    with pytest.raises(PromotionRefused, match="no approval"):
+        _promote(sample, sample.good.version)
+
+
+def test_approved_passing_version_goes_to_production_and_serving_follows(sample):
+    _approve(sample, sample.good.version)
+    done = _promote(sample, sample.good.version)
+    assert str(production_version(sample.client).version) == sample.good.version == done.version
+    pointer = production_policy(sample.settings.resolved_home)
+    assert pointer.version == sample.good.version and pointer.path == str(done.policy_dir)
+    assert (done.policy_dir / "config.json").read_bytes() == (
+        sample.good.policy_dir / "config.json"
+    ).read_bytes()
+    assert _events(sample)[-1][:3] == ("ModelPromotion", f"{MODEL_NAME}/{sample.good.version}", "0")
+    with pytest.raises(PromotionRefused, match="already in production"):
+        _promote(sample, sample.good.version)
+
+
+def test_rollback_returns_to_the_previous_version_and_is_audited(sample):
+    for run in (sample.good, sample.poor):
+        _approve(sample, run.version)
+        _promote(sample, run.version, LENIENT)
+    done = rollback(sample.client, sample.sessions, sample.settings)
+    assert (done.version, done.previous) == (sample.good.version, sample.poor.version)
+    assert (
+        str(sample.client.get_model_version_by_alias(MODEL_NAME, PRODUCTION).version) == sample.good.version
+    )
+    assert production_policy(sample.settings.resolved_home).version == sample.good.version
+    assert sample.client.get_registered_model(MODEL_NAME).tags[HISTORY] == f'["{sample.good.version}"]'
+    assert _events(sample)[-1][:3] == ("ModelRollback", f"{MODEL_NAME}/{sample.good.version}", "0")
+    with pytest.raises(PromotionRefused, match="first production version"):
+        rollback(sample.client, sample.sessions, sample.settings)
+
+
+def test_rollback_with_nothing_in_production_is_refused(sample):
+    with pytest.raises(PromotionRefused, match="nothing to roll back"):
+        rollback(sample.client, sample.sessions, sample.settings)
+
+
+def test_registry_events_keep_the_audit_chain_intact(sample):
+    _approve(sample, sample.good.version)
+    _promote(sample, sample.good.version)
+    with read_snapshot(sample.sessions) as session:
+        report = verify_audit(session)
+    assert report.ok and report.events == 2

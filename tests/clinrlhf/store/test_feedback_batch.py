@@ -1,0 +1,124 @@
+"""Feedback written in batches, without the ORM: the checks and idempotency keys of `record_feedback`,
+each entry stored once however often and however it arrives, and create events that the audit
+verification accepts (and that still expose an edited row)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Engine, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from clinrlhf.store import (
+    FeedbackEntry,
+    InvalidInputError,
+    NotFoundError,
+    read_snapshot,
+    record_feedback,
+    transaction,
+    verify_audit,
+)
+from clinrlhf.store.feedback_batch import FeedbackCounts, FeedbackJob, feedback_writer
+from clinrlhf.store.models import AuditEvent, Feedback
+
+DOCTOR, EHR = "d" * 64, "e" * 64
+
+
+def overridden(card: str, minute: int = 0) -> FeedbackEntry:
+    return FeedbackEntry(card=card, outcome="overridden", outcome_timestamp=datetime(2026, 3, 1, 12, minute))
+
+
+def job(*entries: FeedbackEntry) -> FeedbackJob:
+    return FeedbackJob(entries=entries, actor="cds-client:ehr", clinician=EHR)
+
+
+def stored(sessions: sessionmaker[Session]) -> list[Feedback]:
+    with sessions() as session:
+        return list(session.scalars(select(Feedback)))
+
+
+def test_idempotency_keys_do_not_change_between_versions() -> None:
+    entry = FeedbackEntry(
+        card="card-1",
+        outcome="accepted",
+        accepted_suggestions=("s-2",),
+        outcome_timestamp=datetime(2026, 3, 1, 12, 30, 0, 250),
+    )
+    # Keys already stored must keep matching: this is the digest the first release computed.
+    assert (
+        entry.idempotency_key("c" * 64) == "c53a43f2719a21b9ec610930a1ba217c795521b3bdf451d2a7d3b51cd73802f4"
+    )
+
+
+def test_a_batch_stores_each_entry_once_and_counts_the_rest_as_duplicates(
+    engine: Engine, sessions, cards
+) -> None:
+    card, _ = cards()
+    first, second, third = (overridden(card, m) for m in (1, 2, 3))
+    writer = feedback_writer(engine)
+    jobs = [job(first, second), job(first), job(third, third)]
+    assert writer.write_batch(jobs) == [FeedbackCounts(2, 0), FeedbackCounts(0, 1), FeedbackCounts(1, 1)]
+    assert writer.write_batch(jobs) == [FeedbackCounts(0, 2), FeedbackCounts(0, 1), FeedbackCounts(0, 2)]
+    assert len(stored(sessions)) == 3
+
+
+def test_the_orm_path_and_the_batch_path_share_idempotency_keys(engine: Engine, sessions, cards) -> None:
+    card, (_, s1) = cards()
+    entry = FeedbackEntry(card=card, outcome="accepted", accepted_suggestions=(s1,))
+    with transaction(sessions) as session:
+        _, created = record_feedback(session, entry, clinician=EHR)
+    assert created
+    assert feedback_writer(engine).write_batch([job(entry)]) == [FeedbackCounts(0, 1)]
+
+
+def test_a_job_that_does_not_fit_its_cards_fails_alone_and_stores_nothing(
+    engine: Engine, sessions, cards
+) -> None:
+    card, (s0, _) = cards()
+    good, later = overridden(card, 1), overridden(card, 2)
+    unknown = overridden("no-such-card")
+    foreign = FeedbackEntry(card=card, outcome="accepted", accepted_suggestions=("elsewhere",))
+    both = FeedbackEntry(card=card, outcome="overridden", accepted_suggestions=(s0,))
+    results = feedback_writer(engine).write_batch(
+        [job(good), job(later, unknown), job(foreign), job(both), job(later)]
+    )
+    assert results[0] == results[4] == FeedbackCounts(1, 0)
+    assert isinstance(results[1], NotFoundError)
+    assert isinstance(results[2], InvalidInputError) and isinstance(results[3], InvalidInputError)
+    assert len(stored(sessions)) == 2  # `later` once, from the last job: the second stored nothing
+
+
+def test_a_card_shown_to_a_clinician_credits_them_and_otherwise_the_caller(
+    engine: Engine, sessions, cards
+) -> None:
+    shown, _ = cards(clinician=DOCTOR)
+    anonymous, _ = cards()
+    feedback_writer(engine).write_batch([job(overridden(shown)), job(overridden(anonymous))])
+    assert {(row.card_id, row.clinician) for row in stored(sessions)} == {(shown, DOCTOR), (anonymous, EHR)}
+
+
+def test_the_trail_vouches_for_every_row_and_exposes_an_edited_one(engine: Engine, sessions, cards) -> None:
+    card, (_, s1) = cards()
+    accepted = FeedbackEntry(
+        card=card,
+        outcome="accepted",
+        accepted_suggestions=(s1,),
+        override_reason_system="https://clinrlhf.dev/fhir/CodeSystem/override-reason",
+        has_comment=True,
+        outcome_timestamp=datetime(2026, 3, 1, 12, 0, 0, 123456),
+    )
+    writer = feedback_writer(engine)
+    writer.write_batch([job(accepted, overridden(card, 1)), job(overridden(card, 2))])
+    writer.write_batch([job(overridden(card, 3))])
+    with sessions() as session:
+        events = session.scalars(select(AuditEvent).where(AuditEvent.entity_type == "Feedback")).all()
+    assert len(events) == 4 and {e.actor for e in events} == {"cds-client:ehr"}
+    with read_snapshot(sessions) as session:
+        report = verify_audit(session)
+    assert report.ok, report.problem
+    assert report.rows == 4 + 2  # the feedback, and the case and card it refers to
+    with engine.begin() as conn:  # someone edits a stored judgment behind the service's back
+        conn.execute(text("UPDATE feedback SET outcome = 'accepted' WHERE outcome = 'overridden'"))
+    with read_snapshot(sessions) as session:
+        report = verify_audit(session)
+    assert not report.ok and "Feedback" in (report.problem or "") and "was changed" in (report.problem or "")
