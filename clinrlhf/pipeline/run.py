@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
 from dataclasses import asdict
 from datetime import date
 from pathlib import Path
@@ -15,6 +14,7 @@ import torch
 from mlflow import MlflowClient
 
 from clinrlhf.feedback import Judgment
+from clinrlhf.feedback.anonymity import suppress_rare_patients
 from clinrlhf.identity.tokens import mint_token
 from clinrlhf.lineage.environment import log_environment
 from clinrlhf.lineage.facts import log_report_facts
@@ -33,7 +33,7 @@ from clinrlhf.settings import Settings
 from clinrlhf.store.db import open_store, transaction
 from clinrlhf.store.export import export_snapshot
 from clinrlhf.world.world import World, load_world
-from privacy.deid import config_sha256, deidentify_bundle
+from privacy.deid import DeidReport, config_sha256, default_rules, deidentify_with_report
 
 Reporter = Any  # a clinrlhf.cli.progress.StageProgress; kept loose to keep the CLI out of this module
 
@@ -63,11 +63,13 @@ def load_judgments(settings: Settings, world: World) -> list[Judgment]:
     return [Judgment.from_dict(json.loads(line)) for line in snapshot.ndjson.splitlines()]
 
 
-def _deid_batch_counts(settings: Settings, cohorts: Cohorts, today: date) -> Counter[str]:
-    counts: Counter[str] = Counter()
+def _deid_batch_report(settings: Settings, cohorts: Cohorts, today: date) -> DeidReport:
+    """The de-identification report of the batch the service saw: counts only, never values."""
+    rules = default_rules()
+    report = DeidReport(rules.name, rules.version, rules.sha256)
     for patient in cohorts.feedback:
-        counts.update(deidentify_bundle(patient.bundle, key=settings.deid_secret, today=today).counts)
-    return counts
+        report.merge(deidentify_with_report(patient.bundle, key=settings.deid_secret, today=today)[1])
+    return report
 
 
 def _write_report(client: MlflowClient, settings: Settings, run_id: str, tracking_uri: str) -> ReportFiles:
@@ -107,7 +109,10 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
             reporter.callback("supervised policy"),
         )
         panel_stats = collect_feedback(settings, world, cohorts, out / "sft", config, reporter)
-        judgments = load_judgments(settings, world)
+        # Patients whose (age band, sex) few others share are left out of training (rule file minK).
+        min_k = int(default_rules().parameters.get("kAnonymity", {}).get("minK", 1))
+        judgments, k_anonymity = suppress_rare_patients(load_judgments(settings, world), min_k)
+        mlflow.log_dict(k_anonymity, "deid/k_anonymity.json")
         snapshot = stages.save_snapshot(judgments, home / "snapshots")
         reward, pairs, reward_run = stages.reward_stage(
             world,
@@ -151,9 +156,9 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
             "preference pairs": len(pairs),
             "HTTP errors": len(panel_stats.errors),
         }
-        log_report_facts(
-            f"{world.name} {world.version}", _deid_batch_counts(settings, cohorts, today), feedback
-        )
+        deid = _deid_batch_report(settings, cohorts, today)
+        mlflow.log_dict(deid.to_dict(), "deid/report.json")
+        log_report_facts(f"{world.name} {world.version}", deid.by_identifier, feedback)
         files = _write_report(client, settings, parent.info.run_id, tracking_uri)
         report = files.html
         if files.pdf:
