@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -10,7 +11,17 @@ from fastapi.responses import JSONResponse, Response
 from clinrlhf.identity import Principal
 from clinrlhf.store import InvalidInputError, NotFoundError, UnreadableRecordError
 from services.api.body import body_schema, json_body
-from services.api.deps import CurrentPrincipal, SessionDep, StateDep, require_scope
+from services.api.deps import (
+    AppState,
+    Bearer,
+    CurrentPrincipal,
+    SessionDep,
+    StateDep,
+    authenticate,
+    ensure_scope,
+    get_state,
+    require_scope,
+)
 from services.api.errors import APIError
 from services.cds.discovery import HOOK, SERVICE_ID, discovery
 from services.cds.prefetch import PrefetchError
@@ -22,14 +33,39 @@ router = APIRouter(prefix="/cds-services", tags=["CDS Hooks"])
 CDSCaller = Annotated[Principal, Depends(require_scope("CDSHooks", "c"))]
 
 
-async def known_service(service_id: str) -> str:
+def check_service(service_id: str) -> str:
     """Checked after the token and before the body: an unknown service is 404 whatever was sent."""
     if service_id != SERVICE_ID:
         raise APIError(404, "no such CDS service")
     return service_id
 
 
+async def known_service(service_id: str) -> str:
+    return check_service(service_id)
+
+
 ServiceId = Annotated[str, Depends(known_service)]
+_feedback_body = json_body(FeedbackRequest)
+
+
+@dataclass(frozen=True)
+class FeedbackCall:
+    """A feedback request that passed every check: its caller, its body, and the app's state."""
+
+    principal: Principal
+    body: FeedbackRequest
+    state: AppState
+
+
+async def feedback_call(request: Request, service_id: str, credentials: Bearer) -> FeedbackCall:
+    """The feedback route's checks, in the order every route keeps: the token (401), its scope
+    (403), the service (404), then the body (400, 422). One dependency instead of six: this is the
+    hottest route (an EHR reports the outcome of every card), and resolving FastAPI dependencies
+    was about a third of its cost."""
+    state = await get_state(request)
+    principal = ensure_scope(await authenticate(request, state, credentials), "CDSHooks", "c")
+    check_service(service_id)
+    return FeedbackCall(principal, await _feedback_body(request), state)
 
 
 @router.get("", response_model=Discovery, response_model_exclude_none=True, summary="CDS Hooks discovery")
@@ -71,14 +107,9 @@ def call_service(
     summary="CDS Hooks feedback",
     openapi_extra=body_schema(FeedbackRequest),
 )
-async def feedback(
-    principal: CDSCaller,
-    _service: ServiceId,
-    body: Annotated[FeedbackRequest, Depends(json_body(FeedbackRequest))],
-    state: StateDep,
-) -> Response:
+async def feedback(call: Annotated[FeedbackCall, Depends(feedback_call)]) -> Response:
     try:
-        result = await record_feedback_items(state, body.feedback, principal)
+        result = await record_feedback_items(call.state, call.body.feedback, call.principal)
     except NotFoundError:
         raise APIError(404, "feedback names a card this service did not issue") from None
     except InvalidInputError as err:
