@@ -23,12 +23,12 @@ def run(args: argparse.Namespace) -> int:
     from mlflow.tracking import MlflowClient
 
     from clinrlhf.lineage.approval import ACTOR_TAG
-    from clinrlhf.lineage.chain import describe
+    from clinrlhf.lineage.chain import describe, read_ingestion
     from clinrlhf.lineage.registry import production_version, versions_of_run
 
     chain = load_run_chain(args.run_id)
-    lines = describe(chain)
     client = MlflowClient()
+    lines = describe(chain, read_ingestion(client, chain.pipeline.info.run_id))
     production = production_version(client)
     for mv in versions_of_run(client, chain.pipeline.info.run_id):
         live = ", in production" if production and str(production.version) == str(mv.version) else ""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
@@ -40,8 +42,9 @@ def load_chain(client: MlflowClient, run_id: str) -> Chain:
     return Chain(pipeline, {c.data.tags.get("clinrlhf.stage", "?"): c for c in children})
 
 
-def describe(chain: Chain) -> list[str]:
-    """Model → PPO run → reward run → feedback snapshot → de-identification config, one line each."""
+def describe(chain: Chain, ingestion: dict[str, Any] | None = None) -> list[str]:
+    """Model → PPO run → reward run → feedback snapshot → ingestion batch and de-identification
+    config, one line each. `ingestion` is what read_ingestion returns for the pipeline run."""
     lines = [f"pipeline run {chain.pipeline.info.run_id}"]
     ppo, reward, sft = chain.stage("ppo"), chain.stage("reward"), chain.stage("sft")
     if ppo:
@@ -62,5 +65,34 @@ def describe(chain: Chain) -> list[str]:
         )
         lines.append(f"      feedback snapshot sha256 {t.get('clinrlhf.dataset_sha256', '?')}")
         lines.append(f"        de-identification config sha256 {t.get('clinrlhf.deid_config_sha256', '?')}")
+        lines.extend(_ingestion_lines(ingestion or {}))
     lines.append(f"  code commit {chain.pipeline.data.tags.get('mlflow.source.git.commit', '?')}")
+    return lines
+
+
+def read_ingestion(client: MlflowClient, run_id: str) -> dict[str, Any]:
+    """The pipeline run's de-identification batch report and snapshot k-anonymity, where logged."""
+    found: dict[str, Any] = {}
+    for key, path in (("deid", "deid/report.json"), ("k_anonymity", "deid/k_anonymity.json")):
+        try:
+            with open(client.download_artifacts(run_id, path), encoding="utf-8") as f:
+                found[key] = json.load(f)
+        except Exception:  # MLflow raises several types for a missing artifact; older runs lack them
+            continue
+    return found
+
+
+def _ingestion_lines(ingestion: dict[str, Any]) -> list[str]:
+    lines = []
+    if deid := ingestion.get("deid"):
+        rules = deid.get("rules", {})
+        lines.append(
+            f"        ingestion batch: {deid.get('bundles', '?')} bundles, {deid.get('resources_in', '?')} resources "
+            f"de-identified with {rules.get('name', '?')} {rules.get('version', '?')}"
+        )
+    if k := ingestion.get("k_anonymity"):
+        lines.append(
+            f"        snapshot k-anonymity: k {k.get('k_after_suppression', '?')} (min k {k.get('min_k', '?')}, "
+            f"{k.get('suppressed', '?')} of {k.get('records', '?')} patients suppressed)"
+        )
     return lines
