@@ -41,6 +41,12 @@ class Settings(BaseSettings):
         default=None, description="Policy directory to serve; latest aligned if unset."
     )
     token_audience: str = Field(default="clinrlhf", description="`aud` every bearer token must carry.")
+    privacy_budget_epsilon: float = Field(
+        default=10.0,
+        gt=0,
+        description="Most ε any one feedback snapshot may spend over all reward runs that use it "
+        "(composed with the PRV accountant); a run that would pass it is refused before its first step.",
+    )
     review_overlap: int = Field(
         default=3, ge=1, description="How many clinicians review each case on the review page (k)."
     )

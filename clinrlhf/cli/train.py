@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"invalid config: {err}") from None
     from clinrlhf.cli.progress import stage_progress
     from clinrlhf.pipeline import single
+    from privacy.dp import BudgetExceededError
 
     try:
         with stage_progress() as reporter:
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
                 summary = single.train_ppo_stage(
                     args.policy, args.reward, args.snapshot, args.out, config, reporter
                 )
-    except single.StageInputError as err:
+    except (single.StageInputError, BudgetExceededError) as err:
         raise CLIError(str(err)) from None
     print(json.dumps(summary, indent=2))
     return 0

@@ -77,7 +77,9 @@ def review_pair(
     good = sorted(acceptable(world, facts, target))
     wrong = {score(world, facts, target, d) for d in (drug_a, drug_b)} <= {Outcome.UNSAFE, Outcome.OFF_TARGET}
     correction = (
-        rng.choice(good) if good and wrong and not clinician.adversarial and rng.random() < clinician.correction_rate else None
+        rng.choice(good)
+        if good and wrong and not clinician.adversarial and rng.random() < clinician.correction_rate
+        else None
     )
     return Review(
         choice, _rating(ua, rng, clinician.noise), _rating(ub, rng, clinician.noise), correction, None

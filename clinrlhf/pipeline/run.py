@@ -29,6 +29,7 @@ from clinrlhf.pipeline.cohorts import Cohorts, make_cohorts, practice_examples, 
 from clinrlhf.pipeline.config import PipelineConfig
 from clinrlhf.pipeline.server import running_server
 from clinrlhf.policy.registry import set_latest_aligned
+from clinrlhf.reward.ledger import LEDGER_FILE
 from clinrlhf.settings import Settings
 from clinrlhf.store.db import open_store, transaction
 from clinrlhf.store.export import export_snapshot
@@ -123,6 +124,8 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
             snapshot,
             deid_sha,
             reporter.callback("DP reward model"),
+            ledger_file=settings.resolved_home / LEDGER_FILE,
+            budget_epsilon=settings.privacy_budget_epsilon,
         )
         prompts = sorted({j.prompt for j in judgments})
         ppo, ppo_run = stages.ppo_stage(

@@ -23,6 +23,7 @@ from clinrlhf.pipeline.config import PipelineConfig
 from clinrlhf.pipeline.run import Reporter
 from clinrlhf.policy import load_policy
 from clinrlhf.reward.io import load_reward_model, save_reward_model
+from clinrlhf.reward.ledger import LEDGER_FILE
 from clinrlhf.settings import load_settings
 from clinrlhf.world.world import load_world
 from privacy.deid import config_sha256
@@ -90,6 +91,8 @@ def train_reward_stage(
         (digest, snapshot),
         config_sha256(),
         reporter.callback("DP reward model"),
+        ledger_file=settings.resolved_home / LEDGER_FILE,
+        budget_epsilon=settings.privacy_budget_epsilon,
     )
     metadata = result.params | {REWARD_RUN_ID: run.run_id, "clinrlhf.dataset_sha256": digest}
     save_reward_model(result.model, tokenizer, out, metadata)

@@ -25,6 +25,7 @@ from clinrlhf.ppo.config import PPOConfig
 from clinrlhf.ppo.trainer import PPOResult, train_ppo
 from clinrlhf.reward.config import RewardConfig
 from clinrlhf.reward.evaluate import score_texts
+from clinrlhf.reward.ledger import Budget, PrivacyLedger
 from clinrlhf.reward.model import ScalarHeadModel
 from clinrlhf.reward.pairs import PreferencePair, pairs_from_judgments
 from clinrlhf.reward.trainer import RewardResult, train_reward
@@ -83,13 +84,31 @@ def reward_stage(
     snapshot: tuple[str, Path],
     deid_sha: str,
     progress: Progress,
+    ledger_file: Path | None = None,
+    budget_epsilon: float = 10.0,
 ) -> tuple[RewardResult, list[PreferencePair], Trained]:
+    """With `ledger_file`, the run is charged to the snapshot's privacy ledger and refused (before
+    any step) if the snapshot's composed ε would pass `budget_epsilon` at this run's δ."""
     digest, path = snapshot
     pairs = pairs_from_judgments(judgments, world=world)
+    ledger = None
+    if ledger_file is not None:
+        ledger = PrivacyLedger(
+            ledger_file, Budget(budget_epsilon, config.delta_for(len(pairs))), config.accountant
+        )
     with stage_run("reward", lineage=lineage_tags(digest, deid_sha)) as run:
         log_snapshot_dataset(path, digest)
         backbone = copy.deepcopy(sft_model.transformer)
-        result = train_reward(pairs, backbone, tokenizer, config, tracker=MLflowTracker(), progress=progress)
+        result = train_reward(
+            pairs,
+            backbone,
+            tokenizer,
+            config,
+            tracker=MLflowTracker(),
+            progress=progress,
+            ledger=ledger,
+            snapshot_sha256=digest,
+        )
         mlflow.log_params(result.params | {"reward.pairs": len(pairs)})
         mlflow.log_metrics(result.metrics)
         # Who the reward model learned to trust: clinician pseudonyms only, never names.

@@ -28,6 +28,7 @@ from clinrlhf.lineage.tracker import NullTracker, Tracker
 from clinrlhf.reward.backbone import freeze_lower_layers, freeze_unused_parameters, prepare_backbone
 from clinrlhf.reward.config import RewardConfig
 from clinrlhf.reward.encode import encode_pairs, pair_rewards
+from clinrlhf.reward.ledger import LedgerEntry, PrivacyLedger
 from clinrlhf.reward.loss import BradleyTerryLoss
 from clinrlhf.reward.model import ScalarHeadModel
 from clinrlhf.reward.pairs import PreferencePair
@@ -35,6 +36,7 @@ from clinrlhf.reward.raters import RaterFlipLogits
 from clinrlhf.reward.result import RewardResult, run_metrics, run_params
 from privacy.dp import epsilon_for
 from privacy.dp.accounting import quiet_prv
+from privacy.dp.ledger import Mechanism
 
 Progress = Callable[[int, int], None]
 _OPACUS_ATTRS = ("grad_sample", "summed_grad", "_forward_counter", "_current_grad_sample", "_norm_sample")
@@ -48,20 +50,29 @@ def train_reward(
     tracker: Tracker | None = None,
     *,
     progress: Progress | None = None,
+    ledger: PrivacyLedger | None = None,
+    snapshot_sha256: str | None = None,
 ) -> RewardResult:
     """Train ScalarHeadModel(backbone) on the pairs. `backbone` is modified in place (pass a copy).
 
     Defaults: RewardConfig() and a NullTracker. The seed drives a forked RNG, so the caller's
     global RNG state is left as found.
+
+    With a `ledger`, the run is charged to `snapshot_sha256` (the SHA-256 of the data the pairs come
+    from) before its first step: BudgetExceededError if the snapshot's cumulative ε would pass the
+    ledger's budget (a non-DP run always does). Without one, nothing is checked or recorded.
     """
     config, tracker = config or RewardConfig(), tracker or NullTracker()
     if not pairs:
         raise ValueError("no preference pairs to train on")
+    if ledger is not None and not snapshot_sha256:
+        raise ValueError("a privacy ledger needs the snapshot_sha256 of the training data")
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         # Opacus' hooks on the token embedding see inputs (ids) that need no gradient; harmless.
         warnings.filterwarnings("ignore", message="Full backward hook is firing")
         torch.manual_seed(config.seed)
-        return _train(list(pairs), backbone, tokenizer, config, tracker, progress)
+        charge = None if ledger is None else _ledger_charge(ledger, snapshot_sha256 or "", config)
+        return _train(list(pairs), backbone, tokenizer, config, tracker, progress, charge)
 
 
 def _train(
@@ -71,6 +82,7 @@ def _train(
     config: RewardConfig,
     tracker: Tracker,
     progress: Progress | None,
+    charge: Callable[[float, float, int, float], object] | None = None,
 ) -> RewardResult:
     delta = config.delta_for(len(pairs))
     prepare_backbone(backbone)
@@ -104,6 +116,8 @@ def _train(
         )
         noise = float(optimizer.noise_multiplier)
     rate, total = 1.0 / len(loader), config.epochs * len(loader)
+    if charge is not None:  # before any step: a refused run touches no data
+        charge(noise, rate, total, delta)
     params = run_params(config, len(pairs), delta, noise, rate, total)
     tracker.log_params(dict(params))
 
@@ -170,6 +184,23 @@ class _PairModel(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         rewards = pair_rewards(self.reward, input_ids, lengths, eager=self.eager)  # (B, 2)
         return rewards, None if self.raters is None else self.raters(rater_ids)
+
+
+def _ledger_charge(
+    ledger: PrivacyLedger, snapshot_sha256: str, config: RewardConfig
+) -> Callable[[float, float, int, float], LedgerEntry]:
+    def charge(noise: float, rate: float, steps: int, delta: float) -> LedgerEntry:
+        epsilon = epsilon_for(noise, rate, steps, delta, config.accountant)
+        return ledger.charge(
+            snapshot_sha256,
+            Mechanism(noise, rate, steps),
+            delta=delta,
+            epsilon=epsilon,
+            privacy_unit=config.privacy_unit,
+            label=f"reward seed={config.seed} target_epsilon={config.target_epsilon} dp={config.dp}",
+        )
+
+    return charge
 
 
 def _make_private(

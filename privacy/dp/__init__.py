@@ -8,14 +8,20 @@ gradients.
 from privacy.dp.accounting import ACCOUNTANTS, Accountant, calibrate_noise, epsilon_for
 from privacy.dp.compat import conv1d_to_linear, linear_to_conv1d, untie_parameters
 from privacy.dp.guarantee import PRIVACY_UNITS, PrivacyGuarantee, PrivacyUnit
+from privacy.dp.ledger import Budget, BudgetExceededError, Mechanism, check_budget, composed_epsilon
 
 __all__ = [
     "ACCOUNTANTS",
     "PRIVACY_UNITS",
     "Accountant",
+    "Budget",
+    "BudgetExceededError",
+    "Mechanism",
     "PrivacyGuarantee",
     "PrivacyUnit",
     "calibrate_noise",
+    "check_budget",
+    "composed_epsilon",
     "conv1d_to_linear",
     "epsilon_for",
     "linear_to_conv1d",

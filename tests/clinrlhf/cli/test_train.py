@@ -105,3 +105,22 @@ def test_missing_inputs_are_named(home: Path, tmp_path: Path, capsys: pytest.Cap
     argv = ["train", "ppo", "--policy", str(tmp_path / "nope"), "--reward", str(tmp_path), "--out", "x"]
     assert main([*argv, "--snapshot", str(snapshot(tmp_path / "s.ndjson", 5))]) == 2
     assert "model folder not found" in capsys.readouterr().err
+
+
+def test_a_second_reward_run_past_the_snapshots_budget_is_refused(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLINRLHF_PRIVACY_BUDGET_EPSILON", "9")
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY))
+    data, sft = snapshot(tmp_path / "feedback.ndjson", 30), tmp_path / "sft"
+    assert main(["train", "sft", "--out", str(sft), "--config", str(config)]) == 0
+    argv = ["train", "reward", "--policy", str(sft), "--snapshot", str(data), "--config", str(config)]
+    assert main([*argv, "--out", str(tmp_path / "r1")]) == 0  # ε 8 of 9
+    capsys.readouterr()
+    assert main([*argv, "--out", str(tmp_path / "r2")]) == 2  # another ε 8 composes past 9
+    err = capsys.readouterr().err
+    assert "budget" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r2").exists()
+    runs = json.loads((home / "privacy_ledger.json").read_text())["runs"]
+    assert [r["snapshot_sha256"] for r in runs] == [hashlib.sha256(data.read_bytes()).hexdigest()]

@@ -1,0 +1,89 @@
+"""Empirical privacy auditing with one training run (Steinke, Nasr & Jagielski, 2023,
+https://arxiv.org/abs/2305.08846), as pure functions.
+
+The audit plants m canaries, includes each independently with probability 1/2, trains once, scores
+every canary, and guesses "included" for the r₊ highest scores and "excluded" for the r₋ lowest
+(abstaining on the rest; r = r₊ + r₋ guesses). If training is (ε, δ)-DP with respect to one canary,
+the number of correct guesses V is at most a Binomial(r, e^ε / (1 + e^ε)) (ε-DP randomized response
+on each guess) up to a δ term: the paper's main theorem for (ε, δ)-DP gives
+
+    P[V ≥ v] ≤ P[Bin(r, q) ≥ v] + 2m·δ · max_{1≤i≤v} P[v > Bin(r, q) ≥ v − i] / i,   q = e^ε/(1+e^ε).
+
+So any ε at which that p-value is below 1 − confidence is rejected, and the largest such ε is a
+lower bound on the true ε holding with that confidence. It is a lower bound: a DP run whose bound
+exceeds its reported ε would reveal a bug in the implementation or the accounting; a bound far below
+it only says this attack is weak, not that the accounting is loose.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from scipy import stats
+
+
+@dataclass(frozen=True)
+class AuditOutcome:
+    m: int
+    """Canaries planted (each included with probability 1/2)."""
+    guesses: int
+    """r: canaries the auditor guessed about (the rest abstained)."""
+    correct: int
+    """v: correct guesses."""
+
+
+def p_value(m: int, guesses: int, correct: int, epsilon: float, delta: float) -> float:
+    """P[≥ `correct` of `guesses` right] for an (ε, δ)-DP run with m canaries (an upper bound)."""
+    if not 0 <= correct <= guesses <= m:
+        raise ValueError(f"need 0 <= correct ({correct}) <= guesses ({guesses}) <= m ({m})")
+    if epsilon < 0 or not 0.0 <= delta <= 1.0:
+        raise ValueError(f"need epsilon >= 0 and delta in [0, 1], got {epsilon}, {delta}")
+    q = 1.0 / (1.0 + math.exp(-epsilon))  # accuracy of ε-DP randomized response
+    tail = float(stats.binom.sf(correct - 1, guesses, q))  # P[Bin(r, q) >= v]
+    worst, window = 0.0, 0.0  # window = P[v > Bin(r, q) >= v - i]
+    for i in range(1, correct + 1):
+        window += float(stats.binom.pmf(correct - i, guesses, q))
+        worst = max(worst, window / i)
+    return min(1.0, tail + 2 * m * delta * worst)
+
+
+def epsilon_lower_bound(
+    m: int, guesses: int, correct: int, delta: float, confidence: float = 0.95, *, iterations: int = 40
+) -> float:
+    """The largest ε that the outcome rejects at `confidence`: with that probability the run's true ε
+    is at least this. 0 when the outcome rejects nothing (e.g. no better than chance)."""
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    level = 1.0 - confidence
+    if p_value(m, guesses, correct, 0.0, delta) >= level:
+        return 0.0
+    low, high = 0.0, 1.0  # invariant: p_value(low) < level <= p_value(high)
+    while p_value(m, guesses, correct, high, delta) < level:
+        low, high = high, 2 * high
+    for _ in range(iterations):
+        mid = (low + high) / 2
+        if p_value(m, guesses, correct, mid, delta) < level:
+            low = mid
+        else:
+            high = mid
+    return low
+
+
+def guess_from_scores(
+    scores: Sequence[float], included: Sequence[bool], k_plus: int, k_minus: int
+) -> AuditOutcome:
+    """Guess "included" for the k₊ highest scores and "excluded" for the k₋ lowest; count the hits.
+
+    k₊ and k₋ must be fixed before the scores are seen, or the bound is not valid.
+    """
+    m = len(scores)
+    if len(included) != m:
+        raise ValueError(f"{m} scores but {len(included)} inclusion flags")
+    if k_plus < 0 or k_minus < 0 or k_plus + k_minus > m:
+        raise ValueError(f"need k_plus, k_minus >= 0 and k_plus + k_minus <= m, got {k_plus}, {k_minus}, {m}")
+    order = sorted(range(m), key=lambda i: scores[i])  # ascending
+    lowest, highest = order[:k_minus], order[m - k_plus :] if k_plus else []
+    correct = sum(included[i] for i in highest) + sum(not included[i] for i in lowest)
+    return AuditOutcome(m, k_plus + k_minus, correct)
