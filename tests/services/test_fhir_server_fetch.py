@@ -3,10 +3,13 @@ localhost here), with the client's access token, and still de-identifies before 
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,7 +30,7 @@ _TYPES = {
 }
 
 
-def fake_fhir_server(resources: list[dict[str, Any]], seen: list[str]) -> FastAPI:
+def fake_fhir_server(resources: list[dict[str, Any]], seen: list[str], page_size: int = 2) -> FastAPI:
     app = FastAPI()
     patient = resources[0]
 
@@ -54,13 +57,14 @@ def fake_fhir_server(resources: list[dict[str, Any]], seen: list[str]) -> FastAP
         check(authorization)
         seen.append(f"{kind}?patient={patient}")
         matches = [r for r in resources if r["resourceType"] == kind]
-        # Two entries per page, so every search with more than two results is paged.
+        # Two entries per page by default, so every search with more than two results is paged.
+        first, last = page * page_size, (page + 1) * page_size
         bundle: dict[str, Any] = {
             "resourceType": "Bundle",
             "type": "searchset",
-            "entry": [{"resource": r} for r in matches[page * 2 : page * 2 + 2]],
+            "entry": [{"resource": r} for r in matches[first:last]],
         }
-        if len(matches) > page * 2 + 2:
+        if len(matches) > last:
             bundle["link"] = [
                 {"relation": "next", "url": str(request.url.include_query_params(page=page + 1))}
             ]
@@ -77,27 +81,37 @@ def patient(world: World):  # noqa: ANN201
     return next(p for p in generate_patients(world, 60, seed=61) if conditions(p) >= 3)
 
 
-@pytest.fixture(scope="module")
-def fhir_server(patient) -> Iterator[tuple[str, list[str]]]:
+@contextmanager
+def serving(resources: list[dict[str, Any]], page_size: int = 2) -> Iterator[tuple[str, list[str]]]:
+    """A FHIR server on 127.0.0.1 holding one patient's resources; yields its base URL and a log."""
     seen: list[str] = []
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    resources = [e["resource"] for e in patient.bundle["entry"]]
-    server = uvicorn.Server(
-        uvicorn.Config(fake_fhir_server(resources, seen), host="127.0.0.1", port=port, log_level="warning")
-    )
+    app = fake_fhir_server(resources, seen, page_size)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/fhir", seen
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}/fhir", seen
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def fhir_server(patient) -> Iterator[tuple[str, list[str]]]:
+    with serving([e["resource"] for e in patient.bundle["entry"]]) as served:
+        yield served
 
 
 def request_without_prefetch(patient, fhir_base: str, token: str = ACCESS_TOKEN) -> dict[str, Any]:
-    pid = patient.bundle["entry"][0]["resource"]["id"]
+    return request_for(patient.bundle["entry"][0]["resource"]["id"], fhir_base, token)
+
+
+def request_for(pid: str, fhir_base: str, token: str = ACCESS_TOKEN) -> dict[str, Any]:
     return {
         "hook": "patient-view",
         "hookInstance": "fetch-test",
@@ -165,3 +179,27 @@ def test_an_unreachable_fhir_server_is_412(client: httpx.Client, auth, patient) 
         headers=auth("cds-client", "application/json"),
     )
     assert response.status_code == 412 and response.json()["resourceType"] == "OperationOutcome"
+
+
+SYNTHEA = sorted((Path(__file__).parents[3] / "shared" / "data" / "synthea-r4").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", SYNTHEA, ids=lambda p: p.stem[:24])
+def test_synthea_patients_are_fetched_from_a_fhir_server_without_a_5xx(
+    client: httpx.Client, auth, api_settings: Settings, path: Path
+) -> None:
+    """Real-shaped Synthea records, served by a FHIR server on localhost instead of prefetched."""
+    resources = [e["resource"] for e in json.loads(path.read_text())["entry"]]
+    patients = [r for r in resources if r["resourceType"] == "Patient"]
+    if not patients:
+        pytest.skip("hospital or practitioner bundle: no patient to fetch")
+    with serving(resources, page_size=100) as (base, seen):
+        response = client.post(
+            "/cds-services/clinrlhf-treatment",
+            json=request_for(patients[0]["id"], base),
+            headers=auth("cds-client", "application/json"),
+        )
+    assert response.status_code < 500, response.text
+    assert f"Patient/{patients[0]['id']}" in seen
+    stored = b"".join(p.read_bytes() for p in api_settings.resolved_home.rglob("*") if p.is_file())
+    assert patients[0]["name"][0]["family"].encode() not in stored
