@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from clinrlhf.feedback.agreement import fleiss_kappa
+
 
 def category_counts(ratings: Mapping[Any, Sequence[Any]]) -> np.ndarray:
     """(items, categories) counts from item -> the categories its raters chose; items with fewer
@@ -36,17 +38,6 @@ def observed_agreement(counts: np.ndarray) -> float:
         return float("nan")
     per_item = (counts * (counts - 1)).sum(axis=1) / (n * (n - 1))
     return float(per_item.mean())
-
-
-def fleiss_kappa(counts: np.ndarray) -> float:
-    """κ; NaN when there are no items, or when every rating falls in one category (P_e = 1)."""
-    if counts.shape[0] == 0:
-        return float("nan")
-    shares = counts.sum(axis=0) / counts.sum()
-    expected = float((shares**2).sum())
-    if expected >= 1.0:
-        return float("nan")
-    return (observed_agreement(counts) - expected) / (1.0 - expected)
 
 
 def agreement_summary(ratings: Mapping[Any, Iterable[Any]]) -> dict[str, float]:
