@@ -46,5 +46,20 @@ def to_ndjson(judgments: Iterable[Judgment]) -> bytes:
     return b"".join(json.dumps(j.to_dict(), sort_keys=True).encode() + b"\n" for j in judgments)
 
 
+def from_ndjson(data: bytes | str) -> list[Judgment]:
+    """The judgments of NDJSON written by to_ndjson; blank lines are skipped. A line that is not a
+    judgment raises ValueError naming its number (never its content, which may be anything)."""
+    text = data.decode() if isinstance(data, bytes) else data
+    judgments = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            judgments.append(Judgment.from_dict(json.loads(line)))
+        except (ValueError, TypeError, KeyError) as err:
+            raise ValueError(f"line {number} is not a judgment ({type(err).__name__})") from None
+    return judgments
+
+
 def snapshot_sha256(judgments: Iterable[Judgment]) -> str:
     return hashlib.sha256(to_ndjson(judgments)).hexdigest()

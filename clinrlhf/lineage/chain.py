@@ -9,6 +9,8 @@ from typing import Any
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
+from clinrlhf.lineage.artifacts import read_artifact_text
+
 
 class RunNotFound(LookupError):
     pass
@@ -74,11 +76,8 @@ def read_ingestion(client: MlflowClient, run_id: str) -> dict[str, Any]:
     """The pipeline run's de-identification batch report and snapshot k-anonymity, where logged."""
     found: dict[str, Any] = {}
     for key, path in (("deid", "deid/report.json"), ("k_anonymity", "deid/k_anonymity.json")):
-        try:
-            with open(client.download_artifacts(run_id, path), encoding="utf-8") as f:
-                found[key] = json.load(f)
-        except Exception:  # MLflow raises several types for a missing artifact; older runs lack them
-            continue
+        if (text := read_artifact_text(client, run_id, path)) is not None:  # older runs lack them
+            found[key] = json.loads(text)
     return found
 
 

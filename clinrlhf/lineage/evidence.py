@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Run
@@ -16,6 +14,8 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
 
 from clinrlhf.feedback import Judgment
+from clinrlhf.feedback.judgment import from_ndjson
+from clinrlhf.lineage.artifacts import read_artifact_text
 from clinrlhf.lineage.chain import Chain
 from clinrlhf.lineage.datasets import SNAPSHOT_ARTIFACTS
 from clinrlhf.lineage.environment import SHA256_TAG as ENVIRONMENT_TAG
@@ -76,26 +76,16 @@ def _snapshot(client: MlflowClient, reward: Run | None) -> list[Judgment]:
     if reward is None:
         return []
     digest = reward.data.tags.get("clinrlhf.dataset_sha256", "")
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            local = Path(
-                client.download_artifacts(reward.info.run_id, f"{SNAPSHOT_ARTIFACTS}/{digest}.ndjson", tmp)
-            )
-        except Exception:  # MLflow raises several types for a missing artifact; a run may predate it
-            return []
-        lines = local.read_text(encoding="utf-8").splitlines()
-    return [Judgment.from_dict(json.loads(line)) for line in lines if line.strip()]
+    text = read_artifact_text(client, reward.info.run_id, f"{SNAPSHOT_ARTIFACTS}/{digest}.ndjson")
+    return from_ndjson(text) if text is not None else []  # a run may predate the logged snapshot
 
 
 def _flip_rates(client: MlflowClient, reward: Run | None) -> dict[str, float]:
     if reward is None:
         return {}
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            path = client.download_artifacts(reward.info.run_id, "raters/flip_rates.json", tmp)
-        except Exception:  # absent when the reward model learned no rater reliabilities
-            return {}
-        return {str(k): float(v) for k, v in json.loads(Path(path).read_text()).items()}
+    text = read_artifact_text(client, reward.info.run_id, "raters/flip_rates.json")
+    # absent when the reward model learned no rater reliabilities
+    return {str(k): float(v) for k, v in json.loads(text).items()} if text is not None else {}
 
 
 def _history(client: MlflowClient, run: Run | None, keys: tuple[str, ...]) -> dict[str, list[float]]:

@@ -11,6 +11,8 @@ from typing import Any
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from clinrlhf.lineage.artifacts import read_artifact_text
+
 FACTS = "report/facts.json"
 
 
@@ -23,10 +25,6 @@ def log_report_facts(world: str, deid_counts: Mapping[str, int], feedback: Mappi
 
 def read_report_facts(client: MlflowClient, run_id: str) -> dict[str, Any]:
     """The facts logged for `run_id`, or {} for a run that logged none."""
-    try:
-        text = client.download_artifacts(run_id, FACTS)
-    except Exception:  # MLflow raises several types for a missing artifact; absence is normal here
-        return {}
-    with open(text, encoding="utf-8") as f:
-        loaded = json.load(f)
+    text = read_artifact_text(client, run_id, FACTS)
+    loaded = json.loads(text) if text is not None else {}
     return loaded if isinstance(loaded, dict) else {}

@@ -15,6 +15,7 @@ from mlflow import MlflowClient
 
 from clinrlhf.feedback import Judgment
 from clinrlhf.feedback.anonymity import suppress_rare_patients
+from clinrlhf.feedback.judgment import from_ndjson
 from clinrlhf.identity.tokens import mint_token
 from clinrlhf.lineage.environment import log_environment
 from clinrlhf.lineage.facts import log_report_facts
@@ -61,7 +62,7 @@ def load_judgments(settings: Settings, world: World) -> list[Judgment]:
     """The de-identified snapshot the reward model trains on; the export is an audit event."""
     with transaction(open_store(settings.resolved_database_url)) as session:
         snapshot = export_snapshot(session, actor="clinrlhf-pipeline", world=world)
-    return [Judgment.from_dict(json.loads(line)) for line in snapshot.ndjson.splitlines()]
+    return from_ndjson(snapshot.ndjson)
 
 
 def _deid_batch_report(settings: Settings, cohorts: Cohorts, today: date) -> DeidReport:

@@ -8,7 +8,6 @@ stage trained alone is logged and tagged exactly as in the pipeline.
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import torch
 
 from clinrlhf.feedback import Judgment
+from clinrlhf.feedback.judgment import from_ndjson
 from clinrlhf.lineage.runs import configure_mlflow
 from clinrlhf.pipeline import stages
 from clinrlhf.pipeline.cohorts import make_cohorts, practice_examples
@@ -38,14 +38,10 @@ class StageInputError(ValueError):
 def read_snapshot(path: Path) -> tuple[list[Judgment], str]:
     """The judgments of an exported snapshot, and the SHA-256 of its exact bytes."""
     raw = path.read_bytes()
-    judgments = []
-    for number, line in enumerate(raw.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            judgments.append(Judgment.from_dict(json.loads(line)))
-        except (ValueError, TypeError, KeyError) as err:
-            raise StageInputError(f"{path}: line {number} is not a judgment ({type(err).__name__})") from None
+    try:
+        judgments = from_ndjson(raw)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise StageInputError(f"{path}: {err}") from None
     if not judgments:
         raise StageInputError(f"{path}: no judgments")
     return judgments, hashlib.sha256(raw).hexdigest()

@@ -1,34 +1,14 @@
-"""Agreement statistics, against Fleiss' worked example and a slow pairwise count."""
+"""The report's agreement summary, against a slow pairwise count. Fleiss' κ itself is tested with
+its worked example in tests/clinrlhf/feedback/test_agreement.py."""
 
 from itertools import combinations
 
 import numpy as np
 import pytest
 
-from clinrlhf.lineage.agreement import agreement_summary, category_counts, fleiss_kappa, observed_agreement
+from clinrlhf.lineage.agreement import agreement_summary, category_counts, observed_agreement
 from clinrlhf.lineage.feedback_stats import feedback_stats
 from clinrlhf.lineage.sample import sample_judgments
-
-# 10 items, 14 raters, 5 categories: the example in Fleiss (1971) as reproduced by Wikipedia's
-# "Fleiss' kappa" article, with κ = 0.210.
-FLEISS = np.array(
-    [
-        [0, 0, 0, 0, 14],
-        [0, 2, 6, 4, 2],
-        [0, 0, 3, 5, 6],
-        [0, 3, 9, 2, 0],
-        [2, 2, 8, 1, 1],
-        [7, 7, 0, 0, 0],
-        [3, 2, 6, 3, 0],
-        [2, 5, 3, 2, 2],
-        [6, 5, 2, 1, 0],
-        [0, 2, 2, 3, 7],
-    ]
-)
-
-
-def test_fleiss_kappa_matches_the_worked_example():
-    assert fleiss_kappa(FLEISS) == pytest.approx(0.210, abs=5e-4)
 
 
 def test_observed_agreement_equals_counting_agreeing_pairs_of_raters():
