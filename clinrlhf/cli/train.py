@@ -14,13 +14,18 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from clinrlhf.cli import CLIError
+
+if TYPE_CHECKING:
+    from clinrlhf.pipeline.config import PipelineConfig
 
 EXAMPLES = """examples:
   clinrlhf train sft --out runs/sft
   clinrlhf train reward --policy runs/sft --snapshot feedback.ndjson --out runs/reward
   clinrlhf train ppo --policy runs/sft --reward runs/reward --snapshot feedback.ndjson --out runs/policy
+  torchrun --standalone --nproc_per_node 4 -m clinrlhf train ppo --policy runs/sft ...   # data-parallel
 
 --config takes the same JSON as `clinrlhf pipeline --config` (only the stage's own section is used,
 e.g. {"reward": {"target_epsilon": 4.0}})."""
@@ -66,8 +71,11 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"invalid config: {err}") from None
     from clinrlhf.cli.progress import stage_progress
     from clinrlhf.pipeline import single
+    from clinrlhf.ppo import distributed
     from privacy.dp import BudgetExceededError
 
+    if args.stage == "ppo" and distributed.launched_by_torchrun():
+        return _train_ppo_distributed(args, config)
     try:
         with stage_progress() as reporter:
             if args.stage == "sft":
@@ -82,3 +90,66 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(str(err)) from None
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def _train_ppo_distributed(args: argparse.Namespace, config: PipelineConfig) -> int:
+    """`torchrun ... -m clinrlhf train ppo`: rank 0 runs the ordinary stage (its MLflow run, checkpoints
+    and the policy folder), and every other rank trains alongside it on its share of each batch."""
+    from clinrlhf.cli.progress import stage_progress
+    from clinrlhf.pipeline import single
+    from clinrlhf.ppo import distributed
+
+    try:
+        with distributed.session() as dist:
+            if not dist.is_main:
+                _follow_ppo_stage(args, config)
+                return 0
+            with stage_progress() as reporter:
+                summary = single.train_ppo_stage(
+                    args.policy, args.reward, args.snapshot, args.out, config, reporter
+                )
+    except single.StageInputError as err:
+        raise CLIError(str(err)) from None
+    print(json.dumps(summary | {"world_size": dist.world_size}, indent=2))
+    return 0
+
+
+def _follow_ppo_stage(args: argparse.Namespace, config: PipelineConfig) -> None:
+    """A rank other than 0: the same models, prompts and reward as `stages.ppo_stage` builds, without
+    its MLflow run and without writing anything (the trainer leaves logs and checkpoints to rank 0)."""
+    import copy
+
+    import torch
+
+    from clinrlhf.pipeline import single
+    from clinrlhf.pipeline.stages import FORMAT_PENALTY
+    from clinrlhf.policy import load_policy
+    from clinrlhf.ppo import train_ppo
+    from clinrlhf.reward.evaluate import score_texts
+    from clinrlhf.reward.io import load_reward_model
+    from clinrlhf.text.prompt import parse_drug
+    from clinrlhf.world.world import load_world
+
+    judgments, _ = single.read_snapshot(args.snapshot)
+    torch.set_num_threads(1)
+    world = load_world()
+    policy, tokenizer = load_policy(args.policy)
+    reward_model, _, _ = load_reward_model(args.reward)
+    value_model = copy.deepcopy(reward_model)
+
+    def reward_fn(prompts: list[str], responses: list[str]) -> torch.Tensor:
+        # Must stay the reward of stages.ppo_stage: ranks that scored differently would mix two objectives.
+        scores = score_texts(reward_model, tokenizer, prompts, responses)
+        invalid = torch.tensor([parse_drug(world, r) is None for r in responses])
+        return scores - FORMAT_PENALTY * invalid.to(scores.dtype)
+
+    train_ppo(
+        policy,
+        copy.deepcopy(policy).eval(),
+        value_model,
+        reward_fn,
+        tokenizer,
+        sorted({j.prompt for j in judgments}),  # as single.train_ppo_stage
+        config.ppo,
+        checkpoint_dir=args.out.parent / "checkpoints",  # as stages.ppo_stage; only read on rank 0
+    )

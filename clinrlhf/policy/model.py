@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from transformers import (
     AutoModelForCausalLM,
@@ -14,6 +15,9 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 from transformers.utils import logging as hf_logging
+
+if TYPE_CHECKING:
+    from clinrlhf.policy.lora import LoRAConfig
 
 hf_logging.disable_progress_bar()  # our own progress bars own the terminal
 
@@ -55,9 +59,19 @@ def save_policy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path
     return path
 
 
-def load_policy(path: Path | str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Load a policy and its tokenizer from a local directory (never from a hub)."""
-    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+def load_policy(
+    path: Path | str, lora: LoRAConfig | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a policy and its tokenizer from any local causal-LM directory (never from a hub).
+
+    With `lora`, the policy comes back as a PEFT model whose only trainable weights are the adapters
+    (see clinrlhf.policy.lora, which also gives its frozen reference)."""
+    model: PreTrainedModel = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+    if lora is not None:
+        from clinrlhf.policy.lora import add_lora  # PEFT is only imported by those who use it
+
+        # A PeftModel forwards every attribute to the model it wraps, so it serves as one.
+        model = cast(PreTrainedModel, add_lora(model, lora))
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:

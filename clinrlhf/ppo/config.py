@@ -20,6 +20,11 @@ class PPOConfig:
     """PPO iterations; each samples `batch_size` responses and then updates on them."""
     batch_size: int = 128
     """Rollouts (prompt, response) per iteration."""
+    samples_per_prompt: int = 1
+    """Responses sampled per prompt in an iteration. Above 1, each response's score has the mean score
+    of its siblings subtracted (a leave-one-out baseline, Ahmadian et al., 2024): a Bradley–Terry
+    reward is only identified up to a per-prompt constant, which the value model would otherwise
+    have to learn before the advantages mean anything."""
     mini_batches: int = 2
     """Mini-batches each iteration's rollouts are split into; large ones average out update noise."""
     ppo_epochs: int = 4
@@ -72,6 +77,8 @@ class PPOConfig:
     def __post_init__(self) -> None:
         if self.batch_size % self.mini_batches:
             raise ValueError("batch_size must be a multiple of mini_batches")
+        if self.samples_per_prompt < 1 or self.batch_size % self.samples_per_prompt:
+            raise ValueError("batch_size must be a positive multiple of samples_per_prompt")
         if self.kl_estimator not in ("k1", "k3"):
             raise ValueError("kl_estimator must be 'k1' or 'k3'")
 

@@ -131,3 +131,14 @@ def per_token_rewards(
     rewards = non_score.clone()
     rewards[torch.arange(rewards.shape[0]), last] += scores
     return rewards, non_score
+
+
+def leave_one_out_baseline(scores: torch.Tensor, group_size: int) -> torch.Tensor:
+    """Scores minus the mean of the other responses to the same prompt (RLOO, Ahmadian et al., 2024,
+    https://arxiv.org/abs/2402.14740). `scores` is (B,) with each prompt's `group_size` responses
+    adjacent; group_size 1 returns the scores unchanged."""
+    if group_size == 1:
+        return scores
+    groups = scores.reshape(-1, group_size)
+    others = (groups.sum(-1, keepdim=True) - groups) / (group_size - 1)
+    return (groups - others).reshape(-1)

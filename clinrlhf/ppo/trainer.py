@@ -26,10 +26,12 @@ from clinrlhf.ppo.core import (
     gae,
     kl_k1,
     kl_k3,
+    leave_one_out_baseline,
     masked_mean,
     masked_whiten,
     per_token_rewards,
 )
+from clinrlhf.ppo.distributed import Dist, current
 from clinrlhf.ppo.kl_controller import AdaptiveKLController, FixedKLController, KLController
 from clinrlhf.ppo.rollout import Experience, RewardFn, collect, response_logprobs, response_values
 
@@ -70,17 +72,22 @@ def train_ppo(
     tracker: Tracker | None = None,
     progress: Callable[[int, int], None] | None = None,
     checkpoint_dir: Path | None = None,
+    dist: Dist | None = None,
 ) -> PPOResult:
     """Align `policy` to `reward_fn` while a KL penalty holds it near `ref_policy`.
 
     `policy` is trained in place. `value_model` gives per-token values (a `ScalarHeadModel`, usually a
     copy of the reward model). With `checkpoint_dir`, state is saved there and resumed from if present.
+    Under `torchrun` (`dist`, by default the initialized process group) every rank gets the same
+    arguments and trains on its share of each batch; only rank 0 logs and writes checkpoints.
     """
     if not prompts:
         raise ValueError("PPO needs at least one prompt")
-    tracker = tracker or NullTracker()
-    torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
+    dist = dist or current()
+    tracker = (tracker or NullTracker()) if dist.is_main else NullTracker()
+    local = dist.shard(config)  # this rank's share of each batch, drawn from its own random stream
+    torch.manual_seed(config.seed + dist.rank)
+    generator = torch.Generator().manual_seed(config.seed + dist.rank)
     # Dropout off everywhere, so log-probs are the same at rollout and update (Huang et al., detail 9).
     for model in (policy, ref_policy, value_model):
         model.eval()
@@ -94,8 +101,14 @@ def train_ppo(
     )
     history: list[dict[str, float]] = []
     start, run = 0, fingerprint(ref_policy, prompts) if checkpoint_dir is not None else ""
-    if checkpoint_dir is not None and (state := load_checkpoint(checkpoint_dir)) is not None:
-        start, history = _restore(state, run, config, policy, value_model, optimizer, kl_ctl, generator)
+    # Rank 0 reads the checkpoint and sends it on: other nodes need not share its disk.
+    state = dist.broadcast_object(
+        load_checkpoint(checkpoint_dir) if checkpoint_dir is not None and dist.is_main else None
+    )
+    if state is not None:
+        start, history = _restore(state, run, config, policy, value_model, optimizer, kl_ctl, generator, dist)
+    # Updates go through the DDP wrappers, which average gradients over ranks; sampling does not need to.
+    train_policy, train_value = dist.wrap(policy), dist.wrap(value_model)
     tracker.log_params(config.params())
 
     for step in range(start + 1, config.steps + 1):
@@ -107,12 +120,12 @@ def train_ppo(
             value_model,
             reward_fn,
             tokenizer,
-            draw_prompts(prompts, config.batch_size, generator),
+            draw_prompts(prompts, local.batch_size, generator, config.samples_per_prompt),
             response_length=config.response_length,
             temperature=config.temperature,
             generator=generator,
         )
-        sequence_kl = _sequence_kl(exp)
+        sequence_kl = dist.all_reduce_mean(_sequence_kl(exp))  # one KL for all: same cap, same beta
         if config.kl_cap is not None and sequence_kl > config.kl_cap:
             raise KLCapExceeded(step, sequence_kl, config.kl_cap)
 
@@ -129,13 +142,13 @@ def train_ppo(
 
         # 4. Clipped policy and value updates over several epochs of mini-batches.
         stats = ppo_update(
-            policy, value_model, optimizer, parameters, exp, advantages, returns, config, generator
+            train_policy, train_value, optimizer, parameters, exp, advantages, returns, local, generator, dist
         )
 
         # 5. Adapt beta, log, checkpoint.
         kl_coef = kl_ctl.value
         kl_ctl.update(sequence_kl, config.batch_size)
-        tokens = float(exp.mask.sum())
+        tokens = dist.all_reduce_sum(float(exp.mask.sum()))
         metrics = {
             "ppo.kl": sequence_kl,
             "ppo.kl_coef": kl_coef,
@@ -148,17 +161,22 @@ def train_ppo(
             **stats,
             "ppo.tokens_per_second": tokens / (time.perf_counter() - tick),
         }
+        metrics = dist.mean(metrics)  # over the whole batch, so every rank keeps the same history
         tracker.log_metrics(metrics, step=step)
         history.append({"step": float(step), **metrics})
         if checkpoint_dir is not None and (step % config.checkpoint_every == 0 or step == config.steps):
-            save_checkpoint(
-                checkpoint_dir,
-                _state(step, run, config, policy, value_model, optimizer, kl_ctl, generator, history),
-            )
+            rngs = dist.gather_object(rng_state(generator))  # every rank's, so each resumes its own stream
+            if dist.is_main:
+                save_checkpoint(
+                    checkpoint_dir,
+                    _state(step, run, config, policy, value_model, optimizer, kl_ctl, rngs, history),
+                )
         if progress is not None:
             progress(step, config.steps)
 
-    final = _final_measure(policy, ref_policy, value_model, reward_fn, tokenizer, prompts, config, generator)
+    final = dist.mean(
+        _final_measure(policy, ref_policy, value_model, reward_fn, tokenizer, prompts, local, generator)
+    )
     if config.kl_cap is not None and final["ppo.final_kl"] > config.kl_cap:
         raise KLCapExceeded(config.steps, final["ppo.final_kl"], config.kl_cap)
     metrics = {**final, "ppo.final_kl_coef": kl_ctl.value, "ppo.steps": float(config.steps)}
@@ -173,19 +191,23 @@ def train_ppo(
     )
 
 
-def draw_prompts(prompts: list[str], n: int, generator: torch.Generator) -> list[str]:
-    """`n` prompts without replacement (with replacement when there are fewer than `n`)."""
-    if len(prompts) >= n:
-        index = torch.randperm(len(prompts), generator=generator)[:n]
+def draw_prompts(prompts: list[str], n: int, generator: torch.Generator, repeats: int = 1) -> list[str]:
+    """`n // repeats` prompts without replacement (with replacement when there are fewer), each
+    repeated `repeats` times in a row."""
+    distinct = n // repeats
+    if len(prompts) >= distinct:
+        index = torch.randperm(len(prompts), generator=generator)[:distinct]
     else:
-        index = torch.randint(len(prompts), (n,), generator=generator)
-    return [prompts[i] for i in index.tolist()]
+        index = torch.randint(len(prompts), (distinct,), generator=generator)
+    return [prompts[i] for i in index.tolist() for _ in range(repeats)]
 
 
 def adjusted_scores(exp: Experience, config: PPOConfig) -> torch.Tensor:
-    """The reward-function score, penalised for a missing EOS (Huang et al., detail 23) and for length."""
+    """The reward-function score, penalised for a missing EOS (Huang et al., detail 23) and for length,
+    relative to the prompt's other responses when there are several."""
     scores = exp.scores + config.missing_eos_penalty * (~exp.has_eos).float()
-    return scores - config.length_penalty * exp.mask.sum(-1).float()
+    scores = scores - config.length_penalty * exp.mask.sum(-1).float()
+    return leave_one_out_baseline(scores, config.samples_per_prompt)
 
 
 def ppo_update(
@@ -198,7 +220,11 @@ def ppo_update(
     returns: torch.Tensor,
     config: PPOConfig,
     generator: torch.Generator,
+    dist: Dist | None = None,
 ) -> dict[str, float]:
+    """Clipped updates on this rank's rollouts; under DDP, pass the wrapped models so gradients are
+    averaged over ranks, and `dist` so all ranks stop early together."""
+    dist = dist or Dist()
     stats: dict[str, list[float]] = defaultdict(list)
     for _ in range(config.ppo_epochs):
         order = torch.randperm(config.batch_size, generator=generator)
@@ -231,7 +257,10 @@ def ppo_update(
                 ("value_clipfrac", float(vf_clipfrac)),
             ):
                 stats[name].append(value)
-        if config.target_approx_kl is not None and sum(epoch_kl) / len(epoch_kl) > config.target_approx_kl:
+        if (
+            config.target_approx_kl is not None
+            and dist.all_reduce_mean(sum(epoch_kl) / len(epoch_kl)) > config.target_approx_kl
+        ):
             break  # early stopping: the policy already moved far from the one that sampled
     return {f"ppo.{name}": sum(values) / len(values) for name, values in stats.items()}
 
@@ -281,7 +310,7 @@ def _state(
     value_model: nn.Module,
     optimizer: torch.optim.Optimizer,
     kl_ctl: KLController,
-    generator: torch.Generator,
+    rngs: list[dict[str, object]],
     history: list[dict[str, float]],
 ) -> dict[str, object]:
     return {
@@ -292,7 +321,7 @@ def _state(
         "value_model": value_model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "kl_controller": kl_ctl.state_dict(),
-        "rng": rng_state(generator),
+        "rng": rngs,  # indexed by rank
         "history": history,
     }
 
@@ -306,6 +335,7 @@ def _restore(
     optimizer: torch.optim.Optimizer,
     kl_ctl: KLController,
     generator: torch.Generator,
+    dist: Dist,
 ) -> tuple[int, list[dict[str, float]]]:
     if state["run"] != run:
         raise ValueError(
@@ -320,5 +350,11 @@ def _restore(
     value_model.load_state_dict(state["value_model"])
     optimizer.load_state_dict(state["optimizer"])
     kl_ctl.load_state_dict(state["kl_controller"])
-    set_rng_state(state["rng"], generator)
+    rngs = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]  # older: one process's
+    if len(rngs) != dist.world_size:
+        raise ValueError(
+            f"the PPO checkpoint was made by {len(rngs)} processes; resume it with as many, "
+            f"not {dist.world_size}, or each process would lose its random stream"
+        )
+    set_rng_state(rngs[dist.rank], generator)
     return int(state["step"]), list(state["history"])

@@ -12,6 +12,7 @@ from clinrlhf.ppo.core import (
     gae,
     kl_k1,
     kl_k3,
+    leave_one_out_baseline,
     masked_mean,
     masked_var,
     masked_whiten,
@@ -169,3 +170,17 @@ def test_per_token_rewards_put_the_score_on_the_last_real_token_and_the_penalty_
     rewards, non_score = per_token_rewards(kl, torch.tensor([10.0, -1.0]), mask, kl_coef=0.1)
     assert torch.allclose(non_score, torch.tensor([[-0.05, -0.1, -0.2, 0.0], [-0.1, -0.1, -0.1, -0.1]]))
     assert torch.allclose(rewards, torch.tensor([[-0.05, -0.1, 9.8, 0.0], [-0.1, -0.1, -0.1, -1.1]]))
+
+
+def test_leave_one_out_baseline_subtracts_the_mean_of_the_siblings() -> None:
+    scores = torch.tensor([1.0, 2.0, 6.0, -1.0, -1.0, 5.0])
+    expected = [1 - 4, 2 - 3.5, 6 - 1.5, -1 - 2, -1 - 2, 5 - (-1)]
+    assert leave_one_out_baseline(scores, 3).tolist() == pytest.approx(expected)
+    assert leave_one_out_baseline(scores, 1).tolist() == scores.tolist()
+
+
+def test_leave_one_out_baseline_removes_any_per_prompt_offset() -> None:
+    scores = torch.randn(4, 5, generator=torch.Generator().manual_seed(0))
+    offsets = torch.tensor([[10.0], [-3.0], [0.5], [100.0]])
+    shifted = leave_one_out_baseline((scores + offsets).reshape(-1), 5)
+    assert torch.allclose(shifted, leave_one_out_baseline(scores.reshape(-1), 5), atol=1e-4)

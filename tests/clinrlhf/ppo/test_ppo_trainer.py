@@ -14,6 +14,7 @@ from clinrlhf.lineage.tracker import RecordingTracker
 from clinrlhf.ppo import KLCapExceeded, PPOConfig, train_ppo
 from clinrlhf.ppo.checkpoint import CHECKPOINT_FILE
 from clinrlhf.ppo.rollout import response_mask
+from clinrlhf.ppo.trainer import draw_prompts
 
 if TYPE_CHECKING:
     from conftest import Task
@@ -159,3 +160,20 @@ def _close(a: list[dict[str, float]], b: list[dict[str, float]]) -> bool:
         x.keys() == y.keys() and all(x[k] == pytest.approx(y[k], abs=1e-5) for k in x)
         for x, y in zip(a, b, strict=True)
     )
+
+
+def test_draw_prompts_repeats_each_prompt_in_a_row() -> None:
+    drawn = draw_prompts([f"p{i}" for i in range(10)], 8, torch.Generator().manual_seed(0), repeats=4)
+    assert len(drawn) == 8 and drawn[:4] == [drawn[0]] * 4 and drawn[4:] == [drawn[4]] * 4
+    assert drawn[0] != drawn[4]  # without replacement
+
+
+def test_several_samples_per_prompt_train_with_a_per_prompt_baseline(task: Task) -> None:
+    config = dataclasses.replace(SMALL, steps=2, samples_per_prompt=4)
+    result, _, _ = _run(task, config)
+    row = result.history[-1]
+    # The leave-one-out baseline centres the scores, so the optimised reward is the KL penalty alone
+    # (plus the mean missing-EOS penalty, also centred): its mean is the non-score part.
+    assert row["ppo.rlhf_reward"] == pytest.approx(row["ppo.non_score_reward"], abs=1e-5)
+    with pytest.raises(ValueError, match="samples_per_prompt"):
+        PPOConfig(batch_size=16, samples_per_prompt=3)
