@@ -24,7 +24,6 @@ from typing import Literal
 from privacy.dp import ACCOUNTANTS, PRIVACY_UNITS, Accountant, PrivacyUnit
 
 GradSampleMode = Literal["hooks", "ghost"]
-IMPLEMENTED_UNITS: tuple[PrivacyUnit, ...] = ("pair",)
 
 
 @dataclass(frozen=True)
@@ -42,12 +41,29 @@ class RewardConfig:
     target_epsilon: float = 8.0
     """Privacy budget spent by the whole run."""
     target_delta: float | None = None
-    """δ; None means 1/(10·n) for n pairs: strictly below 1/n, so releasing one pair in the clear
-    is never (ε, δ)-DP. 1/n is the loosest value CONTRACT accepts."""
+    """δ; None means 1/(10·n) for n privacy units (pairs, clinicians or patients): strictly below
+    1/n, so releasing one unit's data in the clear is never (ε, δ)-DP. 1/n is the loosest value
+    CONTRACT accepts."""
     accountant: Accountant = "prv"
     """Privacy accountant: "prv" (tight, reported as dp.epsilon) or "rdp"."""
     privacy_unit: PrivacyUnit = "pair"
-    """What one DP sample is. Only "pair" is implemented: one pair is one row, clipped as one."""
+    """What neighbouring datasets differ by. "pair": one pair is one row, sampled and clipped as one.
+    "clinician" or "patient": all the pairs of one pseudonym, bounded to `max_pairs_per_unit`,
+    Poisson-sampled together (`units_per_batch`), their gradient sum clipped as one (user-level
+    DP-SGD, privacy.dp.units; docs/privacy.md states the guarantee)."""
+    max_pairs_per_unit: int = 32
+    """Contribution bound of a clinician or patient: pairs beyond it are dropped before training (a
+    seeded draw per unit). It bounds memory and one unit's weight among the others, not the
+    sensitivity, which clipping already bounds. A patient has about 6 pairs in the pipeline, so 32
+    drops almost none; a clinician has hundreds, so under "clinician" it trades data for speed."""
+    units_per_batch: int = 64
+    """Expected clinicians or patients per Poisson batch (capped at their number, where every step
+    takes every unit). The sample rate q = 1/ceil(n_units / units_per_batch) depends on the number
+    of units only, never on how many pairs each has."""
+    rows_per_pass: int = 512
+    """Under a clinician or patient unit, pairs per forward/backward pass: a batch of units is
+    processed in passes of this many rows, their per-pair gradients summed per unit in between.
+    Memory only; the mechanism is the same."""
     trainable_blocks: int | None = None
     """Train only the top k transformer blocks (plus the final norm and the head); None trains all.
     Under DP every trained coordinate adds noise, so a small trained subset often learns better at
@@ -79,8 +95,13 @@ class RewardConfig:
     def __post_init__(self) -> None:
         if self.privacy_unit not in PRIVACY_UNITS:
             raise ValueError(f"privacy_unit must be one of {PRIVACY_UNITS}, got {self.privacy_unit!r}")
-        if self.privacy_unit not in IMPLEMENTED_UNITS:
-            raise ValueError(f"privacy_unit {self.privacy_unit!r} is not implemented yet; use 'pair'")
+        if self.privacy_unit != "pair" and self.dp and self.grad_sample_mode != "hooks":
+            raise ValueError(
+                "a clinician or patient unit clips the sum of its pairs' gradients, which ghost clipping "
+                "cannot compute (it only has per-pair norms); use grad_sample_mode 'hooks'"
+            )
+        if min(self.max_pairs_per_unit, self.units_per_batch, self.rows_per_pass) < 1:
+            raise ValueError("max_pairs_per_unit, units_per_batch and rows_per_pass must be at least 1")
         if self.accountant not in ACCOUNTANTS:
             raise ValueError(f"accountant must be one of {ACCOUNTANTS}, got {self.accountant!r}")
         if self.grad_sample_mode not in ("hooks", "ghost"):
@@ -99,5 +120,5 @@ class RewardConfig:
             raise ValueError(f"target_delta must be in (0, 1), got {self.target_delta}")
 
     def delta_for(self, n: int) -> float:
-        """The δ used for n pairs."""
+        """The δ used for n privacy units (pairs under the "pair" unit)."""
         return self.target_delta if self.target_delta is not None else 1.0 / (10 * n)

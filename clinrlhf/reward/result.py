@@ -33,7 +33,8 @@ class RewardResult:
     sample_rate: float
     steps: int
     history: list[dict] = field(default_factory=list)
-    """One record per optimizer step: step, epoch, batch_size, loss, accuracy, noise_multiplier, sample_rate."""
+    """One record per optimizer step: step, epoch, batch_size (pairs), units (clinicians or patients
+    sampled; pairs under the pair unit), loss, accuracy, noise_multiplier, sample_rate."""
     params: dict[str, str] = field(default_factory=dict)
     """The params logged: CONTRACT's dp.* names (with DP) plus reward.* settings."""
     metrics: dict[str, float] = field(default_factory=dict)
@@ -43,6 +44,10 @@ class RewardResult:
     rater_flip_rates: dict[str, float] = field(default_factory=dict)
     """Each clinician's learned label-flip probability (clinrlhf.reward.raters); empty when off.
     Trained parameters like the rewards, so covered by the same guarantee."""
+    units: int = 0
+    """n: the privacy units trained on (pairs, clinicians or patients); δ defaults to 1/(10·n)."""
+    max_pairs_per_unit: int | None = None
+    """The contribution bound of a clinician or patient unit; None under the pair unit."""
 
     @property
     def guarantee(self) -> PrivacyGuarantee | None:
@@ -57,14 +62,25 @@ class RewardResult:
             self.noise_multiplier,
             self.sample_rate,
             self.steps,
+            self.max_pairs_per_unit,
         )
 
 
 def run_params(
-    config: RewardConfig, n: int, delta: float, noise: float, rate: float, steps: int
+    config: RewardConfig,
+    supplied: int,
+    used: int,
+    units: int | None,
+    delta: float,
+    noise: float,
+    rate: float,
+    steps: int,
 ) -> dict[str, str]:
+    """`supplied` pairs came in, `used` were kept after bounding each unit's contributions, from
+    `units` clinicians or patients (None under the pair unit)."""
     params = {
-        "reward.pairs": str(n),
+        "reward.pairs": str(supplied),
+        "reward.pairs_used": str(used),
         "reward.epochs": str(config.epochs),
         "reward.batch_size": str(config.batch_size),
         "reward.learning_rate": str(config.learning_rate),
@@ -79,17 +95,32 @@ def run_params(
     if not config.dp:
         return params
     # repr keeps every digit, so epsilon recomputed from the logged params equals the logged epsilon.
-    return params | {
-        "dp.noise_multiplier": repr(noise),
-        "dp.sample_rate": repr(rate),
-        "dp.steps": str(steps),
-        "dp.delta": repr(delta),
-        "dp.max_grad_norm": repr(config.max_grad_norm),
-        "dp.accountant": config.accountant,
-        "dp.privacy_unit": config.privacy_unit,
-        "dp.grad_sample_mode": config.grad_sample_mode,
-        "dp.secure_rng": str(config.secure_rng),
-        "dp.target_epsilon": repr(config.target_epsilon),
+    return (
+        params
+        | {
+            "dp.noise_multiplier": repr(noise),
+            "dp.sample_rate": repr(rate),
+            "dp.steps": str(steps),
+            "dp.delta": repr(delta),
+            "dp.max_grad_norm": repr(config.max_grad_norm),
+            "dp.accountant": config.accountant,
+            "dp.privacy_unit": config.privacy_unit,
+            "dp.grad_sample_mode": config.grad_sample_mode,
+            "dp.secure_rng": str(config.secure_rng),
+            "dp.target_epsilon": repr(config.target_epsilon),
+        }
+        | _unit_params(config, units)
+    )
+
+
+def _unit_params(config: RewardConfig, units: int | None) -> dict[str, str]:
+    """What a user-level guarantee rests on besides (σ, q, T): how many units, and the bound."""
+    if units is None:
+        return {}
+    return {
+        "dp.units": str(units),
+        "dp.max_pairs_per_unit": str(config.max_pairs_per_unit),
+        "dp.units_per_batch": str(config.units_per_batch),
     }
 
 

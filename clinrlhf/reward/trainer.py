@@ -1,10 +1,17 @@
-"""Train the reward model on preference pairs with DP-SGD (Opacus), one pair per private sample.
+"""Train the reward model on preference pairs with DP-SGD (Opacus), per pair, clinician or patient.
 
 The loop, read top to bottom: encode each pair as one row (clinrlhf.reward.encode), let Opacus
 Poisson-sample rows, clip each row's gradient and add Gaussian noise calibrated to the budget
 (Abadi et al., 2016, https://arxiv.org/abs/1607.00133), and minimise the Bradley–Terry loss. The
 privacy spent is recomputed from the run's (noise, sample rate, steps) with privacy.dp's pure
 functions, so anyone can recompute it from the logged params.
+
+Under a clinician or patient unit (user-level DP, privacy.dp.units) the same Opacus machinery runs
+over *units*: each unit's pairs are first bounded to `max_pairs_per_unit`, Opacus' Poisson loader
+samples unit ids, every pair of a sampled unit is encoded in the batch, and between the backward
+pass and the optimizer step the per-pair gradients are summed per unit. Opacus' DPOptimizer then
+clips each unit's sum as one sample, adds N(0, σ²C²) and averages over the expected units per
+batch; its accountant records (σ, q_units) at every step, exactly as for pairs.
 
 What the guarantee covers: the returned model and anything computed from it. The per-step training
 loss and accuracy that are logged are averages over private pairs taken outside the mechanism; they
@@ -15,6 +22,8 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from opacus import PrivacyEngine
@@ -27,14 +36,15 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from clinrlhf.lineage.tracker import NullTracker, Tracker
 from clinrlhf.reward.backbone import freeze_lower_layers, freeze_unused_parameters, prepare_backbone
 from clinrlhf.reward.config import RewardConfig
-from clinrlhf.reward.encode import encode_pairs, pair_rewards
+from clinrlhf.reward.encode import EncodedPairs, encode_pairs, pair_rewards
 from clinrlhf.reward.ledger import LedgerEntry, PrivacyLedger
 from clinrlhf.reward.loss import BradleyTerryLoss
 from clinrlhf.reward.model import ScalarHeadModel
 from clinrlhf.reward.pairs import PreferencePair
 from clinrlhf.reward.raters import RaterFlipLogits
 from clinrlhf.reward.result import RewardResult, run_metrics, run_params
-from privacy.dp import epsilon_for
+from clinrlhf.reward.units import UnitRows, bound_pairs
+from privacy.dp import epsilon_for, sum_by_unit
 from privacy.dp.accounting import quiet_prv
 from privacy.dp.ledger import Mechanism
 
@@ -84,80 +94,45 @@ def _train(
     progress: Progress | None,
     charge: Callable[[float, float, int, float], object] | None = None,
 ) -> RewardResult:
-    delta = config.delta_for(len(pairs))
-    prepare_backbone(backbone)
-    if config.trainable_blocks is not None:
-        freeze_lower_layers(backbone, config.trainable_blocks)
-    eager = getattr(backbone.config, "_attn_implementation", "sdpa") == "eager"
-    model = ScalarHeadModel(backbone).train()
-    freeze_unused_parameters(model, eager=eager)
-    raters = (
-        RaterFlipLogits(config.rater_buckets, config.rater_initial_flip) if config.rater_buckets else None
-    )
-    trained = _PairModel(model, raters, eager)
-    encoded = encode_pairs(
-        tokenizer, pairs, getattr(backbone.config, "n_positions", None), config.rater_buckets
-    )
-    generator = torch.Generator().manual_seed(config.seed)
-    data = TensorDataset(encoded.input_ids, encoded.lengths, encoded.margins, encoded.raters)
-    loader = DataLoader(data, batch_size=min(config.batch_size, len(data)), shuffle=True, generator=generator)
-    groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
-    if raters is not None:
-        groups.append(
-            {"params": list(raters.parameters()), "lr": config.rater_learning_rate, "weight_decay": 0.0}
-        )
-    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
-    criterion: nn.Module = BradleyTerryLoss(config.center_rewards_coef)
-    module: nn.Module = trained
-    engine, noise = None, 0.0
-    if config.dp:
-        engine, module, optimizer, criterion, loader = _make_private(
-            trained, optimizer, criterion, loader, config, delta, generator
-        )
-        noise = float(optimizer.noise_multiplier)
-    rate, total = 1.0 / len(loader), config.epochs * len(loader)
+    supplied = len(pairs)
+    pairs = bound_pairs(pairs, config.privacy_unit, config.max_pairs_per_unit, config.seed)
+    run = prepare_training(pairs, backbone, tokenizer, config)
+    noise, rate, total = run.noise_multiplier, run.sample_rate, config.epochs * len(run.loader)
     if charge is not None:  # before any step: a refused run touches no data
-        charge(noise, rate, total, delta)
-    params = run_params(config, len(pairs), delta, noise, rate, total)
+        charge(noise, rate, total, run.delta)
+    n_units = len(run.units) if run.units is not None else None
+    params = run_params(config, supplied, len(pairs), n_units, run.delta, noise, rate, total)
     tracker.log_params(dict(params))
 
     history: list[dict] = []
     for epoch in range(config.epochs):
-        for input_ids, lengths, margins, rater_ids in loader:
-            record = _step(
-                module,
-                optimizer,
-                criterion,
-                input_ids,
-                lengths,
-                margins if config.use_margin else None,
-                rater_ids,
-            )
+        for batch in run.loader:
+            record = run.step(batch)
             history.append(
                 record
                 | {"step": len(history) + 1, "epoch": epoch, "noise_multiplier": noise, "sample_rate": rate}
             )
             tracker.log_metrics(
-                {f"reward.{k}": record[k] for k in ("loss", "accuracy", "batch_size")}, step=len(history)
+                {f"reward.{k}": record[k] for k in ("loss", "accuracy", "batch_size", "units")},
+                step=len(history),
             )
             if progress is not None:
                 progress(len(history), total)
 
-    if isinstance(module, AbstractGradSampleModule):
-        module.to_standard_module()  # removes Opacus' hooks from `trained`, which it wraps
-    _strip_opacus_attributes(trained)
+    run.finish()
     epsilon, epsilon_rdp = float("inf"), float("inf")
-    if engine is not None:
-        _check_accountant(engine, noise, rate, len(history))
-        epsilon = epsilon_for(noise, rate, len(history), delta, config.accountant)
-        epsilon_rdp = epsilon_for(noise, rate, len(history), delta, "rdp")
+    if run.engine is not None:
+        _check_accountant(run.engine, noise, rate, len(history))
+        epsilon = epsilon_for(noise, rate, len(history), run.delta, config.accountant)
+        epsilon_rdp = epsilon_for(noise, rate, len(history), run.delta, "rdp")
+    raters = run.trained.raters
     flip_rates = raters.eval().flip_rates(sorted({p.clinician for p in pairs})) if raters else {}
     metrics = run_metrics(history, config.epochs, epsilon if config.dp else None, epsilon_rdp)
     tracker.log_metrics(metrics, step=len(history))
     return RewardResult(
-        model=model.eval(),
+        model=run.trained.reward.eval(),
         epsilon=epsilon,
-        delta=delta,
+        delta=run.delta,
         epsilon_rdp=epsilon_rdp,
         noise_multiplier=noise,
         sample_rate=rate,
@@ -168,6 +143,8 @@ def _train(
         privacy_unit=config.privacy_unit,
         accountant=config.accountant,
         rater_flip_rates=flip_rates,
+        units=n_units if n_units is not None else len(pairs),
+        max_pairs_per_unit=config.max_pairs_per_unit if config.privacy_unit != "pair" else None,
     )
 
 
@@ -184,6 +161,111 @@ class _PairModel(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         rewards = pair_rewards(self.reward, input_ids, lengths, eager=self.eager)  # (B, 2)
         return rewards, None if self.raters is None else self.raters(rater_ids)
+
+
+@dataclass
+class TrainingRun:
+    """One training run, ready for its first step: what `train_reward` loops over, exposed so that
+    tests and benchmarks can take single steps of exactly the same mechanism."""
+
+    trained: _PairModel
+    """The reward model (and flip logits) being trained."""
+    module: nn.Module
+    """`trained`, or Opacus' GradSampleModule around it under DP."""
+    optimizer: torch.optim.Optimizer
+    """AdamW, or Opacus' DPOptimizer around it (clipping, noise, accounting hook)."""
+    criterion: nn.Module
+    loader: DataLoader
+    """Batches of rows (pair unit) or of unit ids (clinician, patient); Poisson under DP."""
+    encoded: EncodedPairs
+    units: UnitRows | None
+    """The rows of each clinician or patient; None when every row is its own sample."""
+    engine: PrivacyEngine | None
+    delta: float
+    config: RewardConfig
+
+    @property
+    def noise_multiplier(self) -> float:
+        return float(getattr(self.optimizer, "noise_multiplier", 0.0)) if self.engine else 0.0
+
+    @property
+    def sample_rate(self) -> float:
+        return 1.0 / len(self.loader)
+
+    def step(self, batch: Sequence[torch.Tensor]) -> dict:
+        """One optimizer step on a batch from `loader`. -> {batch_size, units, loss, accuracy}"""
+        if self.units is not None:
+            return _unit_step(self, self.units, batch[0])
+        input_ids, lengths, margins, rater_ids = batch
+        used = margins if self.config.use_margin else None
+        return _step(self.module, self.optimizer, self.criterion, input_ids, lengths, used, rater_ids)
+
+    def finish(self) -> None:
+        """Remove Opacus' hooks and per-sample state, so PPO can copy and train the model normally."""
+        if isinstance(self.module, AbstractGradSampleModule):
+            self.module.to_standard_module()  # removes Opacus' hooks from `trained`, which it wraps
+        _strip_opacus_attributes(self.trained)
+
+
+def prepare_training(
+    pairs: Sequence[PreferencePair],
+    backbone: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    config: RewardConfig,
+) -> TrainingRun:
+    """Build the model, data and (under DP) Opacus' wrappers, with noise calibrated to the budget.
+    `pairs` must already be bounded per unit (clinrlhf.reward.units.bound_pairs); `backbone` is
+    modified in place. Call under a seeded RNG: Opacus' Poisson sampler uses the global one."""
+    units = UnitRows.of(pairs, config.privacy_unit) if _per_unit(config) else None
+    delta = config.delta_for(len(units) if units is not None else len(pairs))
+    prepare_backbone(backbone)
+    if config.trainable_blocks is not None:
+        freeze_lower_layers(backbone, config.trainable_blocks)
+    eager = getattr(backbone.config, "_attn_implementation", "sdpa") == "eager"
+    model = ScalarHeadModel(backbone).train()
+    freeze_unused_parameters(model, eager=eager)
+    raters = (
+        RaterFlipLogits(config.rater_buckets, config.rater_initial_flip) if config.rater_buckets else None
+    )
+    trained = _PairModel(model, raters, eager)
+    encoded = encode_pairs(
+        tokenizer, pairs, getattr(backbone.config, "n_positions", None), config.rater_buckets
+    )
+    generator = torch.Generator().manual_seed(config.seed)
+    loader = _loader(encoded, units, config, generator)
+    groups: list[dict[str, Any]] = [{"params": [p for p in model.parameters() if p.requires_grad]}]
+    if raters is not None:
+        groups.append(
+            {"params": list(raters.parameters()), "lr": config.rater_learning_rate, "weight_decay": 0.0}
+        )
+    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
+    criterion: nn.Module = BradleyTerryLoss(config.center_rewards_coef)
+    module: nn.Module = trained
+    engine = None
+    if config.dp:
+        engine, module, optimizer, criterion, loader = _make_private(
+            trained, optimizer, criterion, loader, config, delta, generator
+        )
+    return TrainingRun(trained, module, optimizer, criterion, loader, encoded, units, engine, delta, config)
+
+
+def _per_unit(config: RewardConfig) -> bool:
+    """Whether rows are grouped into clinician or patient samples. A non-private run has no samples
+    to group: it trains on the bounded pairs, row by row, as a like-for-like baseline."""
+    return config.dp and config.privacy_unit != "pair"
+
+
+def _loader(
+    encoded: EncodedPairs, units: UnitRows | None, config: RewardConfig, generator: torch.Generator
+) -> DataLoader:
+    """Rows (pair unit) or unit ids (clinician, patient), in batches of the expected size; Opacus
+    replaces it with a Poisson-sampling loader of the same rate, 1/len(loader)."""
+    if units is None:
+        data = TensorDataset(encoded.input_ids, encoded.lengths, encoded.margins, encoded.raters)
+        batch = config.batch_size
+    else:
+        data, batch = TensorDataset(torch.arange(len(units))), config.units_per_batch
+    return DataLoader(data, batch_size=min(batch, len(data)), shuffle=True, generator=generator)
 
 
 def _ledger_charge(
@@ -259,13 +341,51 @@ def _step(
         # An empty Poisson sample is still a step of the mechanism (the accountant charges for it):
         # release the noise alone.
         _noise_only_step(module, optimizer, ghost=isinstance(optimizer, DPOptimizerFastGradientClipping))
-        return {"batch_size": 0, "loss": float("nan"), "accuracy": float("nan")}
+        return {"batch_size": 0, "units": 0, "loss": float("nan"), "accuracy": float("nan")}
     rewards, flip_logits = module(input_ids, lengths, rater_ids)
     loss = criterion(rewards, margins, flip_logits)
     loss.backward()
     optimizer.step()
     accuracy = (rewards[:, 0] > rewards[:, 1]).float().mean()
-    return {"batch_size": int(input_ids.shape[0]), "loss": float(loss.item()), "accuracy": float(accuracy)}
+    rows = int(input_ids.shape[0])
+    return {"batch_size": rows, "units": rows, "loss": float(loss.item()), "accuracy": float(accuracy)}
+
+
+def _unit_step(run: TrainingRun, units: UnitRows, unit_ids: torch.Tensor) -> dict:
+    """One DP step over a Poisson sample of units: per-pair gradients (Opacus hooks), summed per
+    unit, then DPOptimizer clips each unit's sum to C, adds noise and steps. The rows go through
+    in passes of `rows_per_pass`; the per-unit sums carry over between passes."""
+    run.optimizer.zero_grad(set_to_none=True)
+    rows, owner = units.gather(unit_ids)
+    if len(rows) == 0:
+        _noise_only_step(run.module, run.optimizer, ghost=False)
+        return {"batch_size": 0, "units": 0, "loss": float("nan"), "accuracy": float("nan")}
+    params = [p for p in run.module.parameters() if p.requires_grad]
+    sums = [torch.zeros((len(unit_ids), *p.shape), dtype=p.dtype, device=p.device) for p in params]
+    loss_sum, correct, width = 0.0, 0.0, run.config.rows_per_pass
+    for start in range(0, len(rows), width):
+        chunk, who = rows[start : start + width], owner[start : start + width]
+        enc = run.encoded
+        margins = enc.margins[chunk] if run.config.use_margin else None
+        rewards, flip_logits = run.module(enc.input_ids[chunk], enc.lengths[chunk], enc.raters[chunk])
+        loss = run.criterion(rewards, margins, flip_logits)  # a mean: Opacus rescales it per pair
+        loss.backward()
+        for i, p in enumerate(params):
+            sums[i] += sum_by_unit(_grad_sample(p), who, len(unit_ids))
+            p.grad_sample = None  # type: ignore[attr-defined]  # the next pass starts afresh
+        loss_sum += float(loss.item()) * len(chunk)
+        correct += float((rewards[:, 0] > rewards[:, 1]).float().sum())
+    for p, per_unit in zip(params, sums, strict=True):
+        p.grad_sample = per_unit  # type: ignore[attr-defined]  # one "sample" per unit
+    run.optimizer.step()
+    n = len(rows)
+    return {"batch_size": n, "units": len(unit_ids), "loss": loss_sum / n, "accuracy": correct / n}
+
+
+def _grad_sample(p: torch.Tensor) -> torch.Tensor:
+    """A parameter's per-pair gradients from the last backward pass, as one (rows, ...) tensor."""
+    sample = p.grad_sample  # type: ignore[attr-defined]
+    return torch.cat(sample) if isinstance(sample, list) else sample
 
 
 def _noise_only_step(module: nn.Module, optimizer: torch.optim.Optimizer, ghost: bool) -> None:

@@ -1,7 +1,8 @@
 """Differential privacy for training on clinicians' judgments: accounting, and the guarantee it buys.
 
 Pure functions over Opacus' accountants (PRV by default, RDP beside it), a typed statement of what
-a run guarantees, and the layer conversions GPT-2 needs before Opacus can compute per-sample
+a run guarantees, user-level DP-SGD's pure steps (contribution bounding, sampling rate over units,
+per-unit gradient sums), and the layer conversions GPT-2 needs before Opacus can compute per-sample
 gradients.
 """
 
@@ -9,6 +10,7 @@ from privacy.dp.accounting import ACCOUNTANTS, Accountant, calibrate_noise, epsi
 from privacy.dp.compat import conv1d_to_linear, linear_to_conv1d, untie_parameters
 from privacy.dp.guarantee import PRIVACY_UNITS, PrivacyGuarantee, PrivacyUnit
 from privacy.dp.ledger import Budget, BudgetExceededError, Mechanism, check_budget, composed_epsilon
+from privacy.dp.units import bound_contributions, sum_by_unit, unit_sample_rate
 
 __all__ = [
     "ACCOUNTANTS",
@@ -19,11 +21,14 @@ __all__ = [
     "Mechanism",
     "PrivacyGuarantee",
     "PrivacyUnit",
+    "bound_contributions",
     "calibrate_noise",
     "check_budget",
     "composed_epsilon",
     "conv1d_to_linear",
     "epsilon_for",
     "linear_to_conv1d",
+    "sum_by_unit",
+    "unit_sample_rate",
     "untie_parameters",
 ]

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Literal
 
+import numpy as np
 from opacus.accountants import PRVAccountant, RDPAccountant
 from opacus.accountants.accountant import IAccountant
 from opacus.accountants.utils import get_noise_multiplier
@@ -36,9 +37,11 @@ RDP_ORDERS: tuple[float, ...] = tuple(
 
 @contextmanager
 def quiet_prv() -> Iterator[None]:
-    """Silence the RDP order warning that Opacus' PRV accountant triggers internally: it bounds the
-    support of the privacy loss with RDP, where a loose bound only widens the grid it integrates on."""
-    with warnings.catch_warnings():
+    """Silence two harmless warnings of Opacus' PRV accountant: the RDP order warning it triggers
+    internally (it bounds the support of the privacy loss with RDP, where a loose bound only widens
+    the grid it integrates on), and numpy's log(0) at sample rate 1 (log(1 − q), in a branch that
+    np.where then discards; a clinician unit with few clinicians samples every one each step)."""
+    with warnings.catch_warnings(), np.errstate(divide="ignore"):
         warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
         yield
 

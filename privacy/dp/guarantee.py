@@ -31,6 +31,9 @@ class PrivacyGuarantee:
     """Poisson sampling probability of each unit in each step."""
     steps: int
     """Noisy gradient steps taken."""
+    max_pairs_per_unit: int | None = None
+    """Contribution bound of a clinician or patient unit: at most this many of the unit's pairs were
+    used (None for the pair unit, where each unit is one pair)."""
 
     def describe(self) -> str:
         text = (
@@ -41,6 +44,12 @@ class PrivacyGuarantee:
             f"{self.accountant.upper()} accountant. It holds for everything derived from the model, "
             f"but not for data used outside training (e.g. held-out evaluation sets)."
         )
+        if self.max_pairs_per_unit is not None:
+            text += (
+                f" Each {self.unit}'s contribution was bounded before training: at most "
+                f"{self.max_pairs_per_unit} of their pairs were used, and the sum of their gradients "
+                "was clipped as one sample."
+            )
         if self.unit == "pair":
             # Group privacy (Dwork & Roth, 2014, Theorem 2.2 and its (ε, δ) form): k units cost about k·ε.
             text += (

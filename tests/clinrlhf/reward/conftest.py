@@ -81,3 +81,9 @@ def train_pairs(world: World) -> list[PreferencePair]:
 @pytest.fixture(scope="session")
 def heldout_pairs(world: World) -> list[PreferencePair]:
     return concordance_pairs(world, 300, seed=2)
+
+
+@pytest.fixture(scope="session")
+def make_pairs(world: World) -> Callable[[int, int], list[PreferencePair]]:
+    """concordance_pairs(world, n, seed), for tests that need more (or other) pairs than the fixtures."""
+    return lambda n, seed: concordance_pairs(world, n, seed)

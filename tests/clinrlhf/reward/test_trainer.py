@@ -170,7 +170,9 @@ def test_non_private_baseline_reports_no_guarantee(
 @pytest.mark.parametrize(
     ("field", "value", "error"),
     [
-        ("privacy_unit", "clinician", "not implemented"),
+        ("grad_sample_mode", "ghost", "ghost clipping cannot"),  # with privacy_unit="patient", below
+        ("max_pairs_per_unit", 0, "max_pairs_per_unit"),
+        ("units_per_batch", 0, "units_per_batch"),
         ("privacy_unit", "hospital", "privacy_unit"),
         ("grad_sample_mode", "functorch", "grad_sample_mode"),
         ("accountant", "gdp", "accountant"),
@@ -179,8 +181,9 @@ def test_non_private_baseline_reports_no_guarantee(
     ],
 )
 def test_invalid_configs_are_refused_with_a_reason(field: str, value: object, error: str) -> None:
+    unit = {"privacy_unit": "patient"} if (field, value) == ("grad_sample_mode", "ghost") else {}
     with pytest.raises(ValueError, match=error):
-        RewardConfig(**{field: value})  # type: ignore[arg-type]
+        RewardConfig(**{field: value, **unit})  # type: ignore[arg-type]
 
 
 def test_secure_rng_without_torchcsprng_fails_clearly(

@@ -24,3 +24,10 @@ def test_description_names_the_clinician_unit() -> None:
     g = PrivacyGuarantee(1.0, 1e-6, "clinician", "rdp", 1.1, 0.01, 10)
     assert "all the judgments of one clinician" in g.describe()
     assert "as a group" not in g.describe()
+
+
+def test_description_of_a_patient_unit_states_the_contribution_bound() -> None:
+    g = PrivacyGuarantee(8.0, 1e-4, "patient", "prv", 0.6, 0.05, 80, max_pairs_per_unit=32)
+    text = g.describe()
+    assert "all the judgments about one patient" in text and "per-patient gradient clipping" in text
+    assert "at most 32 of their pairs were used" in text and "as a group" not in text
