@@ -122,12 +122,10 @@ def _follow_ppo_stage(args: argparse.Namespace, config: PipelineConfig) -> None:
     import torch
 
     from clinrlhf.pipeline import single
-    from clinrlhf.pipeline.stages import FORMAT_PENALTY
+    from clinrlhf.pipeline.policy_reward import prescription_reward
     from clinrlhf.policy import load_policy
     from clinrlhf.ppo import train_ppo
-    from clinrlhf.reward.evaluate import score_texts
     from clinrlhf.reward.io import load_reward_model
-    from clinrlhf.text.prompt import parse_drug
     from clinrlhf.world.world import load_world
 
     judgments, _ = single.read_snapshot(args.snapshot)
@@ -137,11 +135,8 @@ def _follow_ppo_stage(args: argparse.Namespace, config: PipelineConfig) -> None:
     reward_model, _, _ = load_reward_model(args.reward)
     value_model = copy.deepcopy(reward_model)
 
-    def reward_fn(prompts: list[str], responses: list[str]) -> torch.Tensor:
-        # Must stay the reward of stages.ppo_stage: ranks that scored differently would mix two objectives.
-        scores = score_texts(reward_model, tokenizer, prompts, responses)
-        invalid = torch.tensor([parse_drug(world, r) is None for r in responses])
-        return scores - FORMAT_PENALTY * invalid.to(scores.dtype)
+    # The reward of stages.ppo_stage: ranks that scored differently would mix two objectives.
+    reward_fn = prescription_reward(world, reward_model, tokenizer)
 
     train_ppo(
         policy,

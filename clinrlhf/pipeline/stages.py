@@ -19,23 +19,30 @@ from clinrlhf.lineage.datasets import log_examples_dataset, log_snapshot_dataset
 from clinrlhf.lineage.runs import lineage_tags, stage_run
 from clinrlhf.lineage.tracker import MLflowTracker
 from clinrlhf.pipeline.cohorts import examples_sha256
+from clinrlhf.pipeline.policy_reward import prescription_reward
 from clinrlhf.policy.model import PolicyConfig, build_policy, save_policy
 from clinrlhf.policy.tokenizer import build_tokenizer
 from clinrlhf.ppo.config import PPOConfig
 from clinrlhf.ppo.trainer import PPOResult, train_ppo
 from clinrlhf.reward.config import RewardConfig
-from clinrlhf.reward.evaluate import score_texts
+from clinrlhf.reward.evaluate import (
+    HELDOUT_FRACTION,
+    fresh_scenarios,
+    heldout_report,
+    split_by_patient,
+    utility_agreement,
+)
 from clinrlhf.reward.ledger import Budget, PrivacyLedger
 from clinrlhf.reward.model import ScalarHeadModel
 from clinrlhf.reward.pairs import PreferencePair, pairs_from_judgments
 from clinrlhf.reward.trainer import RewardResult, train_reward
+from clinrlhf.reward.units import count_units
 from clinrlhf.sft.config import SFTConfig
 from clinrlhf.sft.trainer import train_sft
-from clinrlhf.text.prompt import parse_drug, vocabulary_corpus
+from clinrlhf.text.prompt import vocabulary_corpus
 from clinrlhf.world.world import World
 
 Progress = Callable[[int, int], None]
-FORMAT_PENALTY = 1.0  # subtracted from the reward of a response that names no formulary drug
 
 
 @dataclass
@@ -86,21 +93,32 @@ def reward_stage(
     progress: Progress,
     ledger_file: Path | None = None,
     budget_epsilon: float = 10.0,
+    utility_scenarios: list[Scenario] | None = None,
 ) -> tuple[RewardResult, list[PreferencePair], Trained]:
-    """With `ledger_file`, the run is charged to the snapshot's privacy ledger and refused (before
+    """Train the reward model on all but a held-out tenth of the patients, then log its held-out
+    pairwise accuracy (overall and by sex and age band), calibration (reward.ece and the reliability
+    table) and agreement with the world's utility on `utility_scenarios` (default: fresh synthetic
+    patients that no cohort contains). Returns every pair, trained on or held out.
+
+    With `ledger_file`, the run is charged to the snapshot's privacy ledger and refused (before
     any step) if the snapshot's composed ε would pass `budget_epsilon` at this run's δ."""
     digest, path = snapshot
     pairs = pairs_from_judgments(judgments, world=world)
+    # Held out by patient, before training: a patient's pairs share one prompt, so a pair split would
+    # test on near-copies of training pairs; and a held-out patient never enters the DP mechanism, so
+    # the guarantee (per pair, clinician or patient) covers exactly the training side.
+    train_pairs, heldout_pairs = split_by_patient(pairs, HELDOUT_FRACTION, config.seed)
+    if not train_pairs:  # too few patients to hold any out: train on all, measure nothing held out
+        train_pairs, heldout_pairs = pairs, []
     ledger = None
     if ledger_file is not None:
-        ledger = PrivacyLedger(
-            ledger_file, Budget(budget_epsilon, config.delta_for(len(pairs))), config.accountant
-        )
+        delta = config.delta_for(count_units(train_pairs, config.privacy_unit))
+        ledger = PrivacyLedger(ledger_file, Budget(budget_epsilon, delta), config.accountant)
     with stage_run("reward", lineage=lineage_tags(digest, deid_sha)) as run:
         log_snapshot_dataset(path, digest)
         backbone = copy.deepcopy(sft_model.transformer)
         result = train_reward(
-            pairs,
+            train_pairs,
             backbone,
             tokenizer,
             config,
@@ -109,11 +127,17 @@ def reward_stage(
             ledger=ledger,
             snapshot_sha256=digest,
         )
-        mlflow.log_params(result.params | {"reward.pairs": len(pairs)})
+        mlflow.log_params(result.params | {"reward.heldout_fraction": HELDOUT_FRACTION})
         mlflow.log_metrics(result.metrics)
         # Who the reward model learned to trust: clinician pseudonyms only, never names.
         mlflow.log_dict(result.rater_flip_rates, "raters/flip_rates.json")
         mlflow.log_metrics({f"reward.rater_flip.{c}": f for c, f in result.rater_flip_rates.items()})
+        if heldout_pairs:
+            report = heldout_report(result.model, tokenizer, heldout_pairs)
+            mlflow.log_metrics(report.metrics)
+            mlflow.log_dict({"bins": report.reliability}, "reward/reliability.json")
+        scenarios_ = fresh_scenarios(world) if utility_scenarios is None else utility_scenarios
+        mlflow.log_metrics(utility_agreement(result.model, tokenizer, world, scenarios_))
     return result, pairs, Trained(run.info.run_id, digest)
 
 
@@ -135,15 +159,7 @@ def ppo_stage(
     ) as run:
         policy, reference = copy.deepcopy(sft_model), copy.deepcopy(sft_model).eval()
         value_model = copy.deepcopy(reward)
-        reward_model = reward.eval()
-
-        def reward_fn(batch_prompts: list[str], responses: list[str]) -> torch.Tensor:
-            scores = score_texts(reward_model, tokenizer, batch_prompts, responses)
-            # A response that names no formulary drug cannot become a MedicationRequest: penalise the
-            # format, as PPO penalises a missing EOS, instead of trusting the reward model off-support.
-            invalid = torch.tensor([parse_drug(world, r) is None for r in responses])
-            return scores - FORMAT_PENALTY * invalid.to(scores.dtype)
-
+        reward_fn = prescription_reward(world, reward, tokenizer)
         result = train_ppo(
             policy,
             reference,

@@ -86,6 +86,25 @@ def parse_drug(world: World, response: str) -> str | None:
     return words[0] if words and words[0] in world.drugs else None
 
 
+def parse_target(world: World, prompt: str) -> str | None:
+    """The target a prompt asks to treat (the word after "treat"), or None if it names none."""
+    words = prompt.split()
+    at = len(words) - 1 - words[::-1].index("treat") if "treat" in words else -1
+    target = words[at + 1] if 0 <= at < len(words) - 1 else None
+    return target if target in world.targets else None
+
+
+def parse_prescription(world: World, prompt: str, response: str) -> str | None:
+    """The drug of a response that can become a coded MedicationRequest for the prompt's problem: a
+    formulary drug written with exactly its formulary sig, and indicated for the target (one of the
+    drugs that count as treating it). None for anything else, however it is spelled."""
+    drug = parse_drug(world, response)
+    target = parse_target(world, prompt)
+    if drug is None or target is None or response.strip() != render_response(world, drug):
+        return None
+    return drug if drug in world.targets[target].drugs else None
+
+
 def vocabulary_corpus(world: World) -> list[str]:
     """Every word the language can use, so the tokenizer never meets an unknown word."""
     words = [

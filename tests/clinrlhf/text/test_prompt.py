@@ -1,5 +1,13 @@
 from clinrlhf.policy import build_tokenizer
-from clinrlhf.text.prompt import age_band, parse_drug, render_prompt, render_response, vocabulary_corpus
+from clinrlhf.text.prompt import (
+    age_band,
+    parse_drug,
+    parse_prescription,
+    parse_target,
+    render_prompt,
+    render_response,
+    vocabulary_corpus,
+)
 from clinrlhf.world import load_world
 from clinrlhf.world.patients import generate_patients
 
@@ -30,3 +38,20 @@ def test_age_bands_cap_at_90():
         and age_band(90) == "90+"
         and age_band(104) == "90+"
     )
+
+
+def test_the_target_is_read_back_from_every_rendered_prompt():
+    for patient in generate_patients(W, 30, seed=4):
+        for target in patient.targets:
+            assert parse_target(W, render_prompt(W, patient.facts, target)) == target
+    assert parse_target(W, "sex male ; treat ->") is None
+    assert parse_target(W, "treat gout ->") is None
+
+
+def test_only_a_well_formed_prescription_of_an_indicated_drug_is_valid():
+    prompt = "sex female age 30-34 ; problems cystitis ; allergies none ; labs egfr normal potassium normal ; treat cystitis ->"
+    assert parse_prescription(W, prompt, render_response(W, "cephalexin")) == "cephalexin"
+    assert parse_prescription(W, prompt, " " + render_response(W, "cephalexin") + " ") == "cephalexin"
+    assert parse_prescription(W, prompt, "cephalexin mg by mouth") is None  # no dose: no MedicationRequest
+    assert parse_prescription(W, prompt, render_response(W, "metformin")) is None  # does not treat cystitis
+    assert parse_prescription(W, "no target here", render_response(W, "cephalexin")) is None

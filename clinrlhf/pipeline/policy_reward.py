@@ -1,0 +1,41 @@
+"""The reward PPO maximises: the reward model's score of a prescription, and a fixed penalty for a
+response the service could not turn into a MedicationRequest for the problem at hand.
+
+Why the penalty: the reward model has only seen well-formed prescriptions of drugs that treat the
+problem, so its score elsewhere is extrapolation, and PPO finds those places. Unchecked it learned to
+write "nitrofurantoin mg by mouth twice daily" for diabetes, which the reward model scored above the
+guideline drug. Validity is a property of the formulary (the drug, its sig, what it treats), never
+of the patient, so the check adds no knowledge of which drug is right for whom.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from clinrlhf.ppo.rollout import RewardFn
+from clinrlhf.reward.evaluate import score_texts
+from clinrlhf.reward.model import ScalarHeadModel
+from clinrlhf.text.prompt import parse_prescription
+from clinrlhf.world.world import World
+
+INVALID_PENALTY = 3.0
+"""Subtracted from the score of an invalid response: about the spread of the reward model's scores
+(centred at 0, most within ±3), so no invalid response outscores a valid one by extrapolation alone."""
+
+
+def prescription_reward(
+    world: World,
+    reward_model: ScalarHeadModel,
+    tokenizer: PreTrainedTokenizerBase,
+    invalid_penalty: float = INVALID_PENALTY,
+) -> RewardFn:
+    """(prompts, responses) -> scores, with `invalid_penalty` off every invalid response."""
+    reward_model.eval()
+
+    def reward(prompts: list[str], responses: list[str]) -> torch.Tensor:
+        scores = score_texts(reward_model, tokenizer, prompts, responses)
+        invalid = [parse_prescription(world, p, r) is None for p, r in zip(prompts, responses, strict=True)]
+        return scores - invalid_penalty * torch.tensor(invalid, dtype=scores.dtype)
+
+    return reward
