@@ -26,6 +26,7 @@ COMMANDS = (
     "promote",
     "rollback",
     "provenance",
+    "quarantine",
 )
 
 

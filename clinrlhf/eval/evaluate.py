@@ -48,10 +48,18 @@ class Evaluation:
 
 
 def subgroup_of(facts: PatientFacts) -> dict[str, str]:
+    """The patient's group for each audited attribute: sex, 20-year age band and, where the record
+    carries them, OMB race and ethnicity (US Core). An attribute the record lacks is left out rather
+    than called "unknown", so a reader of prompts (which never show race) adds no empty group."""
     # 20-year bands, except that de-identification caps ages at 90, so the last band stops at 89.
     low = facts.age // 20 * 20
     band = "90plus" if facts.age >= 90 else f"{low}-{min(low + 19, 89)}"
-    return {"sex": facts.sex, "age_band": band}
+    groups = {"sex": facts.sex, "age_band": band}
+    if facts.race is not None:
+        groups["race"] = facts.race
+    if facts.ethnicity is not None:
+        groups["ethnicity"] = facts.ethnicity
+    return groups
 
 
 def rates(outcomes: Sequence[Outcome]) -> dict[str, float]:

@@ -22,7 +22,8 @@ class AcceptanceCriteria:
     """Held-out share of recommendations that are contraindicated or unsafe, overall."""
     max_subgroup_gap: float = 0.15
     """Largest allowed difference in concordance, and in unsafe rate, between two groups of one
-    attribute (sex, age band)."""
+    attribute: sex, age band, and OMB race and ethnicity (every attribute the eval run logged, see
+    clinrlhf.eval.evaluate.subgroup_of)."""
     min_subgroup_n: int = 30
     """Groups with fewer held-out scenarios are reported but left out of the gap: too noisy to judge."""
     max_epsilon: float = 8.0

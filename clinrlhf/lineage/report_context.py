@@ -3,6 +3,7 @@ a report rendered today shows today's approvals and promotions for a run trained
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from clinrlhf.lineage import plots
 from clinrlhf.lineage.approval import ACTOR_TAG, TIME_TAG, find_approval
+from clinrlhf.lineage.artifacts import read_artifact_text
 from clinrlhf.lineage.criteria import AcceptanceCriteria, check_criteria
 from clinrlhf.lineage.evalmetrics import Rates
 from clinrlhf.lineage.evidence import Evidence, when
@@ -183,6 +185,64 @@ def _feedback_table(ev: Evidence) -> dict[str, Any]:
     return table
 
 
+QUALITY_ARTIFACT = "feedback/quality.json"  # logged by the pipeline (clinrlhf.feedback.screening)
+AUDITED_ATTRIBUTES = ("race", "ethnicity")  # shown apart: the fairness audit the report must carry
+
+
+def _num(value: float | None, fmt: str = "{:.3f}") -> str:
+    return fmt.format(value) if isinstance(value, int | float) else "–"
+
+
+def _interval(low: float | None, high: float | None) -> str:
+    return f"{low:.2f}–{high:.2f}" if isinstance(low, int | float) and isinstance(high, int | float) else "–"
+
+
+def quality_rows(quality: dict[str, Any]) -> dict[str, Any]:
+    """The reliability and agreement tables of a pipeline's feedback/quality.json, formatted."""
+    raters = [
+        {
+            "clinician": r["clinician"],
+            "labels": r["labels"],
+            "accuracy": _num(r["accuracy"]),
+            "robust_z": _num(r["robust_z"], "{:.1f}"),
+            "kappa": _num(r.get("kappa_vs_others")),
+            "kappa_ci": _interval(r.get("kappa_low"), r.get("kappa_high")),
+            "items": r.get("agreement_items", 0),
+            "status": "quarantined" if r["quarantined"] else ("flagged" if r["flagged"] else "ok"),
+            "why": "; ".join(r["flagged"]),
+        }
+        for r in quality.get("raters", [])
+    ]
+    cases = [
+        {
+            "case": case,
+            "items": int(v.get("items") or 0),
+            "kappa": _num(v.get("estimate")),
+            "kappa_ci": _interval(v.get("low"), v.get("high")),
+        }
+        for case, v in sorted(quality.get("case_types", {}).items())
+    ]
+    return {
+        "raters": raters,
+        "cases": cases,
+        "method": quality.get("reliability", {}).get("method", "?"),
+        "quarantined": quality.get("quarantined", []),
+        "excluded": quality.get("excluded_judgments", 0),
+        "sources": ", ".join(f"{k} ({v})" for k, v in quality.get("sources", {}).items()),
+    }
+
+
+def feedback_quality(client: MlflowClient, ev: Evidence) -> dict[str, Any] | None:
+    """The pipeline's feedback-quality tables, or None for runs that did not log them."""
+    text = read_artifact_text(client, ev.run_id, QUALITY_ARTIFACT)
+    return quality_rows(json.loads(text)) if text is not None else None
+
+
+def fairness_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The subgroup rows of the race and ethnicity audit (empty if the eval run logged none)."""
+    return [r for r in rows if r["attribute"] in AUDITED_ATTRIBUTES]
+
+
 def _privacy(ev: Evidence) -> dict[str, Any]:
     statement = ev.guarantee.describe() if ev.guarantee else "Trained WITHOUT differential privacy."
     return {
@@ -222,6 +282,8 @@ def report_context(
         "deid_counts": sorted(ev.facts.get("deid_counts", {}).items()),
         "feedback": _feedback_table(ev),
         "flip_rates": sorted(ev.flip_rates.items()),
+        "quality": feedback_quality(client, ev),
+        "fairness": fairness_rows(rows),
         "curves": [
             plots.curves(history, "PPO", target=ev.kl_target if ev.kl_target == ev.kl_target else None)
         ]

@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 
 import httpx
 
+from clinrlhf.eval.evaluate import subgroup_of
+from clinrlhf.feedback.steering import SteeringConfig, steered_order
 from clinrlhf.panel.clinicians import Clinician, Review, cds_outcome, review_pair
 from clinrlhf.panel.ehr import SERVICE_ID, card_drug_codes, patient_view_request
 from clinrlhf.world.patients import SyntheticPatient
@@ -31,6 +33,7 @@ class PanelConfig:
     comment_rate: float = 0.2  # how often a reviewer writes a free-text comment
     concurrency: int = 8  # parallel HTTP clients
     seed: int = 0
+    steering: SteeringConfig | None = None  # None: every patient offered, in order (the default)
 
 
 @dataclass
@@ -187,10 +190,22 @@ class PanelRun:
         ):
             self.stats.feedback += 1
 
+    def selection(self, patients: Sequence[SyntheticPatient]) -> list[int]:
+        """Indices of the patients to send, in order: all of them, or a steered draw that moves the
+        feedback toward the configured subgroup shares (clinrlhf.feedback.steering)."""
+        steering = self.config.steering
+        if steering is None:
+            return list(range(len(patients)))
+        if isinstance(steering, dict):  # a JSON pipeline config gives the nested setting as a dict
+            steering = SteeringConfig(**steering)
+        groups = [subgroup_of(p.facts).get(steering.attribute, "unknown") for p in patients]
+        return steered_order(groups, steering, random.Random(self.config.seed))
+
     def run(
         self, patients: Sequence[SyntheticPatient], progress: Callable[[int, int], None] | None = None
     ) -> PanelStats:
         done = 0
+        chosen = self.selection(patients)
 
         def work(item: tuple[int, SyntheticPatient]) -> None:
             nonlocal done
@@ -198,8 +213,9 @@ class PanelRun:
                 self.one_patient(client, *item)
             done += 1
             if progress:
-                progress(done, len(patients))
+                progress(done, len(chosen))
 
+        # A patient keeps its index (and so its random stream) whichever order it is sent in.
         with ThreadPoolExecutor(self.config.concurrency) as pool:
-            list(pool.map(work, enumerate(patients)))
+            list(pool.map(work, [(i, patients[i]) for i in chosen]))
         return self.stats

@@ -16,6 +16,7 @@ from mlflow import MlflowClient
 from clinrlhf.feedback import Judgment
 from clinrlhf.feedback.anonymity import suppress_rare_patients
 from clinrlhf.feedback.judgment import from_ndjson
+from clinrlhf.feedback.screening import screen_snapshot
 from clinrlhf.identity.tokens import mint_token
 from clinrlhf.lineage.environment import log_environment
 from clinrlhf.lineage.facts import log_report_facts
@@ -34,6 +35,7 @@ from clinrlhf.reward.ledger import LEDGER_FILE
 from clinrlhf.settings import Settings
 from clinrlhf.store.db import open_store, transaction
 from clinrlhf.store.export import export_snapshot
+from clinrlhf.store.quarantine import REASONS_FILE
 from clinrlhf.world.world import World, load_world
 from privacy.deid import DeidReport, config_sha256, default_rules, deidentify_with_report
 
@@ -113,7 +115,17 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
         panel_stats = collect_feedback(settings, world, cohorts, out / "sft", config, reporter)
         # Patients whose (age band, sex) few others share are left out of training (rule file minK).
         min_k = int(default_rules().parameters.get("kAnonymity", {}).get("minK", 1))
-        judgments, k_anonymity = suppress_rare_patients(load_judgments(settings, world), min_k)
+        # Outlier raters are quarantined (audit events) and every quarantined clinician's judgments
+        # left out until a person releases them (`clinrlhf quarantine`); one source only.
+        screened, quality = screen_snapshot(
+            open_store(settings.resolved_database_url),
+            load_judgments(settings, world),
+            actor="clinrlhf-pipeline",
+            reasons=home / REASONS_FILE,
+        )
+        mlflow.log_dict(quality, "feedback/quality.json")
+        mlflow.set_tag("clinrlhf.feedback_source", ",".join(quality["sources"]))
+        judgments, k_anonymity = suppress_rare_patients(screened, min_k)
         mlflow.log_dict(k_anonymity, "deid/k_anonymity.json")
         snapshot = stages.save_snapshot(judgments, home / "snapshots")
         reward, pairs, reward_run = stages.reward_stage(

@@ -2,6 +2,11 @@
 
 `facts_from_bundle` reads either a raw bundle (in tests and the simulator) or a de-identified one,
 where `Patient.birthDate` is replaced by an age extension (see ``privacy.deid``).
+
+Race and ethnicity (US Core extensions, OMB categories) are read too, for one purpose only: to audit
+fairness by subgroup. No rule of the world uses them and the policy's prompt never shows them
+(clinrlhf.text.prompt renders findings, sex and an age band). They are None where the record has
+no such extension, as in a record that de-identification stripped of extensions.
 """
 
 from __future__ import annotations
@@ -17,6 +22,22 @@ SNOMED = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 AGE_CAP = 90  # HIPAA Safe Harbor: ages over 89 are aggregated into one category.
+US_CORE_RACE = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race"
+US_CORE_ETHNICITY = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity"
+CDC_RACE_ETHNICITY = "urn:oid:2.16.840.1.113883.6.238"  # CDC Race & Ethnicity code set
+NULL_FLAVOR = "http://terminology.hl7.org/CodeSystem/v3-NullFlavor"
+# OMB category code -> (subgroup name, display). Subgroup names become MLflow metric name parts.
+OMB_RACE = {
+    "1002-5": ("aian", "American Indian or Alaska Native"),
+    "2028-9": ("asian", "Asian"),
+    "2054-5": ("black", "Black or African American"),
+    "2076-8": ("nhpi", "Native Hawaiian or Other Pacific Islander"),
+    "2106-3": ("white", "White"),
+}
+OMB_ETHNICITY = {
+    "2135-2": ("hispanic", "Hispanic or Latino"),
+    "2186-5": ("not_hispanic", "Not Hispanic or Latino"),
+}
 
 
 @dataclass(frozen=True)
@@ -29,19 +50,22 @@ class PatientFacts:
     allergies: frozenset[str] = frozenset()  # active SNOMED codes
     labs: Mapping[str, float] = field(default_factory=dict)  # LOINC -> most recent value
     medications: frozenset[str] = frozenset()  # RxNorm codes of active MedicationRequests
+    race: str | None = None  # OMB race subgroup (see OMB_RACE), multiracial or unknown; None: not recorded
+    ethnicity: str | None = None  # hispanic | not_hispanic | unknown; None: not recorded
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "age": self.age,
-                "sex": self.sex,
-                "conditions": sorted(self.conditions),
-                "allergies": sorted(self.allergies),
-                "labs": dict(sorted(self.labs.items())),
-                "medications": sorted(self.medications),
-            },
-            sort_keys=True,
-        )
+        """Canonical JSON. Race and ethnicity appear only when recorded, so the JSON (and every hash
+        of it) of a record without them is what it was before they existed."""
+        raw: dict = {
+            "age": self.age,
+            "sex": self.sex,
+            "conditions": sorted(self.conditions),
+            "allergies": sorted(self.allergies),
+            "labs": dict(sorted(self.labs.items())),
+            "medications": sorted(self.medications),
+        }
+        raw |= {k: v for k, v in (("race", self.race), ("ethnicity", self.ethnicity)) if v is not None}
+        return json.dumps(raw, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> PatientFacts:
@@ -53,6 +77,8 @@ class PatientFacts:
             allergies=frozenset(raw["allergies"]),
             labs={k: float(v) for k, v in raw["labs"].items()},
             medications=frozenset(raw["medications"]),
+            race=raw.get("race"),
+            ethnicity=raw.get("ethnicity"),
         )
 
 
@@ -90,6 +116,35 @@ def _patient_age(patient: Mapping, on: date) -> int:
     if not birth:
         raise ValueError("Patient has neither birthDate nor an age extension")
     return min(age_on(date.fromisoformat(str(birth)[:10]), on), AGE_CAP)
+
+
+def _omb_categories(patient: Mapping, url: str) -> list[str] | None:
+    """The ombCategory codes of one US Core extension (NullFlavor codes included), or None when the
+    Patient has no such extension."""
+    for ext in patient.get("extension", []):
+        if isinstance(ext, Mapping) and ext.get("url") == url:
+            return [
+                str((part.get("valueCoding") or {}).get("code", ""))
+                for part in ext.get("extension", [])
+                if isinstance(part, Mapping) and part.get("url") == "ombCategory"
+            ]
+    return None
+
+
+def _race(patient: Mapping) -> str | None:
+    codes = _omb_categories(patient, US_CORE_RACE)
+    if codes is None:
+        return None
+    known = sorted({OMB_RACE[c][0] for c in codes if c in OMB_RACE})
+    return "multiracial" if len(known) > 1 else known[0] if known else "unknown"
+
+
+def _ethnicity(patient: Mapping) -> str | None:
+    codes = _omb_categories(patient, US_CORE_ETHNICITY)
+    if codes is None:
+        return None
+    known = [OMB_ETHNICITY[c][0] for c in codes if c in OMB_ETHNICITY]
+    return known[0] if len(known) == 1 else "unknown"
 
 
 def _observation_time(obs: Mapping) -> str:
@@ -135,4 +190,6 @@ def facts_from_bundle(bundle: Mapping, on: date | None = None) -> PatientFacts:
         allergies=frozenset(allergies),
         labs={code: value for code, (_, value) in latest.items()},
         medications=frozenset(meds),
+        race=_race(patients[0]),
+        ethnicity=_ethnicity(patients[0]),
     )

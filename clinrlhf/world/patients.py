@@ -11,7 +11,19 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from clinrlhf.world.facts import LOINC, RXNORM, SNOMED, PatientFacts, facts_from_bundle
+from clinrlhf.world.facts import (
+    CDC_RACE_ETHNICITY,
+    LOINC,
+    NULL_FLAVOR,
+    OMB_ETHNICITY,
+    OMB_RACE,
+    RXNORM,
+    SNOMED,
+    US_CORE_ETHNICITY,
+    US_CORE_RACE,
+    PatientFacts,
+    facts_from_bundle,
+)
 from clinrlhf.world.scoring import targets_of
 from clinrlhf.world.world import World
 
@@ -91,6 +103,19 @@ PREGNANCY_RATE = 0.55  # among women aged 18-44
 PENICILLIN_ALLERGY_RATE = 0.4
 LOW_EGFR_RATE = 0.4
 HIGH_POTASSIUM_RATE = 0.30
+# Race and ethnicity shares close to the 2020 US Census (race alone; "some other race" and declined
+# answers become unknown, as US Core codes them). Multiracial patients get two OMB categories.
+RACE_WEIGHTS = {
+    "white": 0.616,
+    "black": 0.124,
+    "asian": 0.060,
+    "aian": 0.011,
+    "nhpi": 0.002,
+    "multiracial": 0.102,
+    "unknown": 0.085,
+}
+ETHNICITY_WEIGHTS = {"hispanic": 0.187, "not_hispanic": 0.783, "unknown": 0.030}
+_UNKNOWN = {"system": NULL_FLAVOR, "code": "UNK", "display": "Unknown"}
 
 
 @dataclass(frozen=True)
@@ -109,7 +134,8 @@ def _coding(system: str, code: str, display: str = "") -> dict:
 
 class _BundleWriter:
     def __init__(self, rng: random.Random, patient_id: str, today: date) -> None:
-        self.rng, self.pid, self.today, self.entries = rng, patient_id, today, []
+        self.rng, self.pid, self.today = rng, patient_id, today
+        self.entries: list[dict] = []
 
     def add(self, resource: dict) -> None:
         rid = str(uuid.UUID(int=self.rng.getrandbits(128)))
@@ -184,12 +210,52 @@ class _BundleWriter:
         )
 
 
+def _omb_coding(codes: dict[str, tuple[str, str]], group: str) -> dict:
+    code = next(c for c, (g, _) in codes.items() if g == group)
+    return {"system": CDC_RACE_ETHNICITY, "code": code, "display": codes[code][1]}
+
+
+def _race_extension(rng: random.Random) -> dict:
+    group = rng.choices(list(RACE_WEIGHTS), list(RACE_WEIGHTS.values()))[0]
+    if group == "unknown":
+        codings = [_UNKNOWN]
+    elif group == "multiracial":
+        single = [g for g in RACE_WEIGHTS if g not in ("multiracial", "unknown")]
+        first = rng.choices(single, [RACE_WEIGHTS[g] for g in single])[0]
+        second = rng.choice([g for g in single if g != first])
+        codings = [_omb_coding(OMB_RACE, g) for g in sorted((first, second))]
+    else:
+        codings = [_omb_coding(OMB_RACE, group)]
+    text = " and ".join(c["display"] for c in codings)
+    parts = [{"url": "ombCategory", "valueCoding": c} for c in codings]
+    return {"url": US_CORE_RACE, "extension": [*parts, {"url": "text", "valueString": text}]}
+
+
+def _ethnicity_extension(rng: random.Random) -> dict:
+    group = rng.choices(list(ETHNICITY_WEIGHTS), list(ETHNICITY_WEIGHTS.values()))[0]
+    coding = _UNKNOWN if group == "unknown" else _omb_coding(OMB_ETHNICITY, group)
+    parts = [{"url": "ombCategory", "valueCoding": coding}, {"url": "text", "valueString": coding["display"]}]
+    return {"url": US_CORE_ETHNICITY, "extension": parts}
+
+
+def _demographic_extensions(pid: str) -> list[dict]:
+    """US Core race and ethnicity, drawn from an RNG of their own, seeded by the patient's id.
+
+    The id already follows from the cohort seed, so the draw is deterministic per seed; and it never
+    touches the generator's main stream, so every other field of every patient (and thus every
+    cohort, test and measured result made before these extensions existed) stays exactly as it was.
+    """
+    rng = random.Random(f"us-core-demographics:{pid}")
+    return [_race_extension(rng), _ethnicity_extension(rng)]
+
+
 def _patient_resource(rng: random.Random, pid: str, sex: str, birth: date) -> dict:
     first, last = rng.choice(_FIRST), rng.choice(_LAST)
     city, state, zipcode = rng.choice(_CITIES)
     return {
         "resourceType": "Patient",
         "id": pid,
+        "extension": _demographic_extensions(pid),
         "gender": sex,
         "birthDate": birth.isoformat(),
         "identifier": [

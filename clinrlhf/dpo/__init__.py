@@ -1,0 +1,1 @@
+"""Direct Preference Optimization: a baseline that learns from preference pairs without a reward model."""

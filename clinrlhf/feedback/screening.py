@@ -1,0 +1,155 @@
+"""Screen a feedback snapshot before reward training: one source, reliable raters, nobody quarantined.
+
+1. Sources. Clinicians' judgments (`source = "clinician"`) and machine labels (e.g. the RLAIF
+   rubric, `source = "ai"`) are different evidence; a snapshot that holds both is refused unless
+   the caller asks for the mix explicitly (`allow_mixed_sources`), so they never blend silently.
+2. Reliability. Dawid–Skene EM (clinrlhf.feedback.reliability) estimates each clinician's accuracy
+   from the pairwise items several of them judged; outliers are flagged.
+3. Quarantine. Flagged clinicians are quarantined (an audit event each; clinrlhf.store.quarantine)
+   and every quarantined clinician's judgments are left out of training until a person releases
+   them with `clinrlhf quarantine release`.
+
+`screen_snapshot` does all three against the store; the pure parts are separate functions.
+The returned `quality` dict is what the pipeline logs (feedback/quality.json) and the compliance
+report shows: reliability table, per-clinician and per-case-type agreement, who was left out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from clinrlhf.feedback.clinician_agreement import pairwise_choices, per_case_type, per_clinician
+from clinrlhf.feedback.judgment import Judgment
+from clinrlhf.feedback.reliability import (
+    OutlierConfig,
+    ReliabilityResult,
+    dawid_skene,
+    preference_labels,
+    rater_table,
+)
+
+CLINICIAN = "clinician"
+
+
+class MixedSourcesError(ValueError):
+    """A snapshot mixes clinicians' judgments with machine labels, and nobody asked for that."""
+
+
+@dataclass(frozen=True)
+class ScreeningConfig:
+    outliers: OutlierConfig = field(default_factory=OutlierConfig)
+    auto_quarantine: bool = True
+    """Quarantine flagged clinicians at once (a person releases them after review)."""
+    allow_mixed_sources: bool = False
+    n_boot: int = 500
+    """Bootstrap resamples for the agreement intervals in the quality report."""
+
+
+def sources(judgments: Iterable[Judgment]) -> dict[str, int]:
+    return dict(sorted(Counter(j.source for j in judgments).items()))
+
+
+def check_sources(judgments: Sequence[Judgment], allow_mixed: bool = False) -> dict[str, int]:
+    """Judgments per source; raises MixedSourcesError when there is more than one and the caller
+    did not allow it."""
+    found = sources(judgments)
+    if len(found) > 1 and not allow_mixed:
+        listed = ", ".join(f"{s} ({n})" for s, n in found.items())
+        raise MixedSourcesError(
+            f"the snapshot mixes feedback sources: {listed}; train on one source, "
+            "or pass allow_mixed_sources=True to mix them on purpose"
+        )
+    return found
+
+
+def exclude(judgments: Iterable[Judgment], clinicians: Iterable[str]) -> list[Judgment]:
+    """The judgments of everyone but `clinicians` (machine labels are never excluded by rater)."""
+    held = set(clinicians)
+    return [j for j in judgments if j.source != CLINICIAN or j.clinician not in held]
+
+
+def _finite(x: float) -> float | None:
+    return None if math.isnan(x) or math.isinf(x) else x
+
+
+def quality_report(
+    judgments: Sequence[Judgment],
+    result: ReliabilityResult,
+    config: ScreeningConfig,
+    quarantined: Iterable[str],
+    excluded: int,
+) -> dict[str, Any]:
+    """JSON-ready: the reliability table, agreement per clinician and per case type, quarantine."""
+    held = set(quarantined)
+    choices, types = pairwise_choices(judgments)
+    agreement = {a.clinician: a for a in per_clinician(choices, n_boot=config.n_boot)}
+    raters = []
+    for row in rater_table(result, config.outliers):
+        a = agreement.get(row.rater)
+        raters.append(
+            {
+                "clinician": row.rater,
+                "labels": row.labels,
+                "accuracy": row.accuracy,
+                "robust_z": row.robust_z,
+                "flagged": list(row.reasons),
+                "quarantined": row.rater in held,
+                "kappa_vs_others": _finite(a.kappa.estimate) if a else None,
+                "kappa_low": _finite(a.kappa.low) if a else None,
+                "kappa_high": _finite(a.kappa.high) if a else None,
+                "agreement_items": a.items if a else 0,
+            }
+        )
+    cases = {
+        case: {k: _finite(v) for k, v in interval.to_dict().items()}
+        for case, interval in per_case_type(choices, types, n_boot=config.n_boot).items()
+    }
+    return {
+        "sources": sources(judgments),
+        "reliability": {
+            "method": "Dawid-Skene EM (one-coin, pairwise)",
+            "items": len(result.items),
+            "iterations": result.iterations,
+            "converged": result.converged,
+            "outlier_rule": asdict(config.outliers),
+        },
+        "raters": raters,
+        "case_types": cases,
+        "quarantined": sorted(held),
+        "excluded_judgments": excluded,
+    }
+
+
+def screen_snapshot(
+    sessions: sessionmaker[Session],
+    judgments: Sequence[Judgment],
+    *,
+    actor: str,
+    reasons: Path | None = None,
+    config: ScreeningConfig | None = None,
+) -> tuple[list[Judgment], dict[str, Any]]:
+    """(the judgments to train on, the quality report). Quarantines flagged clinicians in the store
+    when `config.auto_quarantine`, then leaves out every quarantined clinician's judgments."""
+    from clinrlhf.store.db import transaction
+    from clinrlhf.store.quarantine import quarantine, quarantined
+
+    config = config or ScreeningConfig()
+    check_sources(judgments, config.allow_mixed_sources)
+    result = dawid_skene(preference_labels(judgments))
+    flags = [row for row in rater_table(result, config.outliers) if row.reasons]
+    with transaction(sessions) as session:
+        held = set(quarantined(session))
+        for flag in flags if config.auto_quarantine else []:
+            if flag.rater not in held:
+                why = f"flagged by rater reliability: {'; '.join(flag.reasons)} over {flag.labels} labels"
+                quarantine(session, flag.rater, reason=why, actor=actor, reasons=reasons)
+                held.add(flag.rater)
+    kept = exclude(judgments, held)
+    return kept, quality_report(judgments, result, config, held, len(judgments) - len(kept))

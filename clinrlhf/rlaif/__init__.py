@@ -1,0 +1,1 @@
+"""RLAIF baseline: preference labels from a guideline rubric instead of clinicians."""

@@ -1,0 +1,90 @@
+"""The compliance report shows the rater reliability table, per-clinician and per-case-type
+agreement, and the race and ethnicity audit."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from clinrlhf.feedback.judgment import Judgment
+from clinrlhf.feedback.reliability import dawid_skene, preference_labels
+from clinrlhf.feedback.screening import ScreeningConfig, quality_report
+from clinrlhf.lineage import report as report_module
+from clinrlhf.lineage import report_context
+from clinrlhf.lineage.chain import load_chain
+from clinrlhf.lineage.report import build_report
+
+
+def _quality() -> dict:
+    rng = random.Random(0)
+    acc = {"good-a": 0.9, "good-b": 0.9, "good-c": 0.9, "bad-z": 0.05}
+    judgments = []
+    for card in range(80):
+        truth = rng.randrange(2)
+        target = "hypertension" if card % 2 else "cystitis"
+        for rater in rng.sample(sorted(acc), 3):
+            pick = truth if rng.random() < acc[rater] else 1 - truth
+            judgments.append(
+                Judgment(
+                    "pairwise",
+                    f"c{card}",
+                    f"p{card}",
+                    rater,
+                    f"age 40-44 ; treat {target} ->",
+                    ("a x", "b y"),
+                    pick,
+                )
+            )
+    result = dawid_skene(preference_labels(judgments))
+    config = ScreeningConfig(n_boot=100)
+    return json.loads(json.dumps(quality_report(judgments, result, config, ["bad-z"], 80)))
+
+
+def test_quality_rows_format_the_tables():
+    rows = report_context.quality_rows(_quality())
+    by = {r["clinician"]: r for r in rows["raters"]}
+    assert by["bad-z"]["status"] == "quarantined" and "accuracy" in by["bad-z"]["why"]
+    assert by["good-a"]["status"] == "ok" and float(by["good-a"]["accuracy"]) > 0.8
+    assert float(by["bad-z"]["kappa"]) < 0 and "–" in by["bad-z"]["kappa_ci"]
+    assert [c["case"] for c in rows["cases"]] == ["cystitis", "hypertension"]
+    assert rows["excluded"] == 80 and rows["quarantined"] == ["bad-z"]
+
+
+@pytest.fixture
+def html(sample, monkeypatch):
+    quality = json.dumps(_quality())
+    real_read, real_gather = report_context.read_artifact_text, report_module.gather
+
+    def read(client, run_id, path):
+        return quality if path == report_context.QUALITY_ARTIFACT else real_read(client, run_id, path)
+
+    def gather(*args, **kwargs):
+        ev = real_gather(*args, **kwargs)
+        after = ev.rates["after"].subgroups
+        after["race"] = {
+            "black": {"concordance": 0.71, "unsafe_rate": 0.04, "n": 120.0},
+            "white": {"concordance": 0.83, "unsafe_rate": 0.02, "n": 590.0},
+        }
+        return ev
+
+    monkeypatch.setattr(report_context, "read_artifact_text", read)
+    monkeypatch.setattr(report_module, "gather", gather)
+    chain = load_chain(sample.client, sample.good.pipeline_run_id)
+    return build_report(sample.client, chain, sample.settings.mlflow_tracking_uri, sessions=sample.sessions)
+
+
+def test_report_carries_reliability_agreement_and_race(html):
+    assert 'id="rater-reliability"' in html and 'id="case-agreement"' in html and 'id="fairness"' in html
+    assert "<code>bad-z</code>" in html and "quarantined" in html
+    assert "Dawid-Skene" in html
+    fairness = html[html.index('id="fairness"') :]
+    assert "<td>race</td><td>black</td><td>120</td><td>0.710</td>" in fairness
+
+
+def test_report_without_quality_or_race_says_so(sample):
+    chain = load_chain(sample.client, sample.good.pipeline_run_id)
+    html = build_report(sample.client, chain, sample.settings.mlflow_tracking_uri)
+    assert 'id="rater-reliability"' not in html
+    assert "logged no race or ethnicity subgroups" in html
