@@ -31,6 +31,11 @@ class PPOConfig:
     """Passes over each iteration's rollouts."""
     lr: float = 3e-4
     """Adam step size, shared by the policy and the value model."""
+    adam_eps: float = 1e-5
+    """Adam's epsilon (Huang et al.'s 1e-5). With it Adam moves every weight by about `lr` per step,
+    however faint its gradient: on the quickstart's policy the first iteration drifts ~0.9 nats from
+    the reference with no gain in reward. 1e-3 removes that drift (0.05 nats) but, measured over 60
+    iterations, did not improve held-out concordance, so the default stays."""
     gamma: float = 1.0
     """Discount; 1 because the episode is one short response (Ziegler et al., 2019)."""
     lam: float = 0.95

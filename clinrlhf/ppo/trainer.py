@@ -93,7 +93,7 @@ def train_ppo(
         model.eval()
     ref_policy.requires_grad_(False)
     parameters = [*policy.parameters(), *value_model.parameters()]
-    optimizer = torch.optim.Adam(parameters, lr=config.lr, eps=1e-5)
+    optimizer = torch.optim.Adam(parameters, lr=config.lr, eps=config.adam_eps)
     kl_ctl: KLController = (
         AdaptiveKLController(config.init_kl_coef, config.kl_target, config.kl_horizon)
         if config.adaptive_kl
