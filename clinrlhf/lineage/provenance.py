@@ -82,9 +82,9 @@ def _datasets(run: Run) -> list[dict[str, Any]]:
                 },
             }
         )
-    sha = run.data.tags.get("clinrlhf.dataset_sha256")
-    if not entities and sha:  # runs logged before datasets were: the lineage tag still names the data
-        entities.append({"role": "source", "what": {"identifier": _identifier("dataset-sha256", sha)}})
+    tagged = run.data.tags.get("clinrlhf.dataset_sha256")
+    if not entities and tagged:  # runs logged before datasets were: the lineage tag still names the data
+        entities.append({"role": "source", "what": {"identifier": _identifier("dataset-sha256", tagged)}})
     return entities
 
 
@@ -192,7 +192,7 @@ def provenance_bundle(
 ) -> dict[str, Any]:
     """The Bundle (type `collection`) as JSON-ready dicts, validated against FHIR R4B."""
     resources: list[tuple[str, dict[str, Any]]] = []
-    devices = {}
+    devices: dict[str, Any] = {}
     for stage in stages:
         run = chain.stage(stage)
         if run is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
+from typing import cast
 
 from clinrlhf.panel.session import PanelConfig
 from clinrlhf.policy.model import PolicyConfig
@@ -46,5 +47,5 @@ def load_pipeline_config(path: Path | None, **overrides: object) -> PipelineConf
     raw = json.loads(path.read_text()) if path else {}
     if not isinstance(raw, dict):
         raise ValueError("the config file must hold a JSON object")
-    config = _merge(PipelineConfig(), raw, "")
+    config = cast(PipelineConfig, _merge(PipelineConfig(), raw, ""))
     return replace(config, **overrides)  # type: ignore[arg-type]

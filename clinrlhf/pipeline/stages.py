@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import mlflow
 import torch
@@ -116,7 +117,7 @@ def reward_stage(
         ledger = PrivacyLedger(ledger_file, Budget(budget_epsilon, delta), config.accountant)
     with stage_run("reward", lineage=lineage_tags(digest, deid_sha)) as run:
         log_snapshot_dataset(path, digest)
-        backbone = copy.deepcopy(sft_model.transformer)
+        backbone = cast(PreTrainedModel, copy.deepcopy(sft_model.transformer))
         result = train_reward(
             train_pairs,
             backbone,

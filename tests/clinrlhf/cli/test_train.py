@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import mlflow
@@ -15,6 +20,7 @@ import torch
 from clinrlhf.cli import main
 from clinrlhf.feedback import Judgment, to_ndjson
 from clinrlhf.policy import load_policy
+from clinrlhf.ppo.checkpoint import CHECKPOINT_FILE
 from clinrlhf.reward.io import load_reward_model
 from clinrlhf.settings import load_settings
 from clinrlhf.text.prompt import render_prompt, render_response
@@ -124,3 +130,63 @@ def test_a_second_reward_run_past_the_snapshots_budget_is_refused(
     assert not (tmp_path / "r2").exists()
     runs = json.loads((home / "privacy_ledger.json").read_text())["runs"]
     assert [r["snapshot_sha256"] for r in runs] == [hashlib.sha256(data.read_bytes()).hexdigest()]
+
+
+# A PPO run killed with SIGKILL resumes from its last checkpoint when the same command runs again,
+# and the privacy ledger is neither reset nor charged twice.
+LONG_PPO = {**TINY, "ppo": {**TINY["ppo"], "steps": 120, "checkpoint_every": 1, "final_kl_samples": 8}}
+
+
+def _ppo_command(sft: Path, reward: Path, data: Path, config: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "clinrlhf", "train", "ppo", "--policy", str(sft), "--reward", str(reward),
+            "--snapshot", str(data), "--config", str(config), "--out", str(out)]  # fmt: skip
+
+
+def _kill_after_first_checkpoint(command: list[str], checkpoint: Path, env: dict[str, str]) -> None:
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not checkpoint.exists():
+            assert process.poll() is None, "the run ended before its first checkpoint"
+            assert time.monotonic() < deadline, "no checkpoint within 5 minutes"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+
+
+@pytest.mark.slow
+def test_a_killed_ppo_run_resumes_and_the_ledger_is_untouched(home: Path, tmp_path: Path) -> None:
+    config = tmp_path / "long.json"
+    config.write_text(json.dumps(LONG_PPO))
+    data = snapshot(tmp_path / "feedback.ndjson")
+    sft, reward, policy = tmp_path / "sft", tmp_path / "reward", tmp_path / "policy"
+    assert main(["train", "sft", "--out", str(sft), "--config", str(config)]) == 0
+    argv = ["--policy", str(sft), "--snapshot", str(data), "--config", str(config)]
+    assert main(["train", "reward", *argv, "--out", str(reward)]) == 0
+    ledger = home / "privacy_ledger.json"
+    charged = ledger.read_bytes()
+    assert len(json.loads(charged)["runs"]) == 1
+
+    command = _ppo_command(sft, reward, data, config, policy)
+    checkpoint = policy.parent / "checkpoints" / CHECKPOINT_FILE
+    env = {**os.environ, "CLINRLHF_HOME": str(home), "OMP_NUM_THREADS": "1"}
+    _kill_after_first_checkpoint(command, checkpoint, env)
+    killed_at = int(torch.load(checkpoint, weights_only=True)["step"])
+    assert 1 <= killed_at < LONG_PPO["ppo"]["steps"]
+    assert not policy.exists()  # a killed run leaves no policy behind, only its checkpoint
+
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    final = torch.load(checkpoint, weights_only=True)
+    assert final["step"] == LONG_PPO["ppo"]["steps"]
+    assert [row["step"] for row in final["history"]] == list(range(1, final["step"] + 1))
+
+    # The resumed run logged only the steps it trained; the killed run's steps came from the checkpoint.
+    mlflow.set_tracking_uri(load_settings().mlflow_tracking_uri)
+    run_id = json.loads(done.stdout)["mlflow_run_id"]
+    steps = [m.step for m in mlflow.MlflowClient().get_metric_history(run_id, "ppo.kl")]
+    assert min(steps) == killed_at + 1 and max(steps) == LONG_PPO["ppo"]["steps"]
+    assert ledger.read_bytes() == charged  # PPO spends no privacy: nothing reset, nothing charged twice
