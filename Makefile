@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: install quickstart test lint typecheck unit clean
+.PHONY: install quickstart test lint typecheck unit soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,13 @@ unit: install
 
 test: install lint typecheck
 	$(BIN)/pytest
+
+# The long reliability runs (docs/reliability.md): 20,000 feedback entries under load, a crash and a
+# database restart mid-load, and more fuzzing. PostgreSQL runs need CLINRLHF_TEST_POSTGRES_URL, or
+# initdb for the restart; without them those runs are skipped.
+soak: install
+	CLINRLHF_SOAK=1 $(BIN)/pytest tests/services/reliability -m soak
+	CLINRLHF_FUZZ_EXAMPLES=200 $(BIN)/pytest tests/services/reliability/test_schemathesis.py
 
 clean:
 	rm -rf $(VENV) .clinrlhf .pytest_cache .mypy_cache .ruff_cache

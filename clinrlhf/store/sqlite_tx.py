@@ -36,6 +36,10 @@ READ_ONLY = "clinrlhf_read_only"  # execution option: begin a deferred (lock-fre
 _HOLDS_LOCK = "clinrlhf_write_lock"
 
 
+class WriterQueueTimeout(Exception):
+    """No turn in the writer queue within BUSY_TIMEOUT_MS: another writer holds the database."""
+
+
 def _pragmas(dbapi_connection: Any, in_memory: bool) -> None:
     dbapi_connection.isolation_level = None  # autocommit: transactions are ours to begin and end
     cursor = dbapi_connection.cursor()
@@ -115,7 +119,9 @@ def install(engine: Engine, database: str | None) -> None:
             connection.exec_driver_sql("BEGIN")
             return
         if not writers.acquire():
-            raise OperationalError("BEGIN IMMEDIATE", {}, Exception("timed out waiting for the writer queue"))
+            raise OperationalError(
+                "BEGIN IMMEDIATE", {}, WriterQueueTimeout("timed out waiting for the writer queue")
+            )
         try:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         except BaseException:

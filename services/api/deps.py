@@ -28,6 +28,7 @@ from privacy.deid import pseudonym
 from services.api.errors import APIError
 from services.api.token_cache import VerifiedTokens, reusable
 from services.recommend import PolicyHolder
+from services.web.ratelimit import REVIEW_BURST, REVIEW_PER_SECOND, RateLimiter
 
 
 @dataclass
@@ -41,6 +42,7 @@ class AppState:
     world: World
     deid_key: bytes
     verified_tokens: VerifiedTokens = field(default_factory=VerifiedTokens)
+    review_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(REVIEW_PER_SECOND, REVIEW_BURST))
     # Feedback posts are written in batches by one writer per event loop (group commit).
     feedback_writer: GroupCommit[FeedbackJob, FeedbackCounts] = field(init=False)
 

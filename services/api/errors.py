@@ -12,9 +12,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from clinrlhf.store.outage import Outage, outage_of
 from services.api.responses import FHIRResponse
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,7 @@ ISSUE_CODES = {
     429: "throttled",
     500: "exception",
     503: "transient",
+    507: "no-store",
 }
 DEFAULT_MESSAGES = {
     400: "bad request",
@@ -46,6 +49,16 @@ DEFAULT_MESSAGES = {
     422: "request could not be processed",
     500: "internal error",
     503: "service unavailable",
+    507: "insufficient storage",
+}
+# How long a client should wait before retrying after a database outage: about what a PostgreSQL
+# restart or failover takes, and long enough that retrying clients do not keep a recovering
+# database busy.
+RETRY_AFTER_SECONDS = 2
+_OUTAGES = {
+    Outage.UNAVAILABLE: (503, "no-store", "the database is unavailable; nothing was stored, try again"),
+    Outage.LOCKED: (503, "lock-error", "the database is locked; nothing was stored, try again"),
+    Outage.FULL: (507, "no-store", "the database has no room left; nothing was stored"),
 }
 
 
@@ -114,7 +127,22 @@ async def _validation_error(_request: Request, exc: Exception) -> Response:
     return outcome_response(422, f"request failed validation: {describe_errors(errors)}", code="invalid")
 
 
+async def _store_error(request: Request, exc: Exception) -> Response:
+    """A database that is down, locked or full is the service's trouble, not the request's, and it
+    passes: 503 (507 when full) with Retry-After. Any other database error is a bug: re-raised, so
+    that ErrorShield logs it and answers 500."""
+    outage = outage_of(exc)
+    if outage is None:
+        raise exc
+    status, code, message = _OUTAGES[outage]
+    # Type names only: a driver's message can quote the statement and its parameters.
+    cause = type(getattr(exc, "orig", None) or exc).__name__
+    log.warning("database %s (%s) in %s %s", outage.value, cause, request.method, request.url.path)
+    return outcome_response(status, message, code=code, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(APIError, _api_error)
+    app.add_exception_handler(SQLAlchemyError, _store_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -7,6 +7,8 @@ by itself, but never an Authorization header.
 
 from __future__ import annotations
 
+import hashlib
+import math
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -65,3 +67,26 @@ def csrf_checked(
 
 ReviewerWriting = Annotated[Principal, Depends(csrf_checked)]
 MaybeReviewer = Annotated[Principal | None, Depends(optional_reviewer)]
+
+
+def client_key(request: Request, state: StateDep) -> str:
+    """Who counts as one client for rate limiting: the review session (its cookie, checked by its
+    seal), else the bearer token, by hash (before it is verified a token names no one, and an
+    unverified `sub` choosing the bucket would let anyone spend a clinician's), else the peer
+    address. The address comes last because a hospital's clinicians often share one proxy."""
+    session = web_session(request, state)
+    if session is not None:
+        return f"session:{session.sid}"
+    token = bearer_of(request)
+    if token is not None:
+        return "token:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+    return f"address:{request.client.host if request.client else 'unknown'}"
+
+
+async def rate_limited(request: Request, state: StateDep) -> None:
+    """A dependency of every review page route, checked first: 429 once the client has used up
+    its bucket (`services.web.ratelimit`). `async def`: the limiter is the event loop's alone."""
+    wait = state.review_limiter.wait(client_key(request, state))
+    if wait > 0:
+        retry = {"Retry-After": str(max(1, math.ceil(wait)))}
+        raise APIError(429, "too many requests from this client; slow down", headers=retry)

@@ -25,7 +25,14 @@ from services.api.deps import AppState, StateDep, actor, clinician_pseudonym, pr
 from services.api.errors import APIError
 from services.api.responses import FHIRResponse
 from services.fhir.review import render_review
-from services.web.auth import CHALLENGE, MaybeReviewer, ReviewerWriting, require_reviewer, web_session
+from services.web.auth import (
+    CHALLENGE,
+    MaybeReviewer,
+    ReviewerWriting,
+    rate_limited,
+    require_reviewer,
+    web_session,
+)
 from services.web.context import case_view
 from services.web.session import (
     CSRF_HEADER,
@@ -43,7 +50,8 @@ from services.web.submit import PageReview, store_page_review
 HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=HERE / "templates")
 PREFIX = "/review"
-router = APIRouter(prefix=PREFIX, include_in_schema=False)
+# Router dependencies run before each route's own: a client over its rate costs no token check.
+router = APIRouter(prefix=PREFIX, include_in_schema=False, dependencies=[Depends(rate_limited)])
 
 
 def static_files() -> StaticFiles:

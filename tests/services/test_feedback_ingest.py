@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from sqlalchemy import Connection, func, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from clinrlhf.settings import Settings
 from clinrlhf.store import open_store, read_snapshot, verify_audit
@@ -75,25 +75,36 @@ def test_a_burst_of_feedback_is_all_stored_and_the_trail_verifies(server, auth, 
     assert report.ok, report.problem
 
 
-@pytest.fixture
-def failing_database(server) -> Iterator[None]:
+# A database error that is an outage (the store is down, locked or full) is the service's trouble and
+# passes: 503 with Retry-After. Any other (a constraint, a bad statement) is a bug: 500.
+FAILURES = {
+    "outage": (OperationalError("INSERT", {}, Exception("disk I/O error")), 503),
+    "bug": (IntegrityError("INSERT", {}, Exception("disk constraint failed")), 500),
+}
+
+
+@pytest.fixture(params=list(FAILURES))
+def failing_database(server, request: pytest.FixtureRequest) -> Iterator[int]:
+    """The service's feedback writer failing with one of FAILURES; yields the status expected."""
     state = server.server.config.app.state.clinrlhf
     working = state.feedback_writer
+    error, status = FAILURES[request.param]
 
     def refuse(_connection: Connection, _jobs: Sequence[FeedbackJob]) -> list:
-        raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+        raise error
 
     state.feedback_writer = GroupCommit(working.engine, refuse)
-    yield
+    yield status
     state.feedback_writer = working
 
 
 def test_a_database_failure_is_an_operation_outcome_and_stores_nothing(
-    server, auth, card, api_settings, failing_database
+    server, auth, card, api_settings, failing_database: int
 ) -> None:
     before = stored(api_settings)
     replies = post_all(server.url, auth("cds-client"), [overridden(card, i) for i in range(200, 206)])
     for reply in replies:
-        assert reply.status_code == 500 and reply.json()["resourceType"] == "OperationOutcome"
+        assert reply.status_code == failing_database and reply.json()["resourceType"] == "OperationOutcome"
+        assert ("retry-after" in reply.headers) == (failing_database == 503)
         assert "disk" not in reply.text
     assert stored(api_settings) == before

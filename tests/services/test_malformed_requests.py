@@ -1,8 +1,13 @@
-"""Mutation fuzzing: whatever a client sends, the answer is never a 5xx, and errors are OperationOutcomes."""
+"""Mutation fuzzing: whatever a client sends, the answer is never a 5xx, and errors are OperationOutcomes.
+
+Beside random mutations: injection strings (SQL, script, template, path, header) in every string
+field, and bodies in media types the API does not take. Schema-driven fuzzing of every operation is
+in `reliability/test_schemathesis.py`."""
 
 from __future__ import annotations
 
 import copy
+import json
 import os
 import random
 from collections.abc import Iterator
@@ -11,6 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from clinrlhf.settings import Settings
+from clinrlhf.store import open_store, read_snapshot, verify_audit
 from clinrlhf.world.patients import generate_patients
 from clinrlhf.world.world import World
 
@@ -32,6 +39,16 @@ JUNK: list[Any] = [
     "\u0000\udcff"[:1],
 ]
 ROUNDS = int(os.environ.get("CLINRLHF_FUZZ_ROUNDS", "40"))
+INJECTIONS = [
+    "'; DROP TABLE feedback; --",
+    "x' OR '1'='1",
+    "Robert'); DELETE FROM audit_events; --",
+    "<script>alert(1)</script>",
+    "{{7*7}}${7*7}<%= 7*7 %>",
+    "../../../../etc/passwd",
+    "line\r\nSet-Cookie: session=stolen",
+    "\u202eevil\u0000",
+]
 DEEP = b"[" * 50_000 + b"]" * 50_000
 
 
@@ -43,6 +60,25 @@ def paths(node: Any, prefix: tuple = ()) -> Iterator[tuple]:
     elif isinstance(node, list):
         for i, value in enumerate(node[:3]):
             yield from paths(value, (*prefix, i))
+
+
+def string_paths(node: Any) -> Iterator[tuple]:
+    """Paths to every string value in a document (the first three items of each list)."""
+    for path in paths(node):
+        if isinstance(value_at(node, path), str):
+            yield path
+
+
+def value_at(document: Any, path: tuple) -> Any:
+    for step in path:
+        document = document[step]
+    return document
+
+
+def replaced(document: Any, path: tuple, value: Any) -> Any:
+    document = copy.deepcopy(document)
+    value_at(document, path[:-1])[path[-1]] = value
+    return document
 
 
 def mutate(document: Any, rng: random.Random) -> Any:
@@ -135,3 +171,44 @@ def test_bodies_that_are_not_the_expected_object_are_4xx(
 ) -> None:
     path, role, media, _ = valid[endpoint]
     assert_not_5xx(client.post(path, content=body, headers=auth(role, media)))
+
+
+@pytest.mark.parametrize("endpoint", ["service", "feedback", "review"])
+def test_injection_strings_in_every_string_field_are_refused_or_stored_inert(
+    client: httpx.Client, auth, valid, endpoint: str, api_settings: Settings
+) -> None:
+    """Each string field gets an injection string in turn (the payloads taken round-robin): the
+    answer is a success or a 4xx OperationOutcome that does not echo it, and the store still stands,
+    its audit trail intact (no statement was ever built from request text)."""
+    path, role, media, document = valid[endpoint]
+    targets = list(string_paths(document))
+    assert targets
+    for i, target in enumerate(targets):
+        payload = INJECTIONS[i % len(INJECTIONS)]
+        response = client.post(path, json=replaced(document, target, payload), headers=auth(role, media))
+        assert_not_5xx(response)
+        if response.status_code >= 400:
+            assert payload not in response.text
+    with read_snapshot(open_store(api_settings.resolved_database_url)) as session:
+        report = verify_audit(session)
+    assert report.ok, report.problem
+
+
+@pytest.mark.parametrize(
+    "media",
+    [
+        "text/plain",
+        "text/html",
+        "application/xml",
+        "application/fhir+xml",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/octet-stream",
+        "json",
+    ],
+)
+@pytest.mark.parametrize("endpoint", ["service", "feedback", "review"])
+def test_bodies_in_other_media_types_are_415(client: httpx.Client, auth, valid, endpoint, media) -> None:
+    path, role, _, document = valid[endpoint]
+    response = client.post(path, content=json.dumps(document).encode(), headers=auth(role, media))
+    assert response.status_code == 415 and response.json()["resourceType"] == "OperationOutcome"

@@ -2,7 +2,7 @@
 
 | route                                      | clinician | cds-client | ml-engineer | compliance | no token |
 |--------------------------------------------|-----------|------------|-------------|------------|----------|
-| GET  /healthz, /openapi.json               | 200       | 200        | 200         | 200        | 200      |
+| GET  /healthz, /readyz, /openapi.json      | 200       | 200        | 200         | 200        | 200      |
 | GET  /cds-services                         | 200       | 200        | 200         | 200        | 401      |
 | POST /cds-services/{id}                    | 403       | 200        | 403         | 403        | 401      |
 | POST /cds-services/{id}/feedback           | 403       | 200        | 403         | 403        | 401      |
@@ -57,6 +57,7 @@ def only(allowed: set[str], status: int = 200) -> dict[str | None, int]:
 ANY_TOKEN = only({"clinician", "cds-client", "ml-engineer", "compliance"})
 MATRIX: dict[tuple[str, str], dict[str | None, int]] = {
     ("GET", "/healthz"): everyone(200),
+    ("GET", "/readyz"): everyone(200),
     ("GET", "/openapi.json"): everyone(200),
     ("GET", "/cds-services"): ANY_TOKEN,
     ("POST", "/cds-services/{service_id}"): only({"cds-client"}),
@@ -138,6 +139,7 @@ def send(
     page_review = dict(zip(("card", "suggestion_a", "suggestion_b"), pairs[3], strict=True)) | {"choice": "b"}
     calls: dict[tuple[str, str], Callable[[httpx.Client, dict[str, str]], httpx.Response]] = {
         ("GET", "/healthz"): lambda c, h: c.get("/healthz", headers=h),
+        ("GET", "/readyz"): lambda c, h: c.get("/readyz", headers=h),
         ("GET", "/openapi.json"): lambda c, h: c.get("/openapi.json", headers=h),
         ("GET", "/cds-services"): lambda c, h: c.get("/cds-services", headers=h),
         ("POST", "/cds-services/{service_id}"): lambda c, h: c.post(

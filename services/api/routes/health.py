@@ -1,12 +1,42 @@
-"""Liveness: the only route that needs no token."""
+"""Probes, the only routes that need no token: liveness (`/healthz`) and readiness (`/readyz`).
+
+A load balancer or orchestrator cannot hold a bearer token, and the answers say nothing about the
+data: "ok", "ready", or an OperationOutcome naming no more than that the database is unreachable.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from clinrlhf.store import read_snapshot
+from services.api.deps import StateDep
+from services.api.errors import RETRY_AFTER_SECONDS, APIError
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", summary="Liveness probe (no token needed)")
 def healthz() -> dict[str, str]:
+    """The process answers. Says nothing about the database: restarting a live process whose
+    database is down would not bring the database back."""
     return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness probe (no token needed): 200 while the database answers, 503 otherwise",
+    responses={503: {"description": "the database is unreachable"}},
+)
+def readyz(state: StateDep) -> dict[str, str]:
+    """Whether this process can store what it is sent: one round trip to the database, on a pooled
+    connection (checked before use, so a restarted database shows as ready as soon as it is). A
+    read-only snapshot: the probe never waits behind SQLite's writer."""
+    try:
+        with read_snapshot(state.sessions) as session:
+            session.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        raise APIError(503, "the database is unreachable", code="no-store", headers=retry) from None
+    return {"status": "ready"}
