@@ -1,7 +1,8 @@
 """De-identification of a FHIR R4 Bundle describing one patient, by the rules of a rule file.
 
 The default rule file (``rules/default.json``) is an allow-list: names, telecom, addresses below
-ZIP3, identifiers, narratives and extensions never leave this module; ids and references become HMAC
+ZIP3, identifiers, narratives and extensions never leave this module (but for the OMB category codes
+of US Core race and ethnicity); ids and references become HMAC
 pseudonyms, dates are shifted per patient, the birth date becomes an age in years (90+ aggregated, as
 HIPAA Safe Harbor requires) and free text is scrubbed. Resource types it does not list are dropped.
 """

@@ -2,6 +2,8 @@
 
 Only elements a rule reaches are written to the output; everything else is counted and left behind.
 Counts are keyed "<identifier>:<method>" (e.g. "name:redact", "date:dateShift"); they carry no values.
+Two methods write to `Patient.extension`: the age (`generalize` of birthDate) and `keepExtension`; both
+append to the one list, in whichever order the source's keys come.
 """
 
 from __future__ import annotations
@@ -86,6 +88,9 @@ class Engine:
         if rule.method == "generalize" and rule.params.get("to") == "ageInYears":
             self._age(value, out, ctx)
             return
+        if rule.method == "keepExtension":
+            self._keep_extensions(rule, key, value, out, ctx)
+            return
         results = [self._transform(rule, key, item, ctx) for item in items]
         kept = [r for r in results if r is not None]
         ctx.counts[f"{rule.identifier}:{rule.method}"] += len(kept)
@@ -101,6 +106,17 @@ class Engine:
         ctx.counts["birth_date:generalize"] += 1
         extension = {"url": self.rules.age_extension_url, "valueInteger": age}
         out.setdefault("extension", []).append(extension)
+
+    def _keep_extensions(
+        self, rule: Rule, key: str, value: Any, out: dict[str, Any], ctx: PatientContext
+    ) -> None:
+        kept, dropped = methods.keep_extensions(value, rule.params["allow"], rule.params["codeSystems"])
+        ctx.counts[f"{rule.identifier}:keepExtension"] += len(kept)
+        ctx.counts[f"{rule.identifier}:redact"] += dropped
+        if kept:
+            # Merged, never assigned: the age extension (from birthDate) may already be in this list,
+            # or may be appended to it later in the walk.
+            out.setdefault(key, []).extend(kept)
 
     def _transform(self, rule: Rule, key: str, value: Any, ctx: PatientContext) -> Any:
         method, params = rule.method, rule.params

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -105,3 +105,54 @@ def identifier_kind(identifier: Any) -> str:
 def telecom_kind(contact: Any) -> str:
     system = contact.get("system") if isinstance(contact, Mapping) else None
     return _TELECOM_SYSTEMS.get(str(system), "telecom")
+
+
+def _allowed_coding(
+    part: Any, urls: Sequence[str], code_systems: Mapping[str, Sequence[str]]
+) -> dict[str, str] | None:
+    """`{"system", "code"}` of a sub-extension the allow-list keeps, or None."""
+    if not isinstance(part, Mapping) or part.get("url") not in urls:
+        return None
+    coding = part.get("valueCoding")
+    if not isinstance(coding, Mapping):
+        return None
+    system, code = coding.get("system"), coding.get("code")
+    if not isinstance(system, str) or not isinstance(code, str) or code not in code_systems.get(system, ()):
+        return None
+    return {"system": system, "code": code}
+
+
+def keep_extensions(
+    value: Any, allow: Mapping[str, Sequence[str]], code_systems: Mapping[str, Sequence[str]]
+) -> tuple[list[dict[str, Any]], int]:
+    """The extensions in `value` that an allow-list keeps, and how many extensions and sub-extensions
+    were dropped.
+
+    `allow` maps an extension URL to the sub-extension URLs that may stay (US Core race: ombCategory);
+    `code_systems` maps a code system to the codes that may stay. Only each allowed sub-extension's
+    `valueCoding.system` and `.code` are copied, and only when both are on the allow-list, so every
+    string that leaves is equal to one in the rule file: `display`, `text` sub-extensions (free text),
+    `detailed` codes, any other sub-extension or value, and every extension not on the list are
+    dropped. An extension left with no coding is dropped whole; a repeated URL keeps its first copy.
+    """
+    kept: list[dict[str, Any]] = []
+    dropped = 0
+    for ext in value if isinstance(value, list) else [value]:
+        url = ext.get("url") if isinstance(ext, Mapping) else None
+        if not isinstance(url, str) or url not in allow or any(k["url"] == url for k in kept):
+            dropped += 1
+            continue
+        parts = ext.get("extension")
+        codings: list[dict[str, Any]] = []
+        for part in parts if isinstance(parts, list) else []:
+            coding = _allowed_coding(part, allow[url], code_systems)
+            sub = {"url": part["url"], "valueCoding": coding} if coding is not None else None
+            if sub is None or sub in codings:
+                dropped += 1
+            else:
+                codings.append(sub)
+        if codings:
+            kept.append({"url": url, "extension": codings})
+        else:
+            dropped += 1
+    return kept, dropped

@@ -1,8 +1,8 @@
 """The declarative rule file: load, validate and fingerprint it.
 
 A rule file (JSON, see ``rules/default.json``) names the resource types that may pass and, for each
-FHIRPath-style element path, one method: keep, redact, dateShift, cryptoHash, generalize, substitute
-or scrub. Whatever no rule keeps is removed. The SHA-256 of the file's bytes names the configuration
+FHIRPath-style element path, one method: keep, keepExtension, redact, dateShift, cryptoHash,
+generalize, substitute or scrub. Whatever no rule keeps is removed. The SHA-256 of the file's bytes names the configuration
 in lineage, so the hash an auditor computes with ``sha256sum`` is the one MLflow records.
 """
 
@@ -19,7 +19,9 @@ from typing import Any
 
 from privacy.deid.paths import PathError, parse_path
 
-METHODS = frozenset({"keep", "redact", "dateShift", "cryptoHash", "generalize", "substitute", "scrub"})
+METHODS = frozenset(
+    {"keep", "keepExtension", "redact", "dateShift", "cryptoHash", "generalize", "substitute", "scrub"}
+)
 GENERALIZATIONS = frozenset({"ageInYears", "zip3"})
 DEFAULT_RULES = "default.json"
 
@@ -59,6 +61,32 @@ class RuleSet:
         return str(self.parameters["ageExtensionUrl"])
 
 
+def _string_lists(value: Any) -> bool:
+    """A non-empty mapping of strings to non-empty lists of strings."""
+    return (
+        isinstance(value, Mapping)
+        and bool(value)
+        and all(
+            isinstance(k, str)
+            and isinstance(v, list)
+            and bool(v)
+            and all(isinstance(x, str) and x for x in v)
+            for k, v in value.items()
+        )
+    )
+
+
+def _check_keep_extension(n: int, path: tuple[str, ...], params: Mapping[str, Any]) -> None:
+    if path[-1] != "extension":
+        raise RuleFileError(f"rule {n}: keepExtension applies to an extension element")
+    if not _string_lists(params.get("allow")):
+        raise RuleFileError(f"rule {n}: keepExtension needs allow: extension URL -> sub-extension URLs")
+    if any("text" in subs for subs in params["allow"].values()):
+        raise RuleFileError(f"rule {n}: keepExtension never keeps a text sub-extension (free text)")
+    if not _string_lists(params.get("codeSystems")):
+        raise RuleFileError(f"rule {n}: keepExtension needs codeSystems: code system -> allowed codes")
+
+
 def _rule(n: int, raw: Any, patterns: Mapping[str, re.Pattern[str]]) -> Rule:
     if not isinstance(raw, Mapping) or not isinstance(raw.get("path"), str):
         raise RuleFileError(f"rule {n}: needs a string path")
@@ -74,6 +102,8 @@ def _rule(n: int, raw: Any, patterns: Mapping[str, re.Pattern[str]]) -> Rule:
         raise RuleFileError(f"rule {n}: generalize needs to: {' or '.join(sorted(GENERALIZATIONS))}")
     if method == "substitute" and "value" not in params:
         raise RuleFileError(f"rule {n}: substitute needs a value")
+    if method == "keepExtension":
+        _check_keep_extension(n, path, params)
     if "pattern" in params and params["pattern"] not in patterns:
         raise RuleFileError(f"rule {n}: unknown pattern name")
     if params.get("invalid", "drop") not in ("drop", "reject"):

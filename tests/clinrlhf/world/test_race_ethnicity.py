@@ -142,12 +142,24 @@ def test_race_never_reaches_the_policy_prompt(world):
 
 
 def test_what_de_identification_keeps_today(world):
-    # The default rule file redacts Resource.extension, so the stored record (and every prompt built
-    # from it) has no race or ethnicity. docs/feedback-quality.md proposes the rule that would keep
-    # the OMB categories; until then the fairness audit reads them from the held-out cohort.
+    # The default rule file (2.1.0) keeps the OMB categories of US Core race and ethnicity
+    # (`keepExtension` on Patient.extension) and drops their text, so the stored record carries race
+    # and ethnicity for a fairness audit; prompts built from it still never show them.
     p = generate_patients(world, 1, 1, TODAY)[0]
     deid = deidentify_bundle(p.bundle, key=b"k" * 32, today=TODAY).bundle
     facts = facts_from_bundle(deid, on=TODAY)
-    assert p.facts.race is not None
-    assert facts.race is None and facts.ethnicity is None
+    assert p.facts.race is not None and p.facts.ethnicity is not None
+    assert (facts.race, facts.ethnicity) == (p.facts.race, p.facts.ethnicity)
+    kept = [e for e in _patient(deid)["extension"] if e["url"] in (US_CORE_RACE, US_CORE_ETHNICITY)]
+    assert [e["url"] for e in kept] == [US_CORE_RACE, US_CORE_ETHNICITY]
+    assert all(part["url"] == "ombCategory" for e in kept for part in e["extension"])
+    assert all(set(part["valueCoding"]) == {"system", "code"} for e in kept for part in e["extension"])
     assert dataclasses.replace(p.facts, race=None, ethnicity=None).conditions == facts.conditions
+    for target in p.targets:
+        assert render_prompt(world, facts, target) == render_prompt(world, p.facts, target)
+
+
+def test_de_identification_keeps_race_for_every_generated_patient(world):
+    for p in generate_patients(world, 200, 6, TODAY):
+        facts = facts_from_bundle(deidentify_bundle(p.bundle, key=b"k" * 32, today=TODAY).bundle, on=TODAY)
+        assert (facts.race, facts.ethnicity) == (p.facts.race, p.facts.ethnicity)

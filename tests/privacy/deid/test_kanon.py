@@ -1,4 +1,4 @@
-"""k-anonymity of (age band, sex, ZIP3), checked against a slow, obvious reference."""
+"""k-anonymity of (age band, sex, ZIP3[, race, ethnicity]), checked against a slow, obvious reference."""
 
 from __future__ import annotations
 
@@ -69,6 +69,7 @@ def test_quasi_identifiers_read_raw_and_de_identified_patients_alike() -> None:
         "address": [{"postalCode": "000"}],
     }
     today = date(2026, 3, 1)
-    expected = QuasiIdentifiers("90+", "male", "000")
+    # The default rule file keeps race and ethnicity; neither patient records them.
+    expected = QuasiIdentifiers("90+", "male", "000", "not-recorded", "not-recorded")
     assert quasi_identifiers_of_patient(raw, today, restricted_zip3=frozenset({"036"})) == expected
     assert quasi_identifiers_of_patient(done, today) == expected

@@ -15,7 +15,7 @@ import pytest
 
 from clinrlhf.world import load_world
 from clinrlhf.world.patients import generate_patients
-from privacy.deid import deidentify_bundle
+from privacy.deid import AGE_EXTENSION_URL, deidentify_bundle
 
 TODAY = date(2026, 3, 1)
 KEY = b"k" * 32
@@ -293,7 +293,8 @@ def test_ages_over_89_are_aggregated_to_90_in_structure_and_text(base: Bundle) -
     _patient(bundle)["birthDate"] = "1920-02-02"
     _with_free_text(bundle, "A 97-year-old man, aged 103.")
     out = deidentify_bundle(bundle, key=KEY, today=TODAY).bundle
-    assert _patient(out)["extension"][0]["valueInteger"] == 90
+    (age,) = [e for e in _patient(out)["extension"] if e["url"] == AGE_EXTENSION_URL]
+    assert age["valueInteger"] == 90
     condition = next(e["resource"] for e in out["entry"] if e["resource"]["resourceType"] == "Condition")
     assert condition["note"][0]["text"] == "A 90+-year-old man, aged 90+."
 
