@@ -16,8 +16,10 @@ from typing import Literal
 
 @dataclass(frozen=True)
 class PPOConfig:
-    steps: int = 60
-    """PPO iterations; each samples `batch_size` responses and then updates on them."""
+    steps: int = 120
+    """PPO iterations; each samples `batch_size` responses and then updates on them. 120, not 60: with
+    the world's utility as the reward, held-out concordance on one quickstart snapshot's prompts was
+    0.68 after 60 iterations and 0.77 after 120; PPO on this small policy is still improving at 60."""
     batch_size: int = 128
     """Rollouts (prompt, response) per iteration."""
     samples_per_prompt: int = 1

@@ -6,7 +6,7 @@ where `Patient.birthDate` is replaced by an age extension (see ``privacy.deid``)
 Race and ethnicity (US Core extensions, OMB categories) are read too, for one purpose only: to audit
 fairness by subgroup. No rule of the world uses them and the policy's prompt never shows them
 (clinrlhf.text.prompt renders findings, sex and an age band). They are None where the record has
-no such extension, as in a record that de-identification stripped of extensions.
+no such extension (de-identification keeps only their OMB category codes).
 """
 
 from __future__ import annotations
