@@ -1,8 +1,8 @@
 """Replay protection: remember each token id (`jti`) until its token expires.
 
 CDS Hooks requires every request's JWT to carry a fresh `jti` "used to protect against replay
-attacks". `JtiCache` is the seam: this in-process implementation serves one worker; a shared one
-(a database table with a UNIQUE (issuer, jti) and an expiry column) can replace it for several.
+attacks". `JtiCache` is the seam: this in-process implementation serves one worker (tests, scripts);
+the service uses `clinrlhf.store.replay.DatabaseJtiCache`, which every worker and replica shares.
 """
 
 from __future__ import annotations

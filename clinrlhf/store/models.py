@@ -10,7 +10,17 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -155,3 +165,14 @@ class AuditEvent(Base):
     # UNIQUE on prev_hash keeps the chain linear: two writers racing to extend it cannot both win.
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class UsedTokenId(Base):
+    """A token id (`jti`) already presented, kept until its token expires: replay protection that
+    every worker and replica shares (clinrlhf.store.replay). Token ids are random, not personal."""
+
+    __tablename__ = "used_token_ids"
+
+    issuer: Mapped[str] = mapped_column(String(512), primary_key=True)
+    jti: Mapped[str] = mapped_column(String(256), primary_key=True)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)  # the token's `exp`, Unix seconds

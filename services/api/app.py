@@ -15,9 +15,10 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from clinrlhf import __version__
-from clinrlhf.identity import MemoryJtiCache, parse_issuers
+from clinrlhf.identity import parse_issuers
 from clinrlhf.settings import Settings, load_settings
 from clinrlhf.store import open_store
+from clinrlhf.store.replay import DatabaseJtiCache
 from clinrlhf.world.world import load_world
 from services.api.access_log import install_access_log_filter
 from services.api.body import BODY_COMPONENTS
@@ -70,10 +71,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for `settings` (read from the environment when None)."""
     settings = settings or load_settings()
     parse_issuers(settings.jwks_issuers)  # a malformed issuer list stops start-up, not a request
+    sessions = open_store(settings.resolved_database_url)
     state = AppState(
         settings=settings,
-        sessions=open_store(settings.resolved_database_url),
-        jti_cache=MemoryJtiCache(),
+        sessions=sessions,
+        jti_cache=DatabaseJtiCache(sessions),  # shared by every worker: a replay is caught by any
         policies=PolicyHolder(settings),
         world=load_world(),
         deid_key=settings.deid_secret,
