@@ -121,7 +121,7 @@ def _follow_ppo_stage(args: argparse.Namespace, config: PipelineConfig) -> None:
 
     import torch
 
-    from clinrlhf.pipeline import single
+    from clinrlhf.pipeline import single, stages
     from clinrlhf.pipeline.policy_reward import prescription_reward
     from clinrlhf.policy import load_policy
     from clinrlhf.ppo import train_ppo
@@ -138,9 +138,10 @@ def _follow_ppo_stage(args: argparse.Namespace, config: PipelineConfig) -> None:
     # The reward of stages.ppo_stage: ranks that scored differently would mix two objectives.
     reward_fn = prescription_reward(world, reward_model, tokenizer)
 
+    trained, reference = stages.policy_and_reference(policy, config.lora)  # as stages.ppo_stage
     train_ppo(
-        policy,
-        copy.deepcopy(policy).eval(),
+        trained,
+        reference,
         value_model,
         reward_fn,
         tokenizer,

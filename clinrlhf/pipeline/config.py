@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import cast
 
 from clinrlhf.panel.session import PanelConfig
+from clinrlhf.policy.lora_config import LoRAConfig
 from clinrlhf.policy.model import PolicyConfig
 from clinrlhf.ppo.config import PPOConfig
 from clinrlhf.reward.config import RewardConfig
@@ -29,6 +30,13 @@ class PipelineConfig:
     panel: PanelConfig = field(default_factory=PanelConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
+    lora: LoRAConfig | None = None
+    """LoRA adapters for PPO, e.g. {"rank": 16}: only they train, and the reference is the same base
+    with them switched off (clinrlhf.policy.lora). None trains every weight of the policy."""
+
+
+# Sections that are off (None) by default: a JSON object switches them on with these defaults.
+_OPTIONAL_SECTIONS: dict[str, type] = {"lora": LoRAConfig}
 
 
 def _merge(obj: object, overrides: dict, where: str) -> object:
@@ -38,6 +46,8 @@ def _merge(obj: object, overrides: dict, where: str) -> object:
         if key not in known:
             raise ValueError(f"unknown setting {where}{key}; known: {', '.join(sorted(known))}")
         current = getattr(obj, key)
+        if current is None and key in _OPTIONAL_SECTIONS and isinstance(value, dict):
+            current = _OPTIONAL_SECTIONS[key]()
         changes[key] = _merge(current, value, f"{where}{key}.") if is_dataclass(current) else value
     return replace(obj, **changes)  # type: ignore[type-var]
 

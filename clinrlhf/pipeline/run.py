@@ -152,6 +152,7 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
             deid_sha,
             out / "policy",
             reporter.callback("KL-constrained PPO"),
+            lora=config.lora,
         )
         evals, eval_run = stages.eval_stage(
             world,

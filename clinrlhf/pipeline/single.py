@@ -124,6 +124,7 @@ def train_ppo_stage(
         config_sha256(),
         out,
         reporter.callback("KL-constrained PPO"),
+        lora=config.lora,
     )
     return {
         "stage": "ppo",

@@ -21,6 +21,7 @@ from clinrlhf.lineage.runs import lineage_tags, stage_run
 from clinrlhf.lineage.tracker import MLflowTracker
 from clinrlhf.pipeline.cohorts import examples_sha256
 from clinrlhf.pipeline.policy_reward import prescription_reward
+from clinrlhf.policy.lora_config import LoRAConfig
 from clinrlhf.policy.model import PolicyConfig, build_policy, save_policy
 from clinrlhf.policy.tokenizer import build_tokenizer
 from clinrlhf.ppo.config import PPOConfig
@@ -153,12 +154,13 @@ def ppo_stage(
     deid_sha: str,
     out: Path,
     progress: Progress,
+    lora: LoRAConfig | None = None,
 ) -> tuple[PPOResult, Trained]:
     digest = reward_run.dataset_sha256
     with stage_run(
         "ppo", lineage=lineage_tags(digest, deid_sha), tags={"clinrlhf.reward_run_id": reward_run.run_id}
     ) as run:
-        policy, reference = copy.deepcopy(sft_model), copy.deepcopy(sft_model).eval()
+        policy, reference = policy_and_reference(sft_model, lora)
         value_model = copy.deepcopy(reward)
         reward_fn = prescription_reward(world, reward, tokenizer)
         result = train_ppo(
@@ -175,8 +177,27 @@ def ppo_stage(
         )
         mlflow.log_params(result.params | {"ppo.prompts": len(prompts)})
         mlflow.log_metrics(result.metrics)
+        if lora is not None:
+            from clinrlhf.policy.lora import merge_lora
+
+            result.policy = merge_lora(result.policy)  # a plain model again, to save, serve and evaluate
+            mlflow.log_params({f"lora.{key}": value for key, value in vars(lora).items()})
         save_policy(result.policy, tokenizer, out)
     return result, Trained(run.info.run_id, digest)
+
+
+def policy_and_reference(
+    sft_model: PreTrainedModel, lora: LoRAConfig | None
+) -> tuple[PreTrainedModel, PreTrainedModel]:
+    """The policy PPO trains and the frozen reference it is held near: two copies of the supervised
+    model, or with LoRA one copy with adapters whose reference is the same base with them off."""
+    if lora is None:
+        return copy.deepcopy(sft_model), copy.deepcopy(sft_model).eval()
+    from clinrlhf.policy.lora import add_lora, frozen_reference  # PEFT only for those who use it
+
+    policy = cast(PreTrainedModel, add_lora(copy.deepcopy(sft_model), lora))
+    # The reference calls the policy's base with the adapters off; it answers a forward as a model does.
+    return policy, cast(PreTrainedModel, frozen_reference(policy))
 
 
 def eval_stage(

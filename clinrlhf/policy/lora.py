@@ -11,28 +11,15 @@ both, which halves the memory of the two largest models PPO holds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import peft
 from torch import nn
 from transformers import PreTrainedModel
 
+from clinrlhf.policy.lora_config import LoRAConfig
 
-@dataclass(frozen=True)
-class LoRAConfig:
-    rank: int = 8
-    """Rank r of each adapter's update B @ A."""
-    alpha: int = 16
-    """The update is scaled by alpha / rank, so changing the rank need not change the step size."""
-    target_modules: tuple[str, ...] | None = None
-    """Names of the layers to adapt; None takes PEFT's default for the architecture (GPT-2: c_attn)."""
-    dropout: float = 0.0
-    """Off by default: PPO needs the same log-probs at rollout and update (Huang et al., 2024, detail 9)."""
-
-    def __post_init__(self) -> None:
-        if self.rank < 1:
-            raise ValueError("the LoRA rank must be at least 1")
+__all__ = ["LoRAConfig", "add_lora", "frozen_reference", "is_adapter_weight", "merge_lora"]
 
 
 def add_lora(model: PreTrainedModel, config: LoRAConfig) -> peft.PeftModel:

@@ -17,7 +17,7 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 if TYPE_CHECKING:
-    from clinrlhf.policy.lora import LoRAConfig
+    from clinrlhf.policy.lora_config import LoRAConfig
 
 hf_logging.disable_progress_bar()  # our own progress bars own the terminal
 

@@ -94,6 +94,33 @@ def test_the_three_stages_chain_through_files_and_mlflow(
     assert mlflow.get_run(sft_summary["mlflow_run_id"]).data.tags["clinrlhf.stage"] == "sft"
 
 
+def test_ppo_with_lora_from_the_config_saves_a_plain_policy(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "lora.json"
+    config.write_text(json.dumps({**TINY, "lora": {"rank": 2, "alpha": 4}}))
+    data = snapshot(tmp_path / "feedback.ndjson", 30)
+    sft, reward, policy = tmp_path / "sft", tmp_path / "reward", tmp_path / "policy"
+    assert main(["train", "sft", "--out", str(sft), "--config", str(config)]) == 0
+    argv = ["--policy", str(sft), "--snapshot", str(data), "--config", str(config)]
+    assert main(["train", "reward", *argv, "--out", str(reward)]) == 0
+    capsys.readouterr()
+    assert main(["train", "ppo", *argv, "--reward", str(reward), "--out", str(policy)]) == 0
+    run_id = json.loads(capsys.readouterr().out)["mlflow_run_id"]
+
+    before, _ = load_policy(sft)
+    after, _ = load_policy(policy)  # the adapters were merged: it loads as the plain architecture
+    assert type(after) is type(before)
+    changed = {
+        n
+        for (n, a), b in zip(before.named_parameters(), after.parameters(), strict=True)
+        if not torch.equal(a, b)
+    }
+    assert changed and all(".attn.c_attn." in name for name in changed)  # GPT-2's LoRA target only
+    mlflow.set_tracking_uri(load_settings().mlflow_tracking_uri)
+    assert mlflow.get_run(run_id).data.params["lora.rank"] == "2"
+
+
 def test_a_snapshot_that_is_not_judgments_is_refused_in_one_line(
     home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -31,3 +31,13 @@ def test_invalid_responses_lose_exactly_the_penalty_and_valid_ones_keep_their_sc
     raw = score_texts(model, tokenizer, prompts, responses)
     shaped = prescription_reward(W, model, tokenizer, invalid_penalty=2.5)(prompts, responses)
     assert torch.allclose(raw - shaped, torch.tensor([0.0, 2.5, 2.5, 2.5]), atol=1e-5)
+
+
+def test_lora_is_off_by_default_and_a_json_object_switches_it_on(tmp_path):
+    from clinrlhf.pipeline.config import load_pipeline_config
+    from clinrlhf.policy.lora_config import LoRAConfig
+
+    assert load_pipeline_config(None).lora is None
+    path = tmp_path / "c.json"
+    path.write_text('{"lora": {"rank": 16}}')
+    assert load_pipeline_config(path).lora == LoRAConfig(rank=16)
