@@ -12,6 +12,7 @@ from typing import Any
 import mlflow
 import torch
 from mlflow import MlflowClient
+from sqlalchemy.orm import Session, sessionmaker
 
 from clinrlhf.feedback import Judgment
 from clinrlhf.feedback.anonymity import suppress_rare_patients
@@ -60,9 +61,9 @@ def collect_feedback(
         return run.run(cohorts.feedback, reporter.callback("feedback via HTTP API"))
 
 
-def load_judgments(settings: Settings, world: World) -> list[Judgment]:
+def load_judgments(store: sessionmaker[Session], world: World) -> list[Judgment]:
     """The de-identified snapshot the reward model trains on; the export is an audit event."""
-    with transaction(open_store(settings.resolved_database_url)) as session:
+    with transaction(store) as session:
         snapshot = export_snapshot(session, actor="clinrlhf-pipeline", world=world)
     return from_ndjson(snapshot.ndjson)
 
@@ -76,13 +77,14 @@ def _deid_batch_report(settings: Settings, cohorts: Cohorts, today: date) -> Dei
     return report
 
 
-def _write_report(client: MlflowClient, settings: Settings, run_id: str, tracking_uri: str) -> ReportFiles:
+def _write_report(
+    client: MlflowClient, store: sessionmaker[Session], folder: Path, run_id: str, tracking_uri: str
+) -> ReportFiles:
     """HTML and PDF from what MLflow and the audit trail hold; HTML alone where Pango is missing."""
-    sessions, folder = open_store(settings.resolved_database_url), settings.resolved_home / "reports"
     try:
-        return report_for_run(client, run_id, tracking_uri, folder, sessions=sessions, pdf=True)
+        return report_for_run(client, run_id, tracking_uri, folder, sessions=store, pdf=True)
     except PdfUnavailableError:
-        return report_for_run(client, run_id, tracking_uri, folder, sessions=sessions)
+        return report_for_run(client, run_id, tracking_uri, folder, sessions=store)
 
 
 def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter) -> dict[str, Any]:
@@ -117,9 +119,11 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
         min_k = int(default_rules().parameters.get("kAnonymity", {}).get("minK", 1))
         # Outlier raters are quarantined (audit events) and every quarantined clinician's judgments
         # left out until a person releases them (`clinrlhf quarantine`); one source only.
+        # One store for the rest of the run: each open runs the schema migrations again.
+        store = open_store(settings.resolved_database_url)
         screened, quality = screen_snapshot(
-            open_store(settings.resolved_database_url),
-            load_judgments(settings, world),
+            store,
+            load_judgments(store, world),
             actor="clinrlhf-pipeline",
             reasons=home / REASONS_FILE,
         )
@@ -176,7 +180,7 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
         deid = _deid_batch_report(settings, cohorts, today)
         mlflow.log_dict(deid.to_dict(), "deid/report.json")
         log_report_facts(f"{world.name} {world.version}", deid.by_identifier, feedback)
-        files = _write_report(client, settings, parent.info.run_id, tracking_uri)
+        files = _write_report(client, store, home / "reports", parent.info.run_id, tracking_uri)
         report = files.html
         if files.pdf:
             mlflow.log_artifact(str(files.pdf), artifact_path="report")
