@@ -312,12 +312,16 @@ def reliability_data(
     for j in judgments:
         if j.kind != kind or j.source != source:
             continue
+        # Items are keyed by response text, not screen position: the review page shows each
+        # clinician the pair in their own order, so "left" means different things to two raters.
         if kind == "pairwise":
-            cells[(j.clinician, j.card)] = float(TIE if j.preferred is None else j.preferred)
+            order = sorted(j.responses)
+            choice = TIE if j.preferred is None else order.index(j.responses[j.preferred])
+            cells[(j.clinician, (j.card, *order))] = float(choice)
         else:
-            for r, rating in enumerate(j.ratings):
+            for response, rating in zip(j.responses, j.ratings, strict=False):
                 if rating is not None:
-                    cells[(j.clinician, (j.card, r))] = float(rating)
+                    cells[(j.clinician, (j.card, response))] = float(rating)
     raters = tuple(sorted({r for r, _ in cells}))
     items = tuple(sorted({i for _, i in cells}, key=repr))
     r_index = {r: i for i, r in enumerate(raters)}

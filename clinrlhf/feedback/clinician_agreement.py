@@ -36,7 +36,7 @@ def _choice(j: Judgment) -> str:
     return "first" if j.responses[j.preferred] == min(j.responses) else "second"
 
 
-def _case_type(prompt: str) -> str:
+def case_type(prompt: str) -> str:
     """The word after the last "treat" in a policy prompt (clinrlhf.text.prompt), or "unknown"."""
     words = prompt.split()
     if "treat" not in words:
@@ -57,7 +57,7 @@ def pairwise_choices(
             continue
         key = "\x00".join((j.card, *sorted(j.responses)))
         choices[key][j.clinician] = _choice(j)
-        types[key] = _case_type(j.prompt)
+        types[key] = case_type(j.prompt)
     return dict(choices), types
 
 

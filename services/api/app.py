@@ -28,6 +28,7 @@ from services.api.middleware import ErrorShield, RequestGuard
 from services.api.routes import cds_hooks, fhir, health, model_card
 from services.api.routes import compliance as compliance_pages
 from services.recommend import PolicyHolder, PolicyUnavailableError
+from services.web import admin as review_admin
 from services.web import routes as review_page
 from services.web.headers import SecurityHeaders
 
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     # The clinicians' review page (server-rendered HTML, its script and stylesheet).
     app.include_router(review_page.router)
+    app.include_router(review_admin.router)  # its admin view: agreement, for compliance officers
     app.mount(f"{review_page.PREFIX}/static", review_page.static_files(), name="review-static")
     # Compliance officers' read-only pages: registered versions and each run's report.
     app.include_router(compliance_pages.router)

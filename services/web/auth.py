@@ -20,6 +20,9 @@ from services.web.session import CSRF_HEADER, SESSION_COOKIE, WebSession, csrf_m
 
 # The page's actions are the FHIR review's: whoever may create a QuestionnaireResponse may review.
 REVIEW_SCOPE = ("QuestionnaireResponse", "c")
+# The agreement admin view shows every clinician's agreement with the others: for whoever may read
+# the audit trail (the compliance role), as on /compliance. A clinician's scopes do not allow it.
+AGREEMENT_SCOPE = ("AuditEvent", "r")
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="clinrlhf"'}
 
 
@@ -32,19 +35,57 @@ def web_session(request: Request, state: StateDep) -> WebSession | None:
     return unseal(session_key(state.deid_key), request.cookies.get(SESSION_COOKIE))
 
 
+def can_review(principal: Principal) -> bool:
+    return principal.can(*REVIEW_SCOPE)
+
+
+def can_see_agreement(principal: Principal) -> bool:
+    return principal.can(*AGREEMENT_SCOPE)
+
+
 def require_reviewer(principal: Principal) -> Principal:
-    if not principal.can(*REVIEW_SCOPE):
+    if not can_review(principal):
         raise APIError(403, "the review page is for clinicians: this token's scopes do not allow reviews")
     return principal
 
 
-def optional_reviewer(request: Request, state: StateDep) -> Principal | None:
-    """The caller if they sent any credentials (checked, and 403 for the wrong role); None if none."""
+def require_page_user(principal: Principal) -> Principal:
+    """Who may log in: a reviewer, or someone who may see the agreement admin view."""
+    if not (can_review(principal) or can_see_agreement(principal)):
+        raise APIError(
+            403,
+            "the review page is for clinicians, and its agreement view for compliance officers: "
+            "this token's scopes allow neither",
+        )
+    return principal
+
+
+def optional_caller(request: Request, state: StateDep) -> Principal | None:
+    """Whoever sent credentials (a bearer token, checked; else a session cookie), or None. A plain
+    `def`, run in the thread pool: checking a token may fetch an issuer's keys."""
     token = bearer_of(request)
     if token is not None:
-        return require_reviewer(principal_of(request, state, token))
+        return principal_of(request, state, token)
     session = web_session(request, state)
-    return require_reviewer(session.principal()) if session else None
+    return session.principal() if session else None
+
+
+async def optional_agreement_reader(
+    principal: Annotated[Principal | None, Depends(optional_caller)],
+) -> Principal | None:
+    """The caller if they may see the agreement admin view; 403 for other credentials; None if none."""
+    if principal is not None and not can_see_agreement(principal):
+        raise APIError(
+            403, "the agreement view is for compliance officers: this token's scopes do not allow it"
+        )
+    return principal
+
+
+async def optional_reviewer(
+    principal: Annotated[Principal | None, Depends(optional_caller)],
+) -> Principal | None:
+    """The caller if they sent any credentials (checked, and 403 for the wrong role); None if none."""
+    return require_reviewer(principal) if principal is not None else None
 
 
 def reviewer(principal: Annotated[Principal | None, Depends(optional_reviewer)]) -> Principal:
@@ -67,6 +108,7 @@ def csrf_checked(
 
 ReviewerWriting = Annotated[Principal, Depends(csrf_checked)]
 MaybeReviewer = Annotated[Principal | None, Depends(optional_reviewer)]
+MaybeAgreementReader = Annotated[Principal | None, Depends(optional_agreement_reader)]
 
 
 def client_key(request: Request, state: StateDep) -> str:

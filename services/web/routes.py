@@ -29,8 +29,10 @@ from services.web.auth import (
     CHALLENGE,
     MaybeReviewer,
     ReviewerWriting,
+    can_review,
+    can_see_agreement,
     rate_limited,
-    require_reviewer,
+    require_page_user,
     web_session,
 )
 from services.web.context import case_view
@@ -99,17 +101,19 @@ def _token_expiry(token: str) -> int:
 
 @router.post("/session", name="log_in")
 def log_in(request: Request, state: StateDep, body: Annotated[Login, Depends(json_body(Login))]) -> Response:
-    """Exchange a clinician's bearer token for a session cookie. The login form's CSRF token is a
-    double-submit nonce: a cookie set with the form, echoed in a header."""
+    """Exchange a clinician's bearer token for a session cookie (or a compliance officer's, who is
+    sent on to the agreement view). The login form's CSRF token is a double-submit nonce: a cookie
+    set with the form, echoed in a header."""
     nonce, echoed = request.cookies.get(LOGIN_COOKIE), request.headers.get(CSRF_HEADER)
     if not nonce or not echoed or not hmac.compare_digest(nonce, echoed):
         raise APIError(403, "missing or invalid CSRF token; reload the login page")
     if not body.token or not body.token.strip():
         raise APIError(401, "paste a bearer token with the clinician role")
     token = body.token.strip()
-    principal = require_reviewer(principal_of(request, state, token))
+    principal = require_page_user(principal_of(request, state, token))
     session = WebSession.open(principal, _token_expiry(token))
-    response = JSONResponse({"next": str(request.url_for("review_page"))})
+    landing = "review_page" if can_review(principal) else "agreement_page"
+    response = JSONResponse({"next": str(request.url_for(landing))})
     _set_cookie(
         response,
         request,
@@ -153,7 +157,10 @@ def review_page(request: Request, state: StateDep, principal: MaybeReviewer) -> 
             return RedirectResponse(request.url_for("login_page"), status_code=303)
         raise APIError(401, "log in on /review/login, or send a bearer token", headers=CHALLENGE)
     clinician = clinician_pseudonym(state.deid_key, principal.sub)
-    return _private(TEMPLATES.TemplateResponse(request, "review.html", _page(request, state, clinician)))
+    page = _page(request, state, clinician)
+    # The agreement view is linked only for those who may open it, never for a clinician alone.
+    page["agreement_url"] = request.url_for("agreement_page") if can_see_agreement(principal) else None
+    return _private(TEMPLATES.TemplateResponse(request, "review.html", page))
 
 
 @router.post("/submit", name="submit_review", status_code=201)

@@ -129,6 +129,32 @@ def patient_view():  # noqa: ANN201 -- returns the request-building function
     return patient_view_request
 
 
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's, never a downloaded browser
+
+
+@pytest.fixture
+def page(site: str):  # noqa: ANN201 -- a playwright Page
+    """Headless Chromium at the test module's `site` (a fixture each browser-test module defines),
+    collecting script errors, CSP violations and 4xx/5xx responses in `page.errors`."""
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--no-sandbox", "--disable-background-networking"],
+        )
+        page = browser.new_page(base_url=site)
+        page.errors = []  # type: ignore[attr-defined]
+        page.on("console", lambda m: page.errors.append(m.text) if m.type == "error" else None)  # type: ignore[attr-defined]
+        page.on("pageerror", lambda e: page.errors.append(str(e)))  # type: ignore[attr-defined]
+        page.on("response", lambda r: page.errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)  # type: ignore[attr-defined]
+        yield page
+        browser.close()
+
+
 @pytest.fixture(scope="session")
 def auth(tokens: dict[str, str]):  # noqa: ANN201 -- returns a small header-building function
     """`auth("clinician", "application/fhir+json")` -> request headers with that role's token."""

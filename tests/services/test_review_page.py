@@ -115,23 +115,7 @@ def form_of(html: str) -> dict[str, str]:
 # --- in the browser ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def page(site: str):  # noqa: ANN201 -- a playwright Page
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=["--no-sandbox", "--disable-background-networking"],
-        )
-        page = browser.new_page(base_url=site)
-        page.errors = []  # type: ignore[attr-defined]
-        page.on("console", lambda m: page.errors.append(m.text) if m.type == "error" else None)  # type: ignore[attr-defined]
-        page.on("pageerror", lambda e: page.errors.append(str(e)))  # type: ignore[attr-defined]
-        page.on("response", lambda r: page.errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)  # type: ignore[attr-defined]
-        yield page
-        browser.close()
+# `page` (tests/services/conftest.py): headless Chromium on this module's `site`.
 
 
 def log_in(page, settings: Settings, sub: str) -> None:  # noqa: ANN001

@@ -11,10 +11,11 @@
 | GET  /fhir/QuestionnaireResponse/{id}      | 200       | 403        | 200         | 200        | 401      |
 | GET  /model-card                           | 200       | 200        | 200         | 200        | 401      |
 | GET  /review/login, /review/static/…       | 200       | 200        | 200         | 200        | 200      |
-| POST /review/session (token in the body)   | 200       | 403        | 403         | 403        | 401      |
+| POST /review/session (token in the body)   | 200       | 403        | 403         | 200        | 401      |
 | GET  /review                               | 200       | 403        | 403         | 403        | 401      |
 | POST /review/submit                        | 201       | 403        | 403         | 403        | 401      |
 | POST /review/logout                        | 204       | 204        | 204         | 204        | 204      |
+| GET  /review/admin/agreement               | 403       | 403        | 403         | 200        | 401      |
 | GET  /compliance                           | 403       | 403        | 403         | 200        | 401      |
 | GET  /compliance/report/{run_id}           | 403       | 403        | 403         | 404 *      | 401      |
 
@@ -69,10 +70,11 @@ MATRIX: dict[tuple[str, str], dict[str | None, int]] = {
     ("GET", "/model-card"): ANY_TOKEN,
     ("GET", "/review/login"): everyone(200),
     ("GET", "/review/static"): everyone(200),
-    ("POST", "/review/session"): only({"clinician"}),
+    ("POST", "/review/session"): only({"clinician", "compliance"}),  # an officer, for the agreement view
     ("GET", "/review"): only({"clinician"}),
     ("POST", "/review/submit"): only({"clinician"}, 201),
     ("POST", "/review/logout"): everyone(204),
+    ("GET", "/review/admin/agreement"): only({"compliance"}),
     ("GET", "/compliance"): only({"compliance"}),
     ("GET", "/compliance/report/{run_id}"): only({"compliance"}, 404),  # no run in the test store
 }
@@ -165,6 +167,7 @@ def send(
         ("GET", "/review"): lambda c, h: c.get("/review", headers=h),
         ("POST", "/review/submit"): lambda c, h: c.post("/review/submit", json=page_review, headers=h),
         ("POST", "/review/logout"): lambda c, h: c.post("/review/logout", json={}, headers=h),
+        ("GET", "/review/admin/agreement"): lambda c, h: c.get("/review/admin/agreement", headers=h),
         ("GET", "/compliance"): lambda c, h: c.get("/compliance", headers=h),
         ("GET", "/compliance/report/{run_id}"): lambda c, h: c.get(
             f"/compliance/report/{'0' * 32}", headers=h

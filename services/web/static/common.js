@@ -1,4 +1,5 @@
-// Shared by the login and review pages: JSON POSTs that carry the page's CSRF token.
+// Shared by every page under /review: JSON POSTs that carry the page's CSRF token, and the
+// log-out button of the pages that have one.
 "use strict";
 
 window.clinrlhf = {
@@ -24,3 +25,12 @@ window.clinrlhf = {
     return reply;
   },
 };
+
+document.addEventListener("DOMContentLoaded", () => {
+  const logout = document.getElementById("logout");
+  if (!logout) return; // the login page
+  logout.addEventListener("click", async () => {
+    await window.clinrlhf.post(logout.dataset.url, {}).catch(() => null);
+    window.location.assign(logout.dataset.next);
+  });
+});

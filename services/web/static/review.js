@@ -6,12 +6,6 @@
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
-  const logout = document.getElementById("logout");
-  logout.addEventListener("click", async () => {
-    await window.clinrlhf.post(logout.dataset.url, {}).catch(() => null);
-    window.location.assign(logout.dataset.next);
-  });
-
   const form = document.getElementById("review");
   if (!form) return; // the queue is empty
   const status = document.getElementById("status");

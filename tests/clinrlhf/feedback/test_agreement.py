@@ -242,11 +242,27 @@ def test_reliability_data_from_pairwise_judgments() -> None:
         rating("c1", "dr3", (5, 4)),  # other kind
     ]
     rd = reliability_data(judgments, "pairwise")
-    assert rd.raters == ("dr1", "dr2") and rd.items == ("c1", "c2", "c3")
+    assert rd.raters == ("dr1", "dr2")
+    assert rd.items == (("c1", "a", "b"), ("c2", "a", "b"), ("c3", "a", "b"))
     np.testing.assert_array_equal(rd.data, [[0, 1, N], [0, TIE, 1]])
     assert rd.level() == "nominal"
     assert rd.counts().tolist() == [[2, 0, 0], [0, 1, 1], [0, 1, 0]]
     assert reliability_data(judgments, "pairwise", source="rlaif").raters == ("ai",)
+
+
+def test_reliability_data_matches_responses_not_screen_positions() -> None:
+    """The review page shows each clinician the pair in their own order: two clinicians who both
+    prefer response "a", one seeing it on the left and one on the right, agree."""
+    left = Judgment("pairwise", "c1", "p", "dr1", "treat ->", ("a", "b"), preferred=0)
+    right = Judgment("pairwise", "c1", "p", "dr2", "treat ->", ("b", "a"), preferred=1)
+    rd = reliability_data([left, right], "pairwise")
+    assert len(rd.items) == 1
+    np.testing.assert_array_equal(rd.data, [[0], [0]])
+    rated = [
+        Judgment("rating", "c1", "p", "dr1", "treat ->", ("a", "b"), ratings=(5, 1)),
+        Judgment("rating", "c1", "p", "dr2", "treat ->", ("b", "a"), ratings=(1, 5)),
+    ]
+    np.testing.assert_array_equal(reliability_data(rated, "rating").data, [[5, 1], [5, 1]])
 
 
 def test_reliability_data_from_ratings_and_report() -> None:
@@ -259,7 +275,7 @@ def test_reliability_data_from_ratings_and_report() -> None:
         rating("c2", "dr1", (1, 4)),  # a repeat: the later judgment counts
     ]
     rd = reliability_data(judgments, "rating")
-    assert rd.items == (("c1", 0), ("c1", 1), ("c2", 0), ("c2", 1))
+    assert rd.items == (("c1", "a"), ("c1", "b"), ("c2", "a"), ("c2", "b"))
     np.testing.assert_array_equal(rd.data, [[5, 2, 1, 4], [4, 2, 2, 3], [5, N, N, N]])
     assert rd.level() == "ordinal"
     report = agreement_report(rd, n_boot=200, seed=0)

@@ -1,0 +1,45 @@
+"""The review page's admin view, /review/admin/agreement: how far the clinicians agree, live.
+
+Agreement is computed from the judgments in the store at request time (services.web.agreement_view),
+by case type and by clinician, and shown by pseudonym only. It is for compliance officers (the
+scope that reads the audit trail, as on /compliance); a clinician is refused, since the page ranks
+every clinician against the others. Access is checked as on the review page: a browser without a
+session is sent to log in, other callers get OperationOutcomes (401 without credentials, 403 for
+the wrong scopes).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import RedirectResponse, Response
+
+from clinrlhf.store import export_judgments, read_snapshot
+from services.api.deps import StateDep
+from services.api.errors import APIError
+from services.web.agreement_view import agreement_view
+from services.web.auth import CHALLENGE, MaybeAgreementReader, can_review, rate_limited, web_session
+from services.web.routes import PREFIX, TEMPLATES, wants_html
+from services.web.session import csrf_token, session_key
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False, dependencies=[Depends(rate_limited)])
+
+
+@router.get("/admin/agreement", name="agreement_page")
+def agreement_page(request: Request, state: StateDep, principal: MaybeAgreementReader) -> Response:
+    """Agreement by case type and by clinician, or word that too few cases overlap yet."""
+    if principal is None:
+        if wants_html(request):  # a browser is sent to log in; other clients get a 401 outcome
+            return RedirectResponse(request.url_for("login_page"), status_code=303)
+        raise APIError(401, "log in on /review/login, or send a bearer token", headers=CHALLENGE)
+    with read_snapshot(state.sessions) as session:  # reads never hold SQLite's write lock
+        judgments = export_judgments(session, state.world)
+    session_ = web_session(request, state)
+    context = {
+        "agreement": agreement_view(judgments),
+        "csrf": csrf_token(session_key(state.deid_key), session_.sid) if session_ else "",
+        "review_url": request.url_for("review_page") if can_review(principal) else None,
+        "script": None,  # the page needs none beyond common.js (its log-out button)
+    }
+    response = TEMPLATES.TemplateResponse(request, "admin_agreement.html", context)
+    response.headers["Cache-Control"] = "no-store"  # it ranks clinicians; nobody else is to cache it
+    return response
