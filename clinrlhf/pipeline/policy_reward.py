@@ -36,6 +36,6 @@ def prescription_reward(
     def reward(prompts: list[str], responses: list[str]) -> torch.Tensor:
         scores = score_texts(reward_model, tokenizer, prompts, responses)
         invalid = [parse_prescription(world, p, r) is None for p, r in zip(prompts, responses, strict=True)]
-        return scores - invalid_penalty * torch.tensor(invalid, dtype=scores.dtype)
+        return scores - invalid_penalty * torch.tensor(invalid, dtype=scores.dtype, device=scores.device)
 
     return reward

@@ -31,11 +31,12 @@ def sample(
 ) -> Rollout:
     """Autoregressive sampling with an explicit loop, so the temperature used here is exactly the
     one PPO uses again when it recomputes log-probs (Huang et al., 2024, detail 6)."""
-    enc = tokenizer(prompts, return_tensors="pt", padding=True)
+    device = model.device
+    enc = tokenizer(prompts, return_tensors="pt", padding=True).to(device)
     query, mask = enc["input_ids"], enc["attention_mask"]
     ids, attn = query, mask
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    done = torch.zeros(len(prompts), dtype=torch.bool)
+    done = torch.zeros(len(prompts), dtype=torch.bool, device=device)
     past, out = None, []
     step_ids = ids
     for _ in range(max_new_tokens):
@@ -49,10 +50,7 @@ def sample(
         )
         past = logits_out.past_key_values
         logits = logits_out.logits[:, -1, :] / temperature
-        if greedy:
-            token = logits.argmax(-1)
-        else:
-            token = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator).squeeze(-1)
+        token = logits.argmax(-1) if greedy else draw(torch.softmax(logits, -1), generator)
         token = torch.where(done, torch.full_like(token, pad), token)
         out.append(token)
         done |= token == eos
@@ -63,6 +61,24 @@ def sample(
     response = torch.stack(out, dim=1)
     texts = tokenizer.batch_decode(response, skip_special_tokens=True)
     return Rollout(query=query, response=response, texts=texts)
+
+
+def draw(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """One token per row of `probs` (B, V). The generator may live on the CPU while the model runs on a
+    GPU: PPO keeps it there so a checkpoint's random stream resumes on any device. Then only B uniforms
+    cross over, not B x V probabilities."""
+    if generator is None or generator.device == probs.device:
+        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    uniforms = torch.rand(probs.shape[0], generator=generator, dtype=torch.float64)
+    return inverse_cdf(probs, uniforms.to(probs.device))
+
+
+def inverse_cdf(probs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """The token whose slice of [0, total) holds each uniform in [0, 1): (B, V), (B,) -> (B,).
+    `right=True` gives a zero-probability token an empty slice, so it is never drawn."""
+    cdf = probs.double().cumsum(-1)
+    scaled = (uniforms * cdf[:, -1])[:, None]
+    return torch.searchsorted(cdf, scaled, right=True).squeeze(-1).clamp(max=probs.shape[-1] - 1)
 
 
 @dataclass(frozen=True)
@@ -110,7 +126,7 @@ def sequence_logprob(
 ) -> float:
     q = tokenizer(prompt)["input_ids"]
     r = tokenizer(response)["input_ids"] + [tokenizer.eos_token_id]
-    ids = torch.tensor([q + r])
+    ids = torch.tensor([q + r], device=model.device)
     logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1], -1)
     target = ids[0, 1:]
     return float(logp.gather(-1, target[:, None]).squeeze(-1)[len(q) - 1 :].sum())

@@ -29,7 +29,7 @@ def save_checkpoint(directory: Path, state: dict[str, Any]) -> Path:
 
 def load_checkpoint(directory: Path) -> dict[str, Any] | None:
     path = directory / CHECKPOINT_FILE
-    return torch.load(path, weights_only=True) if path.exists() else None
+    return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
 
 
 def fingerprint(ref_policy: torch.nn.Module, prompts: list[str]) -> str:

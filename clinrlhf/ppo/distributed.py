@@ -43,6 +43,14 @@ class Dist:
         """Rank 0 alone writes checkpoints, the policy and MLflow runs."""
         return self.rank == 0
 
+    @property
+    def device(self) -> torch.device:
+        """Where this rank's models run: its own GPU when there are any, else the CPU. Hide the GPUs
+        (CUDA_VISIBLE_DEVICES="") to train on the CPU of a GPU machine."""
+        if torch.cuda.is_available():
+            return torch.device("cuda", self.local_rank)
+        return torch.device("cpu")
+
     def all_reduce_mean(self, value: float) -> float:
         return self.mean({"value": value})["value"]
 

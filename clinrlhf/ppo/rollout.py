@@ -105,7 +105,8 @@ def collect(
         generator=generator,
     )
     mask, has_eos = response_mask(sampled.response, tokenizer.eos_token_id)
-    query_mask = tokenizer(prompts, return_tensors="pt", padding=True)["attention_mask"]
+    device = sampled.query.device
+    query_mask = tokenizer(prompts, return_tensors="pt", padding=True)["attention_mask"].to(device)
     response = sampled.response.masked_fill(~mask, tokenizer.pad_token_id)
     exp = Experience(
         prompts=list(prompts),
@@ -125,7 +126,8 @@ def collect(
     logprobs, entropy = response_logprobs(policy, exp, temperature)
     ref_logprobs, _ = response_logprobs(ref_policy, exp, temperature)
     values = response_values(value_model, exp)
-    scores = torch.as_tensor(reward_fn(exp.prompts, exp.texts), dtype=torch.float32).detach().reshape(-1)
+    scores = reward_fn(exp.prompts, exp.texts)  # the reward model may sit on another device
+    scores = torch.as_tensor(scores, dtype=torch.float32).detach().reshape(-1).to(device)
     return replace(
         exp, logprobs=logprobs, ref_logprobs=ref_logprobs, values=values, entropy=entropy, scores=scores
     )

@@ -79,7 +79,9 @@ def train_ppo(
     `policy` is trained in place. `value_model` gives per-token values (a `ScalarHeadModel`, usually a
     copy of the reward model). With `checkpoint_dir`, state is saved there and resumed from if present.
     Under `torchrun` (`dist`, by default the initialized process group) every rank gets the same
-    arguments and trains on its share of each batch; only rank 0 logs and writes checkpoints.
+    arguments and trains on its share of each batch; only rank 0 logs and writes checkpoints. The
+    three models are moved to `dist.device` (the rank's GPU if there is one); `reward_fn` may score
+    anywhere, its scores are brought over.
     """
     if not prompts:
         raise ValueError("PPO needs at least one prompt")
@@ -87,10 +89,11 @@ def train_ppo(
     tracker = (tracker or NullTracker()) if dist.is_main else NullTracker()
     local = dist.shard(config)  # this rank's share of each batch, drawn from its own random stream
     torch.manual_seed(config.seed + dist.rank)
+    # On the CPU whatever the device, so a checkpoint's random stream resumes anywhere.
     generator = torch.Generator().manual_seed(config.seed + dist.rank)
     # Dropout off everywhere, so log-probs are the same at rollout and update (Huang et al., detail 9).
     for model in (policy, ref_policy, value_model):
-        model.eval()
+        model.to(dist.device).eval()
     ref_policy.requires_grad_(False)
     parameters = [*policy.parameters(), *value_model.parameters()]
     optimizer = torch.optim.Adam(parameters, lr=config.lr, eps=config.adam_eps)

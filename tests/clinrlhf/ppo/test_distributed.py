@@ -133,3 +133,10 @@ def test_two_torchrun_ranks_train_one_policy_and_resume_exactly(task: Task, tmp_
 
 if __name__ == "__main__":
     _worker(Path(sys.argv[1]), Path(sys.argv[2]))
+
+
+def test_a_process_without_gpus_trains_on_the_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert Dist().device == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert Dist(rank=3, world_size=4, local_rank=1).device == torch.device("cuda", 1)
