@@ -59,7 +59,13 @@ def measure(mode: str, batch: int, steps: int, warmup: int, seed: int) -> dict:
     config = RewardConfig(batch_size=batch, seed=seed, **MODES[mode])  # type: ignore[arg-type]
     run = prepare_training(pairs, build_policy(PolicyConfig(), tokenizer).transformer, tokenizer, config)
     enc = run.encoded
-    fixed = [enc.input_ids[:batch], enc.lengths[:batch], enc.margins[:batch], enc.raters[:batch]]
+    fixed = [
+        enc.input_ids[:batch],
+        enc.lengths[:batch],
+        enc.margins[:batch],
+        enc.raters[:batch],
+        enc.accuracy[:batch],
+    ]
     before = _rss_mb()
     times = []
     for i in range(warmup + steps):

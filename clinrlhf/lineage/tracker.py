@@ -13,6 +13,8 @@ class Tracker(Protocol):
 
     def set_tags(self, tags: dict[str, str]) -> None: ...
 
+    def log_dict(self, dictionary: dict, artifact_file: str) -> None: ...
+
 
 class NullTracker:
     def log_params(self, params: dict[str, object]) -> None:
@@ -24,6 +26,9 @@ class NullTracker:
     def set_tags(self, tags: dict[str, str]) -> None:
         pass
 
+    def log_dict(self, dictionary: dict, artifact_file: str) -> None:
+        pass
+
 
 class RecordingTracker:
     """Keeps everything in memory: for tests and for building report curves."""
@@ -32,6 +37,7 @@ class RecordingTracker:
         self.params: dict[str, object] = {}
         self.metrics: list[tuple[int | None, dict[str, float]]] = []
         self.tags: dict[str, str] = {}
+        self.dicts: dict[str, dict] = {}
 
     def log_params(self, params: dict[str, object]) -> None:
         self.params.update(params)
@@ -41,6 +47,9 @@ class RecordingTracker:
 
     def set_tags(self, tags: dict[str, str]) -> None:
         self.tags.update(tags)
+
+    def log_dict(self, dictionary: dict, artifact_file: str) -> None:
+        self.dicts[artifact_file] = dict(dictionary)
 
     def series(self, name: str) -> list[float]:
         return [m[name] for _, m in self.metrics if name in m]
@@ -63,3 +72,6 @@ class MLflowTracker:
     def set_tags(self, tags: dict[str, str]) -> None:
         for key, value in tags.items():
             self._mlflow.set_tag(key, value)
+
+    def log_dict(self, dictionary: dict, artifact_file: str) -> None:
+        self._mlflow.log_dict(dictionary, artifact_file, run_id=self._run_id)

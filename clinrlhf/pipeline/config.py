@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import cast
 
+from clinrlhf.feedback.screening import ScreeningConfig
 from clinrlhf.panel.session import PanelConfig
 from clinrlhf.policy.lora_config import LoRAConfig
 from clinrlhf.policy.model import PolicyConfig
@@ -28,7 +29,12 @@ class PipelineConfig:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
     panel: PanelConfig = field(default_factory=PanelConfig)
-    reward: RewardConfig = field(default_factory=RewardConfig)
+    screening: ScreeningConfig = field(default_factory=ScreeningConfig)
+    """The poisoning defence before reward training: rater reliability, outliers quarantined
+    (`auto_quarantine`; false only flags them), one feedback source unless mixing is allowed."""
+    reward: RewardConfig = field(default_factory=lambda: RewardConfig(rater_weighting="dawid-skene"))
+    """Reward training; in the loop each clinician's labels are weighted by their Dawid–Skene
+    accuracy on the judgments trained on (RewardConfig.rater_weighting; "none" turns it off)."""
     ppo: PPOConfig = field(default_factory=PPOConfig)
     lora: LoRAConfig | None = None
     """LoRA adapters for PPO, e.g. {"rank": 16}: only they train, and the reference is the same base

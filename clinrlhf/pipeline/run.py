@@ -25,7 +25,7 @@ from clinrlhf.lineage.pdf import PdfUnavailableError
 from clinrlhf.lineage.registry import register_policy
 from clinrlhf.lineage.report import ReportFiles, report_for_run
 from clinrlhf.lineage.runs import configure_mlflow, stage_run
-from clinrlhf.panel.clinicians import default_panel
+from clinrlhf.panel.clinicians import panel_of
 from clinrlhf.panel.session import PanelRun, PanelStats
 from clinrlhf.pipeline import stages
 from clinrlhf.pipeline.cohorts import Cohorts, make_cohorts, practice_examples, scenarios
@@ -33,6 +33,7 @@ from clinrlhf.pipeline.config import PipelineConfig
 from clinrlhf.pipeline.server import running_server
 from clinrlhf.policy.registry import set_latest_aligned
 from clinrlhf.reward.ledger import LEDGER_FILE
+from clinrlhf.reward.raters import with_rater_accuracies
 from clinrlhf.settings import Settings
 from clinrlhf.store.db import open_store, transaction
 from clinrlhf.store.export import export_snapshot
@@ -52,7 +53,7 @@ def collect_feedback(
     reporter: Reporter,
 ) -> PanelStats:
     """Serve the current policy on 127.0.0.1 and let the panel judge its suggestions over HTTP."""
-    panel = default_panel()
+    panel = panel_of(config.panel.clinicians, config.panel.adversaries)
     tokens = {c.id: mint_token(settings, role="clinician", sub=c.id) for c in panel}
     tokens["cds-client"] = mint_token(settings, role="cds-client", sub="simulated-ehr")
     log = settings.resolved_home / "logs" / "server.log"
@@ -126,6 +127,7 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
             load_judgments(store, world),
             actor="clinrlhf-pipeline",
             reasons=home / REASONS_FILE,
+            config=config.screening,
         )
         mlflow.log_dict(quality, "feedback/quality.json")
         mlflow.set_tag("clinrlhf.feedback_source", ",".join(quality["sources"]))
@@ -137,7 +139,8 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
             judgments,
             sft_model,
             tokenizer,
-            config.reward,
+            # Rater weights from the very judgments trained on: quarantined clinicians already out.
+            with_rater_accuracies(config.reward, judgments),
             snapshot,
             deid_sha,
             reporter.callback("DP reward model"),
@@ -172,7 +175,7 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
             "cards judged": panel_stats.cards,
             "CDS feedback entries": panel_stats.feedback,
             "reviews": panel_stats.reviews,
-            "clinicians on the panel": len(default_panel()),
+            "clinicians on the panel": config.panel.clinicians,
             "judgments in snapshot": len(judgments),
             "preference pairs": len(pairs),
             "HTTP errors": len(panel_stats.errors),

@@ -24,6 +24,7 @@ from clinrlhf.pipeline.run import Reporter
 from clinrlhf.policy import load_policy
 from clinrlhf.reward.io import load_reward_model, save_reward_model
 from clinrlhf.reward.ledger import LEDGER_FILE
+from clinrlhf.reward.raters import with_rater_accuracies
 from clinrlhf.settings import load_settings
 from clinrlhf.world.world import load_world
 from privacy.deid import config_sha256
@@ -83,7 +84,7 @@ def train_reward_stage(
         judgments,
         policy,
         tokenizer,
-        config.reward,
+        with_rater_accuracies(config.reward, judgments),  # as the pipeline: from the snapshot's judgments
         (digest, snapshot),
         config_sha256(),
         reporter.callback("DP reward model"),

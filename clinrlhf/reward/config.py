@@ -18,12 +18,16 @@ Measured with the scripts behind README "Measured results".
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 from privacy.dp import ACCOUNTANTS, PRIVACY_UNITS, Accountant, PrivacyUnit
 
 GradSampleMode = Literal["hooks", "ghost"]
+RaterWeighting = Literal["none", "dawid-skene"]
+RATER_WEIGHTINGS: tuple[RaterWeighting, ...] = ("none", "dawid-skene")
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,27 @@ class RewardConfig:
     rater_learning_rate: float = 0.1
     """AdamW learning rate of the flip logits: one scalar per rater has to travel several logits
     (0.1 to above 0.5 is 2.2) within a few hundred steps, which the backbone's rate would not allow."""
+    rater_weighting: RaterWeighting = "none"
+    """How far each clinician's labels are trusted, from their agreement with the others measured
+    before training. "dawid-skene": each pair's label is read through its clinician's one-coin
+    Dawid–Skene accuracy a (clinrlhf.feedback.reliability, the estimate screening quarantines on) as
+    a known label flip of 1 - a: the loss is -log[a·σ(Δ) + (1 - a)·σ(-Δ)], Δ = r_c - r_r (less the
+    margin under `use_margin`; clinrlhf.reward.loss). Why: a noisy rater's labels then pull less,
+    and least where the model is confident they are wrong (the pair's loss is capped at
+    -log(1 - a)), instead of every label counting as certain. a is clamped into [0.501, 0.999]: a
+    rater at or below chance (an adversary who escaped quarantine) carries almost no signal rather
+    than a reversed one, and no rater is taken as never wrong. Clinicians without an estimate (no
+    pairwise item shared with another rater) and machine labels get a = 1, plain Bradley–Terry. It
+    composes with the learned flip rates (`rater_buckets`), which then learn what the estimate
+    missed. The per-pair (or per-unit) gradient is clipped after weighting, so ε is unchanged; the
+    accuracies are computed without noise, so the guarantee is conditional on them (docs/privacy.md).
+    "none" (the default here, where no judgments are at hand): every label as is. The pipeline and
+    `clinrlhf train reward` default to "dawid-skene" (PipelineConfig.reward) and fill
+    `rater_accuracies` from the judgments they train on, quarantined clinicians already left out."""
+    rater_accuracies: Mapping[str, float] | None = field(default=None, hash=False)
+    """Clinician pseudonym -> Dawid–Skene accuracy (unclamped), read when `rater_weighting` is
+    "dawid-skene"; clinrlhf.reward.raters.with_rater_accuracies fills it from judgments. Data, not a
+    setting: train_reward refuses "dawid-skene" without it."""
     center_rewards_coef: float = 0.01
     """Weight of (r_c + r_r)² in the loss, keeping rewards centered at 0 (Eisenstein et al., 2023)."""
     secure_rng: bool = False
@@ -112,6 +137,16 @@ class RewardConfig:
             raise ValueError(f"rater_buckets must be None or at least 1, got {self.rater_buckets}")
         if not 0.0 < self.rater_initial_flip < 0.5:
             raise ValueError(f"rater_initial_flip must be in (0, 0.5), got {self.rater_initial_flip}")
+        if self.rater_weighting not in RATER_WEIGHTINGS:
+            raise ValueError(
+                f"rater_weighting must be one of {RATER_WEIGHTINGS}, got {self.rater_weighting!r}"
+            )
+        if self.rater_accuracies is not None:
+            if self.rater_weighting != "dawid-skene":
+                raise ValueError("rater_accuracies are only read with rater_weighting 'dawid-skene'")
+            bad = [c for c, a in self.rater_accuracies.items() if not (math.isfinite(a) and 0.0 <= a <= 1.0)]
+            if bad:
+                raise ValueError(f"rater accuracies must be in [0, 1]; {len(bad)} are not")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be at least 1")
         if self.target_epsilon <= 0 or self.max_grad_norm <= 0 or self.learning_rate <= 0:

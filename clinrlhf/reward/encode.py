@@ -12,7 +12,7 @@ guarantee "with respect to one pair" needs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -31,6 +31,7 @@ class EncodedPairs:
     lengths: torch.Tensor  # (N, 3) long: tokens of prompt, of chosen + eos, of rejected + eos
     margins: torch.Tensor  # (N,) float
     raters: torch.Tensor  # (N,) long: each pair's rater bucket (clinrlhf.reward.raters), 0 without buckets
+    accuracy: torch.Tensor  # (N,) float: each pair's rater accuracy (RewardConfig.rater_weighting), else 1
 
 
 def sequence_ids(tokenizer: PreTrainedTokenizerBase, prompt: str, response: str) -> list[int]:
@@ -52,10 +53,12 @@ def encode_pairs(
     pairs: Sequence[PreferencePair],
     max_positions: int | None = None,
     rater_buckets: int | None = None,
+    rater_accuracies: Mapping[str, float] | None = None,
 ) -> EncodedPairs:
     """Tokenize pairs into right-padded rows. Raises if a prompt plus response exceeds max_positions
     (the backbone's position table): truncating the prompt would silently drop findings.
-    `rater_buckets` hashes each pair's clinician into that many buckets."""
+    `rater_buckets` hashes each pair's clinician into that many buckets; `rater_accuracies` gives
+    each pair its clinician's accuracy (clinicians it does not name get 1)."""
     if not pairs:
         raise ValueError("no preference pairs to encode")
     rows, lengths = [], []
@@ -72,7 +75,9 @@ def encode_pairs(
     raters = torch.tensor(
         [rater_bucket(p.clinician, rater_buckets) if rater_buckets else 0 for p in pairs], dtype=torch.long
     )
-    return EncodedPairs(ids, torch.tensor(lengths, dtype=torch.long), margins, raters)
+    known = rater_accuracies or {}
+    accuracy = torch.tensor([known.get(p.clinician, 1.0) for p in pairs], dtype=torch.float32)
+    return EncodedPairs(ids, torch.tensor(lengths, dtype=torch.long), margins, raters, accuracy)
 
 
 def segments(lengths: torch.Tensor, width: int) -> torch.Tensor:

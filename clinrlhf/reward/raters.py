@@ -16,15 +16,32 @@ depend on the data (one pair more or less could add or remove a rater). A fixed 
 keyed hash of the (already pseudonymous) clinician id keeps the architecture data-independent; the
 flip logits are ordinary parameters, clipped and noised with the rest, so the privacy guarantee
 covers them too.
+
+The flip rate can also be *given* rather than learned: RewardConfig.rater_weighting
+"dawid-skene" reads each pair through 1 - a_c, a_c the clinician's Dawid–Skene accuracy
+(clinrlhf.feedback.reliability) measured on the judgments before training. The functions at the end
+of this module compute those accuracies, clamp them and attach them to a config. Unlike the learned
+flips they are computed in the clear: the guarantee holds given them (docs/privacy.md).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 
 import torch
 from torch import nn
+
+from clinrlhf.feedback.judgment import Judgment
+from clinrlhf.feedback.reliability import dawid_skene, preference_labels
+from clinrlhf.reward.config import RewardConfig
+from clinrlhf.reward.pairs import PreferencePair
+
+ACCURACY_BOUNDS = (0.501, 0.999)
+"""Where a Dawid–Skene accuracy is clamped before it weights a pair: at or below chance a rater
+carries (almost) no signal, never a reversed one, and no rater is taken as never wrong."""
 
 
 def rater_bucket(clinician: str, buckets: int) -> int:
@@ -55,3 +72,32 @@ class RaterFlipLogits(nn.Module):
         with torch.no_grad():
             rates = torch.sigmoid(self(ids)).tolist()
         return dict(zip(clinicians, rates, strict=True))
+
+
+def clamp_accuracy(accuracy: float) -> float:
+    low, high = ACCURACY_BOUNDS
+    return min(max(float(accuracy), low), high)
+
+
+def dawid_skene_accuracies(judgments: Iterable[Judgment]) -> dict[str, float]:
+    """Each clinician's one-coin Dawid–Skene accuracy on the pairwise items several of them judged
+    (the estimate clinrlhf.feedback.screening quarantines on), unclamped. Clinicians who shared no
+    such item with another rater have none."""
+    return dict(dawid_skene(preference_labels(judgments)).accuracy)
+
+
+def with_rater_accuracies(config: RewardConfig, judgments: Sequence[Judgment]) -> RewardConfig:
+    """`config` with its rater_accuracies estimated from `judgments` (the ones the reward model will
+    train on) when its rater_weighting is "dawid-skene" and none were given; otherwise unchanged."""
+    if config.rater_weighting != "dawid-skene" or config.rater_accuracies is not None:
+        return config
+    return replace(config, rater_accuracies=dawid_skene_accuracies(judgments))
+
+
+def pair_accuracies(pairs: Sequence[PreferencePair], accuracies: Mapping[str, float]) -> dict[str, float]:
+    """The accuracy each clinician of `pairs` is weighted with: their estimate, clamped into
+    ACCURACY_BOUNDS, or 1 (plain Bradley–Terry) where there is none."""
+    return {
+        c: clamp_accuracy(accuracies[c]) if c in accuracies else 1.0
+        for c in sorted({p.clinician for p in pairs})
+    }

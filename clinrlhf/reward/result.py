@@ -44,6 +44,10 @@ class RewardResult:
     rater_flip_rates: dict[str, float] = field(default_factory=dict)
     """Each clinician's learned label-flip probability (clinrlhf.reward.raters); empty when off.
     Trained parameters like the rewards, so covered by the same guarantee."""
+    rater_accuracies: dict[str, float] = field(default_factory=dict)
+    """Each clinician's Dawid–Skene accuracy, clamped, that the loss read their pairs through
+    (RewardConfig.rater_weighting); empty under "none". Computed before training, in the clear: the
+    guarantee holds given them."""
     units: int = 0
     """n: the privacy units trained on (pairs, clinicians or patients); δ defaults to 1/(10·n)."""
     max_pairs_per_unit: int | None = None
@@ -90,6 +94,7 @@ def run_params(
         "reward.seed": str(config.seed),
         "reward.trainable_blocks": str(config.trainable_blocks),
         "reward.rater_buckets": str(config.rater_buckets),
+        "reward.rater_weighting": config.rater_weighting,
         "dp.enabled": str(config.dp),
     }
     if not config.dp:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -41,7 +41,7 @@ from clinrlhf.reward.ledger import LedgerEntry, PrivacyLedger
 from clinrlhf.reward.loss import BradleyTerryLoss
 from clinrlhf.reward.model import ScalarHeadModel
 from clinrlhf.reward.pairs import PreferencePair
-from clinrlhf.reward.raters import RaterFlipLogits
+from clinrlhf.reward.raters import RaterFlipLogits, pair_accuracies
 from clinrlhf.reward.result import RewardResult, run_metrics, run_params
 from clinrlhf.reward.units import UnitRows, bound_pairs
 from privacy.dp import epsilon_for, sum_by_unit
@@ -49,6 +49,7 @@ from privacy.dp.accounting import quiet_prv
 from privacy.dp.ledger import Mechanism
 
 Progress = Callable[[int, int], None]
+RATER_ACCURACIES_ARTIFACT = "raters/accuracies.json"
 _OPACUS_ATTRS = ("grad_sample", "summed_grad", "_forward_counter", "_current_grad_sample", "_norm_sample")
 
 
@@ -103,6 +104,9 @@ def _train(
     n_units = len(run.units) if run.units is not None else None
     params = run_params(config, supplied, len(pairs), n_units, run.delta, noise, rate, total)
     tracker.log_params(dict(params))
+    if run.rater_accuracies:  # the weights the loss used: clinician pseudonyms only, never names
+        tracker.log_dict(run.rater_accuracies, RATER_ACCURACIES_ARTIFACT)
+        tracker.log_metrics({f"reward.rater_accuracy.{c}": a for c, a in run.rater_accuracies.items()})
 
     history: list[dict] = []
     for epoch in range(config.epochs):
@@ -143,6 +147,7 @@ def _train(
         privacy_unit=config.privacy_unit,
         accountant=config.accountant,
         rater_flip_rates=flip_rates,
+        rater_accuracies=dict(run.rater_accuracies),
         units=n_units if n_units is not None else len(pairs),
         max_pairs_per_unit=config.max_pairs_per_unit if config.privacy_unit != "pair" else None,
     )
@@ -183,6 +188,9 @@ class TrainingRun:
     engine: PrivacyEngine | None
     delta: float
     config: RewardConfig
+    rater_accuracies: dict[str, float] = field(default_factory=dict)
+    """Each clinician's accuracy the loss reads their pairs through (RewardConfig.rater_weighting
+    "dawid-skene", clamped); empty under "none"."""
 
     @property
     def noise_multiplier(self) -> float:
@@ -196,9 +204,12 @@ class TrainingRun:
         """One optimizer step on a batch from `loader`. -> {batch_size, units, loss, accuracy}"""
         if self.units is not None:
             return _unit_step(self, self.units, batch[0])
-        input_ids, lengths, margins, rater_ids = batch
+        input_ids, lengths, margins, rater_ids, accuracy = batch
         used = margins if self.config.use_margin else None
-        return _step(self.module, self.optimizer, self.criterion, input_ids, lengths, used, rater_ids)
+        weights = accuracy if self.rater_accuracies else None
+        return _step(
+            self.module, self.optimizer, self.criterion, input_ids, lengths, used, rater_ids, weights
+        )
 
     def finish(self) -> None:
         """Remove Opacus' hooks and per-sample state, so PPO can copy and train the model normally."""
@@ -228,8 +239,9 @@ def prepare_training(
         RaterFlipLogits(config.rater_buckets, config.rater_initial_flip) if config.rater_buckets else None
     )
     trained = _PairModel(model, raters, eager)
+    accuracies = _rater_accuracies(pairs, config)
     encoded = encode_pairs(
-        tokenizer, pairs, getattr(backbone.config, "n_positions", None), config.rater_buckets
+        tokenizer, pairs, getattr(backbone.config, "n_positions", None), config.rater_buckets, accuracies
     )
     generator = torch.Generator().manual_seed(config.seed)
     loader = _loader(encoded, units, config, generator)
@@ -246,7 +258,21 @@ def prepare_training(
         engine, module, optimizer, criterion, loader = _make_private(
             trained, optimizer, criterion, loader, config, delta, generator
         )
-    return TrainingRun(trained, module, optimizer, criterion, loader, encoded, units, engine, delta, config)
+    return TrainingRun(
+        trained, module, optimizer, criterion, loader, encoded, units, engine, delta, config, accuracies
+    )
+
+
+def _rater_accuracies(pairs: Sequence[PreferencePair], config: RewardConfig) -> dict[str, float]:
+    """The accuracy of each clinician in `pairs` under rater_weighting "dawid-skene"; {} under "none"."""
+    if config.rater_weighting == "none":
+        return {}
+    if config.rater_accuracies is None:
+        raise ValueError(
+            "rater_weighting 'dawid-skene' needs rater_accuracies, each clinician's Dawid–Skene accuracy: "
+            "clinrlhf.reward.raters.with_rater_accuracies(config, judgments) estimates them"
+        )
+    return pair_accuracies(pairs, config.rater_accuracies)
 
 
 def _per_unit(config: RewardConfig) -> bool:
@@ -261,7 +287,9 @@ def _loader(
     """Rows (pair unit) or unit ids (clinician, patient), in batches of the expected size; Opacus
     replaces it with a Poisson-sampling loader of the same rate, 1/len(loader)."""
     if units is None:
-        data = TensorDataset(encoded.input_ids, encoded.lengths, encoded.margins, encoded.raters)
+        data = TensorDataset(
+            encoded.input_ids, encoded.lengths, encoded.margins, encoded.raters, encoded.accuracy
+        )
         batch = config.batch_size
     else:
         data, batch = TensorDataset(torch.arange(len(units))), config.units_per_batch
@@ -335,6 +363,7 @@ def _step(
     lengths: torch.Tensor,
     margins: torch.Tensor | None,
     rater_ids: torch.Tensor,
+    accuracy: torch.Tensor | None = None,
 ) -> dict:
     optimizer.zero_grad(set_to_none=True)
     if input_ids.shape[0] == 0:
@@ -343,7 +372,7 @@ def _step(
         _noise_only_step(module, optimizer, ghost=isinstance(optimizer, DPOptimizerFastGradientClipping))
         return {"batch_size": 0, "units": 0, "loss": float("nan"), "accuracy": float("nan")}
     rewards, flip_logits = module(input_ids, lengths, rater_ids)
-    loss = criterion(rewards, margins, flip_logits)
+    loss = criterion(rewards, margins, flip_logits, accuracy)
     loss.backward()
     optimizer.step()
     accuracy = (rewards[:, 0] > rewards[:, 1]).float().mean()
@@ -367,8 +396,9 @@ def _unit_step(run: TrainingRun, units: UnitRows, unit_ids: torch.Tensor) -> dic
         chunk, who = rows[start : start + width], owner[start : start + width]
         enc = run.encoded
         margins = enc.margins[chunk] if run.config.use_margin else None
+        accuracy = enc.accuracy[chunk] if run.rater_accuracies else None
         rewards, flip_logits = run.module(enc.input_ids[chunk], enc.lengths[chunk], enc.raters[chunk])
-        loss = run.criterion(rewards, margins, flip_logits)  # a mean: Opacus rescales it per pair
+        loss = run.criterion(rewards, margins, flip_logits, accuracy)  # a mean: Opacus rescales it per pair
         loss.backward()
         for i, p in enumerate(params):
             sums[i] += sum_by_unit(_grad_sample(p), who, len(unit_ids))

@@ -16,12 +16,15 @@ from pathlib import Path
 import mlflow
 import pytest
 import torch
+from mlflow.tracking import MlflowClient
 
 from clinrlhf.cli import main
 from clinrlhf.feedback import Judgment, to_ndjson
 from clinrlhf.policy import load_policy
 from clinrlhf.ppo.checkpoint import CHECKPOINT_FILE
 from clinrlhf.reward.io import load_reward_model
+from clinrlhf.reward.raters import ACCURACY_BOUNDS
+from clinrlhf.reward.trainer import RATER_ACCURACIES_ARTIFACT
 from clinrlhf.settings import load_settings
 from clinrlhf.text.prompt import render_prompt, render_response
 from clinrlhf.world.patients import generate_patients
@@ -47,8 +50,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "home"
 
 
-def snapshot(path: Path, n: int = 60) -> Path:
-    """Pairwise judgments preferring a concordant drug to the habit, as `clinrlhf export` writes them."""
+def snapshot(path: Path, n: int = 60, flipper: bool = False) -> Path:
+    """Pairwise judgments preferring a concordant drug to the habit, as `clinrlhf export` writes them.
+    With `flipper`, dr-0, dr-1 and dr-2 judge every card, and dr-2 always prefers the habit."""
     world, rng = load_world(), random.Random(0)
     judgments = []
     for i, patient in enumerate(generate_patients(world, n, 5)):
@@ -57,9 +61,11 @@ def snapshot(path: Path, n: int = 60) -> Path:
         if good:
             texts = (render_response(world, rng.choice(good)), render_response(world, HABITS[target]))
             prompt = render_prompt(world, patient.facts, target)
-            judgments.append(
-                Judgment("pairwise", f"c{i}", f"p{i}", f"dr-{i % 3}", prompt, texts, preferred=0)
-            )
+            for r in range(3) if flipper else [i % 3]:
+                preferred = 1 if flipper and r == 2 else 0
+                judgments.append(
+                    Judgment("pairwise", f"c{i}", f"p{i}", f"dr-{r}", prompt, texts, preferred=preferred)
+                )
     path.write_bytes(to_ndjson(judgments))
     return path
 
@@ -92,6 +98,41 @@ def test_the_three_stages_chain_through_files_and_mlflow(
     assert ppo_run.data.tags["clinrlhf.reward_run_id"] == reward_summary["mlflow_run_id"]
     assert ppo_run.data.tags["clinrlhf.dataset_sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()
     assert mlflow.get_run(sft_summary["mlflow_run_id"]).data.tags["clinrlhf.stage"] == "sft"
+
+
+def test_train_reward_weights_each_clinician_by_their_dawid_skene_accuracy(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pipeline's default (rater_weighting "dawid-skene") estimates each clinician's accuracy from
+    the snapshot and logs the clamped values to the reward run; "none" from --config turns it off."""
+    monkeypatch.setenv("CLINRLHF_PRIVACY_BUDGET_EPSILON", "20")  # two reward runs on one snapshot
+    weighted, plain = tmp_path / "weighted.json", tmp_path / "plain.json"
+    weighted.write_text(json.dumps(TINY))
+    plain.write_text(json.dumps({**TINY, "reward": {**TINY["reward"], "rater_weighting": "none"}}))
+    data, sft = snapshot(tmp_path / "feedback.ndjson", 30, flipper=True), tmp_path / "sft"
+    assert main(["train", "sft", "--out", str(sft), "--config", str(weighted)]) == 0
+    capsys.readouterr()
+    runs = {}
+    for config in (weighted, plain):
+        argv = ["--policy", str(sft), "--snapshot", str(data), "--config", str(config)]
+        assert main(["train", "reward", *argv, "--out", str(tmp_path / config.stem)]) == 0
+        runs[config.stem] = json.loads(capsys.readouterr().out)["mlflow_run_id"]
+
+    client = MlflowClient(load_settings().mlflow_tracking_uri)
+    run = client.get_run(runs["weighted"])
+    assert run.data.params["reward.rater_weighting"] == "dawid-skene"
+    logged = json.loads(
+        Path(client.download_artifacts(run.info.run_id, RATER_ACCURACIES_ARTIFACT)).read_text()
+    )
+    assert set(logged) == {"dr-0", "dr-1", "dr-2"}
+    assert logged["dr-2"] == ACCURACY_BOUNDS[0] and min(logged["dr-0"], logged["dr-1"]) > 0.9
+    assert run.data.metrics["reward.rater_accuracy.dr-2"] == pytest.approx(ACCURACY_BOUNDS[0])
+    off = client.get_run(runs["plain"])
+    assert off.data.params["reward.rater_weighting"] == "none"
+    assert not any(k.startswith("reward.rater_accuracy.") for k in off.data.metrics)
+    assert not [
+        a for a in client.list_artifacts(off.info.run_id, "raters") if a.path.endswith("accuracies.json")
+    ]
 
 
 def test_ppo_with_lora_from_the_config_saves_a_plain_policy(

@@ -90,6 +90,10 @@ def test_mlflow_runs_are_nested_and_tagged_as_contract_says(run):
     ):
         assert name in reward.data.params
     assert reward.data.metrics["dp.epsilon"] == pytest.approx(summary["epsilon"])
+    # The pipeline's default: each clinician's Dawid–Skene accuracy (pseudonyms only) weighted the loss.
+    assert reward.data.params["reward.rater_weighting"] == "dawid-skene"
+    accuracies = [k for k in reward.data.metrics if k.startswith("reward.rater_accuracy.")]
+    assert accuracies and all(0.5 < reward.data.metrics[k] <= 1.0 for k in accuracies)
     assert {"ppo.kl", "ppo.kl_coef", "ppo.reward_mean"} <= set(ppo.data.metrics)
     assert ppo.data.tags["clinrlhf.reward_run_id"] == reward.info.run_id
     for stage in ("sft", "reward", "ppo"):

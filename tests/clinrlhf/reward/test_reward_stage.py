@@ -1,5 +1,6 @@
 """The pipeline's reward stage holds patients out, then logs what a compliance officer reads: held-out
-accuracy (overall and by subgroup), calibration, agreement with the true utility, and the unit."""
+accuracy (overall and by subgroup), calibration, agreement with the true utility, the unit, and the
+rater accuracies the loss was weighted with."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from clinrlhf.policy import build_policy
 from clinrlhf.reward.config import RewardConfig
 from clinrlhf.reward.evaluate import fresh_scenarios, split_by_patient
 from clinrlhf.reward.pairs import pairs_from_judgments
+from clinrlhf.reward.raters import ACCURACY_BOUNDS, with_rater_accuracies
 from clinrlhf.reward.simulated import simulated_judgments
 from clinrlhf.world.patients import generate_patients
 from clinrlhf.world.world import World
@@ -41,7 +43,10 @@ def test_reward_stage_logs_held_out_evaluation_under_a_patient_unit(
 ) -> None:
     judgments = simulated_judgments(world, generate_patients(world, 150, seed=4), reviewers_per_card=2)
     snapshot = stages.save_snapshot(judgments, tmp_path / "snapshots")
-    config = RewardConfig(epochs=1, privacy_unit="patient", units_per_batch=30)
+    config = with_rater_accuracies(  # as the pipeline does, from the judgments it trains on
+        RewardConfig(epochs=1, privacy_unit="patient", units_per_batch=30, rater_weighting="dawid-skene"),
+        judgments,
+    )
     torch.manual_seed(0)
     sft = build_policy(TINY, tokenizer)
     result, pairs, trained = stages.reward_stage(
@@ -76,3 +81,12 @@ def test_reward_stage_logs_held_out_evaluation_under_a_patient_unit(
     assert any(k.startswith("reward.heldout_accuracy.age_band.") for k in data.metrics)
     table = json.loads(Path(client.download_artifacts(trained.run_id, "reward/reliability.json")).read_text())
     assert len(table["bins"]) == 10 and sum(b["count"] for b in table["bins"]) == 2 * len(heldout)
+
+    # The per-clinician accuracies the loss used (pseudonyms only): params, artifact and metrics agree.
+    assert data.params["reward.rater_weighting"] == "dawid-skene"
+    logged = json.loads(Path(client.download_artifacts(trained.run_id, "raters/accuracies.json")).read_text())
+    assert logged == result.rater_accuracies and set(logged) == {p.clinician for p in train}
+    assert logged["dr-adversary"] == ACCURACY_BOUNDS[0]  # below chance: clamped to no signal
+    assert all(ACCURACY_BOUNDS[0] <= a <= ACCURACY_BOUNDS[1] for a in logged.values())
+    assert min(a for c, a in logged.items() if c != "dr-adversary") > 0.8
+    assert all(data.metrics[f"reward.rater_accuracy.{c}"] == pytest.approx(a) for c, a in logged.items())
