@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from clinrlhf.world.facts import PatientFacts
 from clinrlhf.world.scoring import Outcome, acceptable, score, utility
@@ -37,14 +37,31 @@ class Review:
 
 def default_panel() -> list[Clinician]:
     """Ten clinicians: seven careful but noisy, two with personal biases, one adversarial (10%)."""
-    careful = [Clinician(f"dr-{i}", noise=0.15 + 0.05 * i) for i in range(7)]
-    biased = [
-        Clinician(
-            "dr-anticoag-sceptic", noise=0.3, bias={"direct oral anticoagulant": -0.8, "beta blocker": 0.6}
-        ),
-        Clinician("dr-loyal-to-habit", noise=0.4, bias={"ACE inhibitor": 0.7, "biguanide": 0.5}),
+    return panel_of(10, 1)
+
+
+def panel_of(size: int, adversaries: int) -> list[Clinician]:
+    """`size` clinicians of whom `adversaries` rate backwards. The honest ones cycle through seven
+    careful but noisy raters and two with personal biases (a repeat gets a suffix, "dr-3-2"), so
+    panel_of(10, 1) is the default panel and panel_of(20, 1) a 5% adversarial one."""
+    if not 0 <= adversaries <= size or size < 1:
+        raise ValueError(f"a panel of {size} clinicians cannot have {adversaries} adversaries")
+    honest = [_HONEST[i % len(_HONEST)] for i in range(size - adversaries)]
+    honest = [
+        replace(c, id=c.id if i < len(_HONEST) else f"{c.id}-{i // len(_HONEST) + 1}")
+        for i, c in enumerate(honest)
     ]
-    return careful + biased + [Clinician("dr-adversary", noise=0.2, adversarial=True)]
+    adversary_ids = ["dr-adversary"] + [f"dr-adversary-{k + 1}" for k in range(1, adversaries)]
+    return honest + [Clinician(a, noise=0.2, adversarial=True) for a in adversary_ids[:adversaries]]
+
+
+_HONEST = (
+    *(Clinician(f"dr-{i}", noise=0.15 + 0.05 * i) for i in range(7)),
+    Clinician(
+        "dr-anticoag-sceptic", noise=0.3, bias={"direct oral anticoagulant": -0.8, "beta blocker": 0.6}
+    ),
+    Clinician("dr-loyal-to-habit", noise=0.4, bias={"ACE inhibitor": 0.7, "biguanide": 0.5}),
+)
 
 
 def value(world: World, clinician: Clinician, facts: PatientFacts, target: str, drug: str | None) -> float:

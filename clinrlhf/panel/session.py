@@ -34,6 +34,8 @@ class PanelConfig:
     concurrency: int = 8  # parallel HTTP clients
     seed: int = 0
     steering: SteeringConfig | None = None  # None: every patient offered, in order (the default)
+    clinicians: int = 10  # the simulated panel's size (clinicians.panel_of)
+    adversaries: int = 1  # how many of them rate backwards: 1 of 10 is the default 10%
 
 
 @dataclass

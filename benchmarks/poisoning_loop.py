@@ -1,0 +1,152 @@
+"""Poisoned panels, end to end: the aligned policy's held-out concordance with 0%, 5% and 10%
+adversarial raters, with and without the defence.
+
+    python benchmarks/poisoning_loop.py --work /tmp/poisoning --out poisoning_loop.json   # ~50 min
+    python benchmarks/poisoning_loop.py --work /tmp/poisoning --only clean,10%-defended     # a subset
+
+Each variant is one real `clinrlhf pipeline` run in its own CLINRLHF_HOME, with the quickstart's
+settings except the panel: 20 clinicians (the default panel's nine honest raters, twice, less the
+adversaries), 0, 1 or 2 of them rating backwards. Feedback goes over HTTP as in the quickstart. The
+defence is what the pipeline does by default: Dawid–Skene reliability, outlier raters quarantined
+(`screening.auto_quarantine`), and each remaining clinician's labels weighted by their accuracy
+(`reward.rater_weighting = "dawid-skene"`). "Undefended" turns both off. Everything else, seed
+included, is the same, so the variants differ only in who rated and what was done about it.
+
+Reported per variant: held-out concordance and unsafe rate after alignment, with 95% Wilson
+intervals over the held-out scenarios, the supervised policy's figures, and who was quarantined.
+The target (issue "Feedback you can trust") is a drop of at most 2 points against the clean panel
+with the defence on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+VARIANTS: dict[str, dict] = {
+    "clean": {"panel": {"clinicians": 20, "adversaries": 0}},
+    "5%-defended": {"panel": {"clinicians": 20, "adversaries": 1}},
+    "5%-undefended": {
+        "panel": {"clinicians": 20, "adversaries": 1},
+        "screening": {"auto_quarantine": False},
+        "reward": {"rater_weighting": "none"},
+    },
+    "10%-defended": {"panel": {"clinicians": 20, "adversaries": 2}},
+    "10%-undefended": {
+        "panel": {"clinicians": 20, "adversaries": 2},
+        "screening": {"auto_quarantine": False},
+        "reward": {"rater_weighting": "none"},
+    },
+}
+HELDOUT_SCENARIOS_KEY = "heldout_scenarios"
+
+
+def wilson(rate: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion observed as `rate` over `n` trials."""
+    if n == 0:
+        return (math.nan, math.nan)
+    centre = (rate + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (centre - half, centre + half)
+
+
+def run_variant(name: str, overrides: dict, work: Path, seed: int) -> dict:
+    home = work / name
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "config.json"
+    config.write_text(json.dumps(overrides))
+    env = {**os.environ, "CLINRLHF_HOME": str(home)}
+    env.pop("MLFLOW_TRACKING_URI", None)  # each variant's own store under its home
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "clinrlhf", "pipeline", "--config", str(config), "--seed", str(seed)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    (home / "console.log").write_text(done.stdout + done.stderr)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise SystemExit(f"variant {name} failed (exit {done.returncode}): {tail[0]}")
+    summary = json.loads(done.stdout[done.stdout.index("{") :])
+    return {"summary": summary, "seconds": time.monotonic() - started, "quality": _quality(home)}
+
+
+def _quality(home: Path) -> dict:
+    """Who the screening quarantined, from the reward run's feedback-quality artifact."""
+    found = sorted(home.glob("mlartifacts/**/feedback/quality.json"))
+    if not found:
+        return {}
+    quality = json.loads(found[-1].read_text())
+    return {"quarantined": quality.get("quarantined", [])}
+
+
+def figures(result: dict, n: int) -> dict:
+    after, before = result["summary"]["after"], result["summary"]["before"]
+    return {
+        "concordance": after["concordance"],
+        "concordance_95ci": wilson(after["concordance"], n),
+        "unsafe_rate": after["unsafe_rate"],
+        "unsafe_rate_95ci": wilson(after["unsafe_rate"], n),
+        "sft_concordance": before["concordance"],
+        "sft_unsafe_rate": before["unsafe_rate"],
+        "kl": result["summary"]["kl"],
+        "epsilon": result["summary"]["epsilon"],
+        "seconds": round(result["seconds"]),
+        **result["quality"],
+    }
+
+
+def heldout_scenarios(seed: int) -> int:
+    """How many held-out (patient, problem) scenarios the pipeline evaluates on, for the intervals."""
+    from datetime import date
+
+    from clinrlhf.pipeline.cohorts import make_cohorts, scenarios
+    from clinrlhf.pipeline.config import PipelineConfig
+    from clinrlhf.world.world import load_world
+
+    config = PipelineConfig()
+    sizes = (10, 10, config.heldout_patients)  # only the held-out cohort's size matters here
+    return len(scenarios(make_cohorts(load_world(), sizes, seed, date.today()).heldout))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--work", type=Path, required=True, help="one CLINRLHF_HOME per variant under here")
+    parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--only", default=",".join(VARIANTS), help=f"comma-separated subset of {list(VARIANTS)}"
+    )
+    args = parser.parse_args()
+    chosen = [v.strip() for v in args.only.split(",") if v.strip()]
+    unknown = sorted(set(chosen) - set(VARIANTS))
+    if unknown:
+        raise SystemExit(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    n = heldout_scenarios(args.seed)
+    report: dict[str, dict] = {}
+    for name in chosen:
+        print(f"{name}: running the pipeline …", file=sys.stderr, flush=True)
+        report[name] = figures(run_variant(name, VARIANTS[name], args.work, args.seed), n)
+        print(f"{name}: {json.dumps(report[name])}", file=sys.stderr, flush=True)
+    if "clean" in report:
+        clean = report["clean"]["concordance"]
+        for row in report.values():
+            row["drop_vs_clean_points"] = round(100 * (clean - row["concordance"]), 1)
+    output = {HELDOUT_SCENARIOS_KEY: n, "seed": args.seed, "variants": report}
+    print(json.dumps(output, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(output, indent=2))
+
+
+if __name__ == "__main__":
+    main()
