@@ -6,13 +6,14 @@ build isolated configurations without touching ``os.environ``.
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -50,6 +51,32 @@ class Settings(BaseSettings):
     review_overlap: int = Field(
         default=3, ge=1, description="How many clinicians review each case on the review page (k)."
     )
+    # A reviewer makes a request every few seconds (a page load is two: the page, then its submit);
+    # the limit is for runaway scripts. Counted per client, shared by every worker and replica.
+    review_rate_per_second: float = Field(
+        default=2.0,
+        description="Requests a second one client may make to the review page on average, past its burst.",
+    )
+    review_rate_burst: int = Field(
+        default=60, description="Requests one client may make to the review page at once (at least 1)."
+    )
+
+    @field_validator("review_rate_per_second")
+    @classmethod
+    def _positive_rate(cls, value: float) -> float:
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(
+                f"CLINRLHF_REVIEW_RATE_PER_SECOND must be a positive, finite number of requests a "
+                f"second (got {value})"
+            )
+        return value
+
+    @field_validator("review_rate_burst")
+    @classmethod
+    def _positive_burst(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"CLINRLHF_REVIEW_RATE_BURST must be at least 1 request (got {value})")
+        return value
 
     @cached_property
     def resolved_home(self) -> Path:

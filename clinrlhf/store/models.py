@@ -176,3 +176,16 @@ class UsedTokenId(Base):
     issuer: Mapped[str] = mapped_column(String(512), primary_key=True)
     jti: Mapped[str] = mapped_column(String(256), primary_key=True)
     expires_at: Mapped[float] = mapped_column(Float, index=True)  # the token's `exp`, Unix seconds
+
+
+class RateBucket(Base):
+    """One client's token bucket for the review page's rate limit, shared by every worker and replica
+    (clinrlhf.store.rate_limit). The client is named only by a keyed hash: never an address, a
+    session id or a token. A missing row is a full bucket, so rows idle long enough to be full again
+    are deleted."""
+
+    __tablename__ = "rate_buckets"
+
+    client_key: Mapped[str] = mapped_column(String(64), primary_key=True)  # HMAC-SHA256, hex
+    tokens: Mapped[float] = mapped_column(Float)
+    updated: Mapped[float] = mapped_column(Float)  # when `tokens` was computed, Unix seconds (wall clock)

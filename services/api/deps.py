@@ -23,12 +23,13 @@ from clinrlhf.identity import JtiCache, Principal, TokenError, verify_token
 from clinrlhf.settings import Settings
 from clinrlhf.store.feedback_batch import FeedbackCounts, FeedbackJob, feedback_writer
 from clinrlhf.store.group_commit import GroupCommit
+from clinrlhf.store.rate_limit import DatabaseRateLimiter
 from clinrlhf.world.world import World
 from privacy.deid import pseudonym
 from services.api.errors import APIError
 from services.api.token_cache import VerifiedTokens, reusable
 from services.recommend import PolicyHolder
-from services.web.ratelimit import REVIEW_BURST, REVIEW_PER_SECOND, RateLimiter
+from services.web.ratelimit import ReviewLimiter, SharedRateLimiter
 
 
 @dataclass
@@ -42,11 +43,19 @@ class AppState:
     world: World
     deid_key: bytes
     verified_tokens: VerifiedTokens = field(default_factory=VerifiedTokens)
-    review_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(REVIEW_PER_SECOND, REVIEW_BURST))
+    # The review page's per-client limit, counted in the store: shared by every worker and replica.
+    review_limiter: ReviewLimiter = field(init=False)
     # Feedback posts are written in batches by one writer per event loop (group commit).
     feedback_writer: GroupCommit[FeedbackJob, FeedbackCounts] = field(init=False)
 
     def __post_init__(self) -> None:
+        buckets = DatabaseRateLimiter(
+            self.sessions,
+            self.settings.review_rate_per_second,
+            self.settings.review_rate_burst,
+            key=self.deid_key,  # clients are stored as keyed hashes (pseudonyms), never as given
+        )
+        self.review_limiter = SharedRateLimiter(buckets)
         self.feedback_writer = feedback_writer(self.sessions.kw["bind"])  # the sessions' engine
 
 

@@ -127,8 +127,9 @@ def client_key(request: Request, state: StateDep) -> str:
 
 async def rate_limited(request: Request, state: StateDep) -> None:
     """A dependency of every review page route, checked first: 429 once the client has used up
-    its bucket (`services.web.ratelimit`). `async def`: the limiter is the event loop's alone."""
-    wait = state.review_limiter.wait(client_key(request, state))
+    its bucket (`services.web.ratelimit`). `async def`: the limiter's database work runs in the
+    thread pool, its in-process fallback on the event loop alone."""
+    wait = await state.review_limiter.check(client_key(request, state))
     if wait > 0:
         retry = {"Retry-After": str(max(1, math.ceil(wait)))}
         raise APIError(429, "too many requests from this client; slow down", headers=retry)

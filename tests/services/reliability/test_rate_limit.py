@@ -1,14 +1,27 @@
 """The review page limits each client's rate: a burst, then 429 with Retry-After (an
-OperationOutcome) until its bucket refills, while other clients go on unhindered."""
+OperationOutcome) until its bucket refills, while other clients go on unhindered. The limits are
+settings, and the buckets live in the database, so every worker and replica shares one budget per
+client (the buckets themselves: tests/clinrlhf/store/test_rate_limit.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from services.web.ratelimit import REVIEW_BURST, RateLimiter
+from clinrlhf.settings import Settings
+from clinrlhf.store import open_store
+from clinrlhf.store.models import RateBucket
+from clinrlhf.store.rate_limit import DatabaseRateLimiter
+from services.api.app import create_app
+from services.web.ratelimit import RateLimiter, SharedRateLimiter
 
 
 class Clock:
@@ -39,11 +52,96 @@ def test_buckets_are_bounded_and_the_oldest_is_forgotten() -> None:
     assert limiter.wait("a") == 0.0  # forgotten when c came: a fresh bucket
 
 
+def test_the_limits_are_settings_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = Settings()
+    assert (defaults.review_rate_per_second, defaults.review_rate_burst) == (2.0, 60)
+    monkeypatch.setenv("CLINRLHF_REVIEW_RATE_PER_SECOND", "0.5")
+    monkeypatch.setenv("CLINRLHF_REVIEW_RATE_BURST", "10")
+    settings = Settings()
+    assert (settings.review_rate_per_second, settings.review_rate_burst) == (0.5, 10)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CLINRLHF_REVIEW_RATE_PER_SECOND", "0"),
+        ("CLINRLHF_REVIEW_RATE_PER_SECOND", "-2"),
+        ("CLINRLHF_REVIEW_RATE_PER_SECOND", "nan"),
+        ("CLINRLHF_REVIEW_RATE_PER_SECOND", "inf"),
+        ("CLINRLHF_REVIEW_RATE_PER_SECOND", "fast"),
+        ("CLINRLHF_REVIEW_RATE_BURST", "0"),
+        ("CLINRLHF_REVIEW_RATE_BURST", "-1"),
+        ("CLINRLHF_REVIEW_RATE_BURST", "2.5"),
+    ],
+)
+def test_invalid_limits_are_refused(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError, match=variable.removeprefix("CLINRLHF_").lower()):
+        Settings()
+
+
+def test_a_refusal_names_the_variable() -> None:
+    with pytest.raises(ValidationError, match="CLINRLHF_REVIEW_RATE_BURST must be at least 1"):
+        Settings(review_rate_burst=0)
+    with pytest.raises(ValidationError, match="CLINRLHF_REVIEW_RATE_PER_SECOND must be a positive"):
+        Settings(review_rate_per_second=0)
+
+
+def test_workers_of_one_service_share_each_clients_budget(tmp_path: Path, policy_dir: Path) -> None:
+    """Two apps on one database stand for two workers of `clinrlhf serve --workers 2` (or two
+    replicas): the burst spent through one is refused through the other."""
+    settings = Settings(
+        home=tmp_path / "home", policy=policy_dir, review_rate_per_second=0.01, review_rate_burst=3
+    )
+    with TestClient(create_app(settings)) as one, TestClient(create_app(settings)) as two:
+        assert [one.get("/review/login").status_code for _ in range(2)] == [200, 200]
+        assert two.get("/review/login").status_code == 200
+        refused = two.get("/review/login")
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+        assert one.get("/review/login").status_code == 429
+    with open_store(settings.resolved_database_url)() as session:
+        keys = session.scalars(select(RateBucket.client_key)).all()
+    assert len(keys) == 1 and "testclient" not in keys[0]  # the client, by keyed hash only
+
+
+class DownDatabase(DatabaseRateLimiter):
+    def __init__(self) -> None:
+        super().__init__(None, 0.01, 2, key=b"k")  # type: ignore[arg-type]  # never reached
+
+    def wait(self, client: str) -> float:
+        raise OperationalError("SELECT", {}, ConnectionRefusedError("the database is down"))
+
+
+def test_without_the_database_each_process_counts_alone() -> None:
+    """An outage neither lifts the limit nor turns requests into errors: the process's own buckets
+    count until the database is back."""
+    limiter = SharedRateLimiter(DownDatabase())
+
+    async def checks() -> list[float]:
+        return [await limiter.check("address:10.0.0.7") for _ in range(3)]
+
+    waits = asyncio.run(checks())
+    assert waits[:2] == [0.0, 0.0] and waits[2] > 0
+
+
+def test_a_database_error_that_is_not_an_outage_is_not_hidden() -> None:
+    class Broken(DownDatabase):
+        def wait(self, client: str) -> float:  # a bad statement: a bug, which answers 500
+            raise ProgrammingError("SELECT", {}, Exception("a bug"))
+
+    with pytest.raises(ProgrammingError, match="a bug"):
+        asyncio.run(SharedRateLimiter(Broken()).check("c"))
+
+
 @pytest.fixture
 def tight_limit(server) -> Iterator[None]:
+    """The running server's limit made tight, still counted in its database (under a key of its own,
+    so that the buckets of the normal limit, and the tests that use it, are untouched)."""
     state = server.server.config.app.state.clinrlhf
     normal = state.review_limiter
-    state.review_limiter = RateLimiter(per_second=0.01, burst=3)
+    state.review_limiter = SharedRateLimiter(
+        DatabaseRateLimiter(state.sessions, per_second=0.01, burst=3, key=b"tight-limit test")
+    )
     try:
         yield
     finally:
@@ -65,5 +163,5 @@ def test_the_review_page_answers_429_past_a_clients_burst(client: httpx.Client, 
 
 def test_the_default_limit_lets_a_reviewer_work(client: httpx.Client, auth) -> None:
     """A reviewer's page loads stay far below the burst; the limit is for runaway scripts."""
-    assert REVIEW_BURST >= 30
+    assert Settings().review_rate_burst >= 30
     assert all(client.get("/review", headers=auth("clinician")).status_code == 200 for _ in range(10))
