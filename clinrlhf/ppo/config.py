@@ -56,8 +56,10 @@ class PPOConfig:
     """Adapt beta toward `kl_target` (Ziegler et al., 2019); otherwise keep it fixed."""
     kl_target: float = 1.0
     """Target KL of policy from reference, in nats per response (sum over its tokens)."""
-    kl_horizon: float = 10000.0
-    """Horizon of the adaptive controller, in episodes (Ziegler et al.'s value); smaller reacts faster."""
+    kl_horizon: float = 3000.0
+    """Horizon of the adaptive controller, in episodes; smaller reacts faster. Ziegler et al. used
+    10,000 over far longer runs; over the quickstart's 120 x 128 = 15,360 episodes that moved beta
+    only from 0.29 to 0.35 while the KL sat at 1.2-1.6 nats against a target of 1."""
     kl_cap: float | None = 12.0
     """Hard ceiling on the mean KL per response: training stops with KLCapExceeded above it."""
     temperature: float = 1.0
