@@ -1,0 +1,584 @@
+"""How many clinician judgments does active learning save? Reward-model uncertainty vs random cases.
+
+    python benchmarks/active_learning.py --out active_learning.json     # the full setting, one thread
+    python benchmarks/active_learning.py --quick --out /tmp/al.json      # a small setting, < 2 minutes
+
+What is fixed, once per seed: a supervised policy (a small GPT-2 trained on historical practice as
+the pipeline's SFT stage trains it, or the one in `--policy DIR`); a *pool* of synthetic feedback
+patients, each (patient, target) a card with two suggestions the policy made (clinrlhf.policy.
+generate.suggest: its greedy answer and one sampled alternative); the pipeline's simulated panel
+(clinrlhf.panel.clinicians.default_panel: seven careful but noisy clinicians, two biased, one
+adversarial), reviewing in process, no server; and held-out patients.
+
+What loops, per strategy, in rounds: train the reward model (the project's DP trainer,
+clinrlhf.reward.trainer.train_reward, DP-SGD at its default ε = 8 unless `--no-dp`) on every
+judgment so far; measure it; then choose the next round's cards and send them to the panel, each
+card to `--reviews-per-card` clinicians, no clinician given more than `--cap` cards in a round.
+"active" chooses the cards the reward model is least sure about (clinrlhf.active: an ensemble's
+disagreement or MC dropout, `--uncertainty`, scored by `--method`), "random" chooses at random.
+Both start from the same random first round, and a clinician's review of a card is the same draw
+under both strategies (its random stream is seeded by the seed, the card and the clinician).
+
+What is measured: the held-out concordance of the *best-of-n policy*: for each held-out
+(patient, target), `--candidates` responses sampled from the supervised policy (one fixed draw per
+seed, the same for both strategies), the one the reward model scores highest, scored by the world
+(concordant or not). This is the reward model's choice among the policy's samples, not a PPO run:
+a PPO run per point of the curve would take hours on 2 cores. Its ceiling is the share of
+scenarios where any candidate is concordant ("oracle"); picking a candidate at random gives the
+floor ("random pick"). Reported per strategy: the concordance curve against judgments collected,
+the judgments needed to first reach `--target`, and the ratio random / active.
+
+A judgment is one clinician's review of one card: a pairwise choice with two ratings and, when
+both suggestions are wrong, sometimes a correction, stored as the review page stores them
+(clinrlhf.reward.simulated).
+
+Privacy, honestly: each reward model is (ε, δ)-DP with respect to its training pairs, as reported.
+The loop trains one model per round (and K per round with an ensemble) on overlapping data and acts
+on them, so the selection process as a whole composes those mechanisms; that total is not
+accounted here. MC dropout needs one model per round, an ensemble K.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import date
+from pathlib import Path
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from clinrlhf.active.ensemble import train_ensemble
+from clinrlhf.active.selection import (
+    Assignment,
+    Case,
+    GroupLimit,
+    proportional_quotas,
+    select_random,
+    select_uncertain,
+)
+from clinrlhf.active.uncertainty import METHODS, ensemble_rewards, mc_dropout_rewards, pair_uncertainty
+from clinrlhf.eval.evaluate import Scenario, evaluate_policy
+from clinrlhf.feedback.judgment import Judgment
+from clinrlhf.panel.clinicians import Clinician, default_panel, review_pair
+from clinrlhf.pipeline.cohorts import make_cohorts, practice_examples, scenarios
+from clinrlhf.policy import PolicyConfig, build_policy, build_tokenizer, load_policy
+from clinrlhf.policy.generate import sample, suggest
+from clinrlhf.reward.config import RewardConfig
+from clinrlhf.reward.evaluate import score_texts
+from clinrlhf.reward.model import ScalarHeadModel
+from clinrlhf.reward.pairs import pairs_from_judgments
+from clinrlhf.sft.config import SFTConfig
+from clinrlhf.sft.trainer import train_sft
+from clinrlhf.text.prompt import (
+    parse_drug,
+    parse_prescription,
+    render_prompt,
+    render_response,
+    vocabulary_corpus,
+)
+from clinrlhf.world.scoring import Outcome, score, utility
+from clinrlhf.world.world import World, load_world
+
+TODAY = date(2025, 6, 1)
+DEID_KEY = b"active-learning-benchmark"
+_PREFERRED = {"a": 0, "b": 1, "tie": None}
+
+
+@dataclass(frozen=True)
+class Settings:
+    history_patients: int = 2000
+    """Historical-practice patients the supervised policy imitates."""
+    pool_patients: int = 2000
+    """Synthetic feedback patients: one card per (patient, target) with two distinct suggestions."""
+    heldout_patients: int = 1500
+    """Held-out patients whose scenarios measure the best-of-n policy."""
+    policy_layers: int = 2
+    policy_width: int = 64
+    sft_epochs: int = 6
+    candidates: int = 8
+    """n of best-of-n: samples of the supervised policy per held-out scenario."""
+    rounds: int = 4
+    """Rounds of selection after the first, random one."""
+    cap: int = 50
+    """Most cards one clinician reviews in one round (the workload cap)."""
+    reviews_per_card: int = 2
+    initial_cases: int = 250
+    """Cards of the first round, chosen at random for both strategies."""
+    reward_epochs: int = 10
+    reward_batch_size: int = 256
+    dp: bool = True
+    uncertainty: str = "ensemble"
+    """"ensemble" (K DP reward models) or "mc-dropout" (one model, dropout on at scoring)."""
+    method: str = "std"
+    """How the samples become one score per card (clinrlhf.active.uncertainty.METHODS)."""
+    members: int = 3
+    ensemble_fraction: float = 0.5
+    """Share of the cases each ensemble member after the first trains on (the first trains on all)."""
+    passes: int = 16
+    dropout: float = 0.1
+    explore: float = 0.0
+    """Share of each active round chosen at random instead (select_uncertain's `explore`)."""
+    max_per_group: int | None = None
+    """Most cards of one target condition per round (batch diversity); None: no limit."""
+    stratify: bool = False
+    """Active rounds take the most uncertain cards within each target, in proportion to the targets'
+    shares of the remaining pool (clinrlhf.active.selection.proportional_quotas)."""
+    seeds: tuple[int, ...] = (0,)
+    target: float = 0.62
+    strategies: tuple[str, ...] = ("random", "active")
+
+
+FULL = Settings()
+QUICK = Settings(
+    history_patients=1000,
+    pool_patients=300,
+    heldout_patients=150,
+    policy_layers=1,
+    policy_width=32,
+    sft_epochs=20,
+    candidates=4,
+    rounds=3,
+    cap=8,
+    initial_cases=40,
+    reward_epochs=3,
+    members=2,
+    seeds=(0,),
+    target=0.5,
+)
+
+
+@dataclass
+class Pool:
+    cases: list[Case]
+    facts: dict[str, Scenario] = field(default_factory=dict)  # case id -> (facts, target)
+    drugs: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    patients: dict[str, str] = field(default_factory=dict)  # case id -> patient pseudonym
+
+
+@dataclass
+class Heldout:
+    scenarios: list[Scenario]
+    prompts: list[str]
+    candidates: list[list[str]]
+
+
+# --------------------------------------------------------------------------- the fixed parts
+
+
+def supervised_policy(
+    world: World, history: list, settings: Settings, seed: int, policy_dir: Path | None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The policy in `policy_dir`, or one trained as the pipeline's SFT stage trains it."""
+    if policy_dir is not None:
+        return load_policy(policy_dir)
+    tokenizer = build_tokenizer(vocabulary_corpus(world))
+    torch.manual_seed(seed)
+    config = PolicyConfig(
+        n_layer=settings.policy_layers,
+        n_embd=settings.policy_width,
+        n_head=max(1, settings.policy_width // 16),
+    )
+    model = build_policy(config, tokenizer)
+    examples = practice_examples(world, history, DEID_KEY, TODAY, seed)
+    train_sft(model, tokenizer, examples, SFTConfig(epochs=settings.sft_epochs, seed=seed))
+    return model.eval(), tokenizer
+
+
+def build_pool(
+    world: World, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, patients: list, seed: int
+) -> Pool:
+    """One card per (patient, target) on which the policy suggests two distinct drugs."""
+    generator, pool = torch.Generator().manual_seed(seed), Pool([])
+    for n, patient in enumerate(patients):
+        for target in patient.targets:
+            prompt = render_prompt(world, patient.facts, target)
+            shown = suggest(model, tokenizer, world, prompt, n=2, generator=generator)
+            if len(shown) < 2:
+                continue
+            case = Case(f"card{n}-{target}", prompt, (shown[0].text, shown[1].text), group=target)
+            pool.cases.append(case)
+            pool.facts[case.id] = Scenario(patient.facts, target)
+            pool.drugs[case.id] = (shown[0].drug, shown[1].drug)
+            pool.patients[case.id] = f"patient{n}"
+    return pool
+
+
+def heldout_candidates(
+    world: World,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    patients: list,
+    n: int,
+    seed: int,
+) -> Heldout:
+    held = scenarios(patients)
+    prompts = [render_prompt(world, s.facts, s.target) for s in held]
+    generator, candidates = torch.Generator().manual_seed(seed), []
+    for start in range(0, len(prompts), 64):
+        chunk = prompts[start : start + 64]
+        texts = sample(model, tokenizer, [p for p in chunk for _ in range(n)], generator=generator).texts
+        candidates += [texts[i * n : (i + 1) * n] for i in range(len(chunk))]
+    return Heldout(held, prompts, candidates)
+
+
+def concordant(world: World, s: Scenario, text: str) -> bool:
+    return score(world, s.facts, s.target, parse_drug(world, text)) is Outcome.CONCORDANT
+
+
+def eligible(world: World, prompt: str, candidates: Sequence[str]) -> list[int]:
+    """The candidates the service could turn into a MedicationRequest for the problem (formulary drug,
+    formulary sig, treats the target: parse_prescription), or all of them when none can. The check is
+    a property of the formulary, never of the patient, as in PPO's reward
+    (clinrlhf.pipeline.policy_reward): the reward model has only seen valid prescriptions, so its
+    score of anything else is extrapolation."""
+    valid = [i for i, c in enumerate(candidates) if parse_prescription(world, prompt, c) is not None]
+    return valid or list(range(len(candidates)))
+
+
+def baselines(world: World, held: Heldout) -> dict[str, float]:
+    """What any reranker of these candidates gets: a random eligible one (floor), the best (oracle)."""
+    floor = ceiling = 0.0
+    for s, prompt, cs in zip(held.scenarios, held.prompts, held.candidates, strict=True):
+        hits = [concordant(world, s, cs[i]) for i in eligible(world, prompt, cs)]
+        floor += sum(hits) / len(hits)
+        ceiling += any(hits)
+    return {"random_pick": floor / len(held.scenarios), "oracle": ceiling / len(held.scenarios)}
+
+
+def best_of_n(
+    world: World, reward: ScalarHeadModel, tokenizer: PreTrainedTokenizerBase, held: Heldout
+) -> dict[str, float]:
+    """Concordance and unsafe rate of the eligible candidate the reward model scores highest."""
+    flat_prompts = [p for p, cs in zip(held.prompts, held.candidates, strict=True) for _ in cs]
+    flat = [c for cs in held.candidates for c in cs]
+    rewards = score_texts(reward, tokenizer, flat_prompts, flat).tolist()
+    good = unsafe = at = 0
+    for s, prompt, cs in zip(held.scenarios, held.prompts, held.candidates, strict=True):
+        pick = cs[max(eligible(world, prompt, cs), key=lambda i: rewards[at + i])]
+        at += len(cs)
+        outcome = score(world, s.facts, s.target, parse_drug(world, pick))
+        good += outcome is Outcome.CONCORDANT
+        unsafe += outcome is Outcome.UNSAFE
+    return {"concordance": good / len(held.scenarios), "unsafe_rate": unsafe / len(held.scenarios)}
+
+
+# --------------------------------------------------------------------------- one round's parts
+
+
+def review(
+    world: World, panel: dict[str, Clinician], pool: Pool, chosen: list[Assignment], seed: int
+) -> list[Judgment]:
+    """The panel's judgments of the chosen cards, as the review page stores them."""
+    out = []
+    for a in chosen:
+        s, (drug_a, drug_b) = pool.facts[a.case.id], pool.drugs[a.case.id]
+        patient = pool.patients[a.case.id]
+        for clinician in a.clinicians:
+            digest = hashlib.sha256(f"{seed}\x00{a.case.id}\x00{clinician}".encode()).digest()
+            rng = random.Random(int.from_bytes(digest[:8], "big"))
+            r = review_pair(world, panel[clinician], s.facts, s.target, drug_a, drug_b, rng)
+            base = Judgment("pairwise", a.case.id, patient, clinician, a.case.prompt, a.case.responses)
+            out.append(replace(base, preferred=_PREFERRED[r.choice]))
+            out.append(replace(base, kind="rating", ratings=(r.rating_a, r.rating_b)))
+            if r.correction is not None:
+                out.append(replace(base, kind="correction", correction=render_response(world, r.correction)))
+    return out
+
+
+def composition(world: World, pool: Pool, chosen: list[Assignment]) -> tuple[float, dict[str, int]]:
+    """What a round asked about, for the report only (selection never sees the world): the share of
+    its cards whose two suggestions differ in the world's utility, and its cards per target."""
+    differ, by_target = 0, dict.fromkeys(sorted(world.targets), 0)
+    for a in chosen:
+        s, drugs = pool.facts[a.case.id], pool.drugs[a.case.id]
+        differ += len({utility(score(world, s.facts, s.target, d)) for d in drugs}) > 1
+        by_target[s.target] += 1
+    return (differ / len(chosen) if chosen else 0.0), by_target
+
+
+def uncertainty_of(
+    members: list[ScalarHeadModel],
+    tokenizer: PreTrainedTokenizerBase,
+    cases: list[Case],
+    settings: Settings,
+    seed: int,
+) -> list[float]:
+    prompts = [c.prompt for c in cases]
+    a, b = [c.responses[0] for c in cases], [c.responses[1] for c in cases]
+    if settings.uncertainty == "ensemble":
+        ra, rb = (
+            ensemble_rewards(members, tokenizer, prompts, a),
+            ensemble_rewards(members, tokenizer, prompts, b),
+        )
+    else:
+        both = mc_dropout_rewards(
+            members[0],
+            tokenizer,
+            prompts + prompts,
+            a + b,
+            passes=settings.passes,
+            rate=settings.dropout,
+            seed=seed,
+        )
+        ra, rb = both[:, : len(cases)], both[:, len(cases) :]
+    return pair_uncertainty(ra, rb, settings.method).tolist()  # type: ignore[arg-type]
+
+
+def run_strategy(
+    name: str,
+    world: World,
+    policy: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    pool: Pool,
+    held: Heldout,
+    settings: Settings,
+    seed: int,
+    log: Callable[[str], None],
+) -> list[dict]:
+    panel = {c.id: c for c in default_panel()}
+    clinicians = sorted(panel)
+    config = RewardConfig(
+        epochs=settings.reward_epochs, batch_size=settings.reward_batch_size, dp=settings.dp, seed=seed
+    )
+    members = settings.members if (name == "active" and settings.uncertainty == "ensemble") else 1
+    first = select_random(
+        pool.cases,
+        None,
+        clinicians,
+        cap=settings.cap,
+        reviews_per_card=settings.reviews_per_card,
+        max_cases=settings.initial_cases,
+        seed=seed,
+    )
+    judgments = review(world, panel, pool, first, seed)
+    asked = {a.case.id for a in first}
+    informative, by_target = composition(world, pool, first)
+    curve = []
+    for round_ in range(settings.rounds + 1):
+        started = time.monotonic()
+        pairs = pairs_from_judgments(judgments, world=world)
+        results = train_ensemble(
+            pairs, policy.transformer, tokenizer, config, members, fraction=settings.ensemble_fraction
+        )
+        models = [r.model for r in results]
+        measured = best_of_n(world, models[0], tokenizer, held)
+        reviews = sum(j.kind == "pairwise" for j in judgments)
+        curve.append(
+            {
+                "round": round_,
+                "judgments": reviews,
+                "cards": len(asked),
+                "added_informative_share": informative,
+                "added_cards_by_target": by_target,
+                "pairs": len(pairs),
+                **measured,
+                "epsilon": results[0].epsilon,
+                "delta": results[0].delta,
+                "seconds": 0.0,
+            }
+        )
+        if round_ < settings.rounds:
+            remaining = [c for c in pool.cases if c.id not in asked]
+            common = {
+                "cap": settings.cap,
+                "reviews_per_card": settings.reviews_per_card,
+                "seed": seed * 1000 + round_,
+            }
+            if name == "active":
+                scores = uncertainty_of(models, tokenizer, remaining, settings, seed * 1000 + round_)
+                quotas: GroupLimit = settings.max_per_group
+                if settings.stratify:
+                    per_round = settings.cap * len(clinicians) // settings.reviews_per_card
+                    quotas = proportional_quotas(remaining, per_round)
+                chosen = select_uncertain(
+                    remaining, scores, clinicians, max_per_group=quotas, explore=settings.explore, **common
+                )
+            else:
+                chosen = select_random(
+                    remaining, None, clinicians, max_per_group=settings.max_per_group, **common
+                )
+            judgments += review(world, panel, pool, chosen, seed)
+            asked |= {a.case.id for a in chosen}
+            informative, by_target = composition(world, pool, chosen)
+        curve[-1]["seconds"] = round(time.monotonic() - started, 1)
+        log(
+            f"  {name:>6} round {round_}: {reviews:>5} judgments, {len(pairs):>5} pairs, "
+            f"concordance {measured['concordance']:.3f}, unsafe {measured['unsafe_rate']:.3f} "
+            f"({curve[-1]['seconds']:.0f} s)"
+        )
+    return curve
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def judgments_to_reach(curve: Sequence[dict], target: float) -> int | None:
+    """Judgments at the first point of the curve whose concordance is at least `target`."""
+    return next((p["judgments"] for p in curve if p["concordance"] >= target), None)
+
+
+def mean_curve(curves: Sequence[Sequence[dict]]) -> list[dict]:
+    return [
+        {
+            "judgments": statistics.mean(p["judgments"] for p in points),
+            "concordance": statistics.mean(p["concordance"] for p in points),
+            "unsafe_rate": statistics.mean(p["unsafe_rate"] for p in points),
+        }
+        for points in zip(*curves, strict=True)
+    ]
+
+
+def ratio(random_needs: int | float | None, active_needs: int | float | None) -> float | None:
+    if random_needs is None or active_needs is None or active_needs == 0:
+        return None
+    return random_needs / active_needs
+
+
+def run(settings: Settings, policy_dir: Path | None = None, log: Callable[[str], None] = print) -> dict:
+    world = load_world()
+    per_seed = []
+    for seed in settings.seeds:
+        started = time.monotonic()
+        cohorts = make_cohorts(
+            world, (settings.history_patients, settings.pool_patients, settings.heldout_patients), seed, TODAY
+        )
+        policy, tokenizer = supervised_policy(world, cohorts.history, settings, seed, policy_dir)
+        pool = build_pool(world, policy, tokenizer, cohorts.feedback, seed)
+        held = heldout_candidates(world, policy, tokenizer, cohorts.heldout, settings.candidates, seed)
+        base = baselines(world, held)
+        floor, ceiling = base["random_pick"], base["oracle"]
+        greedy = evaluate_policy(policy, tokenizer, world, held.scenarios).concordance
+        log(
+            f"seed {seed}: {len(pool.cases)} cards in the pool, {len(held.scenarios)} held-out scenarios; "
+            f"supervised greedy {greedy:.3f}, best-of-{settings.candidates} random pick {floor:.3f}, "
+            f"oracle {ceiling:.3f} ({time.monotonic() - started:.0f} s)"
+        )
+        curves = {
+            name: run_strategy(name, world, policy, tokenizer, pool, held, settings, seed, log)
+            for name in settings.strategies
+        }
+        needs = {name: judgments_to_reach(c, settings.target) for name, c in curves.items()}
+        per_seed.append(
+            {
+                "seed": seed,
+                "pool_cards": len(pool.cases),
+                "heldout_scenarios": len(held.scenarios),
+                "supervised_greedy_concordance": greedy,
+                "random_pick_concordance": floor,
+                "oracle_concordance": ceiling,
+                "curves": curves,
+                "judgments_to_target": needs,
+                "ratio_random_over_active": ratio(needs.get("random"), needs.get("active")),
+            }
+        )
+    means = {name: mean_curve([s["curves"][name] for s in per_seed]) for name in settings.strategies}
+    needs = {name: judgments_to_reach(c, settings.target) for name, c in means.items()}
+    return {
+        "what": "held-out concordance of the best-of-n policy: the reward model's choice among n samples "
+        "of the supervised policy (not a PPO run)",
+        "reward_training": "DP-SGD (project trainer), per-model epsilon as reported"
+        if settings.dp
+        else "non-private (--no-dp)",
+        "settings": asdict(settings),
+        "seeds": per_seed,
+        "mean_curves": means,
+        "judgments_to_target": needs,
+        "ratio_random_over_active": ratio(needs.get("random"), needs.get("active")),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a small setting (tiny policy, 3 rounds): < 2 minutes"
+    )
+    parser.add_argument(
+        "--policy", type=Path, default=None, help="a supervised policy dir instead of training one"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("active_learning.json"), help="write every figure here"
+    )
+    parser.add_argument(
+        "--no-dp", action="store_true", help="train the reward models without DP (a baseline)"
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", help="seeds to average over")
+    parser.add_argument("--target", type=float, help="held-out concordance to reach")
+    parser.add_argument("--rounds", type=int, help="rounds after the first (random) one")
+    parser.add_argument("--cap", type=int, help="most cards per clinician per round (workload cap)")
+    parser.add_argument("--reviews-per-card", type=int, help="distinct clinicians per card")
+    parser.add_argument("--initial-cases", type=int, help="cards in the first, random round")
+    parser.add_argument(
+        "--uncertainty", choices=["mc-dropout", "ensemble"], help="where the samples come from"
+    )
+    parser.add_argument("--method", choices=list(METHODS), help="how samples become one score per pair")
+    parser.add_argument("--members", type=int, help="ensemble members (with --uncertainty ensemble)")
+    parser.add_argument("--passes", type=int, help="MC-dropout passes")
+    parser.add_argument("--max-per-group", type=int, help="most cards of one target per round (diversity)")
+    parser.add_argument("--history-patients", type=int, help="historical-practice patients for SFT")
+    parser.add_argument("--sft-epochs", type=int, help="SFT epochs of the supervised policy")
+    parser.add_argument("--pool-patients", type=int, help="synthetic feedback patients in the pool")
+    parser.add_argument("--heldout-patients", type=int, help="held-out patients")
+    parser.add_argument("--candidates", type=int, help="n of best-of-n")
+    parser.add_argument("--reward-epochs", type=int, help="reward-model epochs")
+    parser.add_argument("--explore", type=float, help="share of each active round chosen at random")
+    parser.add_argument(
+        "--stratify",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="active: the most uncertain cards within each target, in proportion to the pool",
+    )
+    parser.add_argument(
+        "--strategies", nargs="+", choices=["random", "active"], help="run only these (default: both)"
+    )
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    settings = QUICK if args.quick else FULL
+    overrides = {
+        k: v
+        for k, v in {
+            "seeds": tuple(args.seeds) if args.seeds else None,
+            "target": args.target,
+            "rounds": args.rounds,
+            "cap": args.cap,
+            "reviews_per_card": args.reviews_per_card,
+            "initial_cases": args.initial_cases,
+            "uncertainty": args.uncertainty,
+            "method": args.method,
+            "members": args.members,
+            "passes": args.passes,
+            "max_per_group": args.max_per_group,
+            "history_patients": args.history_patients,
+            "sft_epochs": args.sft_epochs,
+            "pool_patients": args.pool_patients,
+            "heldout_patients": args.heldout_patients,
+            "candidates": args.candidates,
+            "reward_epochs": args.reward_epochs,
+            "explore": args.explore,
+            "stratify": args.stratify,
+            "strategies": tuple(args.strategies) if args.strategies else None,
+        }.items()
+        if v is not None
+    }
+    settings = replace(settings, **overrides, dp=not args.no_dp)
+    started = time.monotonic()
+    result = run(settings, args.policy, log=lambda line: print(line, flush=True))
+    result["seconds"] = round(time.monotonic() - started, 1)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(
+        f"target concordance {settings.target}: judgments needed {result['judgments_to_target']}, "
+        f"random / active = {result['ratio_random_over_active']}; {result['seconds']:.0f} s -> {args.out}"
+    )
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""Active learning: send clinicians the cases the reward model is least sure about.
+
+- `uncertainty`: how unsure the reward model is which of two responses is better (an ensemble's
+  disagreement, MC dropout, BALD).
+- `ensemble`: K reward models that differ by seed and by a subsample of the pairs, trained with the
+  project's DP trainer.
+- `selection`: which cases go to which clinician, most uncertain first, under a per-clinician
+  workload cap; and the random baseline with the same interface.
+
+benchmarks/active_learning.py measures how many judgments this saves against random selection.
+"""
+
+from clinrlhf.active.ensemble import subsample, train_ensemble
+from clinrlhf.active.selection import (
+    STRATEGIES,
+    Assignment,
+    Case,
+    proportional_quotas,
+    select_random,
+    select_uncertain,
+)
+from clinrlhf.active.uncertainty import (
+    METHODS,
+    bald,
+    ensemble_rewards,
+    margin_std,
+    mc_dropout_rewards,
+    pair_uncertainty,
+    predictive_entropy,
+    preference_probabilities,
+    probability_std,
+)
+
+__all__ = [
+    "METHODS",
+    "STRATEGIES",
+    "Assignment",
+    "Case",
+    "bald",
+    "ensemble_rewards",
+    "margin_std",
+    "mc_dropout_rewards",
+    "pair_uncertainty",
+    "predictive_entropy",
+    "preference_probabilities",
+    "probability_std",
+    "proportional_quotas",
+    "select_random",
+    "select_uncertain",
+    "subsample",
+    "train_ensemble",
+]
