@@ -60,6 +60,7 @@ from clinrlhf.active.selection import (
     Case,
     GroupLimit,
     proportional_quotas,
+    relevant_first,
     select_random,
     select_uncertain,
 )
@@ -132,7 +133,10 @@ class Settings:
     shares of the remaining pool (clinrlhf.active.selection.proportional_quotas)."""
     seeds: tuple[int, ...] = (0,)
     target: float = 0.62
-    strategies: tuple[str, ...] = ("random", "active")
+    valid_first: bool = True
+    """Active rounds take cards whose two suggestions are both valid prescriptions first (the only
+    comparisons best-of-n ever makes; clinrlhf.active.selection.relevant_first), then the rest."""
+    strategies: tuple[str, ...] = ("random", "active", "random-valid")
 
 
 FULL = Settings()
@@ -160,6 +164,7 @@ class Pool:
     facts: dict[str, Scenario] = field(default_factory=dict)  # case id -> (facts, target)
     drugs: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     patients: dict[str, str] = field(default_factory=dict)  # case id -> patient pseudonym
+    valid: dict[str, bool] = field(default_factory=dict)  # case id -> both suggestions valid prescriptions
 
 
 @dataclass
@@ -207,6 +212,9 @@ def build_pool(
             pool.facts[case.id] = Scenario(patient.facts, target)
             pool.drugs[case.id] = (shown[0].drug, shown[1].drug)
             pool.patients[case.id] = f"patient{n}"
+            pool.valid[case.id] = all(
+                parse_prescription(world, prompt, r) is not None for r in case.responses
+            )
     return pool
 
 
@@ -292,15 +300,24 @@ def review(
     return out
 
 
-def composition(world: World, pool: Pool, chosen: list[Assignment]) -> tuple[float, dict[str, int]]:
+def composition(world: World, pool: Pool, chosen: list[Assignment]) -> dict:
     """What a round asked about, for the report only (selection never sees the world): the share of
-    its cards whose two suggestions differ in the world's utility, and its cards per target."""
-    differ, by_target = 0, dict.fromkeys(sorted(world.targets), 0)
+    its cards whose two suggestions differ in the world's utility, the share whose two suggestions
+    are both valid prescriptions, and its cards per target."""
+    differ = valid = 0
+    by_target = dict.fromkeys(sorted(world.targets), 0)
     for a in chosen:
         s, drugs = pool.facts[a.case.id], pool.drugs[a.case.id]
         differ += len({utility(score(world, s.facts, s.target, d)) for d in drugs}) > 1
+        valid += pool.valid[a.case.id]
         by_target[s.target] += 1
-    return (differ / len(chosen) if chosen else 0.0), by_target
+    n = max(len(chosen), 1)
+    return {
+        "added_cards": len(chosen),
+        "added_utility_differs_share": differ / n,
+        "added_valid_pair_share": valid / n,
+        "added_cards_by_target": by_target,
+    }
 
 
 def uncertainty_of(
@@ -359,7 +376,7 @@ def run_strategy(
     )
     judgments = review(world, panel, pool, first, seed)
     asked = {a.case.id for a in first}
-    informative, by_target = composition(world, pool, first)
+    added = composition(world, pool, first)
     curve = []
     for round_ in range(settings.rounds + 1):
         started = time.monotonic()
@@ -375,8 +392,7 @@ def run_strategy(
                 "round": round_,
                 "judgments": reviews,
                 "cards": len(asked),
-                "added_informative_share": informative,
-                "added_cards_by_target": by_target,
+                **added,
                 "pairs": len(pairs),
                 **measured,
                 "epsilon": results[0].epsilon,
@@ -391,8 +407,11 @@ def run_strategy(
                 "reviews_per_card": settings.reviews_per_card,
                 "seed": seed * 1000 + round_,
             }
+            valid = [pool.valid[c.id] for c in remaining]
             if name == "active":
                 scores = uncertainty_of(models, tokenizer, remaining, settings, seed * 1000 + round_)
+                if settings.valid_first:
+                    scores = relevant_first(scores, valid)
                 quotas: GroupLimit = settings.max_per_group
                 if settings.stratify:
                     per_round = settings.cap * len(clinicians) // settings.reviews_per_card
@@ -400,16 +419,21 @@ def run_strategy(
                 chosen = select_uncertain(
                     remaining, scores, clinicians, max_per_group=quotas, explore=settings.explore, **common
                 )
+            elif name == "random-valid":  # the ablation: valid cards first, at random within each kind
+                flags = [float(v) for v in valid]
+                chosen = select_uncertain(
+                    remaining, flags, clinicians, max_per_group=settings.max_per_group, **common
+                )
             else:
                 chosen = select_random(
                     remaining, None, clinicians, max_per_group=settings.max_per_group, **common
                 )
             judgments += review(world, panel, pool, chosen, seed)
             asked |= {a.case.id for a in chosen}
-            informative, by_target = composition(world, pool, chosen)
+            added = composition(world, pool, chosen)
         curve[-1]["seconds"] = round(time.monotonic() - started, 1)
         log(
-            f"  {name:>6} round {round_}: {reviews:>5} judgments, {len(pairs):>5} pairs, "
+            f"  {name:>12} round {round_}: {reviews:>5} judgments, {len(pairs):>5} pairs, "
             f"concordance {measured['concordance']:.3f}, unsafe {measured['unsafe_rate']:.3f} "
             f"({curve[-1]['seconds']:.0f} s)"
         )
@@ -436,9 +460,19 @@ def mean_curve(curves: Sequence[Sequence[dict]]) -> list[dict]:
 
 
 def ratio(random_needs: int | float | None, active_needs: int | float | None) -> float | None:
+    """How many times fewer judgments the second needed; None where either never reached the target."""
     if random_needs is None or active_needs is None or active_needs == 0:
         return None
     return random_needs / active_needs
+
+
+RATIOS = (("random", "active"), ("random", "random-valid"), ("random-valid", "active"))
+
+
+def ratios(needs: dict[str, int | float | None]) -> dict[str, float | None]:
+    """random/active (the headline), random/random-valid (what putting valid cards first buys on its
+    own) and random-valid/active (what the reward model's uncertainty adds on top)."""
+    return {f"{a}/{b}": ratio(needs[a], needs[b]) for a, b in RATIOS if a in needs and b in needs}
 
 
 def run(settings: Settings, policy_dir: Path | None = None, log: Callable[[str], None] = print) -> dict:
@@ -475,7 +509,7 @@ def run(settings: Settings, policy_dir: Path | None = None, log: Callable[[str],
                 "oracle_concordance": ceiling,
                 "curves": curves,
                 "judgments_to_target": needs,
-                "ratio_random_over_active": ratio(needs.get("random"), needs.get("active")),
+                "ratios": ratios(needs),
             }
         )
     means = {name: mean_curve([s["curves"][name] for s in per_seed]) for name in settings.strategies}
@@ -489,7 +523,9 @@ def run(settings: Settings, policy_dir: Path | None = None, log: Callable[[str],
         "settings": asdict(settings),
         "seeds": per_seed,
         "mean_curves": means,
+        "target": settings.target,
         "judgments_to_target": needs,
+        "ratios": ratios(needs),
         "ratio_random_over_active": ratio(needs.get("random"), needs.get("active")),
     }
 
@@ -537,7 +573,16 @@ def main(argv: Sequence[str] | None = None) -> dict:
         help="active: the most uncertain cards within each target, in proportion to the pool",
     )
     parser.add_argument(
-        "--strategies", nargs="+", choices=["random", "active"], help="run only these (default: both)"
+        "--strategies",
+        nargs="+",
+        choices=["random", "active", "random-valid"],
+        help="run only these (default: all three)",
+    )
+    parser.add_argument(
+        "--valid-first",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="active: cards with two valid prescriptions first (default on)",
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -564,6 +609,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
             "reward_epochs": args.reward_epochs,
             "explore": args.explore,
             "stratify": args.stratify,
+            "valid_first": args.valid_first,
             "strategies": tuple(args.strategies) if args.strategies else None,
         }.items()
         if v is not None
@@ -574,8 +620,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     result["seconds"] = round(time.monotonic() - started, 1)
     args.out.write_text(json.dumps(result, indent=2))
     print(
-        f"target concordance {settings.target}: judgments needed {result['judgments_to_target']}, "
-        f"random / active = {result['ratio_random_over_active']}; {result['seconds']:.0f} s -> {args.out}"
+        f"target concordance {settings.target}: judgments needed {result['judgments_to_target']}; "
+        f"ratios {result['ratios']}; {result['seconds']:.0f} s -> {args.out}"
     )
     return result
 

@@ -16,6 +16,7 @@ from clinrlhf.active.selection import (
     Assignment,
     Case,
     proportional_quotas,
+    relevant_first,
     select_random,
     select_uncertain,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "preference_probabilities",
     "probability_std",
     "proportional_quotas",
+    "relevant_first",
     "select_random",
     "select_uncertain",
     "subsample",

@@ -182,6 +182,27 @@ def select_uncertain(
     )
 
 
+def relevant_first(uncertainty: Sequence[float], relevant: Sequence[bool]) -> list[float]:
+    """Scores that rank every relevant case above every other, each kind in its own uncertainty order.
+
+    What a label is worth depends on the decision it can change, not only on how unsure the model is
+    (decision-aware active learning, e.g. Bickford Smith et al. 2023, EPIG,
+    https://arxiv.org/abs/2304.08151: information about the predictions one will be asked to make).
+    A comparison the downstream decision never makes (in the benchmark, a card with an invalid
+    prescription, which the service filters out before the reward model is asked) is worth least,
+    however uncertain. Relevance must come from something other than the answer (a formulary rule),
+    or selection would leak the label."""
+    if len(uncertainty) != len(relevant):
+        raise ValueError(f"{len(uncertainty)} uncertainty scores but {len(relevant)} relevance flags")
+    scores = [float(u) for u in uncertainty]
+    if not all(math.isfinite(u) for u in scores):
+        raise ValueError("uncertainty scores must be finite numbers")
+    if not scores:
+        return []
+    offset = max(scores) - min(scores) + 1.0
+    return [u + offset if r else u for u, r in zip(scores, relevant, strict=True)]
+
+
 def proportional_quotas(cases: Sequence[Case], total: int) -> dict[str, int]:
     """Per-group limits for a round of `total` cases, proportional to each group's share of `cases`
     (rounded up, so that every group present gets at least one place and the quotas fill the round)."""

@@ -32,7 +32,8 @@ def test_quick_mode_writes_both_curves(benchmark, tmp_path: Path) -> None:  # no
     written = json.loads(out.read_text())
     assert written["seeds"] and written["settings"]["dp"] is True
     assert "best-of-n" in written["what"] and "not a PPO run" in written["what"]
-    for name in ("random", "active"):
+    assert list(written["seeds"][0]["curves"]) == ["random", "active", "random-valid"]
+    for name in ("random", "active", "random-valid"):
         curve = written["seeds"][0]["curves"][name]
         counts = [point["judgments"] for point in curve]
         assert len(curve) == 3
@@ -49,4 +50,8 @@ def test_quick_mode_writes_both_curves(benchmark, tmp_path: Path) -> None:  # no
     # A target of 0 is reached at the first point by both: the ratio is then exactly 1.
     assert written["judgments_to_target"]["random"] == written["judgments_to_target"]["active"]
     assert written["ratio_random_over_active"] == 1.0
-    assert returned["ratio_random_over_active"] == 1.0
+    assert returned["ratios"] == {
+        "random/active": 1.0,
+        "random/random-valid": 1.0,
+        "random-valid/active": 1.0,
+    }

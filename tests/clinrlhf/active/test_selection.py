@@ -6,7 +6,14 @@ from collections import Counter
 
 import pytest
 
-from clinrlhf.active.selection import STRATEGIES, Case, proportional_quotas, select_random, select_uncertain
+from clinrlhf.active.selection import (
+    STRATEGIES,
+    Case,
+    proportional_quotas,
+    relevant_first,
+    select_random,
+    select_uncertain,
+)
 
 CLINICIANS = [f"dr-{i}" for i in range(5)]
 
@@ -107,6 +114,20 @@ def test_explore_mixes_random_cases_into_the_uncertain_order() -> None:
     assert 15 < in_top < 45  # about half from the top, the rest from anywhere (12 of those in the top)
     assert len({a.case.id for a in everything_random} & top) < 25
     assert len({a.case.id for a in mixed}) == 50
+
+
+def test_relevant_cases_come_first_each_kind_in_uncertainty_order() -> None:
+    uncertainty = [0.9, 0.1, 0.5, 0.3, 0.7]
+    relevant = [False, True, False, True, True]
+    scores = relevant_first(uncertainty, relevant)
+    chosen = select_uncertain(cases(5), scores, CLINICIANS, cap=5, reviews_per_card=1)
+    assert [a.case.id for a in chosen] == ["card-4", "card-3", "card-1", "card-0", "card-2"]
+    assert relevant_first([], []) == []
+    assert relevant_first([0.2, 0.4], [False, False]) == [0.2, 0.4]
+    with pytest.raises(ValueError, match="relevance flags"):
+        relevant_first([0.1], [True, False])
+    with pytest.raises(ValueError, match="finite"):
+        relevant_first([float("inf")], [True])
 
 
 def test_a_zero_cap_selects_nothing() -> None:
