@@ -6,11 +6,15 @@ patients it already knows least about. Steering re-weights who is sent for revie
 the feedback collected so far moves toward chosen target shares (for example, equal shares per
 group, or at least a floor per group).
 
-The weight of group g is its deficit ratio `target_g / max(observed_g, floor)` normalised over the
-groups present, where observed_g is g's share of the feedback so far (with add-one smoothing, so
-a group with no feedback yet gets a large but finite weight). With no feedback yet, every group is
-at its target's ratio to the uniform prior. The weights are per *patient*: a patient of a group
-that is behind its target is proportionally more likely to be sent next.
+The next patient's group is drawn with probability ∝ target_g × (target_g / observed_g): the target
+share, corrected by the deficit ratio, where observed_g is g's share of the feedback so far (with
+add-one smoothing, so a group with no feedback yet gets a large but finite weight). The target
+factor matters. Drawing with probability ∝ the ratio alone settles where the observed share equals
+the draw probability, i.e. observed ∝ √target: equal targets are reached, but 60/30/10 ends near
+47/33/19 (benchmarks/fairness.py measured it). With the target factor the fixed point is
+observed_g ∝ target_g² / observed_g, i.e. observed = target, and a group behind its target is drawn
+more often than its target until it catches up. Within a group, every waiting patient is equally
+likely, so a big group is not favoured for being big.
 
 Pure functions: the panel (clinrlhf.panel.session, `PanelConfig.steering`) holds the counts.
 """
@@ -58,19 +62,24 @@ def target_shares(groups: Sequence[str], wanted: Mapping[str, float]) -> dict[st
 def steering_weights(
     counts: Mapping[str, int], targets: Mapping[str, float], max_weight: float = 20.0
 ) -> dict[str, float]:
-    """Sampling weight per group (they sum to 1) from the feedback counted so far per group.
+    """Probability of drawing each group next (they sum to 1) from the feedback counted so far.
 
-    A group's weight is proportional to target / observed share, with add-one smoothing on the
-    counts; weights are capped at `max_weight` times the smallest before normalising."""
+    A group's weight is proportional to target × target / observed share, with add-one smoothing
+    on the counts, so that the shares drawn converge to the targets (module docstring). The
+    deficit ratio target / observed is capped at `max_weight` times the smallest before it
+    multiplies the target."""
     if not targets:
         return {}
     smoothed = {g: counts.get(g, 0) + 1.0 for g in targets}
     total = sum(smoothed.values())
     ratio = {g: targets[g] / (smoothed[g] / total) for g in targets}
     lowest = min(ratio.values())
+    # The cap bounds the deficit correction, not the target: a 1% group may be far behind, but it
+    # should not be drawn 20 times as often as its target share says.
     capped = {g: min(r, lowest * max_weight) if lowest > 0 else r for g, r in ratio.items()}
-    norm = sum(capped.values())
-    return {g: v / norm for g, v in capped.items()}
+    weight = {g: targets[g] * r for g, r in capped.items()}
+    norm = sum(weight.values())
+    return {g: v / norm for g, v in weight.items()}
 
 
 def patient_weights(groups: Sequence[str], group_weights: Mapping[str, float]) -> list[float]:

@@ -58,3 +58,26 @@ def test_without_a_budget_every_patient_is_sent_once():
     groups = ["x"] * 5 + ["y"] * 3
     order = steered_order(groups, SteeringConfig(), random.Random(2))
     assert sorted(order) == list(range(8))
+
+
+def test_unequal_targets_are_reached_not_compressed_toward_equal():
+    # Drawing groups with probability ∝ target / observed alone settles at √target (60/30/10 ->
+    # 47/33/19); the target factor makes the shares drawn converge to the targets themselves.
+    groups = ["a"] * 3000 + ["b"] * 1500 + ["c"] * 500
+    random.Random(0).shuffle(groups)
+    targets = {"a": 0.6, "b": 0.3, "c": 0.1}
+    for seed in (0, 1):
+        order = steered_order(
+            groups, SteeringConfig(target_shares=targets, patients=600), random.Random(seed)
+        )
+        got = {g: n / 600 for g, n in Counter(groups[i] for i in order).items()}
+        assert got == pytest.approx(targets, abs=0.03)
+
+
+def test_weights_favour_a_group_behind_its_target():
+    # Exactly on target (60/30/10 observed, smoothed), weights equal the targets to within smoothing;
+    # a group behind its target is drawn more often than its target share.
+    on = steering_weights({"a": 599, "b": 299, "c": 99}, {"a": 0.6, "b": 0.3, "c": 0.1})
+    assert on == pytest.approx({"a": 0.6, "b": 0.3, "c": 0.1}, abs=1e-3)
+    behind = steering_weights({"a": 650, "b": 299, "c": 49}, {"a": 0.6, "b": 0.3, "c": 0.1})
+    assert behind["c"] > 0.1 and behind["a"] < 0.6
