@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import random
 import statistics
 import time
@@ -55,6 +56,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from clinrlhf.active.ensemble import train_ensemble
+from clinrlhf.active.pairs import best_disagreement, thompson_pair
 from clinrlhf.active.selection import (
     Assignment,
     Case,
@@ -94,18 +96,20 @@ _PREFERRED = {"a": 0, "b": 1, "tie": None}
 
 @dataclass(frozen=True)
 class Settings:
-    history_patients: int = 2000
-    """Historical-practice patients the supervised policy imitates."""
-    pool_patients: int = 2000
+    history_patients: int = 3000
+    """Historical-practice patients the supervised policy imitates (the pipeline's default)."""
+    pool_patients: int = 3000
     """Synthetic feedback patients: one card per (patient, target) with two distinct suggestions."""
     heldout_patients: int = 1500
     """Held-out patients whose scenarios measure the best-of-n policy."""
     policy_layers: int = 2
     policy_width: int = 64
-    sft_epochs: int = 6
-    candidates: int = 8
+    sft_epochs: int = 24
+    """The pipeline's default (clinrlhf.sft.config.SFTConfig.epochs): fewer leave the policy blind to
+    the patient-specific cases, and the best-of-n candidates with little to choose from."""
+    candidates: int = 16
     """n of best-of-n: samples of the supervised policy per held-out scenario."""
-    rounds: int = 4
+    rounds: int = 5
     """Rounds of selection after the first, random one."""
     cap: int = 50
     """Most cards one clinician reviews in one round (the workload cap)."""
@@ -132,7 +136,7 @@ class Settings:
     """Active rounds take the most uncertain cards within each target, in proportion to the targets'
     shares of the remaining pool (clinrlhf.active.selection.proportional_quotas)."""
     seeds: tuple[int, ...] = (0,)
-    target: float = 0.62
+    target: float = 0.70
     valid_first: bool = True
     """Active rounds take cards whose two suggestions are both valid prescriptions first (the only
     comparisons best-of-n ever makes; clinrlhf.active.selection.relevant_first), then the rest."""
@@ -165,6 +169,8 @@ class Pool:
     drugs: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     patients: dict[str, str] = field(default_factory=dict)  # case id -> patient pseudonym
     valid: dict[str, bool] = field(default_factory=dict)  # case id -> both suggestions valid prescriptions
+    options: dict[str, list[str]] = field(default_factory=dict)
+    """Case id -> the policy's distinct valid prescriptions for it, one per drug (for "thompson")."""
 
 
 @dataclass
@@ -236,6 +242,26 @@ def heldout_candidates(
     return Heldout(held, prompts, candidates)
 
 
+def pool_options(
+    world: World, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pool: Pool, n: int, seed: int
+) -> None:
+    """For each card, the candidates "thompson" may pair: the card's two suggestions and `n` more
+    samples of the policy, kept if they are valid prescriptions for the problem (the only kind the
+    service would show), one text per drug (two sigs of one drug are the same question)."""
+    generator = torch.Generator().manual_seed(seed + 1)
+    for start in range(0, len(pool.cases), 64):
+        chunk = pool.cases[start : start + 64]
+        prompts = [c.prompt for c in chunk for _ in range(n)]
+        texts = sample(model, tokenizer, prompts, generator=generator).texts
+        for i, case in enumerate(chunk):
+            by_drug: dict[str, str] = {}
+            for text in [*case.responses, *texts[i * n : (i + 1) * n]]:
+                drug = parse_drug(world, text)
+                if drug and drug not in by_drug and parse_prescription(world, case.prompt, text) is not None:
+                    by_drug[drug] = text
+            pool.options[case.id] = list(by_drug.values())
+
+
 def concordant(world: World, s: Scenario, text: str) -> bool:
     return score(world, s.facts, s.target, parse_drug(world, text)) is Outcome.CONCORDANT
 
@@ -280,13 +306,22 @@ def best_of_n(
 # --------------------------------------------------------------------------- one round's parts
 
 
+Drugs = dict[str, tuple[str | None, str | None]]
+
+
 def review(
-    world: World, panel: dict[str, Clinician], pool: Pool, chosen: list[Assignment], seed: int
+    world: World,
+    panel: dict[str, Clinician],
+    pool: Pool,
+    chosen: list[Assignment],
+    seed: int,
+    shown: Drugs | None = None,
 ) -> list[Judgment]:
-    """The panel's judgments of the chosen cards, as the review page stores them."""
+    """The panel's judgments of the chosen cards, as the review page stores them. `shown`: the drugs
+    of cards whose pair was chosen anew ("thompson"); other cards show the pool's pair."""
     out = []
     for a in chosen:
-        s, (drug_a, drug_b) = pool.facts[a.case.id], pool.drugs[a.case.id]
+        s, (drug_a, drug_b) = pool.facts[a.case.id], (shown or {}).get(a.case.id, pool.drugs[a.case.id])
         patient = pool.patients[a.case.id]
         for clinician in a.clinicians:
             digest = hashlib.sha256(f"{seed}\x00{a.case.id}\x00{clinician}".encode()).digest()
@@ -300,16 +335,16 @@ def review(
     return out
 
 
-def composition(world: World, pool: Pool, chosen: list[Assignment]) -> dict:
+def composition(world: World, pool: Pool, chosen: list[Assignment], shown: Drugs | None = None) -> dict:
     """What a round asked about, for the report only (selection never sees the world): the share of
     its cards whose two suggestions differ in the world's utility, the share whose two suggestions
     are both valid prescriptions, and its cards per target."""
     differ = valid = 0
     by_target = dict.fromkeys(sorted(world.targets), 0)
     for a in chosen:
-        s, drugs = pool.facts[a.case.id], pool.drugs[a.case.id]
+        s, drugs = pool.facts[a.case.id], (shown or {}).get(a.case.id, pool.drugs[a.case.id])
         differ += len({utility(score(world, s.facts, s.target, d)) for d in drugs}) > 1
-        valid += pool.valid[a.case.id]
+        valid += a.case.id in (shown or {}) or pool.valid[a.case.id]
         by_target[s.target] += 1
     n = max(len(chosen), 1)
     return {
@@ -348,6 +383,41 @@ def uncertainty_of(
     return pair_uncertainty(ra, rb, settings.method).tolist()  # type: ignore[arg-type]
 
 
+def thompson_cases(
+    world: World,
+    members: list[ScalarHeadModel],
+    tokenizer: PreTrainedTokenizerBase,
+    pool: Pool,
+    remaining: list[Case],
+    seed: int,
+) -> tuple[list[Case], list[float], Drugs]:
+    """Each remaining card with its pair chosen by double Thompson sampling over the ensemble's
+    rewards of the card's candidates (clinrlhf.active.pairs), scored by how unsure the ensemble is of
+    its best candidate (then by the pair's probability std); cards with fewer than two valid
+    candidates keep their pair and go last."""
+    rng, spans, prompts, texts = random.Random(seed), [], [], []
+    for case in remaining:
+        options = pool.options.get(case.id, [])
+        spans.append((len(texts), len(options)))
+        prompts += [case.prompt] * len(options)
+        texts += options
+    rewards = ensemble_rewards(members, tokenizer, prompts, texts)
+    cases, scores, shown = [], [], {}
+    for case, (start, k) in zip(remaining, spans, strict=True):
+        if k < 2:
+            cases.append(case)
+            scores.append(-1.0)
+            continue
+        block = rewards[:, start : start + k]
+        i, j = thompson_pair(block, rng)
+        a, b = pool.options[case.id][i], pool.options[case.id][j]
+        cases.append(replace(case, responses=(a, b)))
+        spread = torch.sigmoid(block[:, i] - block[:, j]).std(unbiased=False).item()
+        scores.append(best_disagreement(block) + 0.01 * spread)  # disagreement first, spread breaks ties
+        shown[case.id] = (parse_drug(world, a), parse_drug(world, b))
+    return cases, scores, shown
+
+
 def run_strategy(
     name: str,
     world: World,
@@ -364,7 +434,9 @@ def run_strategy(
     config = RewardConfig(
         epochs=settings.reward_epochs, batch_size=settings.reward_batch_size, dp=settings.dp, seed=seed
     )
-    members = settings.members if (name == "active" and settings.uncertainty == "ensemble") else 1
+    ensemble = name == "thompson" or (name == "active" and settings.uncertainty == "ensemble")
+    members = settings.members if ensemble else 1
+    shown: Drugs = {}
     first = select_random(
         pool.cases,
         None,
@@ -419,6 +491,14 @@ def run_strategy(
                 chosen = select_uncertain(
                     remaining, scores, clinicians, max_per_group=quotas, explore=settings.explore, **common
                 )
+            elif name == "thompson":  # cards by the ensemble's doubt about its best, pairs by Thompson
+                cases, scores, pairs_shown = thompson_cases(
+                    world, models, tokenizer, pool, remaining, seed * 1000 + round_
+                )
+                chosen = select_uncertain(
+                    cases, scores, clinicians, max_per_group=settings.max_per_group, **common
+                )
+                shown |= {a.case.id: pairs_shown[a.case.id] for a in chosen if a.case.id in pairs_shown}
             elif name == "random-valid":  # the ablation: valid cards first, at random within each kind
                 flags = [float(v) for v in valid]
                 chosen = select_uncertain(
@@ -428,9 +508,9 @@ def run_strategy(
                 chosen = select_random(
                     remaining, None, clinicians, max_per_group=settings.max_per_group, **common
                 )
-            judgments += review(world, panel, pool, chosen, seed)
+            judgments += review(world, panel, pool, chosen, seed, shown)
             asked |= {a.case.id for a in chosen}
-            added = composition(world, pool, chosen)
+            added = composition(world, pool, chosen, shown)
         curve[-1]["seconds"] = round(time.monotonic() - started, 1)
         log(
             f"  {name:>12} round {round_}: {reviews:>5} judgments, {len(pairs):>5} pairs, "
@@ -459,6 +539,19 @@ def mean_curve(curves: Sequence[Sequence[dict]]) -> list[dict]:
     ]
 
 
+def needs_by_target(curves: dict[str, Sequence[dict]], step: float = 0.02) -> dict[str, dict]:
+    """Judgments each strategy needs to first reach every target on a grid from the lowest to the
+    highest concordance any curve reached: the whole trade-off, not one chosen target."""
+    reached = [p["concordance"] for c in curves.values() for p in c]
+    low, high = math.floor(min(reached) / step) * step, max(reached)
+    grid = [round(low + i * step, 4) for i in range(int((high - low) / step) + 1)]
+    table = {}
+    for target in grid:
+        needs = {name: judgments_to_reach(c, target) for name, c in curves.items()}
+        table[f"{target:.2f}"] = {"judgments": needs, "ratios": ratios(needs)}
+    return table
+
+
 def ratio(random_needs: int | float | None, active_needs: int | float | None) -> float | None:
     """How many times fewer judgments the second needed; None where either never reached the target."""
     if random_needs is None or active_needs is None or active_needs == 0:
@@ -466,7 +559,12 @@ def ratio(random_needs: int | float | None, active_needs: int | float | None) ->
     return random_needs / active_needs
 
 
-RATIOS = (("random", "active"), ("random", "random-valid"), ("random-valid", "active"))
+RATIOS = (
+    ("random", "active"),
+    ("random", "random-valid"),
+    ("random-valid", "active"),
+    ("random", "thompson"),
+)
 
 
 def ratios(needs: dict[str, int | float | None]) -> dict[str, float | None]:
@@ -486,6 +584,8 @@ def run(settings: Settings, policy_dir: Path | None = None, log: Callable[[str],
         policy, tokenizer = supervised_policy(world, cohorts.history, settings, seed, policy_dir)
         pool = build_pool(world, policy, tokenizer, cohorts.feedback, seed)
         held = heldout_candidates(world, policy, tokenizer, cohorts.heldout, settings.candidates, seed)
+        if "thompson" in settings.strategies:
+            pool_options(world, policy, tokenizer, pool, settings.candidates, seed)
         base = baselines(world, held)
         floor, ceiling = base["random_pick"], base["oracle"]
         greedy = evaluate_policy(policy, tokenizer, world, held.scenarios).concordance
@@ -525,6 +625,7 @@ def run(settings: Settings, policy_dir: Path | None = None, log: Callable[[str],
         "mean_curves": means,
         "target": settings.target,
         "judgments_to_target": needs,
+        "by_target": needs_by_target(means),
         "ratios": ratios(needs),
         "ratio_random_over_active": ratio(needs.get("random"), needs.get("active")),
     }
@@ -575,8 +676,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument(
         "--strategies",
         nargs="+",
-        choices=["random", "active", "random-valid"],
-        help="run only these (default: all three)",
+        choices=["random", "active", "random-valid", "thompson"],
+        help="run only these (default: random, active, random-valid)",
     )
     parser.add_argument(
         "--valid-first",

@@ -6,11 +6,14 @@
   project's DP trainer.
 - `selection`: which cases go to which clinician, most uncertain first, under a per-clinician
   workload cap; and the random baseline with the same interface.
+- `pairs`: which two of the policy's candidates a card shows (double Thompson sampling over the
+  reward model's samples), so the question asked is about the top of the model's list.
 
 benchmarks/active_learning.py measures how many judgments this saves against random selection.
 """
 
 from clinrlhf.active.ensemble import subsample, train_ensemble
+from clinrlhf.active.pairs import best_disagreement, thompson_pair
 from clinrlhf.active.selection import (
     STRATEGIES,
     Assignment,
@@ -38,6 +41,7 @@ __all__ = [
     "Assignment",
     "Case",
     "bald",
+    "best_disagreement",
     "ensemble_rewards",
     "margin_std",
     "mc_dropout_rewards",
@@ -50,5 +54,6 @@ __all__ = [
     "select_random",
     "select_uncertain",
     "subsample",
+    "thompson_pair",
     "train_ensemble",
 ]

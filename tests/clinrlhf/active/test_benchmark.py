@@ -55,3 +55,46 @@ def test_quick_mode_writes_both_curves(benchmark, tmp_path: Path) -> None:  # no
         "random/random-valid": 1.0,
         "random-valid/active": 1.0,
     }
+
+
+def test_thompson_cases_pair_two_valid_candidates_and_rank_by_doubt(benchmark) -> None:  # noqa: ANN001
+    """The "thompson" strategy's round on hand-made cards and a two-member ensemble of tiny reward
+    models: each card with two or more valid candidates shows two distinct ones of them, with their
+    drugs; a card with fewer keeps its pair and is ranked last."""
+    import torch
+
+    from clinrlhf.active.selection import Case
+    from clinrlhf.policy import PolicyConfig, build_policy, build_tokenizer
+    from clinrlhf.reward.model import ScalarHeadModel
+    from clinrlhf.text.prompt import render_prompt, render_response, vocabulary_corpus
+    from clinrlhf.world.patients import generate_patients
+    from clinrlhf.world.world import load_world
+
+    world = load_world()
+    tokenizer = build_tokenizer(vocabulary_corpus(world))
+    members = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        config = PolicyConfig(n_layer=1, n_embd=32, n_head=2, n_positions=64)
+        members.append(ScalarHeadModel(build_policy(config, tokenizer).transformer).eval())
+    pool = benchmark.Pool([])
+    for n, patient in enumerate(generate_patients(world, 6, seed=3)):
+        target = patient.targets[0]
+        prompt = render_prompt(world, patient.facts, target)
+        treats = [render_response(world, d) for d in world.targets[target].drugs]
+        case = Case(f"card{n}", prompt, (treats[0], treats[-1]), group=target)
+        pool.cases.append(case)
+        pool.options[case.id] = treats if n % 2 == 0 else treats[:1]  # odd cards: one candidate
+    cases, scores, shown = benchmark.thompson_cases(world, members, tokenizer, pool, pool.cases, seed=0)
+    pairable = {c.id for c in pool.cases if len(pool.options[c.id]) >= 2}
+    assert set(shown) == pairable and len(pairable) >= 2
+    for case, original, score in zip(cases, pool.cases, scores, strict=True):
+        options = pool.options[case.id]
+        if len(options) < 2:
+            assert case == original and score == -1.0 and case.id not in shown
+            continue
+        a, b = case.responses
+        assert a != b and a in options and b in options and 0.0 <= score < 1.0
+        assert shown[case.id] == tuple(benchmark.parse_drug(world, r) for r in (a, b))
+    again = benchmark.thompson_cases(world, members, tokenizer, pool, pool.cases, seed=0)
+    assert again == (cases, scores, shown)
