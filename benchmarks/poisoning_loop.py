@@ -1,16 +1,19 @@
 """Poisoned panels, end to end: the aligned policy's held-out concordance with 0%, 5% and 10%
 adversarial raters, with and without the defence.
 
-    python benchmarks/poisoning_loop.py --work /tmp/poisoning --out poisoning_loop.json   # ~50 min
+    python benchmarks/poisoning_loop.py --work /tmp/poisoning --out poisoning_loop.json   # ~70 min
     python benchmarks/poisoning_loop.py --work /tmp/poisoning --only clean,10%-defended     # a subset
 
 Each variant is one real `clinrlhf pipeline` run in its own CLINRLHF_HOME, with the quickstart's
 settings except the panel: 20 clinicians (the default panel's nine honest raters, twice, less the
 adversaries), 0, 1 or 2 of them rating backwards. Feedback goes over HTTP as in the quickstart. The
-defence is what the pipeline does by default: Dawid–Skene reliability, outlier raters quarantined
-(`screening.auto_quarantine`), and each remaining clinician's labels weighted by their accuracy
-(`reward.rater_weighting = "dawid-skene"`). "Undefended" turns both off. Everything else, seed
-included, is the same, so the variants differ only in who rated and what was done about it.
+defence is what the pipeline does by default, three layers: Dawid–Skene reliability with outlier
+raters quarantined (`screening.auto_quarantine`), each remaining clinician's labels weighted by their
+accuracy (`reward.rater_weighting = "dawid-skene"`), and a flip rate per clinician learned inside the
+reward model (`reward.rater_buckets`, clinrlhf.reward.raters). "flip-rates-only" turns the first two
+off; "undefended" turns all three off. Everything else, seed included, is the same, so the variants
+differ only in who rated and what was done about it (and in the feedback's order: the panel posts
+concurrently, so two runs of one variant differ too; see the README's run-to-run spread).
 
 Reported per variant: held-out concordance and unsafe rate after alignment, with 95% Wilson
 intervals over the held-out scenarios, the supervised policy's figures, and who was quarantined.
@@ -29,20 +32,25 @@ import sys
 import time
 from pathlib import Path
 
+_NO_SCREENING = {"screening": {"auto_quarantine": False}, "reward": {"rater_weighting": "none"}}
+_NOTHING = {
+    "screening": {"auto_quarantine": False},
+    "reward": {"rater_weighting": "none", "rater_buckets": None},
+}
+
+
+def _panel(adversaries: int) -> dict:
+    return {"panel": {"clinicians": 20, "adversaries": adversaries}}
+
+
 VARIANTS: dict[str, dict] = {
-    "clean": {"panel": {"clinicians": 20, "adversaries": 0}},
-    "5%-defended": {"panel": {"clinicians": 20, "adversaries": 1}},
-    "5%-undefended": {
-        "panel": {"clinicians": 20, "adversaries": 1},
-        "screening": {"auto_quarantine": False},
-        "reward": {"rater_weighting": "none"},
-    },
-    "10%-defended": {"panel": {"clinicians": 20, "adversaries": 2}},
-    "10%-undefended": {
-        "panel": {"clinicians": 20, "adversaries": 2},
-        "screening": {"auto_quarantine": False},
-        "reward": {"rater_weighting": "none"},
-    },
+    "clean": _panel(0),
+    "5%-defended": _panel(1),
+    "5%-flip-rates-only": {**_panel(1), **_NO_SCREENING},
+    "5%-undefended": {**_panel(1), **_NOTHING},
+    "10%-defended": _panel(2),
+    "10%-flip-rates-only": {**_panel(2), **_NO_SCREENING},
+    "10%-undefended": {**_panel(2), **_NOTHING},
 }
 HELDOUT_SCENARIOS_KEY = "heldout_scenarios"
 
