@@ -1,7 +1,8 @@
 """How many clinician judgments does active learning save? Reward-model uncertainty vs random cases.
 
-    python benchmarks/active_learning.py --out active_learning.json     # the full setting, one thread
-    python benchmarks/active_learning.py --quick --out /tmp/al.json      # a small setting, < 2 minutes
+    python benchmarks/active_learning.py --out active_learning.json     # ~50 min, one thread
+    python benchmarks/active_learning.py --strategies thompson --out t.json   # the same setup, one rule
+    python benchmarks/active_learning.py --quick --out /tmp/al.json      # a small setting, < 3 minutes
 
 What is fixed, once per seed: a supervised policy (a small GPT-2 trained on historical practice as
 the pipeline's SFT stage trains it, or the one in `--policy DIR`); a *pool* of synthetic feedback
@@ -15,9 +16,14 @@ clinrlhf.reward.trainer.train_reward, DP-SGD at its default ε = 8 unless `--no-
 judgment so far; measure it; then choose the next round's cards and send them to the panel, each
 card to `--reviews-per-card` clinicians, no clinician given more than `--cap` cards in a round.
 "active" chooses the cards the reward model is least sure about (clinrlhf.active: an ensemble's
-disagreement or MC dropout, `--uncertainty`, scored by `--method`), "random" chooses at random.
-Both start from the same random first round, and a clinician's review of a card is the same draw
-under both strategies (its random stream is seeded by the seed, the card and the clinician).
+disagreement or MC dropout, `--uncertainty`, scored by `--method`; with `--valid-first`, the
+default, cards whose two suggestions are valid prescriptions first), "random" chooses at random,
+"random-valid" takes valid-pair cards first at random (the ablation of that filter), and "thompson"
+chooses the card's pair as well: for each card, double Thompson sampling (clinrlhf.active.pairs)
+among the policy's distinct valid candidates for it (`--candidates` samples, one per drug), cards
+ranked by how much the ensemble's members disagree about their best candidate.
+Every strategy starts from the same random first round, and a clinician's review of a card is the
+same draw under each (its random stream is seeded by the seed, the card and the clinician).
 
 What is measured: the held-out concordance of the *best-of-n policy*: for each held-out
 (patient, target), `--candidates` responses sampled from the supervised policy (one fixed draw per
@@ -26,7 +32,8 @@ seed, the same for both strategies), the one the reward model scores highest, sc
 a PPO run per point of the curve would take hours on 2 cores. Its ceiling is the share of
 scenarios where any candidate is concordant ("oracle"); picking a candidate at random gives the
 floor ("random pick"). Reported per strategy: the concordance curve against judgments collected,
-the judgments needed to first reach `--target`, and the ratio random / active.
+the judgments needed to first reach `--target` and the ratio random / active, and the same for
+every target on a 0.02 grid (`by_target`), so no single target has to be chosen in advance.
 
 A judgment is one clinician's review of one card: a pairwise choice with two ratings and, when
 both suggestions are wrong, sometimes a correction, stored as the review page stores them
