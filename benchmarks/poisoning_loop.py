@@ -11,7 +11,9 @@ defence is what the pipeline does by default, three layers: Dawid–Skene reliab
 raters quarantined (`screening.auto_quarantine`), each remaining clinician's labels weighted by their
 accuracy (`reward.rater_weighting = "dawid-skene"`), and a flip rate per clinician learned inside the
 reward model (`reward.rater_buckets`, clinrlhf.reward.raters). "flip-rates-only" turns the first two
-off; "undefended" turns all three off. Everything else, seed included, is the same, so the variants
+off; "undefended" turns all three off. The adversaries rate backwards, except in the "blind"
+variants: honest raters to whom a contraindicated drug looks first-line, a targeted error that only
+touches the cases where safety is at stake. Everything else, seed included, is the same, so the variants
 differ only in who rated and what was done about it (and in the feedback's order: the panel posts
 concurrently, so two runs of one variant differ too; see the README's run-to-run spread).
 
@@ -39,8 +41,8 @@ _NOTHING = {
 }
 
 
-def _panel(adversaries: int) -> dict:
-    return {"panel": {"clinicians": 20, "adversaries": adversaries}}
+def _panel(adversaries: int, kind: str = "backwards") -> dict:
+    return {"panel": {"clinicians": 20, "adversaries": adversaries, "adversary_kind": kind}}
 
 
 VARIANTS: dict[str, dict] = {
@@ -51,6 +53,9 @@ VARIANTS: dict[str, dict] = {
     "10%-defended": _panel(2),
     "10%-flip-rates-only": {**_panel(2), **_NO_SCREENING},
     "10%-undefended": {**_panel(2), **_NOTHING},
+    # Targeted: honest raters who do not see contraindications (clinrlhf.panel.clinicians).
+    "10%-blind-defended": _panel(2, "contraindication-blind"),
+    "10%-blind-undefended": {**_panel(2, "contraindication-blind"), **_NOTHING},
 }
 HELDOUT_SCENARIOS_KEY = "heldout_scenarios"
 

@@ -2,7 +2,10 @@
 
 Each clinician values a recommendation by the world's utility (+1 concordant, 0 off-target,
 -2 unsafe), adds a personal bias for some drug classes, and chooses by a Bradley-Terry draw with
-their own noise temperature. An adversarial rater inverts the utility.
+their own noise temperature. Two kinds of adversary: a *backwards* rater inverts the utility (every
+label flipped, whatever the case: symmetric noise to a Bradley–Terry model), and a
+*contraindication-blind* rater is honest except that a contraindicated drug looks first-line to
+them (a targeted error: it only touches the cases where safety is at stake, always the same way).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ class Clinician:
     id: str
     noise: float = 0.3  # Bradley-Terry temperature: higher is noisier
     bias: dict[str, float] = field(default_factory=dict)  # drug class -> utility bonus
-    adversarial: bool = False
+    adversarial: bool = False  # rates backwards
+    blind_to_contraindications: bool = False  # a contraindicated drug looks concordant to them
     tie_margin: float = 0.05  # utilities closer than this are called a tie
     correction_rate: float = 0.3  # how often they name the right drug when both suggestions are wrong
 
@@ -40,19 +44,29 @@ def default_panel() -> list[Clinician]:
     return panel_of(10, 1)
 
 
-def panel_of(size: int, adversaries: int) -> list[Clinician]:
-    """`size` clinicians of whom `adversaries` rate backwards. The honest ones cycle through seven
-    careful but noisy raters and two with personal biases (a repeat gets a suffix, "dr-3-2"), so
-    panel_of(10, 1) is the default panel and panel_of(20, 1) a 5% adversarial one."""
+ADVERSARY_KINDS = ("backwards", "contraindication-blind")
+
+
+def panel_of(size: int, adversaries: int, kind: str = "backwards") -> list[Clinician]:
+    """`size` clinicians of whom `adversaries` are adversaries of `kind` (ADVERSARY_KINDS). The
+    honest ones cycle through seven careful but noisy raters and two with personal biases (a repeat
+    gets a suffix, "dr-3-2"), so panel_of(10, 1) is the default panel and panel_of(20, 1) a 5%
+    adversarial one."""
     if not 0 <= adversaries <= size or size < 1:
         raise ValueError(f"a panel of {size} clinicians cannot have {adversaries} adversaries")
+    if kind not in ADVERSARY_KINDS:
+        raise ValueError(f"adversary kind must be one of {', '.join(ADVERSARY_KINDS)}, got {kind!r}")
     honest = [_HONEST[i % len(_HONEST)] for i in range(size - adversaries)]
     honest = [
         replace(c, id=c.id if i < len(_HONEST) else f"{c.id}-{i // len(_HONEST) + 1}")
         for i, c in enumerate(honest)
     ]
     adversary_ids = ["dr-adversary"] + [f"dr-adversary-{k + 1}" for k in range(1, adversaries)]
-    return honest + [Clinician(a, noise=0.2, adversarial=True) for a in adversary_ids[:adversaries]]
+    backwards, blind = kind == "backwards", kind == "contraindication-blind"
+    return honest + [
+        Clinician(a, noise=0.2, adversarial=backwards, blind_to_contraindications=blind)
+        for a in adversary_ids[:adversaries]
+    ]
 
 
 _HONEST = (
@@ -65,7 +79,10 @@ _HONEST = (
 
 
 def value(world: World, clinician: Clinician, facts: PatientFacts, target: str, drug: str | None) -> float:
-    u = utility(score(world, facts, target, drug))
+    outcome = score(world, facts, target, drug)
+    if clinician.blind_to_contraindications and outcome is Outcome.UNSAFE:
+        outcome = Outcome.CONCORDANT  # the contraindication goes unseen: the drug looks first-line
+    u = utility(outcome)
     if drug is not None:
         u += clinician.bias.get(world.drugs[drug].drug_class, 0.0)
     return -u if clinician.adversarial else u

@@ -35,7 +35,8 @@ class PanelConfig:
     seed: int = 0
     steering: SteeringConfig | None = None  # None: every patient offered, in order (the default)
     clinicians: int = 10  # the simulated panel's size (clinicians.panel_of)
-    adversaries: int = 1  # how many of them rate backwards: 1 of 10 is the default 10%
+    adversaries: int = 1  # how many of them are adversaries: 1 of 10 is the default 10%
+    adversary_kind: str = "backwards"  # or "contraindication-blind" (clinicians.ADVERSARY_KINDS)
 
 
 @dataclass

@@ -53,7 +53,7 @@ def collect_feedback(
     reporter: Reporter,
 ) -> PanelStats:
     """Serve the current policy on 127.0.0.1 and let the panel judge its suggestions over HTTP."""
-    panel = panel_of(config.panel.clinicians, config.panel.adversaries)
+    panel = panel_of(config.panel.clinicians, config.panel.adversaries, config.panel.adversary_kind)
     tokens = {c.id: mint_token(settings, role="clinician", sub=c.id) for c in panel}
     tokens["cds-client"] = mint_token(settings, role="cds-client", sub="simulated-ehr")
     log = settings.resolved_home / "logs" / "server.log"

@@ -1,6 +1,6 @@
 import random
 
-from clinrlhf.panel.clinicians import Clinician, default_panel, review_pair
+from clinrlhf.panel.clinicians import Clinician, default_panel, review_pair, value
 from clinrlhf.world import PatientFacts, load_world
 
 W = load_world()
@@ -29,4 +29,19 @@ def test_default_panel_has_noisy_biased_and_adversarial_raters():
     panel = default_panel()
     assert (
         any(c.adversarial for c in panel) and any(c.bias for c in panel) and len({c.noise for c in panel}) > 3
+    )
+
+
+def test_contraindication_blind_rater_misses_only_the_contraindication():
+    blind = Clinician("blind", noise=0.2, blind_to_contraindications=True)
+    # Lisinopril in pregnancy is contraindicated: the blind rater sees two first-line drugs (a tie).
+    review = review_pair(W, blind, PREGNANT_HTN, "hypertension", "labetalol", "lisinopril", random.Random(0))
+    assert review.choice == "tie"
+    # Without the contraindication (a man), the blind rater judges like a careful one.
+    man = PatientFacts(age=50, sex="male", conditions=frozenset({"59621000"}))
+    careful = Clinician("careful", noise=0.2)
+    for drug in ("lisinopril", "labetalol", "amoxicillin"):
+        assert value(W, blind, man, "hypertension", drug) == value(W, careful, man, "hypertension", drug)
+    assert value(W, blind, PREGNANT_HTN, "hypertension", "lisinopril") > value(
+        W, careful, PREGNANT_HTN, "hypertension", "lisinopril"
     )

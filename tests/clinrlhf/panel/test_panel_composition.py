@@ -31,3 +31,12 @@ def test_repeated_honest_raters_keep_their_noise_and_bias():
 def test_an_impossible_panel_is_refused(size, adversaries):
     with pytest.raises(ValueError, match="cannot have"):
         panel_of(size, adversaries)
+
+
+def test_a_panel_of_contraindication_blind_adversaries():
+    panel = panel_of(20, 2, kind="contraindication-blind")
+    blind = [c for c in panel if c.blind_to_contraindications]
+    assert len(panel) == 20 and len(blind) == 2 and not any(c.adversarial for c in panel)
+    assert {c.id for c in blind} == {c.id for c in panel_of(20, 2) if c.adversarial}  # same seats
+    with pytest.raises(ValueError, match="adversary kind"):
+        panel_of(20, 2, kind="sloppy")
