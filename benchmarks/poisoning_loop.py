@@ -1,7 +1,7 @@
 """Poisoned panels, end to end: the aligned policy's held-out concordance with 0%, 5% and 10%
 adversarial raters, with and without the defence.
 
-    python benchmarks/poisoning_loop.py --work /tmp/poisoning --out poisoning_loop.json   # ~70 min
+    python benchmarks/poisoning_loop.py --work /tmp/poisoning --out poisoning_loop.json   # ~90 min
     python benchmarks/poisoning_loop.py --work /tmp/poisoning --only clean,10%-defended     # a subset
 
 Each variant is one real `clinrlhf pipeline` run in its own CLINRLHF_HOME, with the quickstart's
