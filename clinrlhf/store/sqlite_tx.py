@@ -16,6 +16,7 @@ transaction has ended. The driver's own commit() and rollback() that follow are 
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 import weakref
@@ -43,12 +44,33 @@ class WriterQueueTimeout(Exception):
 def _pragmas(dbapi_connection: Any, in_memory: bool) -> None:
     dbapi_connection.isolation_level = None  # autocommit: transactions are ours to begin and end
     cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     if not in_memory:
-        cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+        _enable_wal(cursor)  # readers never block the writer
         cursor.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; no fsync per commit
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.close()
+
+
+def _enable_wal(cursor: Any) -> None:
+    """Switch a new database file to WAL, waiting out other connections doing the same.
+
+    The switch needs an exclusive lock. When two connections open a new file at once, both hold a
+    shared lock and want it exclusive; SQLite answers one of them "database is locked" at once, without
+    its busy handler (waiting could deadlock). Once the file is in WAL mode the switch is a no-op, so
+    this retries only while a store is being created.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    pause = 0.001
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 class WriterQueue:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -67,8 +68,11 @@ def test_every_revision_downgrades_and_upgrades_again(tmp_path: Path) -> None:
     engine.dispose()
 
 
-def test_processes_opening_a_new_store_at_once_all_succeed(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'race.db'}"
+@pytest.mark.parametrize(
+    "attempt", range(8)
+)  # the race (two connections switching a new file to WAL) is rare
+def test_processes_opening_a_new_store_at_once_all_succeed(tmp_path: Path, attempt: int) -> None:
+    url = f"sqlite:///{tmp_path / f'race{attempt}.db'}"
 
     def open_one(_: int) -> None:
         engine = make_engine(url)
