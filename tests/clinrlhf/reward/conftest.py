@@ -10,25 +10,15 @@ import pytest
 import torch
 from transformers import GPT2Model, PreTrainedTokenizerFast
 
-from clinrlhf.policy import PolicyConfig, build_policy, build_tokenizer
+from clinrlhf.policy import PolicyConfig, build_policy
 from clinrlhf.reward.pairs import PreferencePair
-from clinrlhf.text.prompt import render_prompt, render_response, vocabulary_corpus
+from clinrlhf.text.prompt import render_prompt, render_response
 from clinrlhf.world.patients import generate_patients
 from clinrlhf.world.practice import HABITS
 from clinrlhf.world.scoring import acceptable, contraindicated
-from clinrlhf.world.world import World, load_world
+from clinrlhf.world.world import World
 
 TINY = PolicyConfig(n_layer=1, n_embd=32, n_head=2, n_positions=64)
-
-
-@pytest.fixture(scope="session")
-def world() -> World:
-    return load_world()
-
-
-@pytest.fixture(scope="session")
-def tokenizer(world: World) -> PreTrainedTokenizerFast:
-    return build_tokenizer(vocabulary_corpus(world))
 
 
 @pytest.fixture(scope="session")

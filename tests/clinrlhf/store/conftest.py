@@ -22,15 +22,10 @@ from clinrlhf.store import (
     transaction,
 )
 from clinrlhf.world.patients import generate_patients
-from clinrlhf.world.world import World, load_world
+from clinrlhf.world.world import World
 
 POSTGRES_URL = os.environ.get("CLINRLHF_TEST_POSTGRES_URL")
 TODAY = date(2026, 3, 1)
-
-
-@pytest.fixture(scope="session")
-def world() -> World:
-    return load_world()
 
 
 def _postgres_schema_engine(url: str) -> tuple[Engine, str]:
