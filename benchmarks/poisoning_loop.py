@@ -138,7 +138,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--only", default=",".join(VARIANTS), help=f"comma-separated subset of {list(VARIANTS)}"
+        "--only",
+        default=",".join(VARIANTS),
+        help=f"comma-separated subset of {list(VARIANTS)}".replace("%", "%%"),
     )
     args = parser.parse_args()
     chosen = [v.strip() for v in args.only.split(",") if v.strip()]
