@@ -53,11 +53,24 @@ VARIANTS: dict[str, dict] = {
     "10%-defended": _panel(2),
     "10%-flip-rates-only": {**_panel(2), **_NO_SCREENING},
     "10%-undefended": {**_panel(2), **_NOTHING},
+    "30%-defended": _panel(6),
+    "30%-undefended": {**_panel(6), **_NOTHING},
     # Targeted: honest raters who do not see contraindications (clinrlhf.panel.clinicians).
     "10%-blind-defended": _panel(2, "contraindication-blind"),
     "10%-blind-undefended": {**_panel(2, "contraindication-blind"), **_NOTHING},
 }
 HELDOUT_SCENARIOS_KEY = "heldout_scenarios"
+SEQUENTIAL = {"panel": {"concurrency": 1}}
+
+
+def merged(base: dict, extra: dict) -> dict:
+    """`base` with `extra` laid over it, nested sections merged key by key."""
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = (
+            merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
+    return out
 
 
 def wilson(rate: float, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -138,6 +151,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="the panel posts one card at a time (panel.concurrency 1): the feedback's order, and so the "
+        "run, repeats, and variants differ only in who rated (slower feedback stage)",
+    )
+    parser.add_argument(
         "--only",
         default=",".join(VARIANTS),
         help=f"comma-separated subset of {list(VARIANTS)}".replace("%", "%%"),
@@ -151,13 +170,14 @@ def main() -> None:
     report: dict[str, dict] = {}
     for name in chosen:
         print(f"{name}: running the pipeline …", file=sys.stderr, flush=True)
-        report[name] = figures(run_variant(name, VARIANTS[name], args.work, args.seed), n)
+        overrides = merged(VARIANTS[name], SEQUENTIAL) if args.sequential else VARIANTS[name]
+        report[name] = figures(run_variant(name, overrides, args.work, args.seed), n)
         print(f"{name}: {json.dumps(report[name])}", file=sys.stderr, flush=True)
     if "clean" in report:
         clean = report["clean"]["concordance"]
         for row in report.values():
             row["drop_vs_clean_points"] = round(100 * (clean - row["concordance"]), 1)
-    output = {HELDOUT_SCENARIOS_KEY: n, "seed": args.seed, "variants": report}
+    output = {HELDOUT_SCENARIOS_KEY: n, "seed": args.seed, "sequential": args.sequential, "variants": report}
     print(json.dumps(output, indent=2))
     if args.out:
         args.out.write_text(json.dumps(output, indent=2))
