@@ -19,7 +19,7 @@ from clinrlhf.identity import mint_token
 from clinrlhf.policy import PolicyConfig, build_policy, build_tokenizer, save_policy
 from clinrlhf.settings import Settings
 from clinrlhf.text.prompt import vocabulary_corpus
-from clinrlhf.world.world import World, load_world
+from clinrlhf.world.world import World
 from services.api.app import create_app
 
 
@@ -27,11 +27,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def world() -> World:
-    return load_world()
 
 
 @pytest.fixture(scope="session")

@@ -15,12 +15,6 @@ from clinrlhf.store import open_store
 from clinrlhf.text.prompt import render_prompt, render_response
 from clinrlhf.world.patients import generate_patients
 from clinrlhf.world.scoring import findings_of, score, utility
-from clinrlhf.world.world import load_world
-
-
-@pytest.fixture(scope="module")
-def world():
-    return load_world()
 
 
 def test_the_prompt_carries_every_finding_the_rules_use(world):

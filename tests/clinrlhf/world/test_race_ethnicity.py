@@ -21,7 +21,6 @@ from clinrlhf.world.facts import (
     facts_from_bundle,
 )
 from clinrlhf.world.patients import ETHNICITY_WEIGHTS, RACE_WEIGHTS, generate_patients
-from clinrlhf.world.world import load_world
 from privacy.deid import deidentify_bundle
 
 TODAY = date(2025, 6, 1)
@@ -40,11 +39,6 @@ BEFORE = {
 
 def _patient(bundle: dict) -> dict:
     return bundle["entry"][0]["resource"]
-
-
-@pytest.fixture(scope="module")
-def world():
-    return load_world()
 
 
 @pytest.mark.parametrize("seed", sorted(BEFORE))

@@ -14,14 +14,14 @@ from scipy import stats
 from scipy.optimize import brentq
 from transformers import GPT2Model, PreTrainedTokenizerFast
 
-from clinrlhf.policy import PolicyConfig, build_policy, build_tokenizer
+from clinrlhf.policy import PolicyConfig, build_policy
 from clinrlhf.reward.config import RewardConfig
 from clinrlhf.reward.evaluate import score_texts
 from clinrlhf.reward.pairs import PreferencePair
 from clinrlhf.reward.result import RewardResult
 from clinrlhf.reward.trainer import train_reward
-from clinrlhf.text.prompt import render_response, vocabulary_corpus
-from clinrlhf.world.world import World, load_world
+from clinrlhf.text.prompt import render_response
+from clinrlhf.world.world import World
 from privacy.dp.audit import AuditOutcome, epsilon_lower_bound, guess_from_scores, p_value
 
 torch.set_num_threads(1)
@@ -95,16 +95,6 @@ AUDIT = RewardConfig(
 
 
 TINY = PolicyConfig(n_layer=1, n_embd=32, n_head=2, n_positions=64)  # as tests/clinrlhf/reward/conftest.py
-
-
-@pytest.fixture(scope="module")
-def world() -> World:
-    return load_world()
-
-
-@pytest.fixture(scope="module")
-def tokenizer(world: World) -> PreTrainedTokenizerFast:
-    return build_tokenizer(vocabulary_corpus(world))
 
 
 @pytest.fixture(scope="module")
