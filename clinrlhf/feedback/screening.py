@@ -4,7 +4,10 @@
    rubric, `source = "ai"`) are different evidence; a snapshot that holds both is refused unless
    the caller asks for the mix explicitly (`allow_mixed_sources`), so they never blend silently.
 2. Reliability. Dawid–Skene EM (clinrlhf.feedback.reliability) estimates each clinician's accuracy
-   from the pairwise items several of them judged; outliers are flagged.
+   from the pairwise items several of them judged; outliers are flagged. Given the guideline, a
+   second check (clinrlhf.feedback.safety) flags clinicians who choose the unsafe response of a
+   safety-critical comparison far more often than the rest of the panel: the targeted error one
+   accuracy over all items hides.
 3. Quarantine. Flagged clinicians are quarantined (an audit event each; clinrlhf.store.quarantine)
    and every quarantined clinician's judgments are left out of training until a person releases
    them with `clinrlhf quarantine release`.
@@ -34,6 +37,7 @@ from clinrlhf.feedback.reliability import (
     preference_labels,
     rater_table,
 )
+from clinrlhf.feedback.safety import Grade, SafetyCheckConfig, SafetyRow, reason, safety_counts, safety_table
 
 CLINICIAN = "clinician"
 
@@ -45,6 +49,8 @@ class MixedSourcesError(ValueError):
 @dataclass(frozen=True)
 class ScreeningConfig:
     outliers: OutlierConfig = field(default_factory=OutlierConfig)
+    safety: SafetyCheckConfig = field(default_factory=SafetyCheckConfig)
+    """The guideline check of safety-critical choices (runs when screen_snapshot is given a grade)."""
     auto_quarantine: bool = True
     """Quarantine flagged clinicians at once (a person releases them after review)."""
     allow_mixed_sources: bool = False
@@ -85,21 +91,26 @@ def quality_report(
     config: ScreeningConfig,
     quarantined: Iterable[str],
     excluded: int,
+    safety: Sequence[SafetyRow] | None = None,
 ) -> dict[str, Any]:
-    """JSON-ready: the reliability table, agreement per clinician and per case type, quarantine."""
+    """JSON-ready: the reliability table, agreement per clinician and per case type, the guideline
+    check of safety-critical choices (None: not run), quarantine."""
     held = set(quarantined)
     choices, types = pairwise_choices(judgments)
     agreement = {a.clinician: a for a in per_clinician(choices, n_boot=config.n_boot)}
+    checked = {row.clinician: row for row in safety or ()}
     raters = []
     for row in rater_table(result, config.outliers):
-        a = agreement.get(row.rater)
+        a, s = agreement.get(row.rater), checked.get(row.rater)
         raters.append(
             {
                 "clinician": row.rater,
                 "labels": row.labels,
                 "accuracy": row.accuracy,
                 "robust_z": row.robust_z,
-                "flagged": list(row.reasons),
+                "flagged": [*row.reasons, *([reason(s)] if s and s.flagged else [])],
+                "safety_items": s.items if s else None,
+                "unsafe_choices": s.unsafe_choices if s else None,
                 "quarantined": row.rater in held,
                 "kappa_vs_others": _finite(a.kappa.estimate) if a else None,
                 "kappa_low": _finite(a.kappa.low) if a else None,
@@ -122,9 +133,32 @@ def quality_report(
         },
         "raters": raters,
         "case_types": cases,
+        "safety_check": None if safety is None else _safety_section(safety, config.safety),
         "quarantined": sorted(held),
         "excluded_judgments": excluded,
     }
+
+
+def _safety_section(rows: Sequence[SafetyRow], config: SafetyCheckConfig) -> dict[str, Any]:
+    return {
+        "rule": asdict(config),
+        "clinicians": [{**asdict(row), "share": row.share} for row in rows],
+    }
+
+
+def flag_reasons(
+    result: ReliabilityResult, safety: Sequence[SafetyRow] | None, config: ScreeningConfig
+) -> dict[str, str]:
+    """clinician -> why they are flagged, by either check."""
+    why: dict[str, list[str]] = {}
+    for flag in rater_table(result, config.outliers):
+        if flag.reasons:
+            detail = f"{'; '.join(flag.reasons)} over {flag.labels} labels"
+            why.setdefault(flag.rater, []).append(f"flagged by rater reliability: {detail}")
+    for row in safety or ():
+        if row.flagged:
+            why.setdefault(row.clinician, []).append(f"flagged by the guideline check: {reason(row)}")
+    return {clinician: "; ".join(parts) for clinician, parts in why.items()}
 
 
 def screen_snapshot(
@@ -134,22 +168,27 @@ def screen_snapshot(
     actor: str,
     reasons: Path | None = None,
     config: ScreeningConfig | None = None,
+    grade: Grade | None = None,
 ) -> tuple[list[Judgment], dict[str, Any]]:
     """(the judgments to train on, the quality report). Quarantines flagged clinicians in the store
-    when `config.auto_quarantine`, then leaves out every quarantined clinician's judgments."""
+    when `config.auto_quarantine`, then leaves out every quarantined clinician's judgments. With
+    `grade` (the guideline) and `config.safety.enabled`, the safety check runs too."""
     from clinrlhf.store.db import transaction
     from clinrlhf.store.quarantine import quarantine, quarantined
 
     config = config or ScreeningConfig()
     check_sources(judgments, config.allow_mixed_sources)
     result = dawid_skene(preference_labels(judgments))
-    flags = [row for row in rater_table(result, config.outliers) if row.reasons]
+    safety = None
+    if grade is not None and config.safety.enabled:
+        safety = safety_table(safety_counts(judgments, grade), config.safety)
+    flags = flag_reasons(result, safety, config)
     with transaction(sessions) as session:
         held = set(quarantined(session))
-        for flag in flags if config.auto_quarantine else []:
-            if flag.rater not in held:
-                why = f"flagged by rater reliability: {'; '.join(flag.reasons)} over {flag.labels} labels"
-                quarantine(session, flag.rater, reason=why, actor=actor, reasons=reasons)
-                held.add(flag.rater)
+        for clinician, why in sorted(flags.items()) if config.auto_quarantine else []:
+            if clinician not in held:
+                quarantine(session, clinician, reason=why, actor=actor, reasons=reasons)
+                held.add(clinician)
     kept = exclude(judgments, held)
-    return kept, quality_report(judgments, result, config, held, len(judgments) - len(kept))
+    report = quality_report(judgments, result, config, held, len(judgments) - len(kept), safety)
+    return kept, report

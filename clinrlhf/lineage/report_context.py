@@ -208,6 +208,7 @@ def quality_rows(quality: dict[str, Any]) -> dict[str, Any]:
             "kappa": _num(r.get("kappa_vs_others")),
             "kappa_ci": _interval(r.get("kappa_low"), r.get("kappa_high")),
             "items": r.get("agreement_items", 0),
+            "unsafe": f"{r['unsafe_choices']} / {r['safety_items']}" if r.get("safety_items") else "–",
             "status": "quarantined" if r["quarantined"] else ("flagged" if r["flagged"] else "ok"),
             "why": "; ".join(r["flagged"]),
         }
@@ -226,6 +227,7 @@ def quality_rows(quality: dict[str, Any]) -> dict[str, Any]:
         "raters": raters,
         "cases": cases,
         "method": quality.get("reliability", {}).get("method", "?"),
+        "safety_checked": quality.get("safety_check") is not None,
         "quarantined": quality.get("quarantined", []),
         "excluded": quality.get("excluded_judgments", 0),
         "sources": ", ".join(f"{k} ({v})" for k, v in quality.get("sources", {}).items()),

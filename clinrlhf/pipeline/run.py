@@ -6,6 +6,7 @@ import json
 import time
 from dataclasses import asdict
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from clinrlhf.pipeline.server import running_server
 from clinrlhf.policy.registry import set_latest_aligned
 from clinrlhf.reward.ledger import LEDGER_FILE
 from clinrlhf.reward.raters import with_rater_accuracies
+from clinrlhf.rlaif import rubric
 from clinrlhf.settings import Settings
 from clinrlhf.store.db import open_store, transaction
 from clinrlhf.store.export import export_snapshot
@@ -128,6 +130,7 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
             actor="clinrlhf-pipeline",
             reasons=home / REASONS_FILE,
             config=config.screening,
+            grade=partial(rubric.grade, world),  # the guideline, for its check of safety-critical choices
         )
         mlflow.log_dict(quality, "feedback/quality.json")
         mlflow.set_tag("clinrlhf.feedback_source", ",".join(quality["sources"]))

@@ -10,6 +10,7 @@ import pytest
 
 from clinrlhf.feedback.judgment import Judgment
 from clinrlhf.feedback.reliability import dawid_skene, preference_labels
+from clinrlhf.feedback.safety import SafetyRow
 from clinrlhf.feedback.screening import ScreeningConfig, quality_report
 from clinrlhf.lineage import report as report_module
 from clinrlhf.lineage import report_context
@@ -17,7 +18,7 @@ from clinrlhf.lineage.chain import load_chain
 from clinrlhf.lineage.report import build_report
 
 
-def _quality() -> dict:
+def _quality(safety: list[SafetyRow] | None = None) -> dict:
     rng = random.Random(0)
     acc = {"good-a": 0.9, "good-b": 0.9, "good-c": 0.9, "bad-z": 0.05}
     judgments = []
@@ -39,7 +40,7 @@ def _quality() -> dict:
             )
     result = dawid_skene(preference_labels(judgments))
     config = ScreeningConfig(n_boot=100)
-    return json.loads(json.dumps(quality_report(judgments, result, config, ["bad-z"], 80)))
+    return json.loads(json.dumps(quality_report(judgments, result, config, ["bad-z"], 80, safety)))
 
 
 def test_quality_rows_format_the_tables():
@@ -50,6 +51,20 @@ def test_quality_rows_format_the_tables():
     assert float(by["bad-z"]["kappa"]) < 0 and "–" in by["bad-z"]["kappa_ci"]
     assert [c["case"] for c in rows["cases"]] == ["cystitis", "hypertension"]
     assert rows["excluded"] == 80 and rows["quarantined"] == ["bad-z"]
+
+
+def test_quality_rows_carry_the_guideline_check_when_it_ran():
+    assert report_context.quality_rows(_quality())["safety_checked"] is False
+    safety = [
+        SafetyRow("good-a", 30, 1, 0.03, 0.6, False),
+        SafetyRow("bad-z", 28, 9, 0.02, 1e-8, True),
+    ]
+    rows = report_context.quality_rows(_quality(safety))
+    by = {r["clinician"]: r for r in rows["raters"]}
+    assert rows["safety_checked"] is True
+    assert by["bad-z"]["unsafe"] == "9 / 28" and "guideline-unsafe response in 9 of 28" in by["bad-z"]["why"]
+    assert by["good-a"]["unsafe"] == "1 / 30" and "guideline" not in by["good-a"]["why"]
+    assert by["good-b"]["unsafe"] == "–"  # not among the clinicians checked
 
 
 @pytest.fixture
@@ -79,6 +94,7 @@ def test_report_carries_reliability_agreement_and_race(html):
     assert 'id="rater-reliability"' in html and 'id="case-agreement"' in html and 'id="fairness"' in html
     assert "<code>bad-z</code>" in html and "quarantined" in html
     assert "Dawid-Skene" in html
+    assert "<th>unsafe chosen</th>" in html and "check of safety-critical choices did not run" in html
     fairness = html[html.index('id="fairness"') :]
     assert "<td>race</td><td>black</td><td>120</td><td>0.710</td>" in fairness
 
