@@ -6,12 +6,13 @@ adversarial raters, with and without the defence.
 
 Each variant is one real `clinrlhf pipeline` run in its own CLINRLHF_HOME, with the quickstart's
 settings except the panel: 20 clinicians (the default panel's nine honest raters, twice, less the
-adversaries), 0, 1 or 2 of them rating backwards. Feedback goes over HTTP as in the quickstart. The
-defence is what the pipeline does by default, three layers: Dawid–Skene reliability with outlier
-raters quarantined (`screening.auto_quarantine`), each remaining clinician's labels weighted by their
-accuracy (`reward.rater_weighting = "dawid-skene"`), and a flip rate per clinician learned inside the
-reward model (`reward.rater_buckets`, clinrlhf.reward.raters). "flip-rates-only" turns the first two
-off; "undefended" turns all three off. The adversaries rate backwards, except in the "blind"
+adversaries), 0, 1, 2 or 6 of them (0%, 5%, 10%, 30%) rating backwards. Feedback goes over HTTP as in
+the quickstart. The defence is what the pipeline does by default: screening that quarantines
+outlier raters (`screening.auto_quarantine`: Dawid–Skene reliability, and since a683d4e the
+guideline check of safety-critical choices, clinrlhf.feedback.safety), each remaining clinician's
+labels weighted by their accuracy (`reward.rater_weighting = "dawid-skene"`), and a flip rate per
+clinician learned inside the reward model (`reward.rater_buckets`, clinrlhf.reward.raters).
+"flip-rates-only" turns the first two off; "undefended" turns them all off. The adversaries rate backwards, except in the "blind"
 variants: honest raters to whom a contraindicated drug looks first-line, a targeted error that only
 touches the cases where safety is at stake. Everything else, seed included, is the same, so the variants
 differ only in who rated and what was done about it (and in the feedback's order: the panel posts
