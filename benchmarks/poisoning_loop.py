@@ -1,4 +1,4 @@
-"""Poisoned panels, end to end: the aligned policy's held-out concordance with 0%, 5% and 10%
+"""Poisoned panels, end to end: the aligned policy's held-out concordance with 0%, 5%, 10% and 30%
 adversarial raters, with and without the defence.
 
     python benchmarks/poisoning_loop.py --work /tmp/poisoning --out poisoning_loop.json   # ~90 min
@@ -154,8 +154,9 @@ def main() -> None:
     parser.add_argument(
         "--sequential",
         action="store_true",
-        help="the panel posts one card at a time (panel.concurrency 1): the feedback's order, and so the "
-        "run, repeats, and variants differ only in who rated (slower feedback stage)",
+        help="the panel posts one patient at a time (panel.concurrency 1), so the feedback's order is "
+        "the same in every variant; the suggestions are not (the simulated EHR sends a fresh hookInstance "
+        "UUID, which seeds them), so two runs of one variant still differ (slower feedback stage)",
     )
     parser.add_argument(
         "--only",
