@@ -37,11 +37,27 @@ def prefetch_from_bundle(bundle: Mapping[str, Any]) -> tuple[str, dict]:
     return patient["id"], {"patient": patient, **{k: _searchset(v) for k, v in grouped.items()}}
 
 
-def patient_view_request(bundle: Mapping[str, Any], user: str = "Practitioner/example") -> dict:
+# The simulated EHR's hook instances: a name-based UUID per (panel seed, patient), see hook_instance.
+_HOOK_NAMESPACE = uuid.UUID("6f1b0c3e-5a52-4c8e-9d0b-2f6a1f0e7c41")
+
+
+def hook_instance(seed: int, patient_index: int) -> str:
+    """The hookInstance the simulated EHR sends for a patient: a UUID (version 5) of the panel's seed
+    and the patient's index. The service seeds its sampled suggestions with the hookInstance, so a
+    fresh random UUID per request made every panel run see different suggestions; derived like this,
+    one seed gives one feedback set, and runs that differ in one setting can be compared pairwise."""
+    return str(uuid.uuid5(_HOOK_NAMESPACE, f"{seed}:{patient_index}"))
+
+
+def patient_view_request(
+    bundle: Mapping[str, Any], user: str = "Practitioner/example", instance: str | None = None
+) -> dict:
+    """A CDS Hooks patient-view request with the bundle as prefetch; `instance` is the hookInstance
+    (a fresh random UUID when None, as a real EHR sends)."""
     patient_id, prefetch = prefetch_from_bundle(bundle)
     return {
         "hook": HOOK,
-        "hookInstance": str(uuid.uuid4()),
+        "hookInstance": instance or str(uuid.uuid4()),
         "context": {"userId": user, "patientId": patient_id},
         "prefetch": prefetch,
     }

@@ -18,7 +18,7 @@ import httpx
 from clinrlhf.eval.evaluate import subgroup_of
 from clinrlhf.feedback.steering import SteeringConfig, steered_order
 from clinrlhf.panel.clinicians import Clinician, Review, cds_outcome, review_pair
-from clinrlhf.panel.ehr import SERVICE_ID, card_drug_codes, patient_view_request
+from clinrlhf.panel.ehr import SERVICE_ID, card_drug_codes, hook_instance, patient_view_request
 from clinrlhf.world.patients import SyntheticPatient
 from clinrlhf.world.world import World
 
@@ -112,7 +112,11 @@ class PanelRun:
     def one_patient(self, client: httpx.Client, index: int, patient: SyntheticPatient) -> None:
         rng = random.Random(self.config.seed * 1_000_003 + index)
         doctor = rng.choice(list(self.panel))  # the clinician at the point of care opens the chart
-        request = patient_view_request(patient.bundle, user=f"Practitioner/{doctor.id}")
+        request = patient_view_request(
+            patient.bundle,
+            user=f"Practitioner/{doctor.id}",
+            instance=hook_instance(self.config.seed, index),
+        )
         response = self._post(
             client, f"/cds-services/{SERVICE_ID}", self.tokens["cds-client"], request, "application/json"
         )
