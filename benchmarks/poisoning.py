@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 from datetime import date
 from pathlib import Path
 
@@ -31,12 +30,11 @@ from clinrlhf.feedback.judgment import Judgment, from_ndjson
 from clinrlhf.feedback.reliability import dawid_skene, flag_outliers, preference_labels
 from clinrlhf.feedback.safety import SafetyCheckConfig, safety_counts, safety_table
 from clinrlhf.feedback.screening import exclude
-from clinrlhf.panel.clinicians import Clinician, default_panel, review_pair
+from clinrlhf.panel.clinicians import Clinician, default_panel
+from clinrlhf.panel.offline import practice_pair_reviews
 from clinrlhf.reward.pairs import pairs_from_judgments
 from clinrlhf.rlaif.rubric import facts_from_prompt, grade
-from clinrlhf.text.prompt import parse_drug, parse_target, render_prompt, render_response
-from clinrlhf.world.patients import generate_patients
-from clinrlhf.world.practice import historical_choice
+from clinrlhf.text.prompt import parse_drug, parse_target
 from clinrlhf.world.scoring import score, utility
 from clinrlhf.world.world import World, load_world
 
@@ -59,19 +57,7 @@ def panel(adversaries: int, kind: str = "backwards") -> list[Clinician]:
 
 
 def reviews(world: World, raters: list[Clinician], patients: int, seed: int) -> list[Judgment]:
-    rng, out = random.Random(seed), []
-    for n, p in enumerate(generate_patients(world, patients, seed, TODAY)):
-        for t in p.targets:
-            a, b = historical_choice(world, p.facts, t, rng), historical_choice(world, p.facts, t, rng)
-            if a == b:
-                continue
-            shown = (render_response(world, a), render_response(world, b))
-            prompt = render_prompt(world, p.facts, t)
-            for c in rng.sample(raters, 2):
-                choice = review_pair(world, c, p.facts, t, a, b, rng).choice
-                preferred = {"a": 0, "b": 1, "tie": None}[choice]
-                out.append(Judgment("pairwise", f"card{n}-{t}", f"p{n}", c.id, prompt, shown, preferred))
-    return out
+    return practice_pair_reviews(world, raters, patients, seed, TODAY)
 
 
 def label_error(world: World, judgments: list[Judgment]) -> tuple[float, int]:

@@ -5,7 +5,6 @@ flag) are flagged, honest and biased raters are not; then through screen_snapsho
 from __future__ import annotations
 
 import math
-import random
 from fractions import Fraction
 from functools import partial
 
@@ -19,13 +18,11 @@ from clinrlhf.feedback.safety import (
     safety_table,
 )
 from clinrlhf.feedback.screening import screen_snapshot
-from clinrlhf.panel.clinicians import Clinician, panel_of, review_pair
+from clinrlhf.panel.clinicians import panel_of
+from clinrlhf.panel.offline import practice_pair_reviews
 from clinrlhf.rlaif.rubric import grade
 from clinrlhf.store import open_store, read_snapshot
 from clinrlhf.store.quarantine import quarantined
-from clinrlhf.text.prompt import render_prompt, render_response
-from clinrlhf.world.patients import generate_patients
-from clinrlhf.world.practice import historical_choice
 from clinrlhf.world.world import World
 
 
@@ -106,35 +103,18 @@ def test_too_few_comparisons_are_never_tested() -> None:
     assert not row.flagged and row.p_value == 1.0
 
 
-def simulated_reviews(world: World, raters: list[Clinician], patients: int, seed: int) -> list[Judgment]:
-    """Two raters per card, each card two historical-practice suggestions (as benchmarks/poisoning.py)."""
-    rng, out = random.Random(seed), []
-    for n, p in enumerate(generate_patients(world, patients, seed)):
-        for t in p.targets:
-            a, b = historical_choice(world, p.facts, t, rng), historical_choice(world, p.facts, t, rng)
-            if a == b:
-                continue
-            shown = (render_response(world, a), render_response(world, b))
-            prompt = render_prompt(world, p.facts, t)
-            for c in rng.sample(raters, 2):
-                choice = review_pair(world, c, p.facts, t, a, b, rng).choice
-                preferred = {"a": 0, "b": 1, "tie": None}[choice]
-                out.append(Judgment("pairwise", f"card{n}-{t}", f"p{n}", c.id, prompt, shown, preferred))
-    return out
-
-
 @pytest.mark.parametrize("seed", [0, 1])
 def test_on_the_simulated_panel_it_flags_exactly_the_blind_raters(world: World, seed: int) -> None:
     raters = panel_of(20, 2, "contraindication-blind")
     blind = {c.id for c in raters if c.blind_to_contraindications}
-    judgments = simulated_reviews(world, raters, 1500, seed)
+    judgments = practice_pair_reviews(world, raters, 1500, seed)
     rows = safety_table(safety_counts(judgments, partial(grade, world)), SafetyCheckConfig())
     assert {r.clinician for r in rows if r.flagged} == blind
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_on_an_honest_panel_it_flags_nobody(world: World, seed: int) -> None:
-    judgments = simulated_reviews(world, panel_of(20, 0), 1500, seed)
+    judgments = practice_pair_reviews(world, panel_of(20, 0), 1500, seed)
     rows = safety_table(safety_counts(judgments, partial(grade, world)), SafetyCheckConfig())
     assert len(rows) == 20 and not any(r.flagged for r in rows)
 
@@ -143,7 +123,7 @@ def test_screening_quarantines_them_with_the_reason_and_reports_the_check(world:
     sessions = open_store(f"sqlite:///{tmp_path / 's.db'}")
     raters = panel_of(20, 2, "contraindication-blind")
     blind = sorted(c.id for c in raters if c.blind_to_contraindications)
-    judgments = simulated_reviews(world, raters, 1500, 0)
+    judgments = practice_pair_reviews(world, raters, 1500, 0)
     reasons = tmp_path / "reasons.ndjson"
     kept, quality = screen_snapshot(
         sessions, judgments, actor="test", reasons=reasons, grade=partial(grade, world)
