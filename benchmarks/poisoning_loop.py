@@ -83,13 +83,18 @@ def wilson(rate: float, n: int, z: float = 1.96) -> tuple[float, float]:
     return (centre - half, centre + half)
 
 
-def run_variant(name: str, overrides: dict, work: Path, seed: int) -> dict:
+def run_variant(name: str, overrides: dict, work: Path, seed: int, shared_key: bool = False) -> dict:
+    """One pipeline run in `work/name`. `shared_key`: every variant pseudonymises with one
+    de-identification key (synthetic patients only), not a fresh key per home, so patients and
+    clinicians get the same pseudonyms, and so the same reward-model evaluation split, in every run."""
     home = work / name
     home.mkdir(parents=True, exist_ok=True)
     config = home / "config.json"
     config.write_text(json.dumps(overrides))
     env = {**os.environ, "CLINRLHF_HOME": str(home)}
     env.pop("MLFLOW_TRACKING_URI", None)  # each variant's own store under its home
+    if shared_key:
+        env["CLINRLHF_DEID_KEY"] = f"poisoning-loop-synthetic-only-{seed}"
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "clinrlhf", "pipeline", "--config", str(config), "--seed", str(seed)],
@@ -154,9 +159,9 @@ def main() -> None:
     parser.add_argument(
         "--sequential",
         action="store_true",
-        help="the panel posts one patient at a time (panel.concurrency 1), so the feedback's order is "
-        "the same in every variant; the suggestions are not (the simulated EHR sends a fresh hookInstance "
-        "UUID, which seeds them), so two runs of one variant still differ (slower feedback stage)",
+        help="paired runs: the panel posts one patient at a time (panel.concurrency 1) and every variant "
+        "uses one de-identification key, so the feedback, its order and the pseudonyms are the same in "
+        "every variant up to who rated (slower feedback stage)",
     )
     parser.add_argument(
         "--only",
@@ -173,7 +178,8 @@ def main() -> None:
     for name in chosen:
         print(f"{name}: running the pipeline …", file=sys.stderr, flush=True)
         overrides = merged(VARIANTS[name], SEQUENTIAL) if args.sequential else VARIANTS[name]
-        report[name] = figures(run_variant(name, overrides, args.work, args.seed), n)
+        run = run_variant(name, overrides, args.work, args.seed, shared_key=args.sequential)
+        report[name] = figures(run, n)
         print(f"{name}: {json.dumps(report[name])}", file=sys.stderr, flush=True)
     if "clean" in report:
         clean = report["clean"]["concordance"]
