@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from clinrlhf.feedback.clinician_agreement import pairwise_choices, per_case_type, per_clinician
 from clinrlhf.feedback.judgment import Judgment
 from clinrlhf.feedback.reliability import (
+    Flag,
     OutlierConfig,
     ReliabilityResult,
     dawid_skene,
@@ -88,19 +89,21 @@ def _finite(x: float) -> float | None:
 def quality_report(
     judgments: Sequence[Judgment],
     result: ReliabilityResult,
+    reliability: Sequence[Flag],
     config: ScreeningConfig,
     quarantined: Iterable[str],
     excluded: int,
     safety: Sequence[SafetyRow] | None = None,
 ) -> dict[str, Any]:
-    """JSON-ready: the reliability table, agreement per clinician and per case type, the guideline
-    check of safety-critical choices (None: not run), quarantine."""
+    """JSON-ready: the reliability table (`reliability`: rater_table of `result`, the rows the flags
+    came from), agreement per clinician and per case type, the guideline check of safety-critical
+    choices (None: not run), quarantine."""
     held = set(quarantined)
     choices, types = pairwise_choices(judgments)
     agreement = {a.clinician: a for a in per_clinician(choices, n_boot=config.n_boot)}
     checked = {row.clinician: row for row in safety or ()}
     raters = []
-    for row in rater_table(result, config.outliers):
+    for row in reliability:
         a, s = agreement.get(row.rater), checked.get(row.rater)
         raters.append(
             {
@@ -146,12 +149,10 @@ def _safety_section(rows: Sequence[SafetyRow], config: SafetyCheckConfig) -> dic
     }
 
 
-def flag_reasons(
-    result: ReliabilityResult, safety: Sequence[SafetyRow] | None, config: ScreeningConfig
-) -> dict[str, str]:
+def flag_reasons(reliability: Sequence[Flag], safety: Sequence[SafetyRow] | None) -> dict[str, str]:
     """clinician -> why they are flagged, by either check."""
     why: dict[str, list[str]] = {}
-    for flag in rater_table(result, config.outliers):
+    for flag in reliability:
         if flag.reasons:
             detail = f"{'; '.join(flag.reasons)} over {flag.labels} labels"
             why.setdefault(flag.rater, []).append(f"flagged by rater reliability: {detail}")
@@ -182,7 +183,8 @@ def screen_snapshot(
     safety = None
     if grade is not None and config.safety.enabled:
         safety = safety_table(safety_counts(judgments, grade), config.safety)
-    flags = flag_reasons(result, safety, config)
+    reliability = rater_table(result, config.outliers)
+    flags = flag_reasons(reliability, safety)
     with transaction(sessions) as session:
         held = set(quarantined(session))
         for clinician, why in sorted(flags.items()) if config.auto_quarantine else []:
@@ -190,5 +192,5 @@ def screen_snapshot(
                 quarantine(session, clinician, reason=why, actor=actor, reasons=reasons)
                 held.add(clinician)
     kept = exclude(judgments, held)
-    report = quality_report(judgments, result, config, held, len(judgments) - len(kept), safety)
+    report = quality_report(judgments, result, reliability, config, held, len(judgments) - len(kept), safety)
     return kept, report

@@ -9,7 +9,7 @@ import random
 import pytest
 
 from clinrlhf.feedback.judgment import Judgment
-from clinrlhf.feedback.reliability import dawid_skene, preference_labels
+from clinrlhf.feedback.reliability import dawid_skene, preference_labels, rater_table
 from clinrlhf.feedback.safety import SafetyRow
 from clinrlhf.feedback.screening import ScreeningConfig, quality_report
 from clinrlhf.lineage import report as report_module
@@ -40,7 +40,13 @@ def _quality(safety: list[SafetyRow] | None = None) -> dict:
             )
     result = dawid_skene(preference_labels(judgments))
     config = ScreeningConfig(n_boot=100)
-    return json.loads(json.dumps(quality_report(judgments, result, config, ["bad-z"], 80, safety)))
+    return json.loads(
+        json.dumps(
+            quality_report(
+                judgments, result, rater_table(result, config.outliers), config, ["bad-z"], 80, safety
+            )
+        )
+    )
 
 
 def test_quality_rows_format_the_tables():
