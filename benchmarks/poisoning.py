@@ -2,9 +2,9 @@
 
     python benchmarks/poisoning.py --out poisoning.json
 
-A simulated panel of 20 clinicians (the default panel's careful and biased raters, repeated) in
-which 0, 1 or 2 are adversarial (0%, 5%, 10%) reviews pairs of historical-practice suggestions on
-fresh synthetic patients, two reviewers per card, as the live panel does. Adversaries rate backwards,
+A simulated panel of 20 clinicians (clinrlhf.panel.clinicians.panel_of: the default panel's careful
+and biased raters, repeated) in which 0, 1 or 2 are adversarial (0%, 5%, 10%) reviews pairs of
+historical-practice suggestions on fresh synthetic patients, two reviewers per card, as the live panel does. Adversaries rate backwards,
 or (the last row) are "contraindication-blind": honest except that a contraindicated drug looks
 first-line to them. For each panel it reports the *label error of the training pairs*: the share of
 preference pairs whose chosen response is worse than the rejected one by the world's guideline,
@@ -30,7 +30,7 @@ from clinrlhf.feedback.judgment import Judgment, from_ndjson
 from clinrlhf.feedback.reliability import dawid_skene, flag_outliers, preference_labels
 from clinrlhf.feedback.safety import SafetyCheckConfig, safety_counts, safety_table
 from clinrlhf.feedback.screening import exclude
-from clinrlhf.panel.clinicians import Clinician, default_panel
+from clinrlhf.panel.clinicians import Clinician, panel_of
 from clinrlhf.panel.offline import practice_pair_reviews
 from clinrlhf.reward.pairs import pairs_from_judgments
 from clinrlhf.rlaif.rubric import facts_from_prompt, grade
@@ -42,18 +42,6 @@ TODAY = date(2025, 6, 1)
 
 
 PANELS = ((0, "backwards"), (1, "backwards"), (2, "backwards"), (2, "contraindication-blind"))
-
-
-def panel(adversaries: int, kind: str = "backwards") -> list[Clinician]:
-    """20 honest raters (the default panel's honest ten, twice), then `adversaries` of them replaced."""
-    honest = [c for c in default_panel() if not c.adversarial]
-    raters = [Clinician(f"{c.id}-{k}", c.noise, c.bias) for k in range(2) for c in honest][:20]
-    for i in range(adversaries):
-        if kind == "backwards":
-            raters[i] = Clinician(f"adversary-{i}", noise=0.2, adversarial=True)
-        else:
-            raters[i] = Clinician(f"blind-{i}", noise=0.2, blind_to_contraindications=True)
-    return raters
 
 
 def reviews(world: World, raters: list[Clinician], patients: int, seed: int) -> list[Judgment]:
@@ -75,7 +63,7 @@ def label_error(world: World, judgments: list[Judgment]) -> tuple[float, int]:
 def run(patients: int, seed: int) -> list[dict]:
     world, rows = load_world(), []
     for adversaries, kind in PANELS:
-        judgments = reviews(world, panel(adversaries, kind), patients, seed)
+        judgments = reviews(world, panel_of(20, adversaries, kind), patients, seed)
         by_reliability = [f.rater for f in flag_outliers(dawid_skene(preference_labels(judgments)))]
         checked = safety_table(safety_counts(judgments, lambda p, r: grade(world, p, r)), SafetyCheckConfig())
         by_guideline = [r.clinician for r in checked if r.flagged]
