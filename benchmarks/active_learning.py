@@ -16,8 +16,9 @@ clinrlhf.reward.trainer.train_reward, DP-SGD at its default ε = 8 unless `--no-
 judgment so far; measure it; then choose the next round's cards and send them to the panel, each
 card to `--reviews-per-card` clinicians, no clinician given more than `--cap` cards in a round.
 "active" chooses the cards the reward model is least sure about (clinrlhf.active: an ensemble's
-disagreement or MC dropout, `--uncertainty`, scored by `--method`; with `--valid-first`, the
-default, cards whose two suggestions are valid prescriptions first), "random" chooses at random,
+disagreement or MC dropout, `--uncertainty`, scored by `--method`; or, with `--uncertainty design`,
+greedy D-optimal batches from one model's features, clinrlhf.active.design; with `--valid-first`,
+the default, cards whose two suggestions are valid prescriptions first), "random" chooses at random,
 "random-valid" takes valid-pair cards first at random (the ablation of that filter), and "thompson"
 chooses the card's pair as well: for each card, double Thompson sampling (clinrlhf.active.pairs)
 among the policy's distinct valid candidates for it (`--candidates` samples, one per drug), cards
@@ -62,6 +63,7 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from clinrlhf.active.design import design_scores, fisher_weighted
 from clinrlhf.active.ensemble import train_ensemble
 from clinrlhf.active.pairs import best_disagreement, thompson_pair
 from clinrlhf.active.selection import (
@@ -73,7 +75,13 @@ from clinrlhf.active.selection import (
     select_random,
     select_uncertain,
 )
-from clinrlhf.active.uncertainty import METHODS, ensemble_rewards, mc_dropout_rewards, pair_uncertainty
+from clinrlhf.active.uncertainty import (
+    METHODS,
+    ensemble_rewards,
+    feature_differences,
+    mc_dropout_rewards,
+    pair_uncertainty,
+)
 from clinrlhf.eval.evaluate import Scenario, evaluate_policy
 from clinrlhf.feedback.judgment import Judgment
 from clinrlhf.panel.clinicians import Clinician, default_panel, review_pair
@@ -127,7 +135,8 @@ class Settings:
     reward_batch_size: int = 256
     dp: bool = True
     uncertainty: str = "ensemble"
-    """"ensemble" (K DP reward models) or "mc-dropout" (one model, dropout on at scoring)."""
+    """"ensemble" (K DP reward models), "mc-dropout" (one model, dropout on at scoring) or "design"
+    (one model: greedy D-optimal batches from its features, clinrlhf.active.design; `method` unused)."""
     method: str = "std"
     """How the samples become one score per card (clinrlhf.active.uncertainty.METHODS)."""
     members: int = 3
@@ -362,6 +371,29 @@ def composition(world: World, pool: Pool, chosen: list[Assignment], shown: Drugs
     }
 
 
+def design_of(
+    model: ScalarHeadModel,
+    tokenizer: PreTrainedTokenizerBase,
+    asked: list[Case],
+    cases: list[Case],
+    picks: int,
+) -> list[float]:
+    """Greedy D-optimal scores of `cases` given the pairs already `asked` (Fisher-weighted by the
+    model's own preference probabilities), the first `picks` above the rest."""
+
+    def differences(chosen: list[Case]) -> torch.Tensor:
+        d = feature_differences(
+            model,
+            tokenizer,
+            [c.prompt for c in chosen],
+            [c.responses[0] for c in chosen],
+            [c.responses[1] for c in chosen],
+        )
+        return fisher_weighted(d, model.head.weight.detach().squeeze(0))
+
+    return design_scores(differences(cases), differences(asked), picks)
+
+
 def uncertainty_of(
     members: list[ScalarHeadModel],
     tokenizer: PreTrainedTokenizerBase,
@@ -488,12 +520,16 @@ def run_strategy(
             }
             valid = [pool.valid[c.id] for c in remaining]
             if name == "active":
-                scores = uncertainty_of(models, tokenizer, remaining, settings, seed * 1000 + round_)
+                per_round = settings.cap * len(clinicians) // settings.reviews_per_card
+                if settings.uncertainty == "design":
+                    done = [c for c in pool.cases if c.id in asked]
+                    scores = design_of(models[0], tokenizer, done, remaining, per_round)
+                else:
+                    scores = uncertainty_of(models, tokenizer, remaining, settings, seed * 1000 + round_)
                 if settings.valid_first:
                     scores = relevant_first(scores, valid)
                 quotas: GroupLimit = settings.max_per_group
                 if settings.stratify:
-                    per_round = settings.cap * len(clinicians) // settings.reviews_per_card
                     quotas = proportional_quotas(remaining, per_round)
                 chosen = select_uncertain(
                     remaining, scores, clinicians, max_per_group=quotas, explore=settings.explore, **common
@@ -661,7 +697,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--reviews-per-card", type=int, help="distinct clinicians per card")
     parser.add_argument("--initial-cases", type=int, help="cards in the first, random round")
     parser.add_argument(
-        "--uncertainty", choices=["mc-dropout", "ensemble"], help="where the samples come from"
+        "--uncertainty",
+        choices=["mc-dropout", "ensemble", "design"],
+        help="where the uncertainty comes from (design: one model's features, greedy D-optimal batches)",
     )
     parser.add_argument("--method", choices=list(METHODS), help="how samples become one score per pair")
     parser.add_argument("--members", type=int, help="ensemble members (with --uncertainty ensemble)")

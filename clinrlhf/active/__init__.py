@@ -6,12 +6,15 @@
   project's DP trainer.
 - `selection`: which cases go to which clinician, most uncertain first, under a per-clinician
   workload cap; and the random baseline with the same interface.
+- `design`: a batch that covers what the reward model has not yet seen, from its features (greedy
+  D-optimal design on the head's Gaussian posterior; one model, no ensemble).
 - `pairs`: which two of the policy's candidates a card shows (double Thompson sampling over the
   reward model's samples), so the question asked is about the top of the model's list.
 
 benchmarks/active_learning.py measures how many judgments this saves against random selection.
 """
 
+from clinrlhf.active.design import design_scores, fisher_weighted
 from clinrlhf.active.ensemble import subsample, train_ensemble
 from clinrlhf.active.pairs import best_disagreement, thompson_pair
 from clinrlhf.active.selection import (
@@ -27,6 +30,7 @@ from clinrlhf.active.uncertainty import (
     METHODS,
     bald,
     ensemble_rewards,
+    feature_differences,
     margin_std,
     mc_dropout_rewards,
     pair_uncertainty,
@@ -42,7 +46,10 @@ __all__ = [
     "Case",
     "bald",
     "best_disagreement",
+    "design_scores",
     "ensemble_rewards",
+    "feature_differences",
+    "fisher_weighted",
     "margin_std",
     "mc_dropout_rewards",
     "pair_uncertainty",

@@ -15,6 +15,10 @@ equally well. It comes from S samples of the reward, stacked as (S, N) tensors:
   and reward backbones train without it, Huang et al. 2024 detail 9), so the passes are
   perturbations of one fit rather than a trained posterior: the cheaper heuristic, one model.
 
+A third source needs no samples: `feature_differences` gives each pair's φ(x, a) − φ(x, b), the
+reward head's input, from which clinrlhf.active.design reads the variance of the margin under a
+Gaussian posterior of the head (one model).
+
 From the samples, per pair (`pair_uncertainty`, method in `METHODS`):
 
 - "std": the standard deviation of P(a > b) across samples (Christiano et al.'s criterion);
@@ -43,7 +47,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from clinrlhf.reward.evaluate import score_texts
+from clinrlhf.reward.evaluate import score_texts, text_features
 from clinrlhf.reward.model import ScalarHeadModel
 
 Method = Literal["std", "margin_std", "bald", "entropy"]
@@ -185,3 +189,18 @@ def mc_dropout_rewards(
             next_network()
             out.append(score_texts(model, tokenizer, prompts, responses, batch_size=batch_size))
     return torch.stack(out)
+
+
+def feature_differences(
+    model: ScalarHeadModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    responses_a: Sequence[str],
+    responses_b: Sequence[str],
+) -> torch.Tensor:
+    """φ(x, a) − φ(x, b) per pair, φ the reward head's input (clinrlhf.active.design). -> (N, H)"""
+    if not len(prompts) == len(responses_a) == len(responses_b):
+        raise ValueError(f"{len(prompts)} prompts, {len(responses_a)} and {len(responses_b)} responses")
+    return text_features(model, tokenizer, prompts, responses_a) - text_features(
+        model, tokenizer, prompts, responses_b
+    )

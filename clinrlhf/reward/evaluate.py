@@ -31,7 +31,7 @@ from clinrlhf.reward.calibration import (
     spearman,
 )
 from clinrlhf.reward.encode import right_pad, sequence_ids
-from clinrlhf.reward.model import ScalarHeadModel, last_token_scores
+from clinrlhf.reward.model import ScalarHeadModel, last_positions, last_token_scores
 from clinrlhf.reward.pairs import PreferencePair
 from clinrlhf.text.prompt import render_prompt, render_response
 from clinrlhf.world.facts import AGE_CAP, PatientFacts
@@ -60,9 +60,32 @@ __all__ = [
     "split_by_patient",
     "subgroup_accuracy",
     "subgroup_of_prompt",
+    "text_features",
     "utility_agreement",
     "utility_candidates",
 ]
+
+
+def _batches(
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    batch_size: int,
+    device: torch.device,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(input ids, attention mask) of each batch of prompt + response + EOS, right-padded. Built
+    before any model runs, so a mismatch raises before the caller switches the model to eval."""
+    if len(prompts) != len(responses):
+        raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+    rows = [sequence_ids(tokenizer, p, r) for p, r in zip(prompts, responses, strict=True)]
+    batches = []
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start : start + batch_size]
+        length = max(len(r) for r in chunk)
+        ids = right_pad(chunk, length, tokenizer.pad_token_id).to(device)  # (b, T)
+        mask = torch.tensor([[1] * len(r) + [0] * (length - len(r)) for r in chunk], device=device)
+        batches.append((ids, mask))
+    return batches
 
 
 @torch.no_grad()
@@ -75,21 +98,33 @@ def score_texts(
     batch_size: int = 256,
 ) -> torch.Tensor:
     """The reward of each response to its prompt, read at the EOS appended to it. -> (B,)"""
-    if len(prompts) != len(responses):
-        raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+    batches = _batches(tokenizer, prompts, responses, batch_size, next(model.parameters()).device)
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
-    rows = [sequence_ids(tokenizer, p, r) for p, r in zip(prompts, responses, strict=True)]
-    scores = []
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start : start + batch_size]
-        length = max(len(r) for r in chunk)
-        ids = right_pad(chunk, length, tokenizer.pad_token_id).to(device)  # (b, T)
-        mask = torch.tensor([[1] * len(r) + [0] * (length - len(r)) for r in chunk], device=device)
-        scores.append(last_token_scores(model(ids, mask), mask))
+    scores = [last_token_scores(model(ids, mask), mask) for ids, mask in batches]
     model.train(was_training)
     return torch.cat(scores) if scores else torch.zeros(0)
+
+
+@torch.no_grad()
+def text_features(
+    model: ScalarHeadModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    *,
+    batch_size: int = 256,
+) -> torch.Tensor:
+    """The head's input at the EOS of each response: its reward is `model.head` of this row. -> (B, H)"""
+    batches = _batches(tokenizer, prompts, responses, batch_size, next(model.parameters()).device)
+    was_training = model.training
+    model.eval()
+    rows = []
+    for ids, mask in batches:
+        hidden = model.hidden(ids, mask)  # (b, T, H)
+        rows.append(hidden[torch.arange(len(ids), device=ids.device), last_positions(mask)])
+    model.train(was_training)
+    return torch.cat(rows) if rows else torch.zeros(0, model.head.in_features)
 
 
 def pair_margins(

@@ -23,20 +23,29 @@ class ScalarHeadModel(nn.Module):
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor | None = None
     ) -> torch.Tensor:
+        return self.head(self.hidden(input_ids, attention_mask, position_ids)).squeeze(-1)  # (B, T)
+
+    def hidden(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The backbone's last hidden state, the head's input. (B, T) -> (B, T, H)"""
         if position_ids is None:
             # Expanded to the batch on purpose: a broadcast (1, T) position tensor gives Opacus a
             # batch-1 per-sample gradient for the position embedding (opacus issue 841).
             position_ids = (
                 (attention_mask.long().cumsum(-1) - 1).clamp(min=0) if attention_mask.dim() == 2 else None
             )
-        hidden = self.backbone(
+        return self.backbone(
             input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids
-        ).last_hidden_state  # (B, T, H)
-        return self.head(hidden).squeeze(-1)  # (B, T)
+        ).last_hidden_state
+
+
+def last_positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """The index of each row's last attended position. (B, T) -> (B,)"""
+    length = attention_mask.shape[-1]
+    return length - 1 - attention_mask.long().flip(-1).argmax(-1)  # index of the last 1 in each row
 
 
 def last_token_scores(per_token: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """The scalar at each row's last attended position. (B, T) -> (B,)."""
-    length = attention_mask.shape[-1]
-    last = length - 1 - attention_mask.long().flip(-1).argmax(-1)  # index of the last 1 in each row
-    return per_token.gather(-1, last[:, None]).squeeze(-1)
+    return per_token.gather(-1, last_positions(attention_mask)[:, None]).squeeze(-1)

@@ -98,3 +98,16 @@ def test_thompson_cases_pair_two_valid_candidates_and_rank_by_doubt(benchmark) -
         assert shown[case.id] == tuple(benchmark.parse_drug(world, r) for r in (a, b))
     again = benchmark.thompson_cases(world, members, tokenizer, pool, pool.cases, seed=0)
     assert again == (cases, scores, shown)
+
+
+def test_design_rounds_ask_new_cards_with_one_model(benchmark, tmp_path: Path) -> None:  # noqa: ANN001
+    out = tmp_path / "design.json"
+    tiny = ["--history-patients", "150", "--sft-epochs", "2", "--pool-patients", "60"]
+    tiny += ["--heldout-patients", "20", "--rounds", "2", "--cap", "3", "--initial-cases", "10"]
+    tiny += ["--reward-epochs", "1", "--target", "0.0", "--strategies", "active"]
+    tiny += ["--uncertainty", "design", "--no-valid-first"]
+    written = benchmark.main(["--quick", "--out", str(out), *tiny])
+    assert written["settings"]["uncertainty"] == "design"
+    curve = written["seeds"][0]["curves"]["active"]
+    assert [p["cards"] for p in curve] == [10, 25, 40]  # 15 new cards a round, none asked twice
+    assert all(0.0 <= p["concordance"] <= 1.0 and p["epsilon"] < 9 for p in curve)
