@@ -31,7 +31,7 @@ from clinrlhf.reward.calibration import (
     spearman,
 )
 from clinrlhf.reward.encode import right_pad, sequence_ids
-from clinrlhf.reward.model import ScalarHeadModel, last_positions, last_token_scores
+from clinrlhf.reward.model import ScalarHeadModel, last_positions
 from clinrlhf.reward.pairs import PreferencePair
 from clinrlhf.text.prompt import render_prompt, render_response
 from clinrlhf.world.facts import AGE_CAP, PatientFacts
@@ -98,12 +98,7 @@ def score_texts(
     batch_size: int = 256,
 ) -> torch.Tensor:
     """The reward of each response to its prompt, read at the EOS appended to it. -> (B,)"""
-    batches = _batches(tokenizer, prompts, responses, batch_size, next(model.parameters()).device)
-    was_training = model.training
-    model.eval()
-    scores = [last_token_scores(model(ids, mask), mask) for ids, mask in batches]
-    model.train(was_training)
-    return torch.cat(scores) if scores else torch.zeros(0)
+    return model.head(text_features(model, tokenizer, prompts, responses, batch_size=batch_size)).squeeze(-1)
 
 
 @torch.no_grad()
@@ -115,7 +110,7 @@ def text_features(
     *,
     batch_size: int = 256,
 ) -> torch.Tensor:
-    """The head's input at the EOS of each response: its reward is `model.head` of this row. -> (B, H)"""
+    """The head's input at the EOS appended to each response (the reward is `model.head` of it). -> (B, H)"""
     batches = _batches(tokenizer, prompts, responses, batch_size, next(model.parameters()).device)
     was_training = model.training
     model.eval()

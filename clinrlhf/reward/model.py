@@ -44,8 +44,3 @@ def last_positions(attention_mask: torch.Tensor) -> torch.Tensor:
     """The index of each row's last attended position. (B, T) -> (B,)"""
     length = attention_mask.shape[-1]
     return length - 1 - attention_mask.long().flip(-1).argmax(-1)  # index of the last 1 in each row
-
-
-def last_token_scores(per_token: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """The scalar at each row's last attended position. (B, T) -> (B,)."""
-    return per_token.gather(-1, last_positions(attention_mask)[:, None]).squeeze(-1)
