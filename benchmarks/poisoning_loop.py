@@ -14,7 +14,8 @@ labels weighted by their accuracy (`reward.rater_weighting = "dawid-skene"`), an
 clinician learned inside the reward model (`reward.rater_buckets`, clinrlhf.reward.raters).
 "flip-rates-only" turns the first two off; "undefended" turns them all off. The adversaries rate backwards, except in the "blind"
 variants: honest raters to whom a contraindicated drug looks first-line, a targeted error that only
-touches the cases where safety is at stake. Everything else, seed included, is the same, so the variants
+touches the cases where safety is at stake; and "clean-69%-feedback", a clean panel with as much
+feedback as the 30%-defended run keeps, to tell lost feedback from residual poisoning. Everything else, seed included, is the same, so the variants
 differ only in who rated and what was done about it (and in the feedback's order: the panel posts
 concurrently, so two runs of one variant differ too; see the README's run-to-run spread).
 
@@ -56,6 +57,10 @@ VARIANTS: dict[str, dict] = {
     "10%-undefended": {**_panel(2), **_NOTHING},
     "30%-defended": _panel(6),
     "30%-undefended": {**_panel(6), **_NOTHING},
+    # The 30%-defended run trains on the 69% of judgments its screening keeps. A clean panel given
+    # 69% of the feedback patients (the cohort's first 1,035 of 1,500) loses as much feedback and no
+    # accuracy: what it loses against "clean" is the price of less feedback, the rest is poisoning.
+    "clean-69%-feedback": {**_panel(0), "feedback_patients": 1035},
     # Targeted: honest raters who do not see contraindications (clinrlhf.panel.clinicians).
     "10%-blind-defended": _panel(2, "contraindication-blind"),
     "10%-blind-undefended": {**_panel(2, "contraindication-blind"), **_NOTHING},
