@@ -69,8 +69,8 @@ from clinrlhf.dpo.config import DPOConfig
 from clinrlhf.dpo.trainer import train_dpo
 from clinrlhf.eval.bootstrap import bootstrap_rates, outcome_flags, outcome_intervals
 from clinrlhf.eval.evaluate import Scenario, evaluate_policy, subgroup_of
-from clinrlhf.feedback.judgment import Judgment, to_ndjson
-from clinrlhf.feedback.screening import CLINICIAN, check_sources
+from clinrlhf.feedback.judgment import CLINICIAN, Judgment, to_ndjson
+from clinrlhf.feedback.screening import check_sources
 from clinrlhf.pipeline.cohorts import make_cohorts
 from clinrlhf.pipeline.cohorts import scenarios as scenarios_of
 from clinrlhf.pipeline.config import PipelineConfig, load_pipeline_config

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from clinrlhf.feedback.judgment import Judgment
+from clinrlhf.feedback.judgment import CLINICIAN, Judgment
 
 Level = Literal["nominal", "ordinal", "interval"]
 TIE = 2  # the nominal code of a pairwise tie (preferred is None); 0 and 1 are the response indices
@@ -301,7 +301,7 @@ def reliability_data(
     judgments: Iterable[Judgment],
     kind: Literal["pairwise", "rating"],
     *,
-    source: str = "clinician",
+    source: str = CLINICIAN,
 ) -> ReliabilityData:
     """Group judgments of one kind and one source by card and clinician.
 

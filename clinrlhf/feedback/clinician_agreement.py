@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from clinrlhf.feedback.agreement import Interval, cohen_kappa_ci, fleiss_kappa_ci
-from clinrlhf.feedback.judgment import Judgment
+from clinrlhf.feedback.judgment import CLINICIAN, Judgment
 
 CHOICES = ("first", "second", "tie")
 Choices = dict[str, dict[str, str]]  # item key -> clinician -> choice
@@ -46,7 +46,7 @@ def case_type(prompt: str) -> str:
 
 
 def pairwise_choices(
-    judgments: Iterable[Judgment], source: str = "clinician"
+    judgments: Iterable[Judgment], source: str = CLINICIAN
 ) -> tuple[Choices, dict[str, str]]:
     """item -> clinician -> choice, and item -> case type, for pairwise judgments of two distinct
     responses from `source`; a clinician's later judgment of an item replaces an earlier one."""

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 Kind = Literal["pairwise", "rating", "cds", "correction"]
+CLINICIAN = "clinician"
+"""The source of clinicians' own judgments; machine labels carry another (e.g. "rlaif")."""
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,7 @@ class Judgment:
     ratings: tuple[int | None, ...] = ()  # rating: 1-5 per response, None where not rated
     accepted: int | None = None  # cds: index of the accepted suggestion; None means overridden
     correction: str | None = None  # correction: the response the clinician wrote instead
-    source: str = "clinician"  # "clinician", or e.g. "rlaif" for machine labels kept apart
+    source: str = CLINICIAN  # or e.g. "rlaif" for machine labels kept apart
 
     def to_dict(self) -> dict:
         return asdict(self)

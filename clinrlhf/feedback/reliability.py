@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from clinrlhf.feedback.judgment import Judgment
+from clinrlhf.feedback.judgment import CLINICIAN, Judgment
 
 Item = tuple[str, str, str]  # (card, first response, second response), responses in sorted order
 _EPS = 1e-6
@@ -68,7 +68,7 @@ def preference_labels(
     judgments: Iterable[Judgment],
     *,
     kinds: Sequence[str] = ("pairwise",),
-    source: str = "clinician",
+    source: str = CLINICIAN,
     min_labels_per_item: int = 2,
 ) -> Labels:
     """The labels of `kinds` judgments from `source`, on items labelled at least

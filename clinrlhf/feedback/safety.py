@@ -26,7 +26,7 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from clinrlhf.feedback.judgment import Judgment
+from clinrlhf.feedback.judgment import CLINICIAN, Judgment
 
 Grade = Callable[[str, str], float]
 """(prompt, response) -> the guideline's utility of the response; below 0 is unsafe."""
@@ -67,7 +67,7 @@ def safety_counts(judgments: Iterable[Judgment], grade: Grade) -> dict[str, tupl
     pairwise judgments of two distinct responses. A prompt the guideline cannot grade is skipped."""
     counts: dict[str, tuple[int, int]] = {}
     for j in judgments:
-        if j.kind != "pairwise" or j.source != "clinician" or len(set(j.responses)) != 2:
+        if j.kind != "pairwise" or j.source != CLINICIAN or len(set(j.responses)) != 2:
             continue
         try:
             unsafe = [grade(j.prompt, r) < 0 for r in j.responses]

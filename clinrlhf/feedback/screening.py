@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from clinrlhf.feedback.clinician_agreement import pairwise_choices, per_case_type, per_clinician
-from clinrlhf.feedback.judgment import Judgment
+from clinrlhf.feedback.judgment import CLINICIAN, Judgment
 from clinrlhf.feedback.reliability import (
     Flag,
     OutlierConfig,
@@ -39,8 +39,6 @@ from clinrlhf.feedback.reliability import (
     rater_table,
 )
 from clinrlhf.feedback.safety import Grade, SafetyCheckConfig, SafetyRow, reason, safety_counts, safety_table
-
-CLINICIAN = "clinician"
 
 
 class MixedSourcesError(ValueError):

@@ -31,8 +31,8 @@ from clinrlhf.feedback.clinician_agreement import (
     per_case_type,
     per_clinician,
 )
-from clinrlhf.feedback.judgment import Judgment
-from clinrlhf.feedback.screening import CLINICIAN, ScreeningConfig
+from clinrlhf.feedback.judgment import CLINICIAN, Judgment
+from clinrlhf.feedback.screening import ScreeningConfig
 
 N_BOOT = ScreeningConfig().n_boot  # the compliance report's resamples, so the two agree
 CONFIDENCE = 0.95
