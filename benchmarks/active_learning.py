@@ -22,7 +22,10 @@ the default, cards whose two suggestions are valid prescriptions first), "random
 "random-valid" takes valid-pair cards first at random (the ablation of that filter), and "thompson"
 chooses the card's pair as well: for each card, double Thompson sampling (clinrlhf.active.pairs)
 among the policy's distinct valid candidates for it (`--candidates` samples, one per drug), cards
-ranked by how much the ensemble's members disagree about their best candidate.
+ranked by how much the ensemble's members disagree about their best candidate. "oracle" is a
+reference, not a rule anyone can run: it reads the world's answer and asks about the cards the
+current reward model orders wrongly, most confidently wrong first (clinrlhf never does this; it
+bounds what choosing cards by the model's errors could buy).
 Every strategy starts from the same random first round, and a clinician's review of a card is the
 same draw under each (its random stream is seeded by the seed, the card and the clinician).
 
@@ -457,6 +460,25 @@ def thompson_cases(
     return cases, scores, shown
 
 
+def oracle_scores(
+    world: World, pool: Pool, model: ScalarHeadModel, tokenizer: PreTrainedTokenizerBase, cases: list[Case]
+) -> list[float]:
+    """Per card, for the "oracle" reference only (it reads the world, which no selection rule may):
+    pairs of unequal utility score in (1, 2), higher the more confidently the model orders them
+    wrongly (σ of the margin by which it prefers the worse one); pairs of equal utility 0.5."""
+    prompts = [c.prompt for c in cases]
+    margins = score_texts(model, tokenizer, prompts, [c.responses[0] for c in cases]) - score_texts(
+        model, tokenizer, prompts, [c.responses[1] for c in cases]
+    )
+    scores = []
+    for case, margin in zip(cases, margins.tolist(), strict=True):
+        s = pool.facts[case.id]
+        u_a, u_b = (utility(score(world, s.facts, s.target, d)) for d in pool.drugs[case.id])
+        wrong_by = -margin if u_a > u_b else margin  # > 0: the model prefers the worse suggestion
+        scores.append(0.5 if u_a == u_b else 1 + 1 / (1 + math.exp(-wrong_by)))
+    return scores
+
+
 def run_strategy(
     name: str,
     world: World,
@@ -542,6 +564,11 @@ def run_strategy(
                     cases, scores, clinicians, max_per_group=settings.max_per_group, **common
                 )
                 shown |= {a.case.id: pairs_shown[a.case.id] for a in chosen if a.case.id in pairs_shown}
+            elif name == "oracle":  # a reference that reads the world: the model's own errors first
+                scores = oracle_scores(world, pool, models[0], tokenizer, remaining)
+                chosen = select_uncertain(
+                    remaining, scores, clinicians, max_per_group=settings.max_per_group, **common
+                )
             elif name == "random-valid":  # the ablation: valid cards first, at random within each kind
                 flags = [float(v) for v in valid]
                 chosen = select_uncertain(
@@ -607,6 +634,7 @@ RATIOS = (
     ("random", "random-valid"),
     ("random-valid", "active"),
     ("random", "thompson"),
+    ("random", "oracle"),
 )
 
 
@@ -721,7 +749,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument(
         "--strategies",
         nargs="+",
-        choices=["random", "active", "random-valid", "thompson"],
+        choices=["random", "active", "random-valid", "thompson", "oracle"],
         help="run only these (default: random, active, random-valid)",
     )
     parser.add_argument(

@@ -9,6 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+from clinrlhf.world.scoring import score as outcome
+from clinrlhf.world.scoring import utility
 
 BENCHMARK = Path(__file__).resolve().parents[3] / "benchmarks" / "active_learning.py"
 
@@ -100,14 +104,46 @@ def test_thompson_cases_pair_two_valid_candidates_and_rank_by_doubt(benchmark) -
     assert again == (cases, scores, shown)
 
 
-def test_design_rounds_ask_new_cards_with_one_model(benchmark, tmp_path: Path) -> None:  # noqa: ANN001
-    out = tmp_path / "design.json"
+@pytest.mark.parametrize(
+    ("strategy", "extra"), [("active", ["--uncertainty", "design", "--no-valid-first"]), ("oracle", [])]
+)
+def test_one_model_rules_ask_new_cards_each_round(
+    benchmark, tmp_path: Path, strategy: str, extra: list[str]
+) -> None:  # noqa: ANN001
+    out = tmp_path / "rule.json"
     tiny = ["--history-patients", "150", "--sft-epochs", "2", "--pool-patients", "60"]
     tiny += ["--heldout-patients", "20", "--rounds", "2", "--cap", "3", "--initial-cases", "10"]
-    tiny += ["--reward-epochs", "1", "--target", "0.0", "--strategies", "active"]
-    tiny += ["--uncertainty", "design", "--no-valid-first"]
+    tiny += ["--reward-epochs", "1", "--target", "0.0", "--strategies", strategy, *extra]
     written = benchmark.main(["--quick", "--out", str(out), *tiny])
-    assert written["settings"]["uncertainty"] == "design"
-    curve = written["seeds"][0]["curves"]["active"]
+    curve = written["seeds"][0]["curves"][strategy]
     assert [p["cards"] for p in curve] == [10, 25, 40]  # 15 new cards a round, none asked twice
     assert all(0.0 <= p["concordance"] <= 1.0 and p["epsilon"] < 9 for p in curve)
+
+
+def test_oracle_asks_first_about_the_pairs_the_model_orders_wrongly(benchmark, world, monkeypatch) -> None:  # noqa: ANN001
+    patient = benchmark.make_cohorts(world, (1, 1, 1), 0, benchmark.TODAY).feedback[0]
+    target = patient.targets[0]
+    utilities = {d: utility(outcome(world, patient.facts, target, d)) for d in sorted(world.drugs)}
+    best, worst = max(utilities, key=utilities.__getitem__), min(utilities, key=utilities.__getitem__)
+    assert utilities[best] > utilities[worst]
+    # Stands in for a trained reward model, so that which pair it orders wrongly is known: it
+    # prefers the response text "preferred" by a margin of 1.
+    monkeypatch.setattr(
+        benchmark,
+        "score_texts",
+        lambda model, tokenizer, prompts, responses: torch.tensor(
+            [float(r == "preferred") for r in responses]
+        ),
+    )
+    pool, cases = benchmark.Pool([]), []
+    shown_pairs = [
+        (best, worst, ("x", "preferred")),
+        (best, worst, ("preferred", "x")),
+        (best, best, ("x", "y")),
+    ]
+    for i, (a, b, texts) in enumerate(shown_pairs):
+        cases.append(benchmark.Case(f"c{i}", "prompt", texts))
+        pool.facts[f"c{i}"] = benchmark.Scenario(patient.facts, target)
+        pool.drugs[f"c{i}"] = (a, b)
+    wrong, right, equal = benchmark.oracle_scores(world, pool, None, None, cases)
+    assert 1.5 < wrong < 2 and 1 < right < 1.5 and equal == 0.5
