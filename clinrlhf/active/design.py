@@ -56,14 +56,17 @@ def design_scores(
     scale = (candidates.double().pow(2).sum(1).mean() / h).sqrt().clamp(min=1e-12)
     d, old = candidates.double() / scale, judged.double() / scale
     inverse = torch.linalg.inv(ridge * torch.eye(h, dtype=torch.double) + old.T @ old)
+    # Each candidate's margin variance dᵀA⁻¹d, kept up to date by the same rank-one update as A⁻¹:
+    # after adding dᵢ it falls by (dᵀv)² / (1 + dᵢᵀv) with v = A⁻¹dᵢ, O(M·H) a pick, not O(M·H²).
+    variance = ((d @ inverse) * d).sum(1)
     scores = torch.zeros(m, dtype=torch.double)
     taken = torch.zeros(m, dtype=torch.bool)
     for step in range(min(picks, m)):
-        variance = ((d @ inverse) * d).sum(1).masked_fill(taken, -1.0)
-        i = int(variance.argmax())
+        i = int(variance.masked_fill(taken, -1.0).argmax())
         taken[i], scores[i] = True, float(2 * m - step)  # picks score in (m, 2m], the rest at most m
         v = inverse @ d[i]
-        inverse = inverse - torch.outer(v, v) / (1 + d[i] @ v)
-    left = ((d @ inverse) * d).sum(1)
-    scores[~taken] = left[~taken].clamp(max=float(m))
+        gain = 1 + d[i] @ v
+        variance = variance - (d @ v).pow(2) / gain
+        inverse = inverse - torch.outer(v, v) / gain
+    scores[~taken] = variance[~taken].clamp(max=float(m))
     return scores.tolist()
