@@ -4,6 +4,7 @@ who gets judged.
     OMP_NUM_THREADS=1 python benchmarks/fairness.py audit --home $CLINRLHF_HOME --out fairness_audit.json
     OMP_NUM_THREADS=1 python benchmarks/fairness.py steering --out fairness_steering.json
     OMP_NUM_THREADS=1 python benchmarks/fairness.py steering --attribute age_band --patients 300 --floor 0.15
+    OMP_NUM_THREADS=1 python benchmarks/fairness.py loop --work /tmp/fairness --out fairness_loop.json  # ~30 min
 
 audit (reads a finished run, trains and writes nothing in the home)
   Given a CLINRLHF_HOME where `clinrlhf quickstart` or `clinrlhf pipeline` has finished, it opens the
@@ -53,6 +54,22 @@ steering (no server, no training: a few seconds)
   (that needs pipeline runs with PanelConfig.steering set), judgments per patient (steered_order
   assumes one judged card per patient), or rater behaviour.
 
+loop (two real pipeline runs, ~15 min each)
+  What steering does to the aligned policy, which `steering` cannot say. Two `clinrlhf pipeline` runs
+  (benchmarks/pipeline_runs.py), each in its own home under --work, with the same budget of N
+  feedback patients (default: half the cohort) and everything else the quickstart's:
+    unsteered  feedback_patients N: the cohort's first N, a proportional sample
+    steered    the whole cohort offered, PanelConfig.steering {attribute, patients: N}: equal shares
+  Paired as poisoning_loop.py --sequential pairs its variants: the panel posts one patient at a time
+  and both arms pseudonymise with one key (synthetic patients only), so the supervised policy, the
+  held-out patients and the reward-model split are the same, and the arms differ only in whom the
+  panel judged. Each arm is then read back with `audit` (its own eval run): per group of the
+  attribute, the patients sent (as the panel draws them: the first N, or steered_order seeded with
+  PanelConfig.seed), held-out n, supervised and aligned concordance and unsafe rate with intervals;
+  the aligned policy's largest gap within the attribute; and the promotion gate's verdict (which
+  covers every attribute). Not measured: run-to-run spread (one seed), and whether a change in a gap
+  is larger than the intervals of the groups behind it.
+
 Output: a Markdown table on stdout, the same content as JSON at --out (null for a missing figure).
 A bad home, run or option exits non-zero with one line saying why.
 """
@@ -86,6 +103,10 @@ from clinrlhf.lineage.runs import EXPERIMENT
 from clinrlhf.pipeline.cohorts import make_cohorts, scenarios
 from clinrlhf.pipeline.config import PipelineConfig
 from clinrlhf.world.world import load_world
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pipeline_runs import SEQUENTIAL, merged, run_pipeline  # noqa: E402
 
 METRICS = {"concordance": "concordance", "unsafe_rate": "unsafe"}
 POLICIES = {"supervised": "before", "aligned": "after"}  # label -> parse_eval_run's key
@@ -513,6 +534,129 @@ def steering_markdown(report: Mapping[str, Any]) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
+# loop: steering's effect on the aligned policy (two pipeline runs)
+# ----------------------------------------------------------------------------------------------
+
+LOOP_ARMS = ("unsteered", "steered")
+
+
+def loop_overrides(attribute: str, budget: int) -> dict[str, dict[str, Any]]:
+    """Each arm's pipeline config, paired: the panel posts one patient at a time in both. Same
+    budget; unsteered sends the cohort's first N (a proportional sample: generate_patients draws
+    every patient independently), steered draws N of the whole cohort toward equal shares."""
+    arms: dict[str, dict[str, Any]] = {
+        "unsteered": {"feedback_patients": budget},
+        "steered": {"panel": {"steering": {"attribute": attribute, "patients": budget}}},
+    }
+    return {arm: merged(config, SEQUENTIAL) for arm, config in arms.items()}
+
+
+def loop_sent(groups: Sequence[str], budget: int, panel_seed: int) -> dict[str, Counter[str]]:
+    """Patients sent per group in each arm, drawn as PanelSession.selection draws them."""
+    return {"unsteered": Counter(groups[:budget]), "steered": draw_counts(groups, {}, budget, panel_seed)}
+
+
+def attribute_gap(rows: Sequence[Mapping[str, Any]], metric: str) -> dict[str, Any] | None:
+    """The aligned policy's largest gap in `metric` between two of these groups (n >= min_n)."""
+    values = [(r["group"], r["aligned"][metric]["value"]) for r in rows if r["in_gap"]]
+    values = [(g, v) for g, v in values if v is not None and math.isfinite(v)]
+    if len(values) < 2:
+        return None
+    (high, hv), (low, lv) = max(values, key=_second), min(values, key=_second)
+    return {"gap": hv - lv, "high_group": high, "high_value": hv, "low_group": low, "low_value": lv}
+
+
+def loop_arm(audited: Mapping[str, Any], attribute: str, sent: Counter[str]) -> dict[str, Any]:
+    """One arm's figures from its audit report: overall, the attribute's groups, gaps and gate."""
+    rows = [r for r in audited["groups"] if r["attribute"] == attribute]
+    return {
+        "pipeline_run_id": audited["pipeline_run_id"],
+        "overall": audited["overall"],
+        "groups": {r["group"]: {**r, "sent": sent.get(r["group"], 0)} for r in rows},
+        "attribute_gaps": {m: attribute_gap(rows, m) for m in METRICS},
+        "gaps": audited["gaps"],
+        "gate": audited["gate"],
+    }
+
+
+def loop(
+    attribute: str, work: Path, *, patients: int | None, seed: int, criteria: AcceptanceCriteria
+) -> dict[str, Any]:
+    """Run both arms (one pipeline each, in `work/<arm>`) and read back their subgroup tables."""
+    config = PipelineConfig()
+    cohorts = make_cohorts(load_world(), pipeline_sizes(config), seed, date.today())  # as the pipeline
+    groups = [subgroup_of(p.facts).get(attribute, "unknown") for p in cohorts.feedback]
+    budget = len(groups) // 2 if patients is None else patients
+    if not 1 <= budget < len(groups):
+        raise SystemExit(f"--patients must be between 1 and the cohort's {len(groups) - 1} patients")
+    sent = loop_sent(groups, budget, config.panel.seed)
+    arms = {}
+    for arm, overrides in loop_overrides(attribute, budget).items():
+        print(f"{arm}: running the pipeline (~15 min) …", file=sys.stderr, flush=True)
+        run = run_pipeline(arm, overrides, work, seed, shared_key=f"fairness-loop-synthetic-only-{seed}")
+        arms[arm] = {
+            "seconds": round(run.seconds),
+            **loop_arm(audit(run.home, criteria=criteria), attribute, sent[arm]),
+        }
+    return {
+        "attribute": attribute,
+        "seed": seed,
+        "budget": budget,
+        "feedback_cohort": len(groups),
+        "criteria": {
+            "max_subgroup_gap": criteria.max_subgroup_gap,
+            "min_subgroup_n": criteria.min_subgroup_n,
+        },
+        "arms": arms,
+    }
+
+
+def _gap_cell(gap: Mapping[str, Any] | None) -> str:
+    if gap is None:
+        return "–"
+    return f"{gap['gap']:.3f} ({gap['high_group']} {gap['high_value']:.3f} vs {gap['low_group']} {gap['low_value']:.3f})"
+
+
+def loop_markdown(report: Mapping[str, Any]) -> str:
+    arms, attribute = report["arms"], report["attribute"]
+    groups = sorted(set().union(*(a["groups"] for a in arms.values())))
+    lines = [
+        f"Paired pipeline runs (seed {report['seed']}): {report['budget']} of {report['feedback_cohort']} "
+        f"feedback patients judged, unsteered (the first N) or steered to equal shares of {attribute}.",
+        "",
+        f"| {attribute} | held-out n | sent: unsteered / steered | supervised concordance "
+        "| aligned concordance: unsteered / steered | aligned unsafe: unsteered / steered |",
+        "|---|---|---|---|---|---|",
+    ]
+    for g in groups:
+        rows = [arms[a]["groups"].get(g) for a in LOOP_ARMS]
+        first = next(r for r in rows if r)
+        sent = " / ".join(str(r["sent"]) if r else "0" for r in rows)
+        conc = " / ".join(_ci(r["aligned"]["concordance"]) if r else "–" for r in rows)
+        unsafe = " / ".join(_ci(r["aligned"]["unsafe_rate"]) if r else "–" for r in rows)
+        lines.append(
+            f"| {g} | {first['n']} | {sent} | {_ci(first['supervised']['concordance'])} | {conc} | {unsafe} |"
+        )
+    overall = [arms[a]["overall"]["aligned"] for a in LOOP_ARMS]
+    lines += [
+        f"| all | {arms['unsteered']['overall']['n']} | {report['budget']} / {report['budget']} "
+        f"| {_ci(arms['unsteered']['overall']['supervised']['concordance'])} "
+        f"| {' / '.join(_ci(o['concordance']) for o in overall)} "
+        f"| {' / '.join(_ci(o['unsafe_rate']) for o in overall)} |",
+        "",
+        f"| aligned policy | largest {attribute} gap, concordance | largest {attribute} gap, unsafe rate | gate |",
+        "|---|---|---|---|",
+    ]
+    for arm in LOOP_ARMS:
+        gaps, gate = arms[arm]["attribute_gaps"], arms[arm]["gate"]
+        verdict = "pass" if all(g["passed"] for g in gate) else "fails"
+        lines.append(
+            f"| {arm} | {_gap_cell(gaps['concordance'])} | {_gap_cell(gaps['unsafe_rate'])} | {verdict} |"
+        )
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
 # command line
 # ----------------------------------------------------------------------------------------------
 
@@ -609,6 +753,32 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--out", type=Path, default=Path("fairness_steering.json"), help="JSON output (default: %(default)s)"
     )
+    lp = sub.add_parser(
+        "loop",
+        help="steering's effect on the aligned policy: two paired pipeline runs, unsteered and steered",
+        description="Run the pipeline twice with the same budget of N feedback patients, unsteered (the "
+        "cohort's first N) and steered to equal shares of ATTRIBUTE, paired (one patient at a time, one "
+        "de-identification key), and compare the aligned policies' subgroup figures and gaps. ~30 min.",
+    )
+    lp.add_argument("--work", type=Path, required=True, help="one CLINRLHF_HOME per arm under here")
+    lp.add_argument(
+        "--attribute",
+        choices=ATTRIBUTES,
+        default="age_band",
+        help="attribute to steer on (default: %(default)s)",
+    )
+    lp.add_argument(
+        "--patients", type=int, default=None, metavar="N", help="budget (default: half the feedback cohort)"
+    )
+    lp.add_argument(
+        "--seed", type=int, default=PipelineConfig().seed, help="pipeline seed (default: %(default)s)"
+    )
+    lp.add_argument(
+        "--criteria", type=Path, default=None, metavar="FILE", help="acceptance criteria JSON for the gate"
+    )
+    lp.add_argument(
+        "--out", type=Path, default=Path("fairness_loop.json"), help="JSON output (default: %(default)s)"
+    )
     return parser
 
 
@@ -617,6 +787,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "audit":
         report = audit(args.home, args.run_id, _criteria(args.criteria))
         text = audit_markdown(report)
+    elif args.command == "loop":
+        criteria = _criteria(args.criteria)
+        report = loop(args.attribute, args.work, patients=args.patients, seed=args.seed, criteria=criteria)
+        text = loop_markdown(report)
     else:
         if args.floor < 0:
             raise SystemExit("--floor must be at least 0")

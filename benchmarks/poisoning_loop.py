@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pipeline_runs import SEQUENTIAL, PipelineRun, heldout_scenarios, merged, run_pipeline, wilson  # noqa: E402
 
 _NO_SCREENING = {"screening": {"auto_quarantine": False}, "reward": {"rater_weighting": "none"}}
 _NOTHING = {
@@ -66,54 +66,11 @@ VARIANTS: dict[str, dict] = {
     "10%-blind-undefended": {**_panel(2, "contraindication-blind"), **_NOTHING},
 }
 HELDOUT_SCENARIOS_KEY = "heldout_scenarios"
-SEQUENTIAL = {"panel": {"concurrency": 1}}
 
 
-def merged(base: dict, extra: dict) -> dict:
-    """`base` with `extra` laid over it, nested sections merged key by key."""
-    out = dict(base)
-    for key, value in extra.items():
-        out[key] = (
-            merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-        )
-    return out
-
-
-def wilson(rate: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion observed as `rate` over `n` trials."""
-    if n == 0:
-        return (math.nan, math.nan)
-    centre = (rate + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (centre - half, centre + half)
-
-
-def run_variant(name: str, overrides: dict, work: Path, seed: int, shared_key: bool = False) -> dict:
-    """One pipeline run in `work/name`. `shared_key`: every variant pseudonymises with one
-    de-identification key (synthetic patients only), not a fresh key per home, so patients and
-    clinicians get the same pseudonyms, and so the same reward-model evaluation split, in every run."""
-    home = work / name
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "config.json"
-    config.write_text(json.dumps(overrides))
-    env = {**os.environ, "CLINRLHF_HOME": str(home)}
-    env.pop("MLFLOW_TRACKING_URI", None)  # each variant's own store under its home
-    if shared_key:
-        env["CLINRLHF_DEID_KEY"] = f"poisoning-loop-synthetic-only-{seed}"
-    started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "clinrlhf", "pipeline", "--config", str(config), "--seed", str(seed)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    (home / "console.log").write_text(done.stdout + done.stderr)
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise SystemExit(f"variant {name} failed (exit {done.returncode}): {tail[0]}")
-    summary = json.loads(done.stdout[done.stdout.index("{") :])
-    return {"summary": summary, "seconds": time.monotonic() - started, "quality": _quality(home)}
+def shared_key(seed: int) -> str:
+    """The one de-identification key of paired (`--sequential`) runs: synthetic patients only."""
+    return f"poisoning-loop-synthetic-only-{seed}"
 
 
 def _quality(home: Path) -> dict:
@@ -125,8 +82,8 @@ def _quality(home: Path) -> dict:
     return {"quarantined": quality.get("quarantined", [])}
 
 
-def figures(result: dict, n: int) -> dict:
-    after, before = result["summary"]["after"], result["summary"]["before"]
+def figures(run: PipelineRun, n: int) -> dict:
+    after, before = run.summary["after"], run.summary["before"]
     return {
         "concordance": after["concordance"],
         "concordance_95ci": wilson(after["concordance"], n),
@@ -134,24 +91,11 @@ def figures(result: dict, n: int) -> dict:
         "unsafe_rate_95ci": wilson(after["unsafe_rate"], n),
         "sft_concordance": before["concordance"],
         "sft_unsafe_rate": before["unsafe_rate"],
-        "kl": result["summary"]["kl"],
-        "epsilon": result["summary"]["epsilon"],
-        "seconds": round(result["seconds"]),
-        **result["quality"],
+        "kl": run.summary["kl"],
+        "epsilon": run.summary["epsilon"],
+        "seconds": round(run.seconds),
+        **_quality(run.home),
     }
-
-
-def heldout_scenarios(seed: int) -> int:
-    """How many held-out (patient, problem) scenarios the pipeline evaluates on, for the intervals."""
-    from datetime import date
-
-    from clinrlhf.pipeline.cohorts import make_cohorts, scenarios
-    from clinrlhf.pipeline.config import PipelineConfig
-    from clinrlhf.world.world import load_world
-
-    config = PipelineConfig()
-    sizes = (10, 10, config.heldout_patients)  # only the held-out cohort's size matters here
-    return len(scenarios(make_cohorts(load_world(), sizes, seed, date.today()).heldout))
 
 
 def main() -> None:
@@ -183,7 +127,8 @@ def main() -> None:
     for name in chosen:
         print(f"{name}: running the pipeline …", file=sys.stderr, flush=True)
         overrides = merged(VARIANTS[name], SEQUENTIAL) if args.sequential else VARIANTS[name]
-        run = run_variant(name, overrides, args.work, args.seed, shared_key=args.sequential)
+        key = shared_key(args.seed) if args.sequential else None
+        run = run_pipeline(name, overrides, args.work, args.seed, shared_key=key)
         report[name] = figures(run, n)
         print(f"{name}: {json.dumps(report[name])}", file=sys.stderr, flush=True)
     if "clean" in report:

@@ -12,7 +12,7 @@ import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 # Modules with no command line of their own: imported by the scripts, or served by uvicorn.
-LIBRARIES = {"deid_notes.py", "feedback_bare.py", "feedback_load.py"}
+LIBRARIES = {"deid_notes.py", "feedback_bare.py", "feedback_load.py", "pipeline_runs.py"}
 SCRIPTS = sorted(p for p in BENCHMARKS.glob("*.py") if p.name not in LIBRARIES)
 
 

@@ -1,0 +1,91 @@
+"""Whole-pipeline runs for the benchmarks that compare loop variants (poisoning_loop.py, fairness.py
+loop): one real `clinrlhf pipeline` per variant in its own CLINRLHF_HOME, the figures read back from
+its summary.
+
+Paired runs: with `SEQUENTIAL` laid over a variant the panel posts one patient at a time, and with a
+shared de-identification key every variant gets the same pseudonyms (so the same reward-model
+evaluation split); two runs then differ only in what their configs change. Without them the panel
+posts concurrently and the feedback's order, hence the snapshot, differs from run to run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+SEQUENTIAL = {"panel": {"concurrency": 1}}
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    home: Path
+    summary: dict
+    """The pipeline's stdout summary (CONTRACT: before, after, kl, epsilon, ...)."""
+    seconds: float
+
+
+def merged(base: dict, extra: dict) -> dict:
+    """`base` with `extra` laid over it, nested sections merged key by key."""
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = (
+            merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
+    return out
+
+
+def wilson(rate: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion observed as `rate` over `n` trials."""
+    if n == 0:
+        return (math.nan, math.nan)
+    centre = (rate + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (centre - half, centre + half)
+
+
+def run_pipeline(
+    name: str, overrides: dict, work: Path, seed: int, shared_key: str | None = None
+) -> PipelineRun:
+    """One pipeline run in `work/name` with `overrides` as its config file. `shared_key`: the
+    de-identification key every variant uses (synthetic patients only) instead of a fresh key per
+    home. The console output goes to `work/name/console.log`; a failed run exits with its last line."""
+    home = work / name
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "config.json"
+    config.write_text(json.dumps(overrides))
+    env = {**os.environ, "CLINRLHF_HOME": str(home)}
+    env.pop("MLFLOW_TRACKING_URI", None)  # each variant's own store under its home
+    if shared_key:
+        env["CLINRLHF_DEID_KEY"] = shared_key
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "clinrlhf", "pipeline", "--config", str(config), "--seed", str(seed)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    (home / "console.log").write_text(done.stdout + done.stderr)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise SystemExit(f"variant {name} failed (exit {done.returncode}): {tail[0]}")
+    summary = json.loads(done.stdout[done.stdout.index("{") :])
+    return PipelineRun(home, summary, time.monotonic() - started)
+
+
+def heldout_scenarios(seed: int) -> int:
+    """How many held-out (patient, problem) scenarios the pipeline evaluates on, for the intervals."""
+    from clinrlhf.pipeline.cohorts import make_cohorts, scenarios
+    from clinrlhf.pipeline.config import PipelineConfig
+    from clinrlhf.world.world import load_world
+
+    config = PipelineConfig()
+    sizes = (10, 10, config.heldout_patients)  # only the held-out cohort's size matters here
+    return len(scenarios(make_cohorts(load_world(), sizes, seed, date.today()).heldout))
