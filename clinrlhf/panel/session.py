@@ -203,8 +203,6 @@ class PanelRun:
         steering = self.config.steering
         if steering is None:
             return list(range(len(patients)))
-        if isinstance(steering, dict):  # a JSON pipeline config gives the nested setting as a dict
-            steering = SteeringConfig(**steering)
         groups = [subgroup_of(p.facts).get(steering.attribute, "unknown") for p in patients]
         return steered_order(groups, steering, random.Random(self.config.seed))
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import cast
 
 from clinrlhf.feedback.screening import ScreeningConfig
+from clinrlhf.feedback.steering import SteeringConfig
 from clinrlhf.panel.session import PanelConfig
 from clinrlhf.policy.lora_config import LoRAConfig
 from clinrlhf.policy.model import PolicyConfig
@@ -42,7 +43,8 @@ class PipelineConfig:
 
 
 # Sections that are off (None) by default: a JSON object switches them on with these defaults.
-_OPTIONAL_SECTIONS: dict[str, type] = {"lora": LoRAConfig}
+# Converting them here, not where they are used, refuses a misspelt key at load time, by name.
+_OPTIONAL_SECTIONS: dict[str, type] = {"lora": LoRAConfig, "steering": SteeringConfig}
 
 
 def _merge(obj: object, overrides: dict, where: str) -> object:
