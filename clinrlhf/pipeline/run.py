@@ -83,11 +83,61 @@ def _deid_batch_report(settings: Settings, cohorts: Cohorts, today: date) -> Dei
 def _write_report(
     client: MlflowClient, store: sessionmaker[Session], folder: Path, run_id: str, tracking_uri: str
 ) -> ReportFiles:
-    """HTML and PDF from what MLflow and the audit trail hold; HTML alone where Pango is missing."""
+    """HTML and PDF from what MLflow and the audit trail hold (HTML alone where Pango is missing),
+    kept as artifacts of the run they describe."""
     try:
-        return report_for_run(client, run_id, tracking_uri, folder, sessions=store, pdf=True)
+        files = report_for_run(client, run_id, tracking_uri, folder, sessions=store, pdf=True)
     except PdfUnavailableError:
-        return report_for_run(client, run_id, tracking_uri, folder, sessions=store)
+        files = report_for_run(client, run_id, tracking_uri, folder, sessions=store)
+    for written in (files.pdf, files.html):
+        if written:
+            mlflow.log_artifact(str(written), artifact_path="report")
+    return files
+
+
+def screened_judgments(
+    store: sessionmaker[Session], world: World, home: Path, config: PipelineConfig
+) -> list[Judgment]:
+    """The snapshot the reward model may train on, screened twice. Outlier raters are quarantined
+    (audit events) and every quarantined clinician's judgments left out until a person releases them
+    (`clinrlhf quarantine`), one source only; then patients whose (age band, sex) few others share
+    are left out (the rule file's minK). Both reports go to MLflow."""
+    screened, quality = screen_snapshot(
+        store,
+        load_judgments(store, world),
+        actor="clinrlhf-pipeline",
+        reasons=home / REASONS_FILE,
+        config=config.screening,
+        grade=partial(rubric.grade, world),  # the guideline, for its check of safety-critical choices
+    )
+    mlflow.log_dict(quality, "feedback/quality.json")
+    mlflow.set_tag("clinrlhf.feedback_source", ",".join(quality["sources"]))
+    min_k = int(default_rules().parameters.get("kAnonymity", {}).get("minK", 1))
+    judgments, k_anonymity = suppress_rare_patients(screened, min_k)
+    mlflow.log_dict(k_anonymity, "deid/k_anonymity.json")
+    return judgments
+
+
+def _feedback_facts(
+    stats: PanelStats, config: PipelineConfig, judgments: list[Judgment], pairs: list[Any]
+) -> dict[str, int]:
+    """What the report says of the feedback: counts only."""
+    return {
+        "cards judged": stats.cards,
+        "CDS feedback entries": stats.feedback,
+        "reviews": stats.reviews,
+        "clinicians on the panel": config.panel.clinicians,
+        "judgments in snapshot": len(judgments),
+        "preference pairs": len(pairs),
+        "HTTP errors": len(stats.errors),
+    }
+
+
+def _eval_summary(evals: dict[str, Any]) -> dict[str, dict[str, float]]:
+    return {
+        name: {"concordance": evals[name].concordance, "unsafe_rate": evals[name].unsafe_rate}
+        for name in ("before", "after")
+    }
 
 
 def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter) -> dict[str, Any]:
@@ -118,24 +168,9 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
             reporter.callback("supervised policy"),
         )
         panel_stats = collect_feedback(settings, world, cohorts, out / "sft", config, reporter)
-        # Patients whose (age band, sex) few others share are left out of training (rule file minK).
-        min_k = int(default_rules().parameters.get("kAnonymity", {}).get("minK", 1))
-        # Outlier raters are quarantined (audit events) and every quarantined clinician's judgments
-        # left out until a person releases them (`clinrlhf quarantine`); one source only.
         # One store for the rest of the run: each open runs the schema migrations again.
         store = open_store(settings.resolved_database_url)
-        screened, quality = screen_snapshot(
-            store,
-            load_judgments(store, world),
-            actor="clinrlhf-pipeline",
-            reasons=home / REASONS_FILE,
-            config=config.screening,
-            grade=partial(rubric.grade, world),  # the guideline, for its check of safety-critical choices
-        )
-        mlflow.log_dict(quality, "feedback/quality.json")
-        mlflow.set_tag("clinrlhf.feedback_source", ",".join(quality["sources"]))
-        judgments, k_anonymity = suppress_rare_patients(screened, min_k)
-        mlflow.log_dict(k_anonymity, "deid/k_anonymity.json")
+        judgments = screened_judgments(store, world, home, config)
         snapshot = stages.save_snapshot(judgments, home / "snapshots")
         reward, pairs, reward_run = stages.reward_stage(
             world,
@@ -174,30 +209,14 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
         set_latest_aligned(home, out / "policy")
         client = MlflowClient()
         version = register_policy(client, parent.info.run_id, out / "policy")
-        feedback = {
-            "cards judged": panel_stats.cards,
-            "CDS feedback entries": panel_stats.feedback,
-            "reviews": panel_stats.reviews,
-            "clinicians on the panel": config.panel.clinicians,
-            "judgments in snapshot": len(judgments),
-            "preference pairs": len(pairs),
-            "HTTP errors": len(panel_stats.errors),
-        }
+        feedback = _feedback_facts(panel_stats, config, judgments, pairs)
         deid = _deid_batch_report(settings, cohorts, today)
         mlflow.log_dict(deid.to_dict(), "deid/report.json")
         log_report_facts(f"{world.name} {world.version}", deid.by_identifier, feedback)
         files = _write_report(client, store, home / "reports", parent.info.run_id, tracking_uri)
-        report = files.html
-        if files.pdf:
-            mlflow.log_artifact(str(files.pdf), artifact_path="report")
-        mlflow.log_artifact(str(report), artifact_path="report")
         seconds = time.monotonic() - started
         summary = {
-            "before": {
-                "concordance": evals["before"].concordance,
-                "unsafe_rate": evals["before"].unsafe_rate,
-            },
-            "after": {"concordance": evals["after"].concordance, "unsafe_rate": evals["after"].unsafe_rate},
+            **_eval_summary(evals),
             "kl": ppo.final_kl,
             "kl_target": config.ppo.kl_target,
             "epsilon": reward.epsilon,
@@ -206,7 +225,7 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
             "mlflow_run_id": parent.info.run_id,
             "mlflow_tracking_uri": tracking_uri,
             "policy_dir": str(out / "policy"),
-            "report": str(report),
+            "report": str(files.html),
             "report_pdf": str(files.pdf) if files.pdf else None,
             "model_version": version.version,
             "seconds": seconds,
