@@ -85,21 +85,38 @@ def _training(ev: Evidence) -> Section:
     )
 
 
+# How the eval run groups patients (clinrlhf.eval.evaluate.subgroup_of), by attribute name.
+_FACTORS = {
+    "sex": "sex",
+    "age_band": "age band (20-year bands, 90+)",
+    "race": "race (US Core, OMB categories)",
+    "ethnicity": "ethnicity (US Core, OMB categories)",
+}
+
+
+def _factors(ev: Evidence) -> Section:
+    """The groups the eval run actually logged, so the card never claims an audit that did not run."""
+    logged = ev.rates["after"].subgroups
+    evaluated = [label for name, label in _FACTORS.items() if name in logged]
+    missing = [name.replace("_", " ") for name in _FACTORS if name not in logged]
+    return Section(
+        "Factors",
+        [
+            ("Groups evaluated", "; ".join(evaluated) or "none logged"),
+            (
+                "Not evaluated",
+                ", ".join([*missing, "language and social determinants"]) + ": not in the records evaluated",
+            ),
+        ],
+    )
+
+
 def model_card(ev: Evidence) -> list[Section]:
     after = ev.rates["after"].overall
     return [
         _details(ev),
         Section("Intended use", [("Primary use", INTENDED_USE), ("Out of scope", OUT_OF_SCOPE)]),
-        Section(
-            "Factors",
-            [
-                ("Groups evaluated", "sex; age band (20-year bands, 90+)"),
-                (
-                    "Not evaluated",
-                    "race, ethnicity, language and social determinants: not in the synthetic world",
-                ),
-            ],
-        ),
+        _factors(ev),
         Section(
             "Metrics",
             [
