@@ -4,7 +4,7 @@ who gets judged.
     OMP_NUM_THREADS=1 python benchmarks/fairness.py audit --home $CLINRLHF_HOME --out fairness_audit.json
     OMP_NUM_THREADS=1 python benchmarks/fairness.py steering --out fairness_steering.json
     OMP_NUM_THREADS=1 python benchmarks/fairness.py steering --attribute age_band --patients 300 --floor 0.15
-    OMP_NUM_THREADS=1 python benchmarks/fairness.py loop --work /tmp/fairness --out fairness_loop.json  # ~30 min
+    OMP_NUM_THREADS=1 python benchmarks/fairness.py loop --work /tmp/fairness --out fairness_loop.json  # ~15 min
 
 audit (reads a finished run, trains and writes nothing in the home)
   Given a CLINRLHF_HOME where `clinrlhf quickstart` or `clinrlhf pipeline` has finished, it opens the
@@ -54,7 +54,7 @@ steering (no server, no training: a few seconds)
   (that needs pipeline runs with PanelConfig.steering set), judgments per patient (steered_order
   assumes one judged card per patient), or rater behaviour.
 
-loop (two real pipeline runs, ~15 min each)
+loop (two real pipeline runs, ~8 min each at the default budget)
   What steering does to the aligned policy, which `steering` cannot say. Two `clinrlhf pipeline` runs
   (benchmarks/pipeline_runs.py), each in its own home under --work, with the same budget of N
   feedback patients (default: half the cohort) and everything else the quickstart's:
@@ -592,7 +592,7 @@ def loop(
     sent = loop_sent(groups, budget, config.panel.seed)
     arms = {}
     for arm, overrides in loop_overrides(attribute, budget).items():
-        print(f"{arm}: running the pipeline (~15 min) …", file=sys.stderr, flush=True)
+        print(f"{arm}: running the pipeline (~8 min) …", file=sys.stderr, flush=True)
         run = run_pipeline(arm, overrides, work, seed, shared_key=f"fairness-loop-synthetic-only-{seed}")
         arms[arm] = {
             "seconds": round(run.seconds),
@@ -758,7 +758,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="steering's effect on the aligned policy: two paired pipeline runs, unsteered and steered",
         description="Run the pipeline twice with the same budget of N feedback patients, unsteered (the "
         "cohort's first N) and steered to equal shares of ATTRIBUTE, paired (one patient at a time, one "
-        "de-identification key), and compare the aligned policies' subgroup figures and gaps. ~30 min.",
+        "de-identification key), and compare the aligned policies' subgroup figures and gaps. ~15 min.",
     )
     lp.add_argument("--work", type=Path, required=True, help="one CLINRLHF_HOME per arm under here")
     lp.add_argument(
