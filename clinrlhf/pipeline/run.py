@@ -185,6 +185,7 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
             ledger_file=settings.resolved_home / LEDGER_FILE,
             budget_epsilon=settings.privacy_budget_epsilon,
         )
+        stages.save_reward(reward, tokenizer, out / "reward", reward_run)
         prompts = sorted({j.prompt for j in judgments})
         ppo, ppo_run = stages.ppo_stage(
             world,

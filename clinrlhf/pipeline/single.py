@@ -22,14 +22,12 @@ from clinrlhf.pipeline.cohorts import make_cohorts, practice_examples
 from clinrlhf.pipeline.config import PipelineConfig
 from clinrlhf.pipeline.run import Reporter
 from clinrlhf.policy import load_policy
-from clinrlhf.reward.io import load_reward_model, save_reward_model
+from clinrlhf.reward.io import load_reward_model
 from clinrlhf.reward.ledger import LEDGER_FILE
 from clinrlhf.reward.raters import with_rater_accuracies
 from clinrlhf.settings import load_settings
 from clinrlhf.world.world import load_world
 from privacy.deid import config_sha256
-
-REWARD_RUN_ID = "mlflow.run_id"  # key, in the reward folder's metadata, of the run that trained it
 
 
 class StageInputError(ValueError):
@@ -91,8 +89,7 @@ def train_reward_stage(
         ledger_file=settings.resolved_home / LEDGER_FILE,
         budget_epsilon=settings.privacy_budget_epsilon,
     )
-    metadata = result.params | {REWARD_RUN_ID: run.run_id, "clinrlhf.dataset_sha256": digest}
-    save_reward_model(result.model, tokenizer, out, metadata)
+    stages.save_reward(result, tokenizer, out, run)
     return {
         "stage": "reward",
         "mlflow_run_id": run.run_id,
@@ -112,7 +109,7 @@ def train_ppo_stage(
     configure_mlflow(settings)
     policy, tokenizer = load_policy(policy_dir)
     reward_model, _, metadata = load_reward_model(reward_dir)
-    reward_run = stages.Trained(metadata.get(REWARD_RUN_ID, "unknown"), digest)
+    reward_run = stages.Trained(metadata.get(stages.REWARD_RUN_ID, "unknown"), digest)
     prompts = sorted({j.prompt for j in judgments})
     result, run = stages.ppo_stage(
         world,

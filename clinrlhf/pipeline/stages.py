@@ -34,6 +34,7 @@ from clinrlhf.reward.evaluate import (
     split_by_patient,
     utility_agreement,
 )
+from clinrlhf.reward.io import save_reward_model
 from clinrlhf.reward.ledger import Budget, PrivacyLedger
 from clinrlhf.reward.model import ScalarHeadModel
 from clinrlhf.reward.pairs import PreferencePair, pairs_from_judgments
@@ -51,6 +52,21 @@ Progress = Callable[[int, int], None]
 class Trained:
     run_id: str
     dataset_sha256: str
+
+
+REWARD_RUN_ID = "mlflow.run_id"  # key, in the reward folder's metadata, of the run that trained it
+
+
+def save_reward(
+    result: RewardResult, tokenizer: PreTrainedTokenizerBase, out: Path, trained: Trained
+) -> Path:
+    """The reward model's folder, which `clinrlhf train ppo --reward` reads: weights (released under
+    the DP guarantee, so safe to keep), tokenizer, DP parameters, and the run and snapshot it came from."""
+    metadata = result.params | {
+        REWARD_RUN_ID: trained.run_id,
+        "clinrlhf.dataset_sha256": trained.dataset_sha256,
+    }
+    return save_reward_model(result.model, tokenizer, out, metadata)
 
 
 def sft_stage(

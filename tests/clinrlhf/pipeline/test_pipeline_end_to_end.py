@@ -199,3 +199,28 @@ def test_no_patient_identifier_leaks(run):
     blobs = [p.read_bytes() for p in files]
     leaked = [n for n in needles if any(n.encode() in blob for blob in blobs)]
     assert not leaked, f"{len(leaked)} identifiers found in CLINRLHF_HOME or the logs"
+
+
+def test_ppo_reruns_against_the_pipelines_reward_model(run, tmp_path):
+    """The pipeline keeps its DP reward model, so PPO can be trained again against the very same one."""
+    home, summary = run
+    client = MlflowClient(summary["mlflow_tracking_uri"])
+    parent = client.get_run(summary["mlflow_run_id"])
+    reward_run = client.search_runs([parent.info.experiment_id], "tags.`clinrlhf.stage` = 'reward'")[0]
+    folder = Path(summary["policy_dir"]).parent
+    metadata = json.loads((folder / "reward" / "reward.json").read_text())
+    assert metadata["mlflow.run_id"] == reward_run.info.run_id
+    assert metadata["clinrlhf.dataset_sha256"] == reward_run.data.tags["clinrlhf.dataset_sha256"]
+    config = tmp_path / "rerun.json"
+    config.write_text(json.dumps({"ppo": {"steps": 2, "batch_size": 8, "final_kl_samples": 8}}))
+    snapshot = home / "snapshots" / f"{metadata['clinrlhf.dataset_sha256']}.ndjson"
+    args = ["train", "ppo", "--out", str(tmp_path / "policy"), "--config", str(config)]
+    args += ["--policy", str(folder / "sft"), "--snapshot", str(snapshot), "--reward", str(folder / "reward")]
+    env = {**os.environ, "CLINRLHF_HOME": str(home)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "clinrlhf", *args], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rerun = client.get_run(json.loads(done.stdout)["mlflow_run_id"])
+    assert rerun.data.tags["clinrlhf.reward_run_id"] == reward_run.info.run_id
