@@ -41,8 +41,9 @@ class PrivacyGuarantee:
             f"to adding or removing {_UNIT_WORDS[self.unit]}: DP-SGD with Poisson sampling "
             f"(rate {self.sample_rate:.4g}), per-{self.unit} gradient clipping and Gaussian noise "
             f"(multiplier {self.noise_multiplier:.3g}) over {self.steps} steps, accounted with the "
-            f"{self.accountant.upper()} accountant. It holds for everything derived from the model, "
-            f"but not for data used outside training (e.g. held-out evaluation sets)."
+            f"{self.accountant.upper()} accountant. It holds for everything derived from the model "
+            "alone, but not for data used outside its training: held-out evaluation sets, and the "
+            "prompts a policy is aligned on, which PPO reads in the clear (de-identified, not DP)."
         )
         if self.max_pairs_per_unit is not None:
             text += (

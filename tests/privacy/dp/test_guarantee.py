@@ -18,6 +18,8 @@ def test_description_states_the_numbers_the_unit_and_the_accountant() -> None:
     assert "adding or removing one preference pair" in text
     assert "PRV" in text and "188 steps" in text and "0.565" in text
     assert "protected only as a group" in text  # a patient behind many pairs is not one pair
+    # The policy is aligned on prompts read outside the mechanism: the statement must not claim it.
+    assert "prompts a policy is aligned on, which PPO reads in the clear" in text
 
 
 def test_description_names_the_clinician_unit() -> None:
