@@ -21,6 +21,7 @@ from clinrlhf.lineage.evidence import Evidence, when
 from clinrlhf.lineage.hti1 import source_attributes
 from clinrlhf.lineage.ledger import total_epsilon
 from clinrlhf.lineage.modelcard import model_card
+from clinrlhf.lineage.runs import PPO_PROMPT_SOURCE
 from clinrlhf.store import read_snapshot
 
 
@@ -245,8 +246,25 @@ def fairness_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in rows if r["attribute"] in AUDITED_ATTRIBUTES]
 
 
+def policy_privacy(prompt_source: str) -> str:
+    """Whether the reward model's guarantee reaches the aligned policy: it does only when PPO's
+    prompts were not the feedback's own (clinrlhf.pipeline.prompts)."""
+    if prompt_source == "history":
+        return (
+            "PPO was run on historical-practice prompts, so the feedback reached the aligned policy only "
+            "through this model: the policy carries the same guarantee."
+        )
+    return (
+        "PPO was run on the feedback snapshot's prompts, read in the clear: the aligned policy carries "
+        "this guarantee for what the clinicians chose, not for which de-identified patient descriptions "
+        "the snapshot holds."
+    )
+
+
 def _privacy(ev: Evidence) -> dict[str, Any]:
     statement = ev.guarantee.describe() if ev.guarantee else "Trained WITHOUT differential privacy."
+    if ev.guarantee:
+        statement += " " + policy_privacy(ev.tag("ppo", PPO_PROMPT_SOURCE, "feedback"))
     return {
         "statement": statement,
         "params": ev.dp_params | {"dp.epsilon": f"{ev.epsilon:.3f}"},

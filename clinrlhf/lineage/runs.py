@@ -16,6 +16,8 @@ from clinrlhf.settings import Settings
 
 EXPERIMENT = "clinrlhf"
 STAGES = ("sft", "reward", "ppo", "eval", "pipeline")
+# On the PPO run: where its prompts came from (clinrlhf.pipeline.prompts), for the privacy statement.
+PPO_PROMPT_SOURCE = "clinrlhf.ppo_prompt_source"
 
 
 @cache

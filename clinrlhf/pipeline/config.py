@@ -10,6 +10,7 @@ from typing import cast
 from clinrlhf.feedback.screening import ScreeningConfig
 from clinrlhf.feedback.steering import SteeringConfig
 from clinrlhf.panel.session import PanelConfig
+from clinrlhf.pipeline.prompts import PROMPT_SOURCES
 from clinrlhf.policy.lora_config import LoRAConfig
 from clinrlhf.policy.model import PolicyConfig
 from clinrlhf.ppo.config import PPOConfig
@@ -37,9 +38,19 @@ class PipelineConfig:
     """Reward training; in the loop each clinician's labels are weighted by their Dawid–Skene
     accuracy on the judgments trained on (RewardConfig.rater_weighting; "none" turns it off)."""
     ppo: PPOConfig = field(default_factory=PPOConfig)
+    ppo_prompts: str = "feedback"
+    """Where PPO's prompts come from: "feedback" (the snapshot's, read in the clear) or "history"
+    (the historical-practice corpus the supervised policy trained on, so the feedback reaches the
+    policy only through the DP reward model; clinrlhf.pipeline.prompts)."""
     lora: LoRAConfig | None = None
     """LoRA adapters for PPO, e.g. {"rank": 16}: only they train, and the reference is the same base
     with them switched off (clinrlhf.policy.lora). None trains every weight of the policy."""
+
+    def __post_init__(self) -> None:
+        if self.ppo_prompts not in PROMPT_SOURCES:
+            raise ValueError(
+                f"ppo_prompts must be one of {', '.join(PROMPT_SOURCES)}, not {self.ppo_prompts!r}"
+            )
 
 
 # Sections that are off (None) by default: a JSON object switches them on with these defaults.

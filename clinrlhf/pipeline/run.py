@@ -31,6 +31,7 @@ from clinrlhf.panel.session import PanelRun, PanelStats
 from clinrlhf.pipeline import stages
 from clinrlhf.pipeline.cohorts import Cohorts, make_cohorts, practice_examples, scenarios
 from clinrlhf.pipeline.config import PipelineConfig
+from clinrlhf.pipeline.prompts import ppo_prompts
 from clinrlhf.pipeline.server import running_server
 from clinrlhf.policy.registry import set_latest_aligned
 from clinrlhf.reward.ledger import LEDGER_FILE
@@ -186,7 +187,7 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
             budget_epsilon=settings.privacy_budget_epsilon,
         )
         stages.save_reward(reward, tokenizer, out / "reward", reward_run)
-        prompts = sorted({j.prompt for j in judgments})
+        prompts = ppo_prompts(config.ppo_prompts, judgments, examples)
         ppo, ppo_run = stages.ppo_stage(
             world,
             sft_model,
@@ -199,6 +200,7 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
             out / "policy",
             reporter.callback("KL-constrained PPO"),
             lora=config.lora,
+            prompt_source=config.ppo_prompts,
         )
         evals, eval_run = stages.eval_stage(
             world,

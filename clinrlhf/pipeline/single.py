@@ -20,13 +20,14 @@ from clinrlhf.lineage.runs import configure_mlflow
 from clinrlhf.pipeline import stages
 from clinrlhf.pipeline.cohorts import make_cohorts, practice_examples
 from clinrlhf.pipeline.config import PipelineConfig
+from clinrlhf.pipeline.prompts import ppo_prompts
 from clinrlhf.pipeline.run import Reporter
 from clinrlhf.policy import load_policy
 from clinrlhf.reward.io import load_reward_model
 from clinrlhf.reward.ledger import LEDGER_FILE
 from clinrlhf.reward.raters import with_rater_accuracies
-from clinrlhf.settings import load_settings
-from clinrlhf.world.world import load_world
+from clinrlhf.settings import Settings, load_settings
+from clinrlhf.world.world import World, load_world
 from privacy.deid import config_sha256
 
 
@@ -46,12 +47,18 @@ def read_snapshot(path: Path) -> tuple[list[Judgment], str]:
     return judgments, hashlib.sha256(raw).hexdigest()
 
 
+def history_examples(settings: Settings, world: World, config: PipelineConfig) -> list[tuple[str, str]]:
+    """The historical-practice corpus, as the pipeline builds it from the config's seed."""
+    today = date.today()
+    cohorts = make_cohorts(world, (config.history_patients, 0, 0), config.seed, today)
+    return practice_examples(world, cohorts.history, settings.deid_secret, today, config.seed)
+
+
 def train_sft_stage(out: Path, config: PipelineConfig, reporter: Reporter) -> dict[str, Any]:
-    settings, world, today = load_settings(), load_world(), date.today()
+    settings, world = load_settings(), load_world()
     torch.set_num_threads(1)  # see clinrlhf.pipeline.run: one thread is faster for models this small
     configure_mlflow(settings)
-    cohorts = make_cohorts(world, (config.history_patients, 0, 0), config.seed, today)
-    examples = practice_examples(world, cohorts.history, settings.deid_secret, today, config.seed)
+    examples = history_examples(settings, world, config)
     _, _, run = stages.sft_stage(
         world,
         examples,
@@ -110,7 +117,8 @@ def train_ppo_stage(
     policy, tokenizer = load_policy(policy_dir)
     reward_model, _, metadata = load_reward_model(reward_dir)
     reward_run = stages.Trained(metadata.get(stages.REWARD_RUN_ID, "unknown"), digest)
-    prompts = sorted({j.prompt for j in judgments})
+    history = history_examples(settings, world, config) if config.ppo_prompts == "history" else []
+    prompts = ppo_prompts(config.ppo_prompts, judgments, history)
     result, run = stages.ppo_stage(
         world,
         policy,
@@ -123,6 +131,7 @@ def train_ppo_stage(
         out,
         reporter.callback("KL-constrained PPO"),
         lora=config.lora,
+        prompt_source=config.ppo_prompts,
     )
     return {
         "stage": "ppo",

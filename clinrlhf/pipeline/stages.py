@@ -17,7 +17,7 @@ from clinrlhf.eval.bootstrap import interval_metrics, outcome_intervals
 from clinrlhf.eval.evaluate import Evaluation, Scenario, evaluate_policy, subgroup_of
 from clinrlhf.feedback import Judgment, snapshot_sha256, to_ndjson
 from clinrlhf.lineage.datasets import log_examples_dataset, log_snapshot_dataset
-from clinrlhf.lineage.runs import lineage_tags, stage_run
+from clinrlhf.lineage.runs import PPO_PROMPT_SOURCE, lineage_tags, stage_run
 from clinrlhf.lineage.tracker import MLflowTracker
 from clinrlhf.pipeline.cohorts import examples_sha256
 from clinrlhf.pipeline.policy_reward import prescription_reward
@@ -171,11 +171,11 @@ def ppo_stage(
     out: Path,
     progress: Progress,
     lora: LoRAConfig | None = None,
+    prompt_source: str = "feedback",
 ) -> tuple[PPOResult, Trained]:
     digest = reward_run.dataset_sha256
-    with stage_run(
-        "ppo", lineage=lineage_tags(digest, deid_sha), tags={"clinrlhf.reward_run_id": reward_run.run_id}
-    ) as run:
+    tags = {"clinrlhf.reward_run_id": reward_run.run_id, PPO_PROMPT_SOURCE: prompt_source}
+    with stage_run("ppo", lineage=lineage_tags(digest, deid_sha), tags=tags) as run:
         policy, reference = policy_and_reference(sft_model, lora)
         value_model = copy.deepcopy(reward)
         reward_fn = prescription_reward(world, reward, tokenizer)

@@ -201,18 +201,25 @@ def test_no_patient_identifier_leaks(run):
     assert not leaked, f"{len(leaked)} identifiers found in CLINRLHF_HOME or the logs"
 
 
-def test_ppo_reruns_against_the_pipelines_reward_model(run, tmp_path):
-    """The pipeline keeps its DP reward model, so PPO can be trained again against the very same one."""
+def test_ppo_reruns_against_the_pipelines_reward_model_on_history_prompts(run, tmp_path):
+    """The pipeline keeps its DP reward model, so PPO can be trained again against the very same one;
+    with `ppo_prompts: history` it samples the practice corpus, not the snapshot's prompts."""
     home, summary = run
     client = MlflowClient(summary["mlflow_tracking_uri"])
     parent = client.get_run(summary["mlflow_run_id"])
-    reward_run = client.search_runs([parent.info.experiment_id], "tags.`clinrlhf.stage` = 'reward'")[0]
+    runs = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    stages = {r.data.tags["clinrlhf.stage"]: r for r in runs}
+    reward_run, pipeline_ppo = stages["reward"], stages["ppo"]
+    assert pipeline_ppo.data.tags["clinrlhf.ppo_prompt_source"] == "feedback"  # the default
     folder = Path(summary["policy_dir"]).parent
     metadata = json.loads((folder / "reward" / "reward.json").read_text())
     assert metadata["mlflow.run_id"] == reward_run.info.run_id
     assert metadata["clinrlhf.dataset_sha256"] == reward_run.data.tags["clinrlhf.dataset_sha256"]
     config = tmp_path / "rerun.json"
-    config.write_text(json.dumps({"ppo": {"steps": 2, "batch_size": 8, "final_kl_samples": 8}}))
+    ppo = {"steps": 2, "batch_size": 8, "final_kl_samples": 8}
+    config.write_text(json.dumps({**SMALL, "ppo": ppo, "ppo_prompts": "history"}))
     snapshot = home / "snapshots" / f"{metadata['clinrlhf.dataset_sha256']}.ndjson"
     args = ["train", "ppo", "--out", str(tmp_path / "policy"), "--config", str(config)]
     args += ["--policy", str(folder / "sft"), "--snapshot", str(snapshot), "--reward", str(folder / "reward")]
@@ -224,3 +231,6 @@ def test_ppo_reruns_against_the_pipelines_reward_model(run, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     rerun = client.get_run(json.loads(done.stdout)["mlflow_run_id"])
     assert rerun.data.tags["clinrlhf.reward_run_id"] == reward_run.info.run_id
+    assert rerun.data.tags["clinrlhf.ppo_prompt_source"] == "history"
+    # 900 practice patients against 250 feedback patients: the prompt sets differ in size.
+    assert int(rerun.data.params["ppo.prompts"]) > 2 * int(pipeline_ppo.data.params["ppo.prompts"])
