@@ -19,7 +19,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         '{"target_epsilon": 4.0}, "ppo": {"kl_target": 2.0}}. Prints the summary as JSON.',
     )
     parser.add_argument("--config", type=Path, help="JSON file of overrides")
-    parser.add_argument("--seed", type=int, help="override the seed")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="override the pipeline seed: which patients fall in each cohort, and their past practice",
+    )
     parser.set_defaults(func=run)
 
 

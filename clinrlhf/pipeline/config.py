@@ -27,7 +27,9 @@ class PipelineConfig:
     heldout_patients: int = 800
     """Patients kept for evaluation only."""
     seed: int = 0
-    """Seeds cohorts, practice, panel and every trainer."""
+    """Seeds which patients fall in each cohort and the historical practice (`--seed`). The panel and
+    each trainer keep their own seed (panel.seed, sft.seed, reward.seed, ppo.seed), so two runs that
+    differ only here differ in their patients, not in their training randomness."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
     panel: PanelConfig = field(default_factory=PanelConfig)
