@@ -42,6 +42,33 @@ class Settings(BaseSettings):
         default=None, description="Policy directory to serve; latest aligned if unset."
     )
     token_audience: str = Field(default="clinrlhf", description="`aud` every bearer token must carry.")
+    public_base_url: str | None = Field(
+        default=None,
+        description="The service's public URL (https://host[:port]). CDS clients may put this URL plus the "
+        "endpoint's path in `aud`; it also names the service in redirects. Never read from a request.",
+    )
+    max_token_lifetime_seconds: int = Field(
+        default=24 * 3600, ge=60, description="Longest `exp - iat` a bearer token may have."
+    )
+    fhir_servers: str | None = Field(
+        default=None,
+        description='JSON object {cds_client_id: ["https://ehr.example/fhir", ...]}: the only FHIR '
+        "servers missing prefetch is fetched from, per client (the token's `sub`). None: no fetching.",
+    )
+    fhir_fetch_deadline_seconds: float = Field(
+        default=10.0, gt=0, description="Overall deadline of one request's FHIR fetches, all pages."
+    )
+    fhir_fetches_in_flight: int = Field(
+        default=4, ge=1, description="FHIR fetches one process runs at once; past that, 503 at once."
+    )
+    max_header_bytes: int = Field(
+        default=32_768, ge=1024, description="Largest request line plus headers `clinrlhf serve` accepts."
+    )
+    trusted_proxies: str | None = Field(
+        default=None,
+        description="Comma-separated addresses of TLS-terminating proxies whose X-Forwarded-Proto/-For "
+        "are believed. None: forwarded headers are ignored.",
+    )
     privacy_budget_epsilon: float = Field(
         default=10.0,
         gt=0,

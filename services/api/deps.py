@@ -28,6 +28,7 @@ from clinrlhf.world.world import World
 from privacy.deid import pseudonym
 from services.api.errors import APIError
 from services.api.token_cache import VerifiedTokens, reusable
+from services.cds.fetch import FHIRFetcher
 from services.recommend import PolicyHolder
 from services.web.ratelimit import ReviewLimiter, SharedRateLimiter
 
@@ -47,6 +48,8 @@ class AppState:
     review_limiter: ReviewLimiter = field(init=False)
     # Feedback posts are written in batches by one writer per event loop (group commit).
     feedback_writer: GroupCommit[FeedbackJob, FeedbackCounts] = field(init=False)
+    # Missing prefetch, from allow-listed FHIR servers only, bounded in time and in number.
+    fhir_fetcher: FHIRFetcher = field(init=False)
 
     def __post_init__(self) -> None:
         buckets = DatabaseRateLimiter(
@@ -57,6 +60,7 @@ class AppState:
         )
         self.review_limiter = SharedRateLimiter(buckets)
         self.feedback_writer = feedback_writer(self.sessions.kw["bind"])  # the sessions' engine
+        self.fhir_fetcher = FHIRFetcher(self.settings)
 
 
 async def get_state(request: Request) -> AppState:
@@ -95,11 +99,20 @@ _bearer = HTTPBearer(
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="clinrlhf"'}
 
 
+def audiences_for(request: Request, settings: Settings) -> list[str]:
+    """`aud` values accepted besides `CLINRLHF_TOKEN_AUDIENCE`. CDS Hooks clients put the URL of
+    the endpoint they call in `aud`: that URL is the configured public base URL plus the path,
+    never the request's Host header, which the caller chooses (a token minted for another
+    deployment would pass if it named that deployment's host)."""
+    if not settings.public_base_url:
+        return []
+    return [settings.public_base_url.rstrip("/") + request.url.path]
+
+
 def principal_of(request: Request, state: AppState, token: str) -> Principal:
     """Who holds `token`, verified for this request; APIError 401 otherwise. May block (an
     issuer's keys may need fetching): call it from a thread, as `current_principal` does."""
-    # CDS Hooks clients put the URL of the endpoint they call in `aud`.
-    audiences = [str(request.url.replace(query=None, fragment=None))]
+    audiences = audiences_for(request, state.settings)
     known = state.verified_tokens.get(token, audiences)
     if known is not None:
         return known
@@ -120,7 +133,7 @@ async def authenticate(
     """Who the bearer token in `credentials` names; APIError 401 otherwise."""
     if credentials is None:
         raise APIError(401, "a bearer token is required", headers=_CHALLENGE)
-    audiences = [str(request.url.replace(query=None, fragment=None))]
+    audiences = audiences_for(request, state.settings)
     known = state.verified_tokens.get(credentials.credentials, audiences)
     if known is not None:  # the common case, answered without leaving the event loop
         return known

@@ -21,7 +21,6 @@ from clinrlhf.text.prompt import render_prompt
 from clinrlhf.world.scoring import targets_of
 from services.api.deps import AppState, actor, clinician_pseudonym
 from services.cds.cards import build_card
-from services.cds.fetch import fill_prefetch
 from services.cds.prefetch import bundle_from_prefetch
 from services.cds.schemas import CDSRequest, CDSResponse, FeedbackItem, FeedbackResult
 from services.recommend import SUGGESTIONS_PER_CARD
@@ -45,7 +44,7 @@ def patient_view(
     state: AppState, session: Session, request: CDSRequest, principal: Principal, model_card_url: str
 ) -> CDSResponse:
     """Raises PrefetchError, UnreadableRecordError or PolicyUnavailableError."""
-    bundle = bundle_from_prefetch(fill_prefetch(request))
+    bundle = bundle_from_prefetch(state.fhir_fetcher.fill(request, principal.sub))
     case = deidentify_case(bundle, key=state.deid_key, today=datetime.now(UTC).date())
     del bundle  # from here on only de-identified data exists in this request
     recommender = state.policies.get()
