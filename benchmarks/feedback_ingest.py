@@ -52,7 +52,7 @@ from feedback_load import CLIENTS, Run  # noqa: E402
 
 from clinrlhf.identity import mint_token  # noqa: E402
 from clinrlhf.settings import Settings  # noqa: E402
-from clinrlhf.store import add_card, add_case, deidentify_case, open_store, record_audit, transaction  # noqa: E402
+from clinrlhf.store import add_card, add_case, deidentify_case, deployment_store, record_audit, transaction  # noqa: E402
 from clinrlhf.store.db import make_engine  # noqa: E402
 from clinrlhf.store.models import Feedback  # noqa: E402
 from clinrlhf.world.patients import generate_patients  # noqa: E402
@@ -143,7 +143,7 @@ def seed_cards(settings: Settings, n: int) -> list[tuple[str, str]]:
     world, key = load_world(), settings.deid_secret
     patients = generate_patients(world, n, seed=7, today=TODAY)
     out = []
-    with transaction(open_store(settings.resolved_database_url)) as session:
+    with transaction(deployment_store(settings)) as session:
         for patient in patients:
             case, _ = add_case(session, deidentify_case(patient.bundle, key=key, today=TODAY), source="cds")
             record_audit(session, actor="benchmark", action="C", entity_type="Case", entity_id=case.id)
@@ -243,7 +243,7 @@ def run_service(target: str, url: str | None, args: argparse.Namespace, home: Pa
         run = load(base, pid, token, feedback_bodies(cards), args)
     result = summarise(target, args, run)
     result.acknowledged = run.all_statuses["200"]
-    with open_store(settings.resolved_database_url)() as session:
+    with deployment_store(settings)() as session:
         result.stored = session.scalar(select(func.count()).select_from(Feedback))
     result.audit = audit_verify(env)
     return result

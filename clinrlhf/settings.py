@@ -33,6 +33,15 @@ class Settings(BaseSettings):
         description="In production no secret is ever generated: each must be supplied explicitly.",
     )
     deid_key: SecretStr | None = Field(default=None, description="HMAC key for pseudonyms and date shifts.")
+    audit_key: SecretStr | None = Field(
+        default=None,
+        description="HMAC key of the audit trail's chain; keep it outside the database and the home.",
+    )
+    audit_anchor: Path | None = Field(
+        default=None,
+        description="File where `clinrlhf audit verify` remembers the heads it saw (the witness); put it "
+        "where the database's writers cannot rewrite it. home/audit/witness.json by default.",
+    )
     max_body_bytes: int = Field(default=1_000_000, description="Largest request body the API accepts.")
     jwks_issuers: str | None = Field(
         default=None,
@@ -149,6 +158,14 @@ class Settings(BaseSettings):
     @property
     def deid_secret(self) -> bytes:
         return self.secret("deid_key", self.deid_key)
+
+    @property
+    def audit_secret(self) -> bytes:
+        return self.secret("audit_key", self.audit_key)
+
+    @property
+    def audit_anchor_path(self) -> Path:
+        return self.audit_anchor or self.resolved_home / "audit" / "witness.json"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from clinrlhf.lineage.approval import ApprovalError, approve
     from clinrlhf.lineage.registry import VersionNotFound
     from clinrlhf.lineage.runs import configure_mlflow
-    from clinrlhf.store import open_store
+    from clinrlhf.store import deployment_store
 
     settings = load_settings()
     try:
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         done = approve(
             MlflowClient(),
-            open_store(settings.resolved_database_url),
+            deployment_store(settings),
             args.version,
             principal,
             settings.deid_secret,

@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from clinrlhf.cli import CLIError
 from clinrlhf.settings import load_settings
-from clinrlhf.store import AuditReport, Head, open_store, read_snapshot, verify_audit
+from clinrlhf.store import Anchor, AuditReport, Head, deployment_store, read_snapshot, verify_audit
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,16 +26,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     verify = actions.add_parser(
         "verify",
         help="walk the hash chain; exit 1 naming the first bad entry",
-        description="Walk the audit trail's hash chain and check every stored case, card, feedback entry and "
-        "review against the event that created it. Prints one line: `audit OK: ...` (exit 0), or "
-        "`audit FAILED: ...` naming the first changed, deleted or unaudited entry (exit 1). The head "
-        "seen is remembered in $CLINRLHF_HOME/audit/witness.json, so that events cut from the end of "
-        "the trail are detected by the next verification.",
+        description="Walk the audit trail's keyed hash chain (HMAC under $CLINRLHF_AUDIT_KEY) and check every "
+        "stored case, card, feedback entry and review against the event that created it. Prints one "
+        "line: `audit OK: ...` (exit 0), or `audit FAILED: ...` naming the first changed, deleted or "
+        "unaudited entry (exit 1). Events cut from the end of the trail are caught by the heads "
+        "remembered outside the database: the head every pipeline run records in MLflow, and the "
+        "witness file ($CLINRLHF_AUDIT_ANCHOR, default $CLINRLHF_HOME/audit/witness.json) where each "
+        "verification remembers the head it saw.",
     )
     verify.add_argument(
         "--no-witness",
         action="store_true",
-        help="neither check nor remember the head seen by the last verification",
+        help="neither check nor remember the witness file's head (MLflow's heads are still checked)",
     )
     verify.set_defaults(func=run_verify)
 
@@ -75,15 +77,29 @@ def summary(report: AuditReport) -> str:
     )
 
 
+def _mlflow_anchors() -> list[Anchor]:
+    from mlflow.tracking import MlflowClient
+
+    from clinrlhf.lineage.audit_anchors import mlflow_anchors
+    from clinrlhf.lineage.runs import configure_mlflow
+
+    configure_mlflow(load_settings())
+    try:
+        return mlflow_anchors(MlflowClient())
+    except Exception as err:  # noqa: BLE001 - any store failure is one line, never a traceback
+        raise CLIError(f"cannot read the audit heads recorded in MLflow ({type(err).__name__})") from None
+
+
 def run_verify(args: argparse.Namespace) -> int:
     settings = load_settings()
     url = settings.resolved_database_url
     store = make_url(url).render_as_string(hide_password=True)
-    path = settings.resolved_home / "audit" / "witness.json"
+    path = settings.audit_anchor_path
     witnesses = {} if args.no_witness else _read_witnesses(path)
+    anchors = _mlflow_anchors()
     try:
-        with read_snapshot(open_store(url)) as session:
-            report = verify_audit(session, _witness(witnesses.get(store)))
+        with read_snapshot(deployment_store(settings)) as session:
+            report = verify_audit(session, _witness(witnesses.get(store)), anchors)
     except SQLAlchemyError as err:
         raise CLIError(f"cannot read the store ({type(err).__name__})") from None
     if not report.ok:

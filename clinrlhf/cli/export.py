@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from clinrlhf.cli import CLIError
 from clinrlhf.settings import load_settings
-from clinrlhf.store import SNAPSHOT_FORMAT, Snapshot, export_snapshot, open_store, transaction
+from clinrlhf.store import SNAPSHOT_FORMAT, Snapshot, deployment_store, export_snapshot, transaction
 from clinrlhf.world.world import load_world
 from privacy.deid import config_sha256
 
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"cannot create {out} ({err.strerror})") from None
     staged: list[tuple[Path, Path]] = []
     try:
-        with transaction(open_store(settings.resolved_database_url)) as session:
+        with transaction(deployment_store(settings)) as session:
             snapshot = export_snapshot(session, actor="cli", world=load_world())
             described = _stage(out, snapshot, staged)
     except (SQLAlchemyError, OSError) as err:  # nothing is published, and the audit event rolled back

@@ -15,7 +15,7 @@ from typing import Any
 
 from clinrlhf.cli import CLIError
 from clinrlhf.settings import MissingSecretError, load_settings
-from clinrlhf.store import open_store, transaction
+from clinrlhf.store import deployment_store, transaction
 from clinrlhf.store.ingest import IngestSummary, ingest_patient_bundles, split_bundle, split_by_patient
 
 
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(str(err)) from None
     today = args.today or date.today()
     summary, pooled = IngestSummary(), []
-    with transaction(open_store(settings.resolved_database_url)) as session:
+    with transaction(deployment_store(settings)) as session:
         for n, path in enumerate(args.paths, 1):
             if path.suffix.lower() == ".ndjson":
                 pooled += list(_read_ndjson(path, n))  # Bulk Data splits one patient across files

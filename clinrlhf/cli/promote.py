@@ -50,14 +50,14 @@ def run(args: argparse.Namespace) -> int:
     from clinrlhf.lineage.registry import VersionNotFound
     from clinrlhf.lineage.runs import configure_mlflow
     from clinrlhf.policy.registry import PolicyNotFoundError
-    from clinrlhf.store import open_store
+    from clinrlhf.store import deployment_store
 
     criteria = load_criteria_arg(args.criteria)
     settings = load_settings()
     configure_mlflow(settings)
     try:
         done = promote(
-            MlflowClient(), open_store(settings.resolved_database_url), settings, args.version, criteria
+            MlflowClient(), deployment_store(settings), settings, args.version, criteria
         )
     except (PromotionRefused, VersionNotFound, PolicyNotFoundError) as err:
         raise CLIError(f"refused: {err}") from None

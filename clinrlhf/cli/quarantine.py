@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from clinrlhf.cli import CLIError
 from clinrlhf.settings import load_settings
-from clinrlhf.store import open_store, read_snapshot, transaction
+from clinrlhf.store import deployment_store, read_snapshot, transaction
 from clinrlhf.store.quarantine import (
     REASONS_FILE,
     QuarantineError,
@@ -65,7 +65,7 @@ def _row(decision, reasons) -> dict:  # noqa: ANN001 - Decision and its Reason m
 def run_list(args: argparse.Namespace) -> int:
     settings = load_settings()
     try:
-        with read_snapshot(open_store(settings.resolved_database_url)) as session:
+        with read_snapshot(deployment_store(settings)) as session:
             history = decisions(session)
     except SQLAlchemyError as err:
         raise CLIError(f"cannot read the store ({type(err).__name__})") from None
@@ -78,7 +78,7 @@ def run_list(args: argparse.Namespace) -> int:
 def run_decide(args: argparse.Namespace) -> int:
     settings = load_settings()
     try:
-        with transaction(open_store(settings.resolved_database_url)) as session:
+        with transaction(deployment_store(settings)) as session:
             decision = args.decide(
                 session,
                 args.clinician,

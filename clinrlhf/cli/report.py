@@ -48,14 +48,14 @@ def run(args: argparse.Namespace) -> int:
     from clinrlhf.cli.promote import load_criteria_arg
     from clinrlhf.lineage.pdf import PdfUnavailableError
     from clinrlhf.lineage.report import build_report, write_run_report
-    from clinrlhf.store import open_store
+    from clinrlhf.store import deployment_store
 
     criteria = load_criteria_arg(args.criteria)
     settings = load_settings()
     chain = load_run_chain(args.run_id)
     run_id = chain.pipeline.info.run_id
     try:
-        sessions = open_store(settings.resolved_database_url)
+        sessions = deployment_store(settings)
         html = build_report(MlflowClient(), chain, settings.mlflow_tracking_uri, criteria, sessions)
     except SQLAlchemyError as err:
         raise CLIError(f"cannot read the audit trail ({type(err).__name__})") from None

@@ -28,12 +28,12 @@ def run(_args: argparse.Namespace) -> int:
     from clinrlhf.lineage.registry import VersionNotFound
     from clinrlhf.lineage.runs import configure_mlflow
     from clinrlhf.policy.registry import PolicyNotFoundError
-    from clinrlhf.store import open_store
+    from clinrlhf.store import deployment_store
 
     settings = load_settings()
     configure_mlflow(settings)
     try:
-        done = rollback(MlflowClient(), open_store(settings.resolved_database_url), settings)
+        done = rollback(MlflowClient(), deployment_store(settings), settings)
     except (PromotionRefused, VersionNotFound, PolicyNotFoundError) as err:
         raise CLIError(f"refused: {err}") from None
     except SQLAlchemyError as err:

@@ -9,7 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from clinrlhf.cli import CLIError
 from clinrlhf.settings import load_settings
-from clinrlhf.store import counts, open_store
+from clinrlhf.store import counts, deployment_store
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(_args: argparse.Namespace) -> int:
     settings = load_settings()
     try:
-        with open_store(settings.resolved_database_url)() as session:
+        with deployment_store(settings)() as session:
             result = counts(session)
     except SQLAlchemyError as err:
         raise CLIError(f"cannot read the store ({type(err).__name__})") from None

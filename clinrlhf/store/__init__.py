@@ -1,10 +1,11 @@
 """The de-identified feedback store: cases, cards, suggestions, feedback, reviews and an audit trail."""
 
-from clinrlhf.store.audit import record_audit, verify_chain
-from clinrlhf.store.audit_verify import AuditReport, Head, verify_audit
+from clinrlhf.store.audit import bind_audit_key, record_audit, verify_chain
+from clinrlhf.store.audit_verify import Anchor, AuditReport, Head, verify_audit
 from clinrlhf.store.cards import add_card, get_card
 from clinrlhf.store.cases import DeidentifiedCase, UnreadableRecordError, add_case, deidentify_case
 from clinrlhf.store.db import (
+    deployment_store,
     init_db,
     make_engine,
     make_session,
@@ -25,6 +26,8 @@ __all__ = [
     "DeidentifiedCase",
     "FeedbackEntry",
     "Head",
+    "Anchor",
+    "bind_audit_key",
     "InvalidInputError",
     "NotFoundError",
     "ReviewEntry",
@@ -36,6 +39,7 @@ __all__ = [
     "add_case",
     "counts",
     "deidentify_case",
+    "deployment_store",
     "export_judgments",
     "export_snapshot",
     "get_card",

@@ -1,23 +1,26 @@
-"""Verify the audit trail end to end: the hash chain itself, the rows its create events vouch for,
-and (given a witness) that nothing was cut from its end.
+"""Verify the audit trail end to end: the keyed hash chain itself, the rows its create events vouch
+for, and (given anchors) that nothing was cut from its end.
 
-The chain alone detects an edited or removed event anywhere but at the end. Create events carry the
-digest of the row they wrote, so an edit or deletion of a feedback row is detected too, and so is a
-row that no event vouches for. Cutting events off the end leaves a shorter, valid chain; only a head
-remembered outside the database (the witness, as in RFC 6962's signed tree heads) reveals that.
+The chain alone detects an edited or removed event anywhere but at the end, and because its links
+are keyed, a chain recomputed by someone without the audit key fails too. Create events carry the
+digest of the row they wrote, so an edit or deletion of a feedback row is detected, and so is a
+row that no event vouches for. Cutting events off the end leaves a shorter, valid chain; only heads
+remembered outside the database reveal that (as RFC 6962's signed tree heads do): the witness file
+that `clinrlhf audit verify` keeps, and the head every pipeline run records in MLflow.
 """
 
 from __future__ import annotations
 
+import hmac
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from clinrlhf.store.audit import GENESIS, event_hash
+from clinrlhf.store.audit import GENESIS, audit_key, event_hash
 from clinrlhf.store.digest import RECORDED, Recorded, recorded_type, row_sha256
 from clinrlhf.store.models import AuditEvent, Card
 
@@ -30,6 +33,14 @@ class Head:
 
     seq: int
     hash: str
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A head remembered outside the database, and where (for the message that names it)."""
+
+    head: Head
+    source: str
 
 
 @dataclass
@@ -50,15 +61,18 @@ class _Walk:
     """What the chain walk learns: every create not later deleted, as (type, id) -> (seq, digest)."""
 
     created: dict[tuple[str, str], tuple[int, str | None]] = field(default_factory=dict)
-    witness_seen: bool = False
+    heads: dict[int, str] = field(default_factory=dict)  # seq -> hash, for the anchored seqs only
 
 
-def _walk_chain(session: Session, report: AuditReport, witness: Head | None) -> _Walk:
-    walk, prev = _Walk(), GENESIS
+def _walk_chain(session: Session, report: AuditReport, anchored: set[int]) -> _Walk:
+    walk, prev, key = _Walk(), GENESIS, audit_key(session)
     events = session.scalars(select(AuditEvent).order_by(AuditEvent.seq).execution_options(yield_per=_BATCH))
     for event in events:
-        if event_hash(event) != event.hash:
-            report.problem = f"audit event seq {event.seq} was changed: its hash does not match its content"
+        if not hmac.compare_digest(event_hash(event, key), event.hash):
+            report.problem = (
+                f"audit event seq {event.seq} was changed: its hash does not match its content"
+                + (" under this deployment's audit key" if key is not None else "")
+            )
             return walk
         if event.prev_hash != prev:
             report.problem = (
@@ -69,7 +83,8 @@ def _walk_chain(session: Session, report: AuditReport, witness: Head | None) -> 
         report.events += 1
         report.first = report.first or Head(event.seq, event.hash)
         report.head, prev = Head(event.seq, event.hash), event.hash
-        walk.witness_seen |= witness == report.head
+        if event.seq in anchored:
+            walk.heads[event.seq] = event.hash
         name = recorded_type(event.entity_type)
         if name and event.action == "C":
             walk.created[(name, event.entity_id)] = (event.seq, event.entity_sha256)
@@ -103,16 +118,28 @@ def _check_rows(session: Session, report: AuditReport, walk: _Walk) -> None:
         report.problem = min(problems)[1]
 
 
-def verify_audit(session: Session, witness: Head | None = None) -> AuditReport:
-    """Check the whole trail. `witness` is a head seen by an earlier verification; it must still be
-    in the chain. Read it in one snapshot (`read_snapshot`), or concurrent writes look like tampering."""
+def _check_anchors(report: AuditReport, walk: _Walk, anchors: Sequence[Anchor]) -> None:
+    """Every remembered head must still be in the chain, at its place and with its hash."""
+    for anchor in sorted(anchors, key=lambda a: a.head.seq):
+        if walk.heads.get(anchor.head.seq) != anchor.head.hash:
+            report.problem = (
+                f"audit event seq {anchor.head.seq}, the head recorded by {anchor.source}, is missing or "
+                "changed: events were cut from the end of the trail or the trail was rewritten"
+            )
+            return
+
+
+def verify_audit(
+    session: Session, witness: Head | None = None, anchors: Sequence[Anchor] = ()
+) -> AuditReport:
+    """Check the whole trail. `witness` is a head seen by an earlier verification and `anchors` are
+    heads recorded elsewhere (MLflow runs, reports); each must still be in the chain. Read it in one
+    snapshot (`read_snapshot`), or concurrent writes look like tampering."""
     report = AuditReport()
-    walk = _walk_chain(session, report, witness)
-    if report.problem is None and witness is not None and not walk.witness_seen:
-        report.problem = (
-            f"audit event seq {witness.seq}, the head at the last verification, is missing or changed: "
-            "events were cut from the end of the trail"
-        )
+    remembered = [*anchors, *([Anchor(witness, "the last verification")] if witness else [])]
+    walk = _walk_chain(session, report, {a.head.seq for a in remembered})
+    if report.problem is None:
+        _check_anchors(report, walk, remembered)
     if report.problem is None:
         _check_rows(session, report, walk)
     return report

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
@@ -13,7 +13,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from clinrlhf.store import sqlite_tx
+from clinrlhf.store.audit import bind_audit_key
 from clinrlhf.store.migrate import upgrade
+
+if TYPE_CHECKING:
+    from clinrlhf.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = sqlite_tx.BUSY_TIMEOUT_MS
 READ_ONLY = sqlite_tx.READ_ONLY
@@ -50,11 +54,23 @@ def make_session(engine: Engine) -> Session:
     return Session(engine, expire_on_commit=False)
 
 
-def open_store(url: str) -> sessionmaker[Session]:
-    """Engine, tables and a session factory in one call: what the CLI and the service need."""
+def open_store(url: str, *, audit_key: bytes | None = None) -> sessionmaker[Session]:
+    """Engine, tables and a session factory in one call: what the CLI and the service need.
+
+    `audit_key` keys the audit trail's chain (see clinrlhf.store.audit); every command and the
+    service pass the deployment's key (`Settings.audit_secret`), so all of them link and verify the
+    same chain. Without one the chain is plain SHA-256, for library use and tests only.
+    """
     engine = make_engine(url)
+    if audit_key is not None:
+        bind_audit_key(engine, audit_key)
     init_db(engine)
     return make_session_factory(engine)
+
+
+def deployment_store(settings: Settings) -> sessionmaker[Session]:
+    """The deployment's store: its database, with the audit chain keyed by its audit key."""
+    return open_store(settings.resolved_database_url, audit_key=settings.audit_secret)
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from clinrlhf import __version__
 from clinrlhf.identity import parse_issuers
 from clinrlhf.settings import Settings, load_settings
-from clinrlhf.store import open_store
+from clinrlhf.store import deployment_store
 from clinrlhf.store.replay import DatabaseJtiCache
 from clinrlhf.world.world import load_world
 from services.api.access_log import install_access_log_filter
@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for `settings` (read from the environment when None)."""
     settings = settings or load_settings()
     parse_issuers(settings.jwks_issuers)  # a malformed issuer list stops start-up, not a request
-    sessions = open_store(settings.resolved_database_url)
+    sessions = deployment_store(settings)
     state = AppState(
         settings=settings,
         sessions=sessions,

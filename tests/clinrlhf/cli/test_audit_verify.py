@@ -1,9 +1,11 @@
 """`clinrlhf audit verify` passes an intact trail and fails, in one line naming the first bad entry,
-when anyone edits or deletes rows below the service: audit events, or the feedback they vouch for."""
+when anyone edits or deletes rows below the service: audit events, or the feedback they vouch for;
+also when they recompute the whole chain without the audit key, or cut its end and the witness."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -12,16 +14,22 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+import mlflow
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
 
 from clinrlhf.cli import audit
+from clinrlhf.lineage.audit_anchors import anchor_audit_head
+from clinrlhf.lineage.runs import configure_mlflow
+from clinrlhf.settings import load_settings
 from clinrlhf.store import (
     FeedbackEntry,
     ReviewEntry,
     add_card,
     add_case,
     deidentify_case,
+    deployment_store,
     export_snapshot,
     make_engine,
     open_store,
@@ -30,6 +38,9 @@ from clinrlhf.store import (
     record_review,
     transaction,
 )
+from clinrlhf.store.audit import GENESIS, event_hash
+from clinrlhf.store.digest import row_sha256
+from clinrlhf.store.models import AuditEvent, Review
 from clinrlhf.world.patients import generate_patients
 from clinrlhf.world.world import load_world
 
@@ -64,7 +75,7 @@ def store_url(
 def seed(url: str) -> dict[str, str]:
     """A case, a card, one feedback entry and one review, each audited as the service audits them."""
     patient = generate_patients(load_world(), 1, seed=3, today=TODAY)[0]
-    with transaction(open_store(url)) as session:
+    with transaction(deployment_store(load_settings())) as session:
         case, _ = add_case(session, deidentify_case(patient.bundle, key=KEY, today=TODAY), source="cds")
         record_audit(session, actor="cds-client:x", action="C", entity_type="Case", entity_id=case.id)
         card = add_card(
@@ -190,7 +201,7 @@ def test_an_edited_or_deleted_feedback_row_is_named(
 
 def test_a_row_written_around_the_service_is_named(store_url: str, capsys) -> None:
     ids = seed(store_url)
-    with transaction(open_store(store_url)) as session:  # stored, but never audited
+    with transaction(deployment_store(load_settings())) as session:  # stored, but never audited
         row, _ = record_feedback(
             session, FeedbackEntry(card=ids["card"], outcome="overridden"), clinician="c9"
         )
@@ -203,13 +214,13 @@ def test_a_row_written_around_the_service_is_named(store_url: str, capsys) -> No
 
 def test_events_cut_from_the_end_are_caught_by_the_witness(store_url: str, capsys) -> None:
     seed(store_url)
-    with transaction(open_store(store_url)) as session:
+    with transaction(deployment_store(load_settings())) as session:
         export_snapshot(session, actor="cli")
     assert verify(capsys)[0] == 0  # remembers the head: the export event
     tamper(store_url, "DELETE FROM audit_events WHERE action = 'E'")
     assert verify(capsys, "--no-witness")[0] == 0  # the shorter chain is valid on its own
     status, line = verify(capsys)
-    assert status == 1 and "the head at the last verification, is missing" in line
+    assert status == 1 and "the head recorded by the last verification, is missing" in line
 
 
 def test_the_installed_command_exits_non_zero_with_one_line(store_url: str, tmp_path: Path) -> None:
@@ -224,3 +235,62 @@ def test_the_installed_command_exits_non_zero_with_one_line(store_url: str, tmp_
     )
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("audit FAILED: Review")
+
+
+def test_a_chain_recomputed_without_the_audit_key_fails_even_with_a_rewritten_witness(
+    store_url: str, capsys
+) -> None:
+    """The red team's rewrite: flip a review, recompute its digest, every later link and the
+    witness with the published algorithm. Without the deployment's key the links do not verify."""
+    ids = seed(store_url)
+    assert verify(capsys)[0] == 0
+    tamper(store_url, f"UPDATE reviews SET choice = 'b' WHERE id = '{ids['review']}'")
+    attacker = open_store(store_url)  # the database and the code, but not the audit key
+    with attacker() as session:
+        review = session.get(Review, ids["review"])
+        assert review is not None
+        digest = row_sha256(review)
+        events = list(session.scalars(select(AuditEvent).order_by(AuditEvent.seq)))
+    statements, prev = [], GENESIS
+    for event in events:
+        if event.entity_id == ids["review"]:
+            event.entity_sha256 = digest
+        event.prev_hash = prev
+        event.hash = prev = event_hash(event)
+        statements.append(
+            f"UPDATE audit_events SET entity_sha256 = {'NULL' if event.entity_sha256 is None else repr(event.entity_sha256)}, "
+            f"prev_hash = 'x{event.seq}', hash = 'y{event.seq}' WHERE seq = {event.seq}"
+        )
+    # Two passes, so the UNIQUE columns never collide mid-rewrite.
+    statements += [
+        f"UPDATE audit_events SET prev_hash = '{e.prev_hash}', hash = '{e.hash}' WHERE seq = {e.seq}"
+        for e in events
+    ]
+    tamper(store_url, *statements)
+    witness = load_settings().audit_anchor_path
+    store = make_url(store_url).render_as_string(hide_password=True)
+    witness.write_text(json.dumps({store: {"seq": events[-1].seq, "hash": events[-1].hash}}))
+    status, line = verify(capsys)
+    assert status == 1
+    assert line.startswith(f"audit FAILED: audit event seq {events[0].seq} was changed")
+    assert "audit key" in line
+
+
+def test_events_cut_from_the_end_are_caught_by_an_mlflow_run_without_the_witness(
+    store_url: str, capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every pipeline run records the head it saw; cutting below it fails with no witness at all."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    seed(store_url)
+    settings = load_settings()
+    store = deployment_store(settings)
+    with transaction(store) as session:
+        export_snapshot(session, actor="cli")
+    configure_mlflow(settings)
+    with mlflow.start_run() as run:
+        head = anchor_audit_head(store)
+    assert head is not None and head.seq == 5
+    tamper(store_url, "DELETE FROM audit_events WHERE action = 'E'")
+    status, line = verify(capsys, "--no-witness")
+    assert status == 1
+    assert f"the head recorded by MLflow run {run.info.run_id}, is missing" in line
