@@ -2,32 +2,66 @@
 
 A capitalised word is a name if it is in the dictionary and not also a common word. A word that is
 both ("Rose", "Young", "Parkinson") is a name only next to a title or another dictionary name. Trailing digits are
-ignored, since Synthea writes names as "Antonia30 Ruelas156".
+ignored, since Synthea writes names as "Antonia30 Ruelas156". Text arrives folded (`normalise`), so
+accented Latin names read as ASCII; capitals and letters of other scripts count as letters too.
+A lower-case word is a name only with more evidence: a first name next to another dictionary name
+("maria gonzalez") or a title or relation just before it ("dr okafor", "mother rose").
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import cache
 
 from privacy.deid.scrub.spans import Span
 from privacy.deid.scrub.wordlists import wordlist
 
-_TOKEN = re.compile(r"\b[A-Z][A-Za-z'\u2019]*(?:-[A-Z][A-Za-z']*)?\d*\b")
+
+def _class(test: Callable[[str], bool], extra: str = "") -> str:
+    """A regex character class of the Basic Multilingual Plane characters passing `test`, as ranges."""
+    ranges: list[str] = []
+    start = None
+    for code in range(0x10001):
+        inside = code < 0x10000 and test(chr(code))
+        if inside and start is None:
+            start = code
+        elif not inside and start is not None:
+            end = code - 1
+            ranges.append(chr(start) if start == end else f"{chr(start)}-{chr(end)}")
+            start = None
+    return "[" + "".join(ranges) + extra + "]"
+
+
+_UP = _class(str.isupper)  # capitals of any script, A-Z among them
+_LETTER = _class(str.isalpha, "'")
+_WORD = _class(str.isalpha, "'\\-")
+_TOKEN = re.compile(rf"\b{_UP}{_LETTER}*(?:-{_UP}{_LETTER}*)?\d*\b")
 _TITLE = re.compile(
-    r"\b(?:Dr|Mr|Mrs|Ms|Mx|Miss|Prof|Sr|Rev|Nurse|NP|PA|RN)\.?\s+((?:[A-Z]\.\s*)?[A-Z][A-Za-z'\-]+\d*(?:\s+[A-Z][A-Za-z'\-]+\d*){0,2})"
+    rf"\b(?:Dr|Mr|Mrs|Ms|Mx|Miss|Prof|Sr|Rev|Nurse|NP|PA|RN)\.?\s+((?:{_UP}\.\s*)?{_UP}{_WORD}+\d*(?:\s+{_UP}{_WORD}+\d*){{0,2}})"
 )
 # "Name: Jane Doe", "seen by Jane Doe", "signed by": a label then up to three capitalised words.
 _LABELLED = re.compile(
     r"(?i:\b(?:patient\s+name|name|pt|patient|seen\s+by|signed\s+by|attending|referred\s+by|contact|"
     r"spouse|mother|father|son|daughter|wife|husband|sister|brother|guardian|emergency\s+contact)\s*[:,]\s*)"
-    r"((?:[A-Z][A-Za-z'\-]+\d*)(?:\s+(?:[A-Z]\.\s*)?[A-Z][A-Za-z'\-]+\d*){0,2})"
+    rf"((?:{_UP}{_WORD}+\d*)(?:\s+(?:{_UP}\.\s*)?{_UP}{_WORD}+\d*){{0,2}})"
 )
 # A relative, contact or the patient named without punctuation: "Mother Mark and father Jose".
 _RELATION = re.compile(
     r"(?i:\b(?:mother|father|son|daughter|wife|husband|sister|brother|spouse|partner|guardian|proxy|"
-    r"contact|friend|caregiver|pt|patient|referring|summary\s+for)\s+)([A-Z][A-Za-z'\-]+\d*)"
+    rf"contact|friend|caregiver|pt|patient|referring|summary\s+for)\s+)({_UP}{_WORD}+\d*)"
 )
+_LOWER = re.compile(r"\b[a-z][a-z']+(?:-[a-z][a-z']+)*\b")
+# What makes a lower-case dictionary name a name: a title or a relation right before it.
+_LOWER_CUE = re.compile(
+    r"\b(?:dr|mr|mrs|ms|mx|miss|prof|rev|pt|patient|name|seen\s+by|signed\s+by|referred\s+by|attending|"
+    r"contact|spouse|mother|father|son|daughter|wife|husband|sister|brother|partner|guardian|friend|caregiver)"
+    r"\.?\s*[:,]?\s*$",
+    re.IGNORECASE,
+)
+# After "dr" any uncommon word is a surname; "ms" and "mr" are also multiple sclerosis and mitral
+# regurgitation, so after those only a dictionary name counts.
+_AFTER_DOCTOR = re.compile(r"(?i:\b(?:dr|prof)\.?\s+)([a-z][a-z'\-]{2,})\b")
 _INITIAL = re.compile(r"\s+[A-Z]\.?\s+")
 _SCORE_STRONG, _SCORE_WEAK = 0.85, 0.7
 
@@ -120,6 +154,40 @@ def middle_initials(text: str, spans: list[Span]) -> list[Span]:
     ]
 
 
+def lower_case_names(text: str) -> list[Span]:
+    """ "seen with maria gonzalez", "called dr okafor": lower-case names need evidence (module doc)."""
+    names, ambiguous = _vocabulary()
+    doctors = list(_AFTER_DOCTOR.finditer(text))
+    if not doctors and not _clear_names().intersection(_LOWER.findall(text)):
+        return []  # the common case, decided at C speed
+    common = _common()
+    spans = [Span(*m.span(1), "NAME", _SCORE_WEAK) for m in doctors if m.group(1).lower() not in common]
+    first = wordlist("first_names")
+    tokens = list(_LOWER.finditer(text))
+    clear = [len(m.group()) > 2 and m.group() in names and m.group() not in ambiguous for m in tokens]
+    for i, m in enumerate(tokens):
+        if not clear[i]:
+            continue
+        pair = [
+            j
+            for j in (i - 1, i + 1)
+            if 0 <= j < len(tokens)
+            and clear[j]
+            and text[tokens[min(i, j)].end() : tokens[max(i, j)].start()] == " "
+            and tokens[min(i, j)].group() in first
+        ]
+        if pair or _LOWER_CUE.search(text, max(0, m.start() - 24), m.start()):
+            spans.append(Span(m.start(), m.end(), "NAME", _SCORE_WEAK))
+    return spans
+
+
+@cache
+def _clear_names() -> frozenset[str]:
+    """Dictionary names that are not also common or clinical words, at least three letters long."""
+    names, ambiguous = _vocabulary()
+    return frozenset(n for n in names - ambiguous if len(n) > 2)
+
+
 def find_names(text: str) -> list[Span]:
-    spans = dictionary_names(text) + context_names(text)
+    spans = dictionary_names(text) + context_names(text) + lower_case_names(text)
     return spans + middle_initials(text, spans)

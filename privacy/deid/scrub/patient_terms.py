@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any
 
 from privacy.deid.methods import identifier_kind, telecom_kind
+from privacy.deid.scrub.normalise import fold_text
 from privacy.deid.scrub.spans import Span
 
 # Structured kinds (privacy.deid.methods) as text entity types.
@@ -58,8 +59,10 @@ def _name_terms(names: Any) -> set[str]:
             *_strings(name.get("family")),
             *_strings(name.get("text")),
         ]:
-            for word in part.split():
-                terms |= {word, word.rstrip("0123456789")}
+            for word in fold_text(part).split():
+                # "Fennimore-Pratt" is also written as either half.
+                for term in (word, *word.split("-")):
+                    terms |= {term, term.rstrip("0123456789")}
     return terms
 
 
@@ -87,7 +90,7 @@ def _address_terms(addresses: Any) -> set[str]:
     for a in _mappings(addresses):
         terms |= set(_strings(a.get("line"))) | set(_strings(a.get("city")))
         terms |= set(_strings(a.get("district"))) | set(_strings(a.get("postalCode")))
-    return terms
+    return {fold_text(t) for t in terms}
 
 
 def _number_pattern(value: str) -> str:
@@ -98,15 +101,18 @@ def _number_pattern(value: str) -> str:
 
 @dataclass(frozen=True)
 class PatientTerms:
-    """Compiled matchers for one patient's identifiers, by entity type."""
+    """Compiled matchers for one patient's identifiers, by entity type. They are compiled from
+    folded terms (`normalise`), so they match folded text."""
 
     patterns: tuple[tuple[str, re.Pattern[str]], ...] = ()
 
-    def find(self, text: str) -> list[Span]:
-        return [Span(*m.span(), kind, 1.0) for kind, p in self.patterns for m in p.finditer(text)]
+    def find(self, folded: str) -> list[Span]:
+        """Spans in text already folded by `normalise.fold` (the scrubber folds once for everyone)."""
+        return [Span(*m.span(), kind, 1.0) for kind, p in self.patterns for m in p.finditer(folded)]
 
     def matches(self, text: str) -> bool:
-        return any(p.search(text) for _, p in self.patterns)
+        folded = fold_text(text)
+        return any(p.search(folded) for _, p in self.patterns)
 
 
 def _compile(terms: Iterable[str], numbers: Iterable[str] = ()) -> re.Pattern[str] | None:
@@ -119,19 +125,28 @@ def _compile(terms: Iterable[str], numbers: Iterable[str] = ()) -> re.Pattern[st
 
 
 def patient_terms(patient: Mapping[str, Any] | None) -> PatientTerms:
-    """Matchers for the names, contacts' names, telecom, identifiers, address and birth date of the
-    raw Patient. Nothing here is ever stored: the matchers live for one bundle."""
+    """Matchers for the names, telecom, identifiers, address and birth date of the raw Patient, and
+    the names, telecom and addresses of its contacts (relatives are named in other resources' notes).
+    Nothing here is ever stored: the matchers live for one bundle."""
     if not patient:
         return PatientTerms()
-    contacts = [c.get("name") for c in _mappings(patient.get("contact"))]
+    contacts = _mappings(patient.get("contact"))
     numbers: dict[str, list[str]] = {"ID": list(_strings(patient.get("id")))}
-    for t in _mappings(patient.get("telecom")):
+    telecoms = [
+        *_mappings(patient.get("telecom")),
+        *(t for c in contacts for t in _mappings(c.get("telecom"))),
+    ]
+    addresses = [
+        *_mappings(patient.get("address")),
+        *(c["address"] for c in contacts if isinstance(c.get("address"), Mapping)),
+    ]
+    for t in telecoms:
         numbers.setdefault(_ENTITY[telecom_kind(t)], []).extend(_strings(t.get("value")))
     for i in _mappings(patient.get("identifier")):
         numbers.setdefault(_ENTITY[identifier_kind(i)], []).extend(_strings(i.get("value")))
     groups: dict[str, tuple[set[str], list[str]]] = {k: (set(v), v) for k, v in numbers.items()}
-    groups["NAME"] = (_name_terms(patient.get("name")) | _name_terms(contacts), [])
-    groups["ADDRESS"] = (_address_terms(patient.get("address")), [])
+    groups["NAME"] = (_name_terms(patient.get("name")) | _name_terms([c.get("name") for c in contacts]), [])
+    groups["ADDRESS"] = (_address_terms(addresses), [])
     groups["DATE"] = (_date_terms(patient.get("birthDate")), [])
     compiled = ((kind, _compile(terms, nums)) for kind, (terms, nums) in groups.items())
     return PatientTerms(tuple((kind, p) for kind, p in compiled if p is not None))

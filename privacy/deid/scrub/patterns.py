@@ -24,6 +24,24 @@ _STATE = (
     "NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|AS|GU|MP|PR|VI|AA|AE|AP|FM|MH|PW)"
 )
 _CAP_WORD = r"[A-Z][A-Za-z'\-]*"
+# Month names in any case, for the dense forms ("03-MAR-1931", "3mar1931") where a year is required.
+_ANY_CASE_MONTH = (
+    r"(?i:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
+    r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+)
+# 90 to 149 in words: "ninety", "ninety-three", "a hundred and two", "one hundred ten".
+_UNITS = r"one|two|three|four|five|six|seven|eight|nine"
+_TEENS = r"ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen"
+_TENS = r"twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety"
+_AGE_WORDS = (
+    rf"(?i:ninety(?:[\s\-]+(?:{_UNITS}))?"
+    rf"|(?:a|one)[\s\-]+hundred(?:[\s\-]+(?:and[\s\-]+)?(?:(?:{_TENS})(?:[\s\-]+(?:{_UNITS}))?|{_TEENS}|{_UNITS}))?)"
+)
+_AGE_UNIT = r"(?:[\s\-]*(?:(?i:years?|yrs?)\b|y\s?/\s?o\b|y\.\s?o\b|yo[MFmf]?\b))"
+# Spelled-out e-mail addresses: "jane dot roe at gmail dot com", "jroe(at)example(dot)org".
+_DOT = r"(?:\s*[\[({]\s*(?i:dot)\s*[\])}]\s*|\s+(?i:dot)\s+|\s?\.\s?)"
+_AT = r"(?:\s*[\[({]\s*(?i:at)\s*[\])}]\s*|\s+(?i:at)\s+|\s*@\s*)"
+_TLD = r"(?i:com|org|net|edu|gov|mil|int|io|info|biz|us|co|me|health|uk|ca|de|fr|es|mx|br|in|au)"
 
 
 @dataclass(frozen=True)
@@ -33,19 +51,67 @@ class Recognizer:
     score: float = 0.9
     group: int | str = 0  # the regex group that is the identifier (the rest is context, e.g. a label)
     classify: Callable[[re.Match[str]], str] | None = None  # a type that depends on the match
+    accept: Callable[[re.Match[str]], bool] | None = None  # context a regex cannot express
 
     def find(self, text: str) -> Iterator[Span]:
         for m in self.pattern.finditer(text):
             start, end = m.span(self.group)
-            if start < end:
+            if start < end and (self.accept is None or self.accept(m)):
                 kind = self.classify(m) if self.classify else self.entity_type
                 yield Span(start, end, kind, self.score)
+
+
+class SpelledEmail(Recognizer):
+    """ "jane dot roe at gmail dot com": `pattern` finds the part from "at" on (rare, so cheap to look
+    for); the local part is then read backwards from there, instead of trying every word in the text."""
+
+    _LOCAL = re.compile(rf"\b[A-Za-z0-9_%+\-]+(?:{_DOT}[A-Za-z0-9_%+\-]+)*$")
+
+    def find(self, text: str) -> Iterator[Span]:
+        for m in self.pattern.finditer(text):
+            local = self._LOCAL.search(text, max(0, m.start() - 64), m.start())
+            if local:
+                yield Span(local.start(), m.end(), self.entity_type, self.score)
 
 
 def _phone_or_fax(m: re.Match[str]) -> str:
     # A number labelled as a fax shortly before it is a fax number (Safe Harbor lists them apart).
     before = m.string[max(0, m.start() - 16) : m.start()].lower()
     return "FAX" if "fax" in before else "PHONE"
+
+
+def _before(m: re.Match[str], width: int) -> str:
+    return m.string[max(0, m.start() - width) : m.start()].lower()
+
+
+_TEMPERATURE = re.compile(r"(?:\btemp\w*|\bt|\btmax|\bfebrile|\bfever|\bpyrexia)\W{0,3}$")
+
+
+def _not_a_temperature(m: re.Match[str]) -> bool:
+    """ "93F" is a 93-year-old woman, but "T 99F" is a temperature."""
+    after = m.string[m.end() : m.end() + 2]
+    return not (_TEMPERATURE.search(_before(m, 16)) or after.startswith(("°", "ahr")))
+
+
+_DATE_CUE = re.compile(
+    r"\b(?:on|since|from|until|till|thru|through|by|dated?|seen|admit\w*|discharg\w*|visit|dos|dob|due|"
+    r"scheduled|last|next|as\s+of|effective|born|died|onset|start\w*|stop\w*|surgery|appt|appointment)\W{0,3}$"
+)
+_SCALE = re.compile(
+    r"\b(?:pain|strength|murmur|grade|score|gcs|apgar|power|reflex\w*|take|tab\w*|cup)\W{0,3}$"
+)
+
+
+def _month_day(m: re.Match[str]) -> bool:
+    """ "3/14" is a date; "5/5 strength", "pain 3/10", "1/2 tablet" and "2/6 murmur" are not. A date
+    cue ("on 7/4") settles it; otherwise a denominator that scales use (2 to 6, 8, 10) rules it out."""
+    before = _before(m, 24)
+    if _DATE_CUE.search(before):
+        return True
+    after = m.string[m.end() : m.end() + 12].lower()
+    scale_after = re.match(r"\s*(?:strength|murmur|pain|power|tab|of\b|cup|dose)", after)
+    day = int(m.group().split("/")[1])
+    return day not in (2, 3, 4, 5, 6, 8, 10) and not _SCALE.search(before) and not scale_after
 
 
 _LABELS = {
@@ -74,6 +140,11 @@ def recognizers() -> tuple[Recognizer, ...]:
     suffixes = "|".join(sorted((re.escape(s) for s in wordlist("street_suffixes")), key=len, reverse=True))
     return (
         Recognizer("EMAIL", re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b"), 1.0),
+        SpelledEmail(
+            "EMAIL",
+            re.compile(rf"{_AT}(?!www\.)[A-Za-z0-9\-]+(?:{_DOT}[A-Za-z0-9\-]+)*?{_DOT}{_TLD}\b"),
+            1.0,
+        ),
         Recognizer(
             "URL",
             re.compile(
@@ -91,7 +162,7 @@ def recognizers() -> tuple[Recognizer, ...]:
             ),
             0.95,
         ),
-        Recognizer("SSN", re.compile(r"(?<![\d\-])\d{3}[- ]\d{2}[- ]\d{4}(?![\d\-])"), 0.95),
+        Recognizer("SSN", re.compile(r"(?<![\d\-.])\d{3}([- .])\d{2}\1\d{4}(?![\d\-]|\.\d)"), 0.95),
         Recognizer(
             "PHONE",
             re.compile(
@@ -142,11 +213,31 @@ def recognizers() -> tuple[Recognizer, ...]:
                 rf"|\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH},?\s+\d{{4}}\b"
                 rf"|\b{_MONTH},?\s+\d{{4}}\b"
                 r"|\b\d{1,2}/\d{4}\b"
+                rf"|\b\d{{1,2}}(?:-{_ANY_CASE_MONTH}-|/{_ANY_CASE_MONTH}/|\.{_ANY_CASE_MONTH}\.|{_ANY_CASE_MONTH})(?:\d{{4}}|\d{{2}})\b"
+                rf"|\b{_ANY_CASE_MONTH}[\-/.]\d{{1,2}}[\-/.](?:\d{{4}}|\d{{2}})\b"
+                rf"|\b\d{{1,2}}\s+{_ANY_CASE_MONTH}\.?\s+\d{{4}}\b"
             ),
             0.85,
         ),
-        Recognizer("AGE", re.compile(r"\b(?:9\d|1[0-4]\d)(?=[\s\-]*(?:years?\b|yrs?\b|y/?o\b|yo\b))"), 0.9),
-        Recognizer("AGE", re.compile(r"(?i:\baged?\s*:?\s*)(?P<age>9\d|1[0-4]\d)\b"), 0.9, group="age"),
+        # M/D without a year ("seen 3/14"): only where it cannot be a score or a fraction.
+        Recognizer(
+            "DATE",
+            re.compile(r"\b(?<![\d/.])(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])(?![\d/]|\.\d)"),
+            0.7,
+            accept=_month_day,
+        ),
+        # Ages over 89 (Safe Harbor aggregates them; younger ages may stay): "93 y.o.", "93yo", "93F",
+        # "93-year-old", "ninety-three years old", "aged 93".
+        Recognizer("AGE", re.compile(rf"\b(?:9\d|1[0-4]\d|{_AGE_WORDS})(?={_AGE_UNIT})"), 0.9),
+        Recognizer(
+            "AGE",
+            re.compile(r"(?<![\d.,])\b(?:9\d|1[0-4]\d)(?=\s?(?:[MF]|(?i:male|female|man|woman|yo[mf]))\b)"),
+            0.9,
+            accept=_not_a_temperature,
+        ),
+        Recognizer(
+            "AGE", re.compile(rf"(?i:\baged?\s*:?\s*)(?P<age>9\d|1[0-4]\d|{_AGE_WORDS})\b"), 0.9, group="age"
+        ),
         Recognizer(
             "ADDRESS",
             re.compile(

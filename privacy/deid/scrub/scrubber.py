@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from privacy.deid.scrub.names import find_names
+from privacy.deid.scrub.normalise import fold
 from privacy.deid.scrub.patient_terms import PatientTerms
 from privacy.deid.scrub.patterns import find_patterns
 from privacy.deid.scrub.spans import Span, merge, replace_spans
@@ -31,7 +32,12 @@ class Scrubber:
     replacements: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_REPLACEMENTS))
 
     def spans(self, text: str) -> list[Span]:
-        return merge([*find_patterns(text), *find_names(text), *self.terms.find(text)])
+        """Spans of the original text, found in its folded copy (see `normalise`)."""
+        folded = fold(text)
+        found = merge([*find_patterns(folded.text), *find_names(folded.text), *self.terms.find(folded.text)])
+        if folded.origin is None:
+            return found
+        return [Span(*folded.span(s.start, s.end), s.entity_type, s.score) for s in found]
 
     def scrub(self, text: str) -> Scrubbed:
         spans = self.spans(text)
