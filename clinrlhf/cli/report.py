@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from clinrlhf.cli.promote import load_criteria_arg
     from clinrlhf.lineage.pdf import PdfUnavailableError
     from clinrlhf.lineage.report import build_report, write_run_report
-    from clinrlhf.store import deployment_store
+    from clinrlhf.store import deployment_store, record_audit, transaction
 
     criteria = load_criteria_arg(args.criteria)
     settings = load_settings()
@@ -57,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         sessions = deployment_store(settings)
         html = build_report(MlflowClient(), chain, settings.mlflow_tracking_uri, criteria, sessions)
+        with transaction(sessions) as session:  # a report reads the feedback's aggregates: audited
+            record_audit(session, actor="cli", action="R", entity_type="Report", entity_id=run_id)
     except SQLAlchemyError as err:
         raise CLIError(f"cannot read the audit trail ({type(err).__name__})") from None
     try:

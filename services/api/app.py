@@ -5,6 +5,7 @@ Run it with `clinrlhf serve`, or as a uvicorn factory: `uvicorn --factory servic
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,6 +26,7 @@ from services.api.body import BODY_COMPONENTS
 from services.api.deps import AppState
 from services.api.errors import install_error_handlers
 from services.api.middleware import ErrorShield, RequestGuard
+from services.api.refusals import RefusalAudit, RefusalCounter, stop_flushing
 from services.api.routes import cds_hooks, fhir, health, model_card
 from services.api.routes import compliance as compliance_pages
 from services.recommend import PolicyHolder, PolicyUnavailableError
@@ -33,9 +35,10 @@ from services.web import routes as review_page
 from services.web.headers import SecurityHeaders
 
 log = logging.getLogger("services.api")
+REFUSAL_FLUSH_SECONDS = 30.0  # how often counted refusals are appended to the audit trail
 
 
-def _lifespan(state: AppState) -> Any:
+def _lifespan(state: AppState, refusals: RefusalCounter) -> Any:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # One intra-op thread: the policy is tiny, so extra threads only spin and contend (measured
@@ -47,9 +50,11 @@ def _lifespan(state: AppState) -> Any:
             await run_in_threadpool(state.policies.get)
         except PolicyUnavailableError:
             log.warning("no policy available yet: the CDS service answers 503 until one is trained")
+        flushing = asyncio.create_task(refusals.flush_every(state.sessions, REFUSAL_FLUSH_SECONDS))
         try:
             yield
         finally:
+            await stop_flushing(flushing, refusals, state.sessions)
             torch.set_num_threads(threads)
 
     return lifespan
@@ -81,10 +86,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         world=load_world(),
         deid_key=settings.deid_secret,
     )
+    refusals = RefusalCounter()
     app = FastAPI(
         title="clinrlhf",
         version=__version__,
-        lifespan=_lifespan(state),
+        lifespan=_lifespan(state, refusals),
         docs_url=None,
         redoc_url=None,
         description="CDS Hooks 2.0 treatment suggestions and FHIR R4 clinician reviews. Every request is "
@@ -97,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(ErrorShield)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RefusalAudit, counter=refusals)  # outermost: it sees every refusal
     for module in (health, cds_hooks, fhir, model_card):
         app.include_router(module.router)
     # The clinicians' review page (server-rendered HTML, its script and stylesheet).

@@ -13,8 +13,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import RedirectResponse, Response
 
-from clinrlhf.store import export_judgments, read_snapshot
-from services.api.deps import StateDep
+from clinrlhf.store import export_judgments, read_snapshot, record_audit, transaction
+from services.api.deps import StateDep, actor
 from services.api.errors import APIError
 from services.web.agreement_view import agreement_view
 from services.web.auth import CHALLENGE, MaybeAgreementReader, can_review, rate_limited, web_session
@@ -33,6 +33,14 @@ def agreement_page(request: Request, state: StateDep, principal: MaybeAgreementR
         raise APIError(401, "log in on /review/login, or send a bearer token", headers=CHALLENGE)
     with read_snapshot(state.sessions) as session:  # reads never hold SQLite's write lock
         judgments = export_judgments(session, state.world)
+    with transaction(state.sessions) as session:  # a read of every judgment: audited
+        record_audit(
+            session,
+            actor=actor(principal, state.deid_key),
+            action="R",
+            entity_type="Feedback",
+            entity_id="agreement-view",
+        )
     session_ = web_session(request, state)
     context = {
         "agreement": agreement_view(judgments),

@@ -27,7 +27,8 @@ from clinrlhf.lineage.chain import RunNotFound, load_chain
 from clinrlhf.lineage.registry import MODEL_NAME, PIPELINE_RUN, production_version
 from clinrlhf.lineage.report import build_report
 from clinrlhf.settings import Settings
-from services.api.deps import StateDep, require_scope
+from clinrlhf.store import record_audit, transaction
+from services.api.deps import StateDep, actor, require_scope
 from services.api.errors import APIError
 
 PREFIX = "/compliance"
@@ -91,7 +92,7 @@ def versions(state: StateDep, _officer: Officer) -> HTMLResponse:
 
 
 @router.get("/report/{run_id}", summary="The compliance report of a pipeline run (or of one of its stages)")
-def report(run_id: RunId, state: StateDep, _officer: Officer) -> HTMLResponse:
+def report(run_id: RunId, state: StateDep, officer: Officer) -> HTMLResponse:
     client = _client(state.settings)
     try:
         chain = load_chain(client, run_id)
@@ -99,4 +100,8 @@ def report(run_id: RunId, state: StateDep, _officer: Officer) -> HTMLResponse:
         raise APIError(404, "no pipeline run with that id") from None
     with _RENDERING:
         body = build_report(client, chain, state.settings.mlflow_tracking_uri, sessions=state.sessions)
+    with transaction(state.sessions) as session:  # a report reads the feedback's aggregates: audited
+        record_audit(
+            session, actor=actor(officer, state.deid_key), action="R", entity_type="Report", entity_id=run_id
+        )
     return _page(body)
