@@ -4,7 +4,8 @@ The default rule file (``rules/default.json``) is an allow-list: names, telecom,
 ZIP3, identifiers, narratives and extensions never leave this module (but for the OMB category codes
 of US Core race and ethnicity); ids and references become HMAC
 pseudonyms, dates are shifted per patient, the birth date becomes an age in years (90+ aggregated, as
-HIPAA Safe Harbor requires) and free text is scrubbed. Resource types it does not list are dropped.
+HIPAA Safe Harbor requires; a patient aged 90 or over keeps no date at all, see `datesAtAgeCap`) and
+free text is scrubbed. Resource types it does not list are dropped.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from privacy.deid.crypto import date_shift_days, pseudonym
 from privacy.deid.engine import Engine, PatientContext
-from privacy.deid.methods import age_in_years
+from privacy.deid.methods import age_in_years, may_be_at_least, years_before
 from privacy.deid.methods import zip3 as _zip3
 from privacy.deid.report import DeidReport
 from privacy.deid.ruleset import RuleSet, default_rules
@@ -25,7 +26,7 @@ from privacy.deid.scrub import Scrubber, patient_terms
 
 AGE_EXTENSION_URL = default_rules().age_extension_url
 AGE_CAP = default_rules().age_cap
-# ZIP3 prefixes covering 20,000 people or fewer (HHS Safe Harbor guidance, 2000 census) become 000.
+# ZIP3 prefixes covering 20,000 people or fewer (2020 census, see the rule file) become 000.
 RESTRICTED_ZIP3 = default_rules().restricted_zip3
 CONFIG_VERSION = default_rules().version
 
@@ -85,12 +86,20 @@ def deidentify_with_report(
     if len(patients) != 1:
         raise ValueError(f"expected exactly one Patient in the Bundle, found {len(patients)}")
     patient_id = str(patients[0].get("id", ""))
+    today = today or datetime.now().date()
     ctx = PatientContext(
         key=key,
-        today=today or datetime.now().date(),
+        today=today,
         shift=timedelta(days=date_shift_days(key, patient_id)),
         scrubber=Scrubber(patient_terms(patients[0])),
         types={str(r.get("id")): str(r.get("resourceType")) for r in resources if r.get("id")},
+        # Safe Harbor: for ages over 89, every date element indicative of the age goes, year included.
+        # Shifted dates still span the patient's life (an event on the day of birth gives the birth
+        # year to within the shift), so at the cap no date of the patient is kept, and for anyone a
+        # date more than `ageCap` years back is dropped, since it alone says the patient is that old.
+        hide_dates=rules.dates_at_age_cap == "redact"
+        and may_be_at_least(patients[0].get("birthDate"), today, rules.age_cap),
+        dates_from=years_before(today, rules.age_cap),
     )
     engine = _engine(rules)
     kept = [engine.apply(patients[0], ctx)]

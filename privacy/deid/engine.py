@@ -4,6 +4,10 @@ Only elements a rule reaches are written to the output; everything else is count
 Counts are keyed "<identifier>:<method>" (e.g. "name:redact", "date:dateShift"); they carry no values.
 Two methods write to `Patient.extension`: the age (`generalize` of birthDate) and `keepExtension`; both
 append to the one list, in whichever order the source's keys come.
+
+Every string a pattern, a value set or a code system's vocabulary judges is normalised first
+(`privacy.deid.normalize`: NFKC, no format characters), and what is kept is the normalised string, so
+the output holds exactly what was judged.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ from datetime import date, timedelta
 from typing import Any
 
 from privacy.deid import methods
+from privacy.deid.normalize import normalize
 from privacy.deid.paths import Node, compile_tree
 from privacy.deid.ruleset import Rule, RuleSet
 from privacy.deid.scrub import Scrubber
 
 _CLASSIFIERS = {"identifier": methods.identifier_kind, "telecom": methods.telecom_kind}
+_DROP = object()  # `keep` found the value unfit (a kept value may itself be falsy: 0, False, "")
 
 
 @dataclass
@@ -32,6 +38,10 @@ class PatientContext:
     scrubber: Scrubber
     types: Mapping[str, str] = field(default_factory=dict)  # raw resource id -> resourceType
     counts: Counter[str] = field(default_factory=Counter)
+    # The patient is (or, by a partial birth date, may be) at the age cap or over: no date is kept.
+    hide_dates: bool = False
+    # Dates before this day say by themselves that the patient is at the age cap or over.
+    dates_from: date | None = None
 
 
 class Engine:
@@ -121,16 +131,21 @@ class Engine:
     def _transform(self, rule: Rule, key: str, value: Any, ctx: PatientContext) -> Any:
         method, params = rule.method, rule.params
         if method == "keep":
-            if self._keepable(value, params, ctx):
-                return value
+            kept = self._kept(value, params, ctx)
+            if kept is not _DROP:
+                return kept
             if params.get("invalid") == "reject":
                 # Dropping a lab value the recommendation reads would hide it: refuse the record.
                 raise ValueError("an element the rules keep holds a value of the wrong type")
             return None
         if method == "substitute":
             return params["value"]
+        if method == "keepCoding":
+            return self._coding(value, params["systems"], ctx)
         if method == "dateShift":
-            return methods.shift_date(value, ctx.shift)
+            if ctx.hide_dates:
+                return None
+            return methods.shift_date(value, ctx.shift, not_before=ctx.dates_from)
         if method == "cryptoHash":
             if key == "reference":
                 return methods.hash_reference(ctx.key, value, ctx.types)
@@ -141,17 +156,38 @@ class Engine:
             return self._scrub(value, params.get("encoding", "utf-8"), ctx)
         raise AssertionError(f"unknown method {method}")  # the rule file loader rejects these
 
-    def _keepable(self, value: Any, params: Mapping[str, Any], ctx: PatientContext) -> bool:
-        """Only primitives are kept (the rule file lists leaves), of the declared type and pattern,
-        and never a string holding one of the patient's own identifiers, whatever element it is in."""
+    def _kept(self, value: Any, params: Mapping[str, Any], ctx: PatientContext) -> Any:
+        """The value to keep, or _DROP. Only primitives are kept (the rule file lists leaves), of the
+        declared type, pattern and value set, and never a string holding one of the patient's own
+        identifiers, whatever element it is in. Strings are judged, and kept, normalised."""
         if params.get("type") == "number":
-            return isinstance(value, int | float) and not isinstance(value, bool)
+            return value if isinstance(value, int | float) and not isinstance(value, bool) else _DROP
         if not isinstance(value, str | int | float | bool):
-            return False
+            return _DROP
+        constrained = "pattern" in params or "valueSet" in params
+        if not isinstance(value, str):
+            return _DROP if constrained else value
+        value = normalize(value)
         pattern = self.rules.patterns.get(params["pattern"]) if "pattern" in params else None
-        if pattern is not None and not (isinstance(value, str) and pattern.fullmatch(value)):
-            return False
-        return not (isinstance(value, str) and ctx.scrubber.terms.matches(value))
+        if pattern is not None and not pattern.fullmatch(value):
+            return _DROP
+        if "valueSet" in params and value not in self.rules.value_sets[params["valueSet"]]:
+            return _DROP
+        return _DROP if ctx.scrubber.terms.matches(value) else value
+
+    def _coding(self, coding: Any, systems: list[str], ctx: PatientContext) -> dict[str, str] | None:
+        """`{"system", "code"}` of a Coding whose system this rule allows and whose code belongs to
+        that system (its listed codes or its shape), or None. Nothing else of the Coding is copied:
+        display, version and extensions are free text or unchecked."""
+        if not isinstance(coding, Mapping):
+            return None
+        system, code = coding.get("system"), coding.get("code")
+        if not isinstance(system, str) or not isinstance(code, str):
+            return None
+        system, code = normalize(system), normalize(code)
+        if system not in systems or not self.rules.code_systems[system].admits(code):
+            return None
+        return None if ctx.scrubber.terms.matches(code) else {"system": system, "code": code}
 
     def _scrub(self, value: Any, encoding: str, ctx: PatientContext) -> str | None:
         if not isinstance(value, str):

@@ -23,6 +23,7 @@ from datetime import date
 from typing import Any
 
 from privacy.deid.methods import generalize_age, keep_extensions, zip3
+from privacy.deid.normalize import normalize
 from privacy.deid.paths import compile_tree
 from privacy.deid.ruleset import RuleSet, default_rules
 
@@ -112,16 +113,34 @@ def quasi_identifiers_of_patient(
             and "age" in str(ext.get("url"))
         ):
             age = ext["valueInteger"]
-    race, ethnicity = _race_and_ethnicity(patient, rules or default_rules())
+    rules = rules or default_rules()
+    race, ethnicity = _race_and_ethnicity(patient, rules)
     addresses = [a for a in patient.get("address") or [] if isinstance(a, Mapping)]
     postal = addresses[0].get("postalCode") if addresses else None
     return QuasiIdentifiers(
         age_band=age_band(age, band_width, age_cap) if age is not None else "unknown",
-        sex=str(patient.get("gender", "unknown")),
+        sex=_sex(patient.get("gender"), rules),
         zip3=zip3(postal, restricted_zip3) if isinstance(postal, str) else "000",
         race=race,
         ethnicity=ethnicity,
     )
+
+
+def _sex(gender: Any, rules: RuleSet) -> str:
+    """Patient.gender as the rule file's Patient.gender rule would keep it (normalised, in its value
+    set), or "unknown" where the de-identified record would hold none."""
+    node = compile_tree(rules.rules, "Patient").children.get("gender")
+    rule = node.rule if node is not None else None
+    if not isinstance(gender, str) or rule is None or rule.method != "keep":
+        return "unknown"
+    gender = normalize(gender)
+    allowed = rules.value_sets.get(rule.params.get("valueSet", ""))
+    pattern = rules.patterns.get(rule.params.get("pattern", ""))
+    if (allowed is not None and gender not in allowed) or (
+        pattern is not None and not pattern.fullmatch(gender)
+    ):
+        return "unknown"
+    return gender
 
 
 def _race_and_ethnicity(patient: Mapping[str, Any], rules: RuleSet) -> tuple[str | None, str | None]:

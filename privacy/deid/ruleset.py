@@ -17,12 +17,26 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from privacy.deid.codes import SHAPES, Vocabulary
 from privacy.deid.paths import PathError, parse_path
 
 METHODS = frozenset(
-    {"keep", "keepExtension", "redact", "dateShift", "cryptoHash", "generalize", "substitute", "scrub"}
+    {
+        "keep",
+        "keepCoding",
+        "keepExtension",
+        "redact",
+        "dateShift",
+        "cryptoHash",
+        "generalize",
+        "substitute",
+        "scrub",
+    }
 )
 GENERALIZATIONS = frozenset({"ageInYears", "zip3"})
+# What becomes of the dates of a patient aged `ageCap` or over; "redact" is the only choice so far,
+# and the default, so a rule file that predates the parameter gets it too.
+DATES_AT_AGE_CAP = frozenset({"redact"})
 DEFAULT_RULES = "default.json"
 
 
@@ -47,6 +61,8 @@ class RuleSet:
     rules: tuple[Rule, ...]
     parameters: Mapping[str, Any]
     patterns: Mapping[str, re.Pattern[str]]
+    code_systems: Mapping[str, Vocabulary] = field(default_factory=dict)  # system URL -> its codes
+    value_sets: Mapping[str, frozenset[str]] = field(default_factory=dict)  # name -> allowed values
 
     @property
     def age_cap(self) -> int:
@@ -59,6 +75,10 @@ class RuleSet:
     @property
     def age_extension_url(self) -> str:
         return str(self.parameters["ageExtensionUrl"])
+
+    @property
+    def dates_at_age_cap(self) -> str:
+        return str(self.parameters.get("datesAtAgeCap", "redact"))
 
 
 def _string_lists(value: Any) -> bool:
@@ -87,7 +107,52 @@ def _check_keep_extension(n: int, path: tuple[str, ...], params: Mapping[str, An
         raise RuleFileError(f"rule {n}: keepExtension needs codeSystems: code system -> allowed codes")
 
 
-def _rule(n: int, raw: Any, patterns: Mapping[str, re.Pattern[str]]) -> Rule:
+def _check_keep_coding(
+    n: int, path: tuple[str, ...], params: Mapping[str, Any], code_systems: Mapping[str, Vocabulary]
+) -> None:
+    if path[-1] != "coding" and not path[-1].endswith("Coding"):
+        raise RuleFileError(f"rule {n}: keepCoding applies to a coding or value[x]Coding element")
+    systems = params.get("systems")
+    if not isinstance(systems, list) or not systems or not all(isinstance(s, str) for s in systems):
+        raise RuleFileError(f"rule {n}: keepCoding needs systems: a list of code system URLs")
+    if any(s not in code_systems for s in systems):
+        raise RuleFileError(f"rule {n}: keepCoding names a system that parameters.codeSystems lacks")
+
+
+def _code_systems(raw: Any) -> dict[str, Vocabulary]:
+    """parameters.codeSystems: system URL -> {"codes": [...]} or {"shape": "<name in codes.SHAPES>"}."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise RuleFileError("parameters.codeSystems must map code system URLs to vocabularies")
+    systems: dict[str, Vocabulary] = {}
+    for system, spec in raw.items():
+        if isinstance(spec, Mapping) and set(spec) == {"shape"} and spec["shape"] in SHAPES:
+            systems[system] = Vocabulary(shape=spec["shape"])
+        elif isinstance(spec, Mapping) and set(spec) == {"codes"} and _string_lists({"": spec["codes"]}):
+            systems[system] = Vocabulary.listed(spec["codes"])
+        else:
+            raise RuleFileError(
+                f"parameters.codeSystems: each system needs codes (a list) or shape ({', '.join(sorted(SHAPES))})"
+            )
+    return systems
+
+
+def _value_sets(raw: Any) -> dict[str, frozenset[str]]:
+    if raw is None:
+        return {}
+    if not _string_lists(raw):
+        raise RuleFileError("parameters.valueSets must map names to non-empty lists of strings")
+    return {name: frozenset(values) for name, values in raw.items()}
+
+
+def _rule(
+    n: int,
+    raw: Any,
+    patterns: Mapping[str, re.Pattern[str]],
+    code_systems: Mapping[str, Vocabulary] | None = None,
+    value_sets: Mapping[str, frozenset[str]] | None = None,
+) -> Rule:
     if not isinstance(raw, Mapping) or not isinstance(raw.get("path"), str):
         raise RuleFileError(f"rule {n}: needs a string path")
     method = raw.get("method")
@@ -104,6 +169,10 @@ def _rule(n: int, raw: Any, patterns: Mapping[str, re.Pattern[str]]) -> Rule:
         raise RuleFileError(f"rule {n}: substitute needs a value")
     if method == "keepExtension":
         _check_keep_extension(n, path, params)
+    if method == "keepCoding":
+        _check_keep_coding(n, path, params, code_systems or {})
+    if "valueSet" in params and params["valueSet"] not in (value_sets or {}):
+        raise RuleFileError(f"rule {n}: unknown value set name")
     if "pattern" in params and params["pattern"] not in patterns:
         raise RuleFileError(f"rule {n}: unknown pattern name")
     if params.get("invalid", "drop") not in ("drop", "reject"):
@@ -140,7 +209,11 @@ def parse_rules(data: bytes) -> RuleSet:
         patterns = {k: re.compile(v) for k, v in (parameters.get("patterns") or {}).items()}
     except (re.error, TypeError):
         raise RuleFileError("parameters.patterns must map names to regular expressions") from None
-    rules = tuple(_rule(n, r, patterns) for n, r in enumerate(raw["rules"], 1))
+    code_systems = _code_systems(parameters.get("codeSystems"))
+    value_sets = _value_sets(parameters.get("valueSets"))
+    if parameters.get("datesAtAgeCap", "redact") not in DATES_AT_AGE_CAP:
+        raise RuleFileError(f"parameters.datesAtAgeCap must be one of {', '.join(sorted(DATES_AT_AGE_CAP))}")
+    rules = tuple(_rule(n, r, patterns, code_systems, value_sets) for n, r in enumerate(raw["rules"], 1))
     _check_nesting(rules)
     return RuleSet(
         name=str(raw.get("name", "")),
@@ -150,6 +223,8 @@ def parse_rules(data: bytes) -> RuleSet:
         rules=rules,
         parameters=parameters,
         patterns=patterns,
+        code_systems=code_systems,
+        value_sets=value_sets,
     )
 
 

@@ -73,3 +73,34 @@ def test_quasi_identifiers_read_raw_and_de_identified_patients_alike() -> None:
     expected = QuasiIdentifiers("90+", "male", "000", "not-recorded", "not-recorded")
     assert quasi_identifiers_of_patient(raw, today, restricted_zip3=frozenset({"036"})) == expected
     assert quasi_identifiers_of_patient(done, today) == expected
+
+
+@pytest.mark.parametrize(
+    ("gender", "postal"),
+    [
+        ("John Smith", "０３６０１"),
+        ("lindqvist", "٠٣٦٠١"),
+        ("fe\u200bmale", "0\u00ad3601"),
+        ("male", "０２１３９"),
+    ],
+)
+def test_a_raw_patients_classes_are_those_of_its_de_identified_record(gender: str, postal: str) -> None:
+    """Sex and ZIP3 are read through the same value set and normalisation the rule file applies,
+    so a planted gender or a ZIP in other digits forms the class the stored record can form."""
+    from privacy.deid import deidentify_bundle
+    from privacy.deid.ruleset import default_rules
+
+    today = date(2026, 3, 1)
+    raw = {"resourceType": "Patient", "id": "p", "birthDate": "1970-01-01", "gender": gender}
+    raw["address"] = [{"postalCode": postal}]
+    bundle = {"resourceType": "Bundle", "entry": [{"resource": raw}]}
+    done = deidentify_bundle(bundle, key=b"k" * 32, today=today).bundle["entry"][0]["resource"]
+    restricted = default_rules().restricted_zip3
+    assert quasi_identifiers_of_patient(
+        raw, today, restricted_zip3=restricted
+    ) == quasi_identifiers_of_patient(done, today, restricted_zip3=restricted)
+    assert quasi_identifiers_of_patient(raw, today, restricted_zip3=restricted).sex in {
+        "male",
+        "female",
+        "unknown",
+    }
