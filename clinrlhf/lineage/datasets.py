@@ -4,7 +4,12 @@ MLflow's default digest hashes only the first 10,000 rows into 8 hex characters,
 caps a digest at 36 characters (`MAX_DATASET_DIGEST_SIZE`, checked in `log_inputs`). So the digest
 is the first 36 hex characters (144 bits) of our SHA-256, and the full SHA-256 travels with it as
 the input tag `clinrlhf.sha256` (and as the run tag `clinrlhf.dataset_sha256`): `sha256sum` of the
-file logged under `snapshot/` reproduces both.
+file reproduces both.
+
+The feedback snapshot itself stays where it was written (`$CLINRLHF_HOME/snapshots/<sha256>.ndjson`):
+by default MLflow gets its digest, its row count and column names, and its local path as the
+dataset's source, so whoever can read the tracking store cannot read the judgments.
+`log_file=True` also copies the file under `snapshot/`, for a store as closely held as the home.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import hashlib
 import json
 import warnings
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import mlflow
 import pandas as pd
@@ -20,6 +26,7 @@ from mlflow.data.code_dataset_source import CodeDatasetSource
 from mlflow.data.dataset_source import DatasetSource
 from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.pandas_dataset import PandasDataset, from_pandas
+from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
 DIGEST_CHARS = 36  # mlflow.utils.validation.MAX_DATASET_DIGEST_SIZE
@@ -62,17 +69,37 @@ def _log(frame: pd.DataFrame, sha256: str, name: str, source_uri: str, context: 
 
 
 def log_snapshot_dataset(
-    path: Path, sha256: str, name: str = "feedback-snapshot", context: str = "training"
+    path: Path,
+    sha256: str,
+    name: str = "feedback-snapshot",
+    context: str = "training",
+    *,
+    log_file: bool = False,
 ) -> PandasDataset:
-    """Log the de-identified feedback snapshot to the active run: the file under `snapshot/`, and a
-    dataset input whose digest is our SHA-256. Refuses a file whose bytes do not match `sha256`."""
+    """Log the de-identified feedback snapshot to the active run as a dataset input whose digest is
+    our SHA-256 and whose source is the local file; with `log_file`, the file too, under `snapshot/`.
+    Refuses a file whose bytes do not match `sha256`."""
     actual = file_sha256(path)
     if actual != sha256:
         raise DigestMismatchError(f"{path.name} hashes to {actual}, not {sha256}")
-    mlflow.log_artifact(str(path), artifact_path=SNAPSHOT_ARTIFACTS)
     frame = pd.read_json(path, lines=True, dtype=False) if path.stat().st_size else pd.DataFrame()
-    uri = mlflow.get_artifact_uri(f"{SNAPSHOT_ARTIFACTS}/{path.name}")
+    uri = path.resolve().as_uri()
+    if log_file:
+        mlflow.log_artifact(str(path), artifact_path=SNAPSHOT_ARTIFACTS)
+        uri = mlflow.get_artifact_uri(f"{SNAPSHOT_ARTIFACTS}/{path.name}")
     return _log(frame, sha256, name, uri, context)
+
+
+def snapshot_source(run: Run) -> Path | None:
+    """The local file a run's feedback snapshot was logged from (the dataset input's source), or
+    None when the run logged none or its source is not a local file."""
+    for item in run.inputs.dataset_inputs if run.inputs else ():
+        if {t.key for t in item.tags} & {SHA256_TAG} and item.dataset.source_type == "local":
+            uri = json.loads(item.dataset.source).get("uri", "")
+            parsed = urlparse(uri)
+            if parsed.scheme in ("", "file"):
+                return Path(unquote(parsed.path))
+    return None
 
 
 def examples_ndjson(examples: list[tuple[str, str]]) -> str:

@@ -17,7 +17,7 @@ from clinrlhf.feedback import Judgment
 from clinrlhf.feedback.judgment import from_ndjson
 from clinrlhf.lineage.artifacts import read_artifact_text
 from clinrlhf.lineage.chain import Chain
-from clinrlhf.lineage.datasets import SNAPSHOT_ARTIFACTS
+from clinrlhf.lineage.datasets import SNAPSHOT_ARTIFACTS, file_sha256, snapshot_source
 from clinrlhf.lineage.environment import SHA256_TAG as ENVIRONMENT_TAG
 from clinrlhf.lineage.evalmetrics import Rates, parse_eval_run
 from clinrlhf.lineage.facts import read_report_facts
@@ -45,11 +45,13 @@ class Evidence:
     kl_target: float
     facts: dict[str, Any]
     feedback: dict[str, Any]
-    flip_rates: dict[str, float]
+    flip_rates: dict[str, float | None]
     history: dict[str, list[float]]
     versions: list[ModelVersion]
     production: ModelVersion | None
     ledger: list[LedgerEntry] = field(default_factory=list)
+    snapshot_in_mlflow: bool = False
+    """Whether the reward run logged the snapshot file itself (readable by whoever reads the store)."""
 
     @property
     def run_id(self) -> str:
@@ -71,21 +73,30 @@ class Evidence:
         return self.chain.pipeline.data.tags.get(ENVIRONMENT_TAG, "not recorded")
 
 
-def _snapshot(client: MlflowClient, reward: Run | None) -> list[Judgment]:
-    """The judgments the reward model was trained on, from the snapshot logged with its run."""
+def _snapshot(client: MlflowClient, reward: Run | None) -> tuple[list[Judgment], bool]:
+    """The judgments the reward model was trained on, and whether MLflow holds them: from the file
+    logged with the run where there is one, else from the local file the run's dataset input names
+    (the default: MLflow holds only the digest), if it is still there and hashes to that digest."""
     if reward is None:
-        return []
+        return [], False
     digest = reward.data.tags.get("clinrlhf.dataset_sha256", "")
     text = read_artifact_text(client, reward.info.run_id, f"{SNAPSHOT_ARTIFACTS}/{digest}.ndjson")
-    return from_ndjson(text) if text is not None else []  # a run may predate the logged snapshot
+    if text is not None:
+        return from_ndjson(text), True
+    local = snapshot_source(reward)
+    if local is not None and local.is_file() and file_sha256(local) == digest:
+        return from_ndjson(local.read_bytes()), False
+    return [], False  # moved, or the run predates the logged snapshot
 
 
-def _flip_rates(client: MlflowClient, reward: Run | None) -> dict[str, float]:
+def _flip_rates(client: MlflowClient, reward: Run | None) -> dict[str, float | None]:
+    """Keyed by the roster; None is a clinician enrolled with no data (clinrlhf.reward.rater_release)."""
     if reward is None:
         return {}
     text = read_artifact_text(client, reward.info.run_id, "raters/flip_rates.json")
-    # absent when the reward model learned no rater reliabilities
-    return {str(k): float(v) for k, v in json.loads(text).items()} if text is not None else {}
+    # absent when the reward model learned no rater reliabilities, or was not allowed to publish them
+    table = json.loads(text) if text is not None else {}
+    return {str(k): None if v is None else float(v) for k, v in table.items()}
 
 
 def _history(client: MlflowClient, run: Run | None, keys: tuple[str, ...]) -> dict[str, list[float]]:
@@ -104,7 +115,7 @@ def gather(client: MlflowClient, chain: Chain, tracking_uri: str) -> Evidence:
     dp_params = {k: v for k, v in (reward.data.params if reward else {}).items() if k.startswith("dp.")}
     epsilon = reward.data.metrics.get("dp.epsilon", math.inf) if reward else math.inf
     ppo_metrics = ppo.data.metrics if ppo else {}
-    judgments = _snapshot(client, reward)
+    judgments, snapshot_in_mlflow = _snapshot(client, reward)
     return Evidence(
         chain=chain,
         tracking_uri=tracking_uri,
@@ -122,4 +133,5 @@ def gather(client: MlflowClient, chain: Chain, tracking_uri: str) -> Evidence:
         versions=versions_of_run(client, chain.pipeline.info.run_id),
         production=production_version(client),
         ledger=ledger(client, chain.pipeline.info.experiment_id),
+        snapshot_in_mlflow=snapshot_in_mlflow,
     )

@@ -44,6 +44,10 @@ class PipelineConfig:
     """Where PPO's prompts come from: "feedback" (the snapshot's, read in the clear) or "history"
     (the historical-practice corpus the supervised policy trained on, so the feedback reaches the
     policy only through the DP reward model; clinrlhf.pipeline.prompts)."""
+    log_snapshot_file: bool = False
+    """Also copy the feedback snapshot file into MLflow (under the reward run's `snapshot/`). Off: MLflow
+    holds its SHA-256 and the file stays in CLINRLHF_HOME, so reading the tracking store does not
+    read the judgments."""
     lora: LoRAConfig | None = None
     """LoRA adapters for PPO, e.g. {"rank": 16}: only they train, and the reference is the same base
     with them switched off (clinrlhf.policy.lora). None trains every weight of the policy."""
@@ -61,6 +65,9 @@ _OPTIONAL_SECTIONS: dict[str, type] = {"lora": LoRAConfig, "steering": SteeringC
 
 
 def _merge(obj: object, overrides: dict, where: str) -> object:
+    upgrade = getattr(obj, "upgrade_settings", None)  # a section whose layout changed reads the old one
+    if upgrade is not None:
+        overrides = upgrade(overrides)
     known = {f.name: f for f in fields(obj)}  # type: ignore[arg-type]
     changes = {}
     for key, value in overrides.items():

@@ -19,6 +19,7 @@ from clinrlhf.feedback import Judgment
 from clinrlhf.feedback.anonymity import suppress_rare_patients
 from clinrlhf.feedback.judgment import from_ndjson
 from clinrlhf.feedback.screening import screen_snapshot
+from clinrlhf.feedback.screening_release import released_quality
 from clinrlhf.identity.tokens import mint_token
 from clinrlhf.lineage.environment import log_environment
 from clinrlhf.lineage.facts import log_report_facts
@@ -96,22 +97,45 @@ def _write_report(
     return files
 
 
+def roster(config: PipelineConfig) -> list[str]:
+    """The clinicians enrolled before any feedback: the pseudonyms per-clinician tables are keyed by,
+    so that which of them appear never depends on who judged (clinrlhf.reward.rater_release)."""
+    return [
+        c.id for c in panel_of(config.panel.clinicians, config.panel.adversaries, config.panel.adversary_kind)
+    ]
+
+
 def screened_judgments(
     store: sessionmaker[Session], world: World, home: Path, config: PipelineConfig
+) -> list[Judgment]:
+    """The store's de-identified snapshot, screened (`screen_judgments`)."""
+    return screen_judgments(store, load_judgments(store, world), world, home, config)
+
+
+def screen_judgments(
+    store: sessionmaker[Session],
+    snapshot: list[Judgment],
+    world: World,
+    home: Path,
+    config: PipelineConfig,
 ) -> list[Judgment]:
     """The snapshot the reward model may train on, screened twice. Outlier raters are quarantined
     (audit events) and every quarantined clinician's judgments left out until a person releases them
     (`clinrlhf quarantine`), one source only; then patients whose (age band, sex) few others share
-    are left out (the rule file's minK). Both reports go to MLflow."""
+    are left out (the rule file's minK). Both reports go to MLflow, the screening's as far as the
+    privacy unit lets per-clinician rows out (clinrlhf.feedback.screening_release). Both steps read
+    the judgments in the clear: the reward model's guarantee is conditional on their outcome."""
     screened, quality = screen_snapshot(
         store,
-        load_judgments(store, world),
+        snapshot,
         actor="clinrlhf-pipeline",
         reasons=home / REASONS_FILE,
         config=config.screening,
         grade=partial(rubric.grade, world),  # the guideline, for its check of safety-critical choices
     )
-    mlflow.log_dict(quality, "feedback/quality.json")
+    mlflow.log_dict(
+        released_quality(quality, config.reward.privacy_unit, roster(config)), "feedback/quality.json"
+    )
     mlflow.set_tag("clinrlhf.feedback_source", ",".join(quality["sources"]))
     min_k = int(default_rules().parameters.get("kAnonymity", {}).get("minK", 1))
     judgments, k_anonymity = suppress_rare_patients(screened, min_k)
@@ -185,6 +209,8 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
             reporter.callback("DP reward model"),
             ledger_file=settings.resolved_home / LEDGER_FILE,
             budget_epsilon=settings.privacy_budget_epsilon,
+            roster=roster(config),
+            log_snapshot_file=config.log_snapshot_file,
         )
         stages.save_reward(reward, tokenizer, out / "reward", reward_run)
         prompts = ppo_prompts(config.ppo_prompts, judgments, examples)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -38,6 +38,7 @@ from clinrlhf.reward.io import save_reward_model
 from clinrlhf.reward.ledger import Budget, PrivacyLedger
 from clinrlhf.reward.model import ScalarHeadModel
 from clinrlhf.reward.pairs import PreferencePair, pairs_from_judgments
+from clinrlhf.reward.rater_release import log_rater_release
 from clinrlhf.reward.trainer import RewardResult, train_reward
 from clinrlhf.reward.units import count_units
 from clinrlhf.sft.config import SFTConfig
@@ -112,6 +113,8 @@ def reward_stage(
     ledger_file: Path | None = None,
     budget_epsilon: float = 10.0,
     utility_scenarios: list[Scenario] | None = None,
+    roster: Sequence[str] | None = None,
+    log_snapshot_file: bool = False,
 ) -> tuple[RewardResult, list[PreferencePair], Trained]:
     """Train the reward model on all but a held-out tenth of the patients, then log its held-out
     pairwise accuracy (overall and by sex and age band), calibration (reward.ece and the reliability
@@ -119,7 +122,11 @@ def reward_stage(
     patients that no cohort contains). Returns every pair, trained on or held out.
 
     With `ledger_file`, the run is charged to the snapshot's privacy ledger and refused (before
-    any step) if the snapshot's composed ε would pass `budget_epsilon` at this run's δ."""
+    any step) if the snapshot's composed ε would pass `budget_epsilon` at this run's δ.
+
+    `roster` (the clinicians enrolled before training) keys the per-clinician tables the run may
+    publish (clinrlhf.reward.rater_release): none under a clinician or patient unit, none without a
+    roster. MLflow gets the snapshot's digest; the file itself only with `log_snapshot_file`."""
     digest, path = snapshot
     pairs = pairs_from_judgments(judgments, world=world)
     # Held out by patient, before training: a patient's pairs share one prompt, so a pair split would
@@ -133,7 +140,7 @@ def reward_stage(
         delta = config.delta_for(count_units(train_pairs, config.privacy_unit))
         ledger = PrivacyLedger(ledger_file, Budget(budget_epsilon, delta), config.accountant)
     with stage_run("reward", lineage=lineage_tags(digest, deid_sha)) as run:
-        log_snapshot_dataset(path, digest)
+        log_snapshot_dataset(path, digest, log_file=log_snapshot_file)
         backbone = cast(PreTrainedModel, copy.deepcopy(sft_model.transformer))
         result = train_reward(
             train_pairs,
@@ -147,9 +154,8 @@ def reward_stage(
         )
         mlflow.log_params(result.params | {"reward.heldout_fraction": HELDOUT_FRACTION})
         mlflow.log_metrics(result.metrics)
-        # Who the reward model learned to trust: clinician pseudonyms only, never names.
-        mlflow.log_dict(result.rater_flip_rates, "raters/flip_rates.json")
-        mlflow.log_metrics({f"reward.rater_flip.{c}": f for c, f in result.rater_flip_rates.items()})
+        # Who the reward model learned to trust, keyed by the roster, never by who is in the data.
+        log_rater_release(MLflowTracker(), result, roster)
         if heldout_pairs:
             report = heldout_report(result.model, tokenizer, heldout_pairs)
             mlflow.log_metrics(report.metrics)

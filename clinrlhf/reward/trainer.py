@@ -104,9 +104,8 @@ def _train(
     n_units = len(run.units) if run.units is not None else None
     params = run_params(config, supplied, len(pairs), n_units, run.delta, noise, rate, total)
     tracker.log_params(dict(params))
-    if run.rater_accuracies:  # the weights the loss used: clinician pseudonyms only, never names
-        tracker.log_dict(run.rater_accuracies, RATER_ACCURACIES_ARTIFACT)
-        tracker.log_metrics({f"reward.rater_accuracy.{c}": a for c, a in run.rater_accuracies.items()})
+    # No per-clinician value is logged here: keyed by the pairs' clinicians it would publish who took
+    # part. The caller releases them keyed by a roster (clinrlhf.reward.rater_release).
 
     history: list[dict] = []
     for epoch in range(config.epochs):

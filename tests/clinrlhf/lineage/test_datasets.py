@@ -8,12 +8,13 @@ import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 
-from clinrlhf.feedback import snapshot_sha256
+from clinrlhf.feedback import snapshot_sha256, to_ndjson
 from clinrlhf.lineage.datasets import (
     DIGEST_CHARS,
     SHA256_TAG,
     DigestMismatchError,
     log_snapshot_dataset,
+    snapshot_source,
 )
 from clinrlhf.lineage.sample import sample_judgments
 
@@ -30,9 +31,21 @@ def test_snapshot_dataset_digest_is_our_sha256_and_the_full_hash_rides_along(sam
     tags = {t.key: t.value for t in item.tags}
     assert tags[SHA256_TAG] == sha and tags["mlflow.data.context"] == "training"
     assert '"num_rows": 24' in item.dataset.profile
-    local = sample.client.download_artifacts(
-        reward.info.run_id, f"snapshot/{sha}.ndjson", str(sample.settings.resolved_home)
-    )
+    # The file stays in CLINRLHF_HOME; MLflow holds its digest and where it lies, not its bytes.
+    assert not sample.client.list_artifacts(reward.info.run_id, "snapshot")
+    local = snapshot_source(reward)
+    assert local is not None and local.name == f"{sha}.ndjson" and local.parent.name == "snapshots"
+    assert hashlib.sha256(local.read_bytes()).hexdigest() == sha
+
+
+def test_the_snapshot_file_goes_to_mlflow_only_when_asked(sample, tmp_path):
+    judgments = sample_judgments()
+    sha = snapshot_sha256(judgments)
+    path = tmp_path / f"{sha}.ndjson"
+    path.write_bytes(to_ndjson(judgments))
+    with mlflow.start_run() as run:
+        log_snapshot_dataset(path, sha, log_file=True)
+    local = sample.client.download_artifacts(run.info.run_id, f"snapshot/{sha}.ndjson", str(tmp_path / "dl"))
     assert hashlib.sha256(Path(local).read_bytes()).hexdigest() == sha
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from clinrlhf.panel.clinicians import default_panel
 from clinrlhf.pipeline.cohorts import make_cohorts
 from clinrlhf.world import load_world
 
@@ -90,10 +91,15 @@ def test_mlflow_runs_are_nested_and_tagged_as_contract_says(run):
     ):
         assert name in reward.data.params
     assert reward.data.metrics["dp.epsilon"] == pytest.approx(summary["epsilon"])
-    # The pipeline's default: each clinician's Dawid–Skene accuracy (pseudonyms only) weighted the loss.
+    # The pipeline's default: each clinician's Dawid–Skene accuracy weighted the loss. Under the pair
+    # unit the table is published keyed by the panel enrolled before feedback, not by who judged.
     assert reward.data.params["reward.rater_weighting"] == "dawid-skene"
-    accuracies = [k for k in reward.data.metrics if k.startswith("reward.rater_accuracy.")]
-    assert accuracies and all(0.5 < reward.data.metrics[k] <= 1.0 for k in accuracies)
+    accuracies = json.loads(
+        Path(client.download_artifacts(reward.info.run_id, "raters/accuracies.json")).read_text()
+    )
+    assert list(accuracies) == [c.id for c in default_panel()]
+    assert all(a is None or 0.5 < a <= 1.0 for a in accuracies.values())
+    assert not [k for k in reward.data.metrics if k.startswith("reward.rater_accuracy.")]
     assert {"ppo.kl", "ppo.kl_coef", "ppo.reward_mean"} <= set(ppo.data.metrics)
     assert ppo.data.tags["clinrlhf.reward_run_id"] == reward.info.run_id
     for stage in ("sft", "reward", "ppo"):
