@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from clinrlhf import __version__
 from clinrlhf.identity import parse_issuers
@@ -103,6 +104,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(ErrorShield)
     app.add_middleware(SecurityHeaders)
+    if settings.trusted_proxies:  # outermost: everything inside sees the client and scheme it forwarded
+        proxies = [p.strip() for p in settings.trusted_proxies.split(",") if p.strip()]
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
     app.add_middleware(RefusalAudit, counter=refusals)  # outermost: it sees every refusal
     for module in (health, cds_hooks, fhir, model_card):
         app.include_router(module.router)

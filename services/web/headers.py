@@ -27,8 +27,15 @@ SECURITY_HEADERS = {
 }
 
 
+# HSTS on responses served over TLS (RFC 6797 ignores it over plain HTTP). A year, the usual value;
+# no `preload`, which is a promise about every subdomain that only the operator can make.
+HSTS = "max-age=31536000; includeSubDomains"
+
+
 class SecurityHeaders:
-    """Pure ASGI (no BaseHTTPMiddleware): it adds headers without buffering or re-threading a body."""
+    """Pure ASGI (no BaseHTTPMiddleware): it adds headers without buffering or re-threading a body.
+    The scheme is the connection's, or a configured proxy's (`services.api.app`), never a header
+    anyone else sent."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -43,6 +50,8 @@ class SecurityHeaders:
                 headers = MutableHeaders(scope=message)
                 for name, value in SECURITY_HEADERS.items():
                     headers.setdefault(name, value)
+                if scope.get("scheme") == "https":
+                    headers.setdefault("Strict-Transport-Security", HSTS)
             await send(message)
 
         await self.app(scope, receive, with_headers)
