@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -19,7 +20,41 @@ Source = Literal["cds", "ingest"]
 
 
 class UnreadableRecordError(ValueError):
-    """The record is not one patient's FHIR data we can read. Carries no record content."""
+    """The record is not one patient's FHIR data we can read. Carries no record content: `reason`
+    is one of a fixed set of phrases (`unreadable_reason`), never text taken from the record."""
+
+    def __init__(self, message: str, reason: str = "unreadable") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+# Messages raised by our own code, fixed text with at most a count: safe to pass on as the reason.
+_KNOWN_REASONS = (
+    (
+        re.compile(r"expected exactly one Patient in the [Bb]undle, found (\d+)"),
+        "the Bundle holds {} Patients",
+    ),
+    (re.compile(r"not a FHIR Bundle with entries"), "not a FHIR Bundle with entries"),
+    (
+        re.compile(r"an element the rules keep holds a value of the wrong type"),
+        "an element the de-identification rules keep holds a value of the wrong type",
+    ),
+    (
+        re.compile(r"Patient has neither birthDate nor an age extension"),
+        "the Patient has neither a birth date nor an age",
+    ),
+)
+
+
+def unreadable_reason(err: Exception, stage: str) -> str:
+    """Why a record could not be read, without quoting it: a known fixed message of ours, else the
+    stage that failed and the exception's class (library messages may quote the value they reject)."""
+    message = str(err) if type(err) is ValueError else ""
+    for pattern, reason in _KNOWN_REASONS:
+        m = pattern.fullmatch(message)
+        if m:
+            return reason.format(*m.groups())
+    return f"{stage} failed ({type(err).__name__})"
 
 
 @dataclass(frozen=True)
@@ -35,11 +70,14 @@ def deidentify_case(bundle: Mapping[str, Any], *, key: bytes, today: date) -> De
     Any failure raises UnreadableRecordError with a fixed message: the original exception text may
     quote the record, so it is neither chained nor kept.
     """
+    stage = "de-identification"
     try:
         result = deidentify_bundle(bundle, key=key, today=today)
+        stage = "reading the de-identified record"
         facts = facts_from_bundle(result.bundle, on=today)
-    except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError):
-        raise UnreadableRecordError("the record is not one patient's readable FHIR R4 data") from None
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as err:
+        reason = unreadable_reason(err, stage)
+        raise UnreadableRecordError("the record is not one patient's readable FHIR R4 data", reason) from None
     return DeidentifiedCase(patient=result.patient, facts=facts, counts=dict(result.counts))
 
 

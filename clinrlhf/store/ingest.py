@@ -28,11 +28,29 @@ def _empty_report() -> DeidReport:
     return DeidReport(rules.name, rules.version, rules.sha256)
 
 
+@dataclass(frozen=True)
+class Skip:
+    """One source or patient not stored, and why. `source` names a file by its place on the command
+    line, never by its path (file names carry patient names); `reason` is a fixed phrase."""
+
+    source: str
+    reason: str
+    patient: int | None = None  # 1-based, among the source's patients
+
+    def line(self) -> str:
+        where = self.source if self.patient is None else f"{self.source}, patient {self.patient}"
+        return f"skipped {where}: {self.reason}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "patient": self.patient, "reason": self.reason}
+
+
 @dataclass
 class IngestSummary:
     cases: int = 0  # new cases stored
     duplicates: int = 0  # cases already stored by an earlier ingest
     skipped: Counter[str] = field(default_factory=Counter)  # reason -> sources or patients skipped
+    skips: list[Skip] = field(default_factory=list)  # each of them, with its source and full reason
     dropped: Counter[str] = field(default_factory=Counter)  # resourceType -> resources not kept
     report: DeidReport = field(default_factory=_empty_report)  # the batch's de-identification report
     quasi_identifiers: list[QuasiIdentifiers] = field(default_factory=list)  # generalized, per patient
@@ -48,6 +66,7 @@ class IngestSummary:
             "cases": self.cases,
             "duplicates": self.duplicates,
             "skipped": dict(sorted(self.skipped.items())),
+            "skips": [s.to_dict() for s in self.skips],
             "dropped": dict(sorted(self.dropped.items())),
         }
 
@@ -135,13 +154,16 @@ def ingest_patient_bundles(
     today: date,
     summary: IngestSummary,
     actor: str = "cli",
+    source: str = "input",
 ) -> IngestSummary:
-    """De-identify and store each one-patient Bundle as a case (source "ingest"), at most once."""
-    for bundle in bundles:
+    """De-identify and store each one-patient Bundle as a case (source "ingest"), at most once.
+    `source` names where the bundles came from in the summary's skips (e.g. "PATH argument 2")."""
+    for n, bundle in enumerate(bundles, 1):
         try:
             case = deidentify_case(bundle, key=key, today=today)
-        except UnreadableRecordError:
+        except UnreadableRecordError as err:
             summary.skipped["unreadable-patient"] += 1
+            summary.skips.append(Skip(source, err.reason, patient=n))
             continue
         dropped = 0
         for what, n in case.counts.items():

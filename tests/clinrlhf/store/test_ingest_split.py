@@ -6,6 +6,7 @@ import copy
 from datetime import date
 
 from clinrlhf.store import transaction
+from clinrlhf.store.cases import unreadable_reason
 from clinrlhf.store.ingest import IngestSummary, ingest_patient_bundles, split_bundle, split_by_patient
 from clinrlhf.world.facts import facts_from_bundle
 from clinrlhf.world.patients import generate_patients
@@ -80,6 +81,16 @@ def test_ingest_stores_each_case_once_and_counts_what_it_drops(sessions, world: 
         "cases": 3,
         "duplicates": 0,
         "skipped": {"unreadable-patient": 1},
+        "skips": [
+            {"source": "input", "patient": 4, "reason": "the Patient has neither a birth date nor an age"}
+        ],
         "dropped": {"Encounter": 1},
     }
     assert (second.cases, second.duplicates) == (0, 3)
+
+
+def test_an_unreadable_reason_never_quotes_a_library_message() -> None:
+    quoting = ValueError("Invalid isoformat string: 'Quibbleton'")
+    assert unreadable_reason(quoting, "de-identification") == "de-identification failed (ValueError)"
+    ours = ValueError("expected exactly one Patient in the Bundle, found 2")
+    assert unreadable_reason(ours, "de-identification") == "the Bundle holds 2 Patients"
