@@ -21,6 +21,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from scipy import stats
 
 
@@ -42,11 +43,13 @@ def p_value(m: int, guesses: int, correct: int, epsilon: float, delta: float) ->
         raise ValueError(f"need epsilon >= 0 and delta in [0, 1], got {epsilon}, {delta}")
     q = 1.0 / (1.0 + math.exp(-epsilon))  # accuracy of ε-DP randomized response
     tail = float(stats.binom.sf(correct - 1, guesses, q))  # P[Bin(r, q) >= v]
-    worst, window = 0.0, 0.0  # window = P[v > Bin(r, q) >= v - i]
-    for i in range(1, correct + 1):
-        window += float(stats.binom.pmf(correct - i, guesses, q))
-        worst = max(worst, window / i)
-    return min(1.0, tail + 2 * m * delta * worst)
+    if delta == 0.0 or correct == 0:
+        return min(1.0, tail)
+    # window[i - 1] = P[v > Bin(r, q) >= v - i] for i = 1..v, all at once: a loop of scalar pmf
+    # calls took minutes at r = 10,000 inside the bisection.
+    i = np.arange(1, correct + 1)
+    window = np.cumsum(stats.binom.pmf(correct - i, guesses, q))
+    return min(1.0, tail + 2 * m * delta * float(np.max(window / i)))
 
 
 def epsilon_lower_bound(

@@ -1,30 +1,18 @@
 """The one-run audit (Steinke, Nasr & Jagielski, 2023): the ε lower bound from a guessing game, checked
-against closed forms, then run for real on a tiny reward model: a DP run's bound stays at or below its
-reported ε, and a non-private control's is clearly positive, so the audit has power."""
+against closed forms and against every row of Google DeepMind's jax_privacy reference values, δ term
+included. The audit played against the real mechanism is tests/privacy/dp/test_audit_dirac.py."""
 
 from __future__ import annotations
 
+import csv
 import math
-import random
-from collections.abc import Callable
+from pathlib import Path
 
 import pytest
-import torch
 from scipy import stats
 from scipy.optimize import brentq
-from transformers import GPT2Model, PreTrainedTokenizerFast
 
-from clinrlhf.policy import PolicyConfig, build_policy
-from clinrlhf.reward.config import RewardConfig
-from clinrlhf.reward.evaluate import score_texts
-from clinrlhf.reward.pairs import PreferencePair
-from clinrlhf.reward.result import RewardResult
-from clinrlhf.reward.trainer import train_reward
-from clinrlhf.text.prompt import render_response
-from clinrlhf.world.world import World
 from privacy.dp.audit import AuditOutcome, epsilon_lower_bound, guess_from_scores, p_value
-
-torch.set_num_threads(1)
 
 
 def _q(epsilon: float) -> float:
@@ -80,81 +68,31 @@ def test_impossible_outcomes_are_refused(m: int, r: int, v: int) -> None:
         p_value(m, r, v, 1.0, 1e-5)
 
 
-# The audit, end to end. Canaries: a random prompt of 10 vocabulary words, and a random order of two
-# fixed responses. An included canary teaches its order; an excluded one's margin is chance.
-M, K, DELTA, EPSILON = 200, 50, 1e-4, 4.0  # guess K included + K excluded: r = 100, fixed in advance
-AUDIT = RewardConfig(
-    epochs=40,
-    batch_size=16,
-    learning_rate=1e-2,
-    target_epsilon=EPSILON,
-    target_delta=DELTA,  # fixed, so δ does not depend on how many canaries were included
-    rater_buckets=None,
-    center_rewards_coef=0.0,
+# Reference values (tests/privacy/dp/reference/, copied from ../shared/reference/dp-audit/): ε lower
+# bounds at 95% from jax_privacy's auditing._epsilon_one_run, which includes the 2mδ term, printed to
+# 6 decimals after a root search to 1e-6. The second column is an implementation that drops that
+# term: for δ > 0 it is too optimistic, and the bound here must come out below it.
+REFERENCE = Path(__file__).parent / "reference" / "reference_eps_one_run.tsv"
+TOLERANCE = 1e-5
+
+
+def _reference_rows() -> list[dict[str, str]]:
+    lines = [line for line in REFERENCE.read_text().splitlines() if line and not line.startswith("#")]
+    return list(csv.DictReader(lines, delimiter="\t"))
+
+
+def test_the_reference_table_is_complete() -> None:
+    rows = _reference_rows()
+    assert len(rows) == 72
+    assert {float(r["delta"]) for r in rows} == {0.0, 1e-5}
+
+
+@pytest.mark.parametrize(
+    "row", _reference_rows(), ids=lambda r: f"m{r['m']}-r{r['r']}-v{r['v']}-d{r['delta']}"
 )
-
-
-TINY = PolicyConfig(n_layer=1, n_embd=32, n_head=2, n_positions=64)  # as tests/clinrlhf/reward/conftest.py
-
-
-@pytest.fixture(scope="module")
-def backbone(tokenizer: PreTrainedTokenizerFast) -> Callable[[], GPT2Model]:
-    def make() -> GPT2Model:
-        torch.manual_seed(0)
-        return build_policy(TINY, tokenizer).transformer
-
-    return make
-
-
-@pytest.fixture(scope="module")
-def canaries(world: World, tokenizer: PreTrainedTokenizerFast) -> tuple[list[PreferencePair], list[bool]]:
-    rng = random.Random(0)
-    words = sorted(t for t in tokenizer.get_vocab() if t.isalpha() and len(t) > 2)
-    a, b = render_response(world, "warfarin"), render_response(world, "sertraline")
-    pairs = []
-    for i in range(M):
-        prompt = " ".join(rng.choice(words) for _ in range(10)) + " ->"
-        chosen, rejected = (a, b) if rng.random() < 0.5 else (b, a)
-        pairs.append(PreferencePair(prompt, chosen, rejected, f"canary-{i}", f"canary-{i}", "canary"))
-    return pairs, [rng.random() < 0.5 for _ in range(M)]
-
-
-def _audit(
-    config: RewardConfig,
-    canaries: tuple[list[PreferencePair], list[bool]],
-    tokenizer: PreTrainedTokenizerFast,
-    backbone: Callable[[], GPT2Model],
-) -> tuple[RewardResult, AuditOutcome, float]:
-    pairs, included = canaries
-    result = train_reward(
-        [p for p, x in zip(pairs, included, strict=True) if x], backbone(), tokenizer, config
-    )
-    prompts = [p.prompt for p in pairs]
-    margins = score_texts(result.model, tokenizer, prompts, [p.chosen for p in pairs]) - score_texts(
-        result.model, tokenizer, prompts, [p.rejected for p in pairs]
-    )
-    outcome = guess_from_scores(margins.tolist(), included, K, K)
-    return result, outcome, epsilon_lower_bound(outcome.m, outcome.guesses, outcome.correct, DELTA)
-
-
-def test_a_dp_run_is_not_caught_spending_more_than_it_reports(
-    canaries: tuple[list[PreferencePair], list[bool]],
-    tokenizer: PreTrainedTokenizerFast,
-    backbone: Callable[[], GPT2Model],
-) -> None:
-    result, _, bound = _audit(AUDIT, canaries, tokenizer, backbone)
-    assert result.delta == DELTA and result.epsilon <= EPSILON
-    assert bound <= result.epsilon
-
-
-def test_a_non_private_control_is_caught_so_the_audit_has_power(
-    canaries: tuple[list[PreferencePair], list[bool]],
-    tokenizer: PreTrainedTokenizerFast,
-    backbone: Callable[[], GPT2Model],
-) -> None:
-    result, outcome, bound = _audit(
-        RewardConfig(**{**vars(AUDIT), "dp": False}), canaries, tokenizer, backbone
-    )
-    assert result.guarantee is None
-    assert outcome.correct >= 75  # of 100 guesses; chance is 50
-    assert bound > 0.5
+def test_the_bound_matches_jax_privacy_delta_term_included(row: dict[str, str]) -> None:
+    m, r, v, delta = int(row["m"]), int(row["r"]), int(row["v"]), float(row["delta"])
+    bound = epsilon_lower_bound(m, r, v, delta)
+    assert bound == pytest.approx(float(row["eps_jax_privacy"]), abs=TOLERANCE)
+    if delta > 0:  # the δ term costs something, so dropping it would overstate the bound
+        assert bound < float(row["eps_panoramia"])

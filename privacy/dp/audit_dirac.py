@@ -1,0 +1,173 @@
+"""The one-run audit (privacy.dp.audit) played against the project's Opacus mechanism with gradient-space
+Dirac canaries (Nasr et al., 2023, https://arxiv.org/abs/2302.07956; Steinke, Nasr & Jagielski,
+2023, https://arxiv.org/abs/2305.08846, section 7).
+
+Why Dirac canaries: an input-space canary on a real model moves a shared gradient, so most of its
+clipped norm is lost among the other examples and the audit of the final model is weak (the old
+audit of a tiny reward model could not prove more than 3.4 even with every guess right). Here
+canary i owns one coordinate of the model, and every row of canary i has gradient
+`row_norm · C · e_i` and nothing else. So whatever the mechanism lets through of canary i lands,
+undiluted, on coordinate i, the only noise there is the mechanism's own, and the final value of
+coordinate i is the best linear score for "was canary i trained on". The audit then has about the
+power the accounting allows: a correct run's bound stays below its reported ε, and a run that lets
+through more than its accounting says (noise too small, clipping off, a unit clipped pair by pair)
+is caught, its bound above the ε it reports.
+
+What is real: `privacy.dp.opacus_engine.make_private` (the wrapper the reward model trains through:
+noise calibrated to the target ε by Opacus, Poisson sampling from the mechanism's generator,
+Opacus' DPOptimizer clipping and noising), per-row gradients from Opacus' hooks, and for a unit of
+several rows `privacy.dp.units.sum_by_unit` summing them before the DPOptimizer clips the sum as
+one sample, as the reward trainer's clinician unit does. What is the auditor's: the model (one
+coordinate per canary), the loss, plain SGD at rate 1 (so the final coordinate is the sum of the
+noisy gradients), and the game (which canaries are included, the guesses).
+"""
+
+from __future__ import annotations
+
+import random
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from privacy.dp.accounting import epsilon_for
+from privacy.dp.audit import AuditOutcome, epsilon_lower_bound, guess_from_scores
+from privacy.dp.opacus_config import DPConfig
+from privacy.dp.opacus_engine import PrivateTraining, make_private
+from privacy.dp.units import sum_by_unit
+
+Tamper = Callable[[PrivateTraining], None]
+"""Changes the mechanism after it is built and calibrated (tests' broken controls): the run still
+reports the ε it was calibrated to."""
+
+
+@dataclass(frozen=True)
+class DiracAudit:
+    canaries: int = 5000
+    """m: canaries planted, each included with probability 1/2 (the included ones are the data)."""
+    rows_per_unit: int = 1
+    """Rows (pairs) of each canary unit: 1 for the pair unit; several for a clinician unit, whose
+    rows' gradients are summed and the sum clipped as one sample."""
+    row_norm: float = 8.0
+    """Each row's gradient norm, in multiples of C: above 1, so clipping binds (a unit of k rows
+    has norm k·row_norm·C before clipping)."""
+    batches_per_epoch: int = 2
+    """1/q: the Poisson sample rate is q = 1/batches_per_epoch of the units."""
+    epochs: int = 10
+    """Steps = epochs · batches_per_epoch."""
+    k_plus: int = 100
+    """Guess "included" for the k₊ highest scores (fixed before the scores are seen)."""
+    k_minus: int = 0
+    """Guess "excluded" for the k₋ lowest."""
+    confidence: float = 0.95
+    seed: int = 0
+    """Seeds the game (which canaries are included) and, under DPConfig.reproducible_noise only,
+    the mechanism."""
+
+    def __post_init__(self) -> None:
+        if self.canaries < 2 or self.rows_per_unit < 1 or self.batches_per_epoch < 1 or self.epochs < 1:
+            raise ValueError("need canaries >= 2 and rows_per_unit, batches_per_epoch, epochs >= 1")
+        if self.row_norm <= 0:
+            raise ValueError(f"row_norm must be positive, got {self.row_norm}")
+        if self.k_plus < 0 or self.k_minus < 0 or self.k_plus + self.k_minus > self.canaries:
+            raise ValueError("need k_plus, k_minus >= 0 and k_plus + k_minus <= canaries")
+
+
+@dataclass(frozen=True)
+class DiracAuditResult:
+    outcome: AuditOutcome
+    epsilon_lower_bound: float
+    """With probability `confidence`, the mechanism's true ε (at `delta`) is at least this."""
+    reported_epsilon: float
+    """What the accounting says the run spent: from the calibrated (noise, rate, steps)."""
+    delta: float
+    noise_multiplier: float
+    """As calibrated, before any tampering."""
+    sample_rate: float
+    steps: int
+    included: int
+    """Canary units trained on."""
+
+    @property
+    def caught(self) -> bool:
+        """The run is shown to spend more than it reports: a bug in the mechanism or its accounting."""
+        return self.epsilon_lower_bound > self.reported_epsilon
+
+
+class _Coordinates(nn.Module):
+    """One trainable coordinate per canary; a row of canary i reads coordinate i."""
+
+    def __init__(self, canaries: int) -> None:
+        super().__init__()
+        self.coordinate = nn.Embedding(canaries, 1)
+        nn.init.zeros_(self.coordinate.weight)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.coordinate(ids).squeeze(-1)
+
+
+def run_dirac_audit(dp: DPConfig, audit: DiracAudit, *, tamper: Tamper | None = None) -> DiracAuditResult:
+    """Play the game once: train on the included canaries through make_private, score each canary by
+    its coordinate, guess, and bound ε. `dp.target_delta` must be set (δ must not depend on how
+    many canaries the coin included)."""
+    if not dp.enabled or dp.target_delta is None:
+        raise ValueError("the audit needs a DP run with a fixed target_delta")
+    game = random.Random(audit.seed)
+    included = [game.random() < 0.5 for _ in range(audit.canaries)]
+    units = torch.tensor([i for i, x in enumerate(included) if x], dtype=torch.long)
+    if len(units) == 0:
+        raise ValueError("the coin included no canary; use more canaries")
+    model = _Coordinates(audit.canaries)
+    batch = -(-len(units) // audit.batches_per_epoch)  # ceil: the loader then has 1/q batches
+    loader = DataLoader(TensorDataset(torch.arange(len(units))), batch_size=batch, shuffle=True)
+    private = make_private(
+        module=model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=1.0),
+        data_loader=loader,
+        config=dp,
+        delta=dp.target_delta,
+        epochs=audit.epochs,
+        seed=audit.seed,
+    )
+    noise, rate = private.noise_multiplier, private.sample_rate
+    steps = audit.epochs * len(private.loader)
+    reported = epsilon_for(noise, rate, steps, dp.target_delta, dp.accountant)
+    if tamper is not None:
+        tamper(private)
+    pull = audit.row_norm * dp.max_grad_norm
+    for _ in range(audit.epochs):
+        for (positions,) in private.loader:
+            _step(private, units[positions], audit.rows_per_unit, pull)
+    scores = model.coordinate.weight.detach().squeeze(-1).tolist()
+    outcome = guess_from_scores(scores, included, audit.k_plus, audit.k_minus)
+    bound = epsilon_lower_bound(
+        outcome.m, outcome.guesses, outcome.correct, dp.target_delta, audit.confidence
+    )
+    return DiracAuditResult(outcome, bound, reported, dp.target_delta, noise, rate, steps, len(units))
+
+
+def _step(private: PrivateTraining, canaries: torch.Tensor, rows_per_unit: int, pull: float) -> None:
+    """One DP-SGD step on a Poisson sample of canary units. The loss -pull·mean(coordinate) gives each
+    row the gradient -pull·e_i (Opacus rescales a mean loss per row). With one row per unit the
+    per-row gradients go to the DPOptimizer as they are; with several, they are summed per unit
+    first (sum_by_unit), so the DPOptimizer clips each unit's sum as one sample."""
+    optimizer, module = private.optimizer, private.module
+    optimizer.zero_grad(set_to_none=True)
+    (weight,) = [p for p in module.parameters() if p.requires_grad]
+    if len(canaries) == 0:  # an empty Poisson sample is still a step: noise only
+        weight.grad_sample = torch.zeros((0, *weight.shape))  # type: ignore[attr-defined]
+        optimizer.step()
+        return
+    rows = canaries.repeat_interleave(rows_per_unit)
+    loss = -pull * module(rows).mean()
+    with warnings.catch_warnings():
+        # Opacus' hook on the embedding sees inputs (ids) that need no gradient; harmless.
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        loss.backward()
+    if rows_per_unit > 1:
+        owner = torch.arange(len(canaries)).repeat_interleave(rows_per_unit)
+        weight.grad_sample = sum_by_unit(weight.grad_sample, owner, len(canaries))  # type: ignore[attr-defined]
+    optimizer.step()
