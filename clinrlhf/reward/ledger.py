@@ -1,23 +1,34 @@
-"""The privacy budget ledger: what every reward training run spent, per data snapshot, in one JSON file.
+"""The privacy odometer of a deployment: every DP run on its clinicians' judgments, in one JSON file.
 
-Each entry records one run's mechanism (noise multiplier, sample rate, steps), its own δ and ε, and
-the privacy unit, against the SHA-256 of the snapshot it trained on. Before a run starts,
-`charge` composes every earlier run on that snapshot with the new one (privacy.dp.ledger) and
-refuses, with BudgetExceededError, a run that would take the cumulative ε past the budget; a run it
-accepts is recorded at once, before its first step, so a run that crashes still counts (what it
-released, if anything, is not known).
+A deployment is one CLINRLHF_HOME: the pipeline and `clinrlhf train reward|dpo` charge the same
+file. It keeps one odometer per privacy unit, across every snapshot, re-export and retrain, because
+they all share people (a new export is the old one plus new judgments, in another order): keying the
+budget by a snapshot's digest gave every re-export a fresh budget.
+
+Each entry records one run's mechanism (noise multiplier, sample rate, steps), its own reported
+(ε, δ), its privacy unit and n (the units it trained on), and the digest of its snapshot (for the
+record only). Before a run starts, `charge` composes the unit's earlier runs with it under a Rényi
+filter (privacy.dp.ledger, valid however the retrains were chosen) at the deployment's δ, and
+refuses with BudgetExceededError a run that would take the composed ε past the budget, or whose n
+makes δ > 1/n. An admitted run is recorded at once, before its first step, so a run that crashes
+still counts (what it released, if anything, is not known).
+
+The deployment's δ (CLINRLHF_PRIVACY_DELTA) is written to the file on the first charge and never
+changes: a ledger opened with another δ is refused by name. The filter's grid of orders is written
+with it, so a later change of the default grid leaves an open odometer's filter as it was. Runs keep their own δ for their own guarantee; it never enters the composition.
 
 The file is rewritten whole via os.replace (atomic on POSIX), and check-then-record happens under an
 exclusive lock on a sibling `.lock` file, so two concurrent trainings cannot both pass the check.
-Snapshots are independent: each has its own budget and spend.
 
-Usage: `PrivacyLedger(settings.resolved_home / "privacy_ledger.json", Budget(epsilon=10, delta=1e-5))`.
+Usage: `PrivacyLedger(settings.resolved_home / LEDGER_FILE, Budget(epsilon=24, delta=1e-6))`, or
+`deployment_ledger(settings)`.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -25,14 +36,37 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from privacy.dp import Accountant, PrivacyUnit
-from privacy.dp.ledger import Budget, BudgetExceededError, Mechanism, check_budget, composed_epsilon
+from privacy.dp import PRIVACY_UNITS, Accountant, PrivacyUnit
+from privacy.dp.ledger import (
+    RDP_FILTER_ORDERS,
+    Budget,
+    BudgetExceededError,
+    Mechanism,
+    check_budget,
+    check_delta_for_units,
+    filter_epsilon,
+)
+
+if TYPE_CHECKING:
+    from clinrlhf.settings import Settings
 
 LEDGER_FILE = "privacy_ledger.json"
-_VERSION = 1
+# What a charged run logs to MLflow about the odometer it was charged to (the report reads them).
+LEDGER_DELTA, LEDGER_BUDGET, LEDGER_UNIT = "ledger.delta", "ledger.budget_epsilon", "ledger.privacy_unit"
+LEDGER_EPSILON, LEDGER_RUNS = "ledger.epsilon", "ledger.runs"
+_VERSION = 2
+_READABLE = (1, 2)  # version 1 keyed budgets by snapshot; its runs join the odometers unchanged
 
-__all__ = ["LEDGER_FILE", "Budget", "BudgetExceededError", "LedgerEntry", "PrivacyLedger"]
+__all__ = [
+    "LEDGER_FILE",
+    "Budget",
+    "BudgetExceededError",
+    "LedgerEntry",
+    "PrivacyLedger",
+    "deployment_ledger",
+]
 
 
 @dataclass(frozen=True)
@@ -42,13 +76,16 @@ class LedgerEntry:
     sample_rate: float
     steps: int
     delta: float
-    """The run's own δ (its reported guarantee); the cumulative ε uses the budget's δ."""
+    """The run's own δ (its reported guarantee); the odometer composes at the deployment's δ."""
     epsilon: float
     """The run's own ε at its own δ, as reported (inf without DP)."""
     privacy_unit: PrivacyUnit
     accountant: Accountant
+    """How the run's own ε was computed; the odometer always uses the Rényi filter."""
     recorded_at: str
     label: str = ""
+    n_units: int | None = None
+    """Privacy units the run trained on (None for runs recorded before it was kept)."""
 
     @property
     def mechanism(self) -> Mechanism:
@@ -57,28 +94,50 @@ class LedgerEntry:
 
 class PrivacyLedger:
     def __init__(self, path: Path, budget: Budget, accountant: Accountant = "prv") -> None:
+        """`budget.delta` is the deployment's δ (checked against the file's); `accountant` is the
+        one the runs charged through this object computed their own ε with."""
         self.path, self.budget, self.accountant = Path(path), budget, accountant
 
-    def entries(self, snapshot_sha256: str | None = None) -> list[LedgerEntry]:
-        """Every recorded run, or those on one snapshot, oldest first."""
-        rows = [LedgerEntry(**row) for row in self._read()]
-        return [e for e in rows if snapshot_sha256 is None or e.snapshot_sha256 == snapshot_sha256]
+    @property
+    def delta(self) -> float:
+        """The deployment's δ: the file's, once a run was charged; until then, the budget's."""
+        recorded = self._read().get("delta")
+        return float(recorded) if recorded is not None else self.budget.delta
 
-    def spent(self, snapshot_sha256: str) -> float:
-        """The cumulative ε of the snapshot's recorded runs, at the budget's δ."""
-        mechanisms = [e.mechanism for e in self.entries(snapshot_sha256)]
-        return composed_epsilon(mechanisms, self.budget.delta, self.accountant)
+    def entries(
+        self, snapshot_sha256: str | None = None, *, privacy_unit: PrivacyUnit | None = None
+    ) -> list[LedgerEntry]:
+        """Every recorded run, or those on one snapshot or under one unit, oldest first."""
+        rows = [LedgerEntry(**row) for row in self._read()["runs"]]
+        return [
+            e
+            for e in rows
+            if (snapshot_sha256 is None or e.snapshot_sha256 == snapshot_sha256)
+            and (privacy_unit is None or e.privacy_unit == privacy_unit)
+        ]
 
-    def check(self, snapshot_sha256: str, mechanism: Mechanism, privacy_unit: PrivacyUnit = "pair") -> float:
-        """The cumulative ε if this run went ahead; raises BudgetExceededError if over budget."""
-        earlier = self.entries(snapshot_sha256)
-        units = {e.privacy_unit for e in earlier} | {privacy_unit}
-        if len(units) > 1:
-            raise BudgetExceededError(
-                f"snapshot {snapshot_sha256[:12]} has runs under privacy units {sorted(units)}; "
-                "the ledger composes runs of one unit only"
-            )
-        return check_budget([e.mechanism for e in earlier], mechanism, self.budget, self.accountant)
+    def spent(self, privacy_unit: PrivacyUnit) -> float:
+        """The odometer of one privacy unit: the filter's composed ε of its runs, at the deployment's δ."""
+        if privacy_unit not in PRIVACY_UNITS:
+            raise ValueError(f"an odometer is named by a privacy unit, one of {PRIVACY_UNITS}")
+        data = self._read()
+        mechanisms = [
+            LedgerEntry(**row).mechanism for row in data["runs"] if row["privacy_unit"] == privacy_unit
+        ]
+        return filter_epsilon(mechanisms, self.delta, _orders(data))
+
+    def odometer(self, privacy_unit: PrivacyUnit) -> tuple[dict[str, str], dict[str, float]]:
+        """MLflow params and metrics of one odometer as it stands, for the run just charged to it."""
+        params = {
+            LEDGER_DELTA: f"{self.delta:.6g}",
+            LEDGER_BUDGET: f"{self.budget.epsilon:g}",
+            LEDGER_UNIT: privacy_unit,
+        }
+        metrics = {
+            LEDGER_EPSILON: self.spent(privacy_unit),
+            LEDGER_RUNS: float(len(self.entries(privacy_unit=privacy_unit))),
+        }
+        return params, metrics
 
     def charge(
         self,
@@ -87,14 +146,23 @@ class PrivacyLedger:
         *,
         delta: float,
         epsilon: float,
+        n_units: int,
         privacy_unit: PrivacyUnit = "pair",
         label: str = "",
     ) -> LedgerEntry:
-        """Check the run against the budget and, if it fits, record it (atomically). -> its entry"""
+        """Check the run against its unit's odometer and, if the filter admits it, record it
+        (atomically) -> its entry. `delta` and `epsilon` are the run's own, for the record."""
         if not snapshot_sha256:
             raise ValueError("the ledger needs the SHA-256 of the data snapshot")
         with self._locked():
-            self.check(snapshot_sha256, mechanism, privacy_unit)
+            data = self._read()
+            self._check_deployment(data)
+            check_delta_for_units(self.budget.delta, n_units, "the deployment's δ (CLINRLHF_PRIVACY_DELTA)")
+            check_delta_for_units(delta, n_units, "this run's own δ")
+            earlier = [
+                LedgerEntry(**row).mechanism for row in data["runs"] if row["privacy_unit"] == privacy_unit
+            ]
+            check_budget(earlier, mechanism, self.budget, _orders(data))
             entry = LedgerEntry(
                 snapshot_sha256,
                 float(mechanism.noise_multiplier),
@@ -106,22 +174,40 @@ class PrivacyLedger:
                 self.accountant,
                 datetime.now(UTC).isoformat(timespec="seconds"),
                 label,
+                int(n_units),
             )
-            self._write([*self._read(), asdict(entry)])
+            self._write(
+                {
+                    "version": _VERSION,
+                    "delta": self.budget.delta,
+                    "orders": list(_orders(data)),
+                    "opened_at": data.get("opened_at") or entry.recorded_at,
+                    "runs": [*data["runs"], asdict(entry)],
+                }
+            )
         return entry
 
-    def _read(self) -> list[dict]:
-        if not self.path.exists():
-            return []
-        data = json.loads(self.path.read_text())
-        if data.get("version") != _VERSION:
-            raise ValueError(f"{self.path}: unknown ledger version {data.get('version')!r}")
-        return list(data["runs"])
+    def _check_deployment(self, data: dict[str, Any]) -> None:
+        recorded = data.get("delta")
+        if recorded is not None and not math.isclose(float(recorded), self.budget.delta, rel_tol=1e-9):
+            raise BudgetExceededError(
+                f"this deployment's δ is {float(recorded):.3g}, fixed in {self.path.name} by its first run; "
+                f"CLINRLHF_PRIVACY_DELTA={self.budget.delta:.3g} cannot change it"
+            )
 
-    def _write(self, rows: list[dict]) -> None:
+    def _read(self) -> dict[str, Any]:
+        if not self.path.exists():
+            return {"runs": []}
+        data = json.loads(self.path.read_text())
+        if data.get("version") not in _READABLE:
+            raise ValueError(f"{self.path}: unknown ledger version {data.get('version')!r}")
+        data["runs"] = [{"n_units": None, **row} for row in data["runs"]]
+        return dict(data)
+
+    def _write(self, data: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # json writes inf as Infinity, which it reads back; a non-DP run is recorded honestly.
-        text = json.dumps({"version": _VERSION, "runs": rows}, indent=2)
+        text = json.dumps(data, indent=2)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w") as f:
@@ -142,3 +228,15 @@ class PrivacyLedger:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _orders(data: dict[str, Any]) -> tuple[float, ...]:
+    """The filter's orders: the file's, once recorded (the grid is part of the filter, fixed on
+    first use), else the current default."""
+    return tuple(float(a) for a in data.get("orders") or RDP_FILTER_ORDERS)
+
+
+def deployment_ledger(settings: Settings, accountant: Accountant = "prv") -> PrivacyLedger:
+    """The one ledger of this deployment, as the pipeline and `clinrlhf train` open it."""
+    budget = Budget(settings.privacy_budget_epsilon, settings.privacy_delta)
+    return PrivacyLedger(settings.resolved_home / LEDGER_FILE, budget, accountant)
