@@ -78,11 +78,20 @@ class Settings(BaseSettings):
         description="Comma-separated addresses of TLS-terminating proxies whose X-Forwarded-Proto/-For "
         "are believed. None: forwarded headers are ignored.",
     )
+    # 24: three retrains at the pipeline's default ε = 8 each compose to about 21 under the filter.
     privacy_budget_epsilon: float = Field(
-        default=10.0,
+        default=24.0,
         gt=0,
-        description="Most ε any one feedback snapshot may spend over all reward runs that use it "
-        "(composed with the PRV accountant); a run that would pass it is refused before its first step.",
+        description="Most ε this deployment's DP runs may spend on one privacy unit, over every snapshot "
+        "and retrain (a Rényi filter at CLINRLHF_PRIVACY_DELTA); a run that would pass it is refused "
+        "before its first step.",
+    )
+    privacy_delta: float = Field(
+        default=1e-6,
+        gt=0,
+        lt=1,
+        description="The deployment's δ, fixed in the privacy ledger by its first run (a later value is "
+        "refused); a run on n privacy units is refused when δ > 1/n.",
     )
     review_overlap: int = Field(
         default=3, ge=1, description="How many clinicians review each case on the review page (k)."

@@ -150,6 +150,7 @@ def _charge(
     config: DPOConfig,
     mech: Mechanism,
     delta: float,
+    n_units: int,
 ) -> float:
     epsilon = epsilon_for(mech.noise_multiplier, mech.sample_rate, mech.steps, delta, config.accountant)
     if ledger is not None:
@@ -160,6 +161,7 @@ def _charge(
             mech,
             delta=delta,
             epsilon=epsilon,
+            n_units=n_units,
             privacy_unit="pair",
             label=f"dpo seed={config.seed} beta={config.beta} target_epsilon={config.target_epsilon}",
         )
@@ -219,7 +221,7 @@ def train_dpo(
         result.sample_rate = 1.0 / len(loader)
         result.steps = config.epochs * len(loader)
         mech = Mechanism(result.noise_multiplier, result.sample_rate, result.steps)
-        result.epsilon = _charge(ledger, snapshot_sha256, config, mech, result.delta)
+        result.epsilon = _charge(ledger, snapshot_sha256, config, mech, result.delta, len(pairs))
     total = config.epochs * len(loader)
     for _ in range(config.epochs):
         for batch in loader:

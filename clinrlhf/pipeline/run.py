@@ -35,7 +35,7 @@ from clinrlhf.pipeline.config import PipelineConfig
 from clinrlhf.pipeline.prompts import ppo_prompts
 from clinrlhf.pipeline.server import running_server
 from clinrlhf.policy.registry import set_latest_aligned
-from clinrlhf.reward.ledger import LEDGER_FILE
+from clinrlhf.reward.ledger import deployment_ledger
 from clinrlhf.reward.raters import with_rater_accuracies
 from clinrlhf.rlaif import rubric
 from clinrlhf.settings import Settings
@@ -207,8 +207,7 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
             snapshot,
             deid_sha,
             reporter.callback("DP reward model"),
-            ledger_file=settings.resolved_home / LEDGER_FILE,
-            budget_epsilon=settings.privacy_budget_epsilon,
+            ledger=deployment_ledger(settings, config.reward.accountant),  # shared with `train`
             roster=roster(config),
             log_snapshot_file=config.log_snapshot_file,
         )

@@ -24,7 +24,7 @@ from clinrlhf.pipeline.prompts import ppo_prompts
 from clinrlhf.pipeline.run import Reporter
 from clinrlhf.policy import load_policy
 from clinrlhf.reward.io import load_reward_model
-from clinrlhf.reward.ledger import LEDGER_FILE
+from clinrlhf.reward.ledger import deployment_ledger
 from clinrlhf.reward.raters import with_rater_accuracies
 from clinrlhf.settings import Settings, load_settings
 from clinrlhf.world.world import World, load_world
@@ -93,8 +93,7 @@ def train_reward_stage(
         (digest, snapshot),
         config_sha256(),
         reporter.callback("DP reward model"),
-        ledger_file=settings.resolved_home / LEDGER_FILE,
-        budget_epsilon=settings.privacy_budget_epsilon,
+        ledger=deployment_ledger(settings, config.reward.accountant),  # the pipeline's too
     )
     stages.save_reward(result, tokenizer, out, run)
     return {

@@ -35,12 +35,11 @@ from clinrlhf.reward.evaluate import (
     utility_agreement,
 )
 from clinrlhf.reward.io import save_reward_model
-from clinrlhf.reward.ledger import Budget, PrivacyLedger
+from clinrlhf.reward.ledger import PrivacyLedger
 from clinrlhf.reward.model import ScalarHeadModel
 from clinrlhf.reward.pairs import PreferencePair, pairs_from_judgments
 from clinrlhf.reward.rater_release import log_rater_release
 from clinrlhf.reward.trainer import RewardResult, train_reward
-from clinrlhf.reward.units import count_units
 from clinrlhf.sft.config import SFTConfig
 from clinrlhf.sft.trainer import train_sft
 from clinrlhf.text.prompt import vocabulary_corpus
@@ -110,8 +109,7 @@ def reward_stage(
     snapshot: tuple[str, Path],
     deid_sha: str,
     progress: Progress,
-    ledger_file: Path | None = None,
-    budget_epsilon: float = 10.0,
+    ledger: PrivacyLedger | None = None,
     utility_scenarios: list[Scenario] | None = None,
     roster: Sequence[str] | None = None,
     log_snapshot_file: bool = False,
@@ -121,8 +119,9 @@ def reward_stage(
     table) and agreement with the world's utility on `utility_scenarios` (default: fresh synthetic
     patients that no cohort contains). Returns every pair, trained on or held out.
 
-    With `ledger_file`, the run is charged to the snapshot's privacy ledger and refused (before
-    any step) if the snapshot's composed ε would pass `budget_epsilon` at this run's δ.
+    With a `ledger` (the deployment's, clinrlhf.reward.ledger.deployment_ledger), the run is charged
+    to its privacy unit's odometer and refused before any step if the composed ε would pass the
+    budget or δ > 1/n; the odometer's figures after the charge are logged with the run (`ledger.*`).
 
     `roster` (the clinicians enrolled before training) keys the per-clinician tables the run may
     publish (clinrlhf.reward.rater_release): none under a clinician or patient unit, none without a
@@ -135,10 +134,6 @@ def reward_stage(
     train_pairs, heldout_pairs = split_by_patient(pairs, HELDOUT_FRACTION, config.seed)
     if not train_pairs:  # too few patients to hold any out: train on all, measure nothing held out
         train_pairs, heldout_pairs = pairs, []
-    ledger = None
-    if ledger_file is not None:
-        delta = config.delta_for(count_units(train_pairs, config.privacy_unit))
-        ledger = PrivacyLedger(ledger_file, Budget(budget_epsilon, delta), config.accountant)
     with stage_run("reward", lineage=lineage_tags(digest, deid_sha)) as run:
         log_snapshot_dataset(path, digest, log_file=log_snapshot_file)
         backbone = cast(PreTrainedModel, copy.deepcopy(sft_model.transformer))
@@ -152,6 +147,10 @@ def reward_stage(
             ledger=ledger,
             snapshot_sha256=digest,
         )
+        if ledger is not None:  # what the report's ledger section composes: the odometer's own figure
+            params, metrics = ledger.odometer(config.privacy_unit)
+            mlflow.log_params(params)
+            mlflow.log_metrics(metrics)
         mlflow.log_params(result.params | {"reward.heldout_fraction": HELDOUT_FRACTION})
         mlflow.log_metrics(result.metrics)
         # Who the reward model learned to trust, keyed by the roster, never by who is in the data.

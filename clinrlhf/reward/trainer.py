@@ -43,7 +43,7 @@ from clinrlhf.reward.model import ScalarHeadModel
 from clinrlhf.reward.pairs import PreferencePair
 from clinrlhf.reward.raters import RaterFlipLogits, pair_accuracies
 from clinrlhf.reward.result import RewardResult, run_metrics, run_params
-from clinrlhf.reward.units import UnitRows, bound_pairs
+from clinrlhf.reward.units import UnitRows, bound_pairs, count_units
 from privacy.dp import epsilon_for, sum_by_unit
 from privacy.dp.accounting import quiet_prv
 from privacy.dp.ledger import Mechanism
@@ -69,9 +69,10 @@ def train_reward(
     Defaults: RewardConfig() and a NullTracker. The seed drives a forked RNG, so the caller's
     global RNG state is left as found.
 
-    With a `ledger`, the run is charged to `snapshot_sha256` (the SHA-256 of the data the pairs come
-    from) before its first step: BudgetExceededError if the snapshot's cumulative ε would pass the
-    ledger's budget (a non-DP run always does). Without one, nothing is checked or recorded.
+    With a `ledger`, the run is charged to its privacy unit's odometer (recorded against
+    `snapshot_sha256`, the SHA-256 of the data the pairs come from) before its first step:
+    BudgetExceededError if the composed ε would pass the ledger's budget (a non-DP run always does)
+    or δ > 1/n for its n units. Without one, nothing is checked or recorded.
     """
     config, tracker = config or RewardConfig(), tracker or NullTracker()
     if not pairs:
@@ -82,7 +83,8 @@ def train_reward(
         # Opacus' hooks on the token embedding see inputs (ids) that need no gradient; harmless.
         warnings.filterwarnings("ignore", message="Full backward hook is firing")
         torch.manual_seed(config.seed)
-        charge = None if ledger is None else _ledger_charge(ledger, snapshot_sha256 or "", config)
+        n_units = count_units(pairs, config.privacy_unit)  # what δ ≤ 1/n is checked against
+        charge = None if ledger is None else _ledger_charge(ledger, snapshot_sha256 or "", config, n_units)
         return _train(list(pairs), backbone, tokenizer, config, tracker, progress, charge)
 
 
@@ -296,7 +298,7 @@ def _loader(
 
 
 def _ledger_charge(
-    ledger: PrivacyLedger, snapshot_sha256: str, config: RewardConfig
+    ledger: PrivacyLedger, snapshot_sha256: str, config: RewardConfig, n_units: int
 ) -> Callable[[float, float, int, float], LedgerEntry]:
     def charge(noise: float, rate: float, steps: int, delta: float) -> LedgerEntry:
         epsilon = epsilon_for(noise, rate, steps, delta, config.accountant)
@@ -305,6 +307,7 @@ def _ledger_charge(
             Mechanism(noise, rate, steps),
             delta=delta,
             epsilon=epsilon,
+            n_units=n_units,  # bounding keeps every unit, so n is the units of the pairs supplied
             privacy_unit=config.privacy_unit,
             label=f"reward seed={config.seed} target_epsilon={config.target_epsilon} dp={config.dp}",
         )

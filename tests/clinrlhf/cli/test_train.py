@@ -20,15 +20,22 @@ from mlflow.tracking import MlflowClient
 
 from clinrlhf.cli import main
 from clinrlhf.feedback import Judgment, to_ndjson
+from clinrlhf.feedback.judgment import from_ndjson
+from clinrlhf.lineage.runs import configure_mlflow
+from clinrlhf.pipeline import stages
+from clinrlhf.pipeline.config import load_pipeline_config
 from clinrlhf.policy import load_policy
 from clinrlhf.ppo.checkpoint import CHECKPOINT_FILE
 from clinrlhf.reward.io import load_reward_model
+from clinrlhf.reward.ledger import LEDGER_FILE, deployment_ledger
+from clinrlhf.reward.raters import with_rater_accuracies
 from clinrlhf.settings import load_settings
 from clinrlhf.text.prompt import render_prompt, render_response
 from clinrlhf.world.patients import generate_patients
 from clinrlhf.world.practice import HABITS
 from clinrlhf.world.scoring import acceptable
 from clinrlhf.world.world import load_world
+from privacy.dp.ledger import Mechanism, filter_epsilon
 
 TINY = {
     "history_patients": 80,
@@ -104,7 +111,7 @@ def test_train_reward_weights_each_clinician_by_their_dawid_skene_accuracy(
     """The pipeline's default (rater_weighting "dawid-skene") estimates each clinician's accuracy from
     the snapshot (without publishing them: no roster) and says so in the reward run's params; "none"
     from --config turns it off."""
-    monkeypatch.setenv("CLINRLHF_PRIVACY_BUDGET_EPSILON", "20")  # two reward runs on one snapshot
+    monkeypatch.setenv("CLINRLHF_PRIVACY_BUDGET_EPSILON", "1e6")  # two reward runs on the same people
     weighted, plain = tmp_path / "weighted.json", tmp_path / "plain.json"
     weighted.write_text(json.dumps(TINY))
     plain.write_text(json.dumps({**TINY, "reward": {**TINY["reward"], "rater_weighting": "none"}}))
@@ -178,23 +185,59 @@ def test_missing_inputs_are_named(home: Path, tmp_path: Path, capsys: pytest.Cap
     assert "model folder not found" in capsys.readouterr().err
 
 
-def test_a_second_reward_run_past_the_snapshots_budget_is_refused(
+def test_the_pipeline_and_the_cli_charge_one_odometer_across_reexports(
     home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("CLINRLHF_PRIVACY_BUDGET_EPSILON", "9")
+    """The pipeline's reward stage, charged as run_pipeline charges it, then `clinrlhf train reward`
+    on a re-export of the same judgments (another order, another digest): one odometer, one budget,
+    one δ."""
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps(TINY))
     data, sft = snapshot(tmp_path / "feedback.ndjson", 30), tmp_path / "sft"
     assert main(["train", "sft", "--out", str(sft), "--config", str(config)]) == 0
-    argv = ["train", "reward", "--policy", str(sft), "--snapshot", str(data), "--config", str(config)]
-    assert main([*argv, "--out", str(tmp_path / "r1")]) == 0  # ε 8 of 9
+    monkeypatch.setenv("CLINRLHF_PRIVACY_BUDGET_EPSILON", "1e6")
+    settings, pipeline = load_settings(), load_pipeline_config(config)
+    configure_mlflow(settings)
+    judgments = from_ndjson(data.read_bytes())
+    policy, tokenizer = load_policy(sft)
+    _, _, trained = stages.reward_stage(
+        load_world(),
+        judgments,
+        policy,
+        tokenizer,
+        with_rater_accuracies(pipeline.reward, judgments),
+        stages.save_snapshot(judgments, home / "snapshots"),
+        "deid",
+        lambda *_: None,
+        ledger=deployment_ledger(settings, pipeline.reward.dp.accountant),
+    )
+    ledger = json.loads((home / LEDGER_FILE).read_text())
+    (first,) = ledger["runs"]
+    assert ledger["delta"] == settings.privacy_delta
+    run = Mechanism(first["noise_multiplier"], first["sample_rate"], first["steps"])
+    once, twice = filter_epsilon([run], ledger["delta"]), filter_epsilon([run, run], ledger["delta"])
+    logged = MlflowClient(settings.mlflow_tracking_uri).get_run(trained.run_id).data
+    assert logged.metrics["ledger.epsilon"] == pytest.approx(once)
+
+    reexport = tmp_path / "reexport.ndjson"
+    reexport.write_bytes(to_ndjson(list(reversed(judgments))))
+    assert hashlib.sha256(reexport.read_bytes()).hexdigest() != first["snapshot_sha256"]
+    argv = ["train", "reward", "--policy", str(sft), "--snapshot", str(reexport), "--config", str(config)]
+    monkeypatch.setenv("CLINRLHF_PRIVACY_BUDGET_EPSILON", str((once + twice) / 2))  # room for one run
     capsys.readouterr()
-    assert main([*argv, "--out", str(tmp_path / "r2")]) == 2  # another ε 8 composes past 9
+    assert main([*argv, "--out", str(tmp_path / "r2")]) == 2
     err = capsys.readouterr().err
-    assert "budget" in err and len(err.strip().splitlines()) == 1
+    assert "composed ε" in err and "budget" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r2").exists()
-    runs = json.loads((home / "privacy_ledger.json").read_text())["runs"]
-    assert [r["snapshot_sha256"] for r in runs] == [hashlib.sha256(data.read_bytes()).hexdigest()]
+
+    monkeypatch.setenv("CLINRLHF_PRIVACY_BUDGET_EPSILON", "1e6")
+    monkeypatch.setenv("CLINRLHF_PRIVACY_DELTA", "1e-7")  # a later δ cannot replace the deployment's
+    assert main([*argv, "--out", str(tmp_path / "r3")]) == 2
+    err = capsys.readouterr().err
+    assert "CLINRLHF_PRIVACY_DELTA" in err and len(err.strip().splitlines()) == 1
+    assert [r["snapshot_sha256"] for r in json.loads((home / LEDGER_FILE).read_text())["runs"]] == [
+        first["snapshot_sha256"]
+    ]
 
 
 # A PPO run killed with SIGKILL resumes from its last checkpoint when the same command runs again,

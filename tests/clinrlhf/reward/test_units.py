@@ -18,7 +18,7 @@ from transformers import GPT2Model, PreTrainedTokenizerFast
 from clinrlhf.lineage.tracker import RecordingTracker
 from clinrlhf.reward.config import RewardConfig
 from clinrlhf.reward.evaluate import evaluate_reward
-from clinrlhf.reward.ledger import Budget, BudgetExceededError, PrivacyLedger
+from clinrlhf.reward.ledger import Budget, PrivacyLedger
 from clinrlhf.reward.pairs import PreferencePair
 from clinrlhf.reward.result import RewardResult
 from clinrlhf.reward.trainer import prepare_training, train_reward
@@ -178,21 +178,22 @@ def test_a_clinician_unit_with_every_clinician_in_every_step_is_accounted_at_q_1
     assert pld == pytest.approx(result.epsilon, rel=0.05) and result.epsilon <= 8.0
 
 
-def test_the_ledger_records_the_unit_and_keeps_units_apart(
+def test_the_ledger_records_the_unit_and_keeps_one_odometer_per_unit(
     tmp_path: Path,
     train_pairs: list[PreferencePair],
     tokenizer: PreTrainedTokenizerFast,
     backbone: Callable[..., GPT2Model],
 ) -> None:
-    ledger = PrivacyLedger(tmp_path / "ledger.json", Budget(epsilon=20.0, delta=1e-3))
+    ledger = PrivacyLedger(tmp_path / "ledger.json", Budget(epsilon=1e6, delta=1e-3))
     pairs = grouped(train_pairs[:60], per_patient=3, clinicians=3)
     config = RewardConfig(epochs=1, privacy_unit="patient", units_per_batch=5)
     train_reward(pairs, backbone(), tokenizer, config, ledger=ledger, snapshot_sha256="a" * 64)
-    assert [e.privacy_unit for e in ledger.entries()] == ["patient"]
-    with pytest.raises(BudgetExceededError, match="privacy units"):
-        train_reward(
-            pairs, backbone(), tokenizer, RewardConfig(epochs=1), ledger=ledger, snapshot_sha256="a" * 64
-        )
+    assert [(e.privacy_unit, e.n_units) for e in ledger.entries()] == [("patient", 20)]
+    patients = ledger.spent("patient")
+    other = RewardConfig(epochs=1, privacy_unit="pair")
+    train_reward(pairs, backbone(), tokenizer, other, ledger=ledger, snapshot_sha256="a" * 64)
+    assert [e.privacy_unit for e in ledger.entries()] == ["patient", "pair"]
+    assert ledger.spent("patient") == patients  # the pair unit's run went to its own odometer
 
 
 @pytest.mark.slow
