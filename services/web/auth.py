@@ -7,14 +7,13 @@ by itself, but never an Authorization header.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from clinrlhf.identity import Principal
-from services.api.deps import StateDep, principal_of
+from services.api.deps import StateDep, audiences_for, principal_of
 from services.api.errors import APIError
 from services.web.session import CSRF_HEADER, SESSION_COOKIE, WebSession, csrf_matches, session_key, unseal
 
@@ -113,15 +112,17 @@ MaybeAgreementReader = Annotated[Principal | None, Depends(optional_agreement_re
 
 def client_key(request: Request, state: StateDep) -> str:
     """Who counts as one client for rate limiting: the review session (its cookie, checked by its
-    seal), else the bearer token, by hash (before it is verified a token names no one, and an
-    unverified `sub` choosing the bucket would let anyone spend a clinician's), else the peer
-    address. The address comes last because a hospital's clinicians often share one proxy."""
+    seal), else the holder of a bearer token the service has already verified (its cache of verified
+    tokens; no check happens here), else the peer address (a configured proxy's forwarded one,
+    `services.api.app`). An unverified token names no one: keyed by it, every request with fresh
+    junk would get a full bucket of its own (and a `rate_buckets` row)."""
     session = web_session(request, state)
     if session is not None:
         return f"session:{session.sid}"
     token = bearer_of(request)
-    if token is not None:
-        return "token:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+    known = state.verified_tokens.get(token, audiences_for(request, state.settings)) if token else None
+    if known is not None:
+        return f"caller:{known.issuer}|{known.sub}"
     return f"address:{request.client.host if request.client else 'unknown'}"
 
 
