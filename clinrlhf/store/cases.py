@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 from clinrlhf.store.models import Case
 from clinrlhf.store.once import insert_once
 from clinrlhf.world.facts import PatientFacts, facts_from_bundle
+from clinrlhf.world.known import known_facts
+from clinrlhf.world.world import load_world
 from privacy.deid import deidentify_bundle
 
 Source = Literal["cds", "ingest"]
@@ -74,7 +76,8 @@ def deidentify_case(bundle: Mapping[str, Any], *, key: bytes, today: date) -> De
     try:
         result = deidentify_bundle(bundle, key=key, today=today)
         stage = "reading the de-identified record"
-        facts = facts_from_bundle(result.bundle, on=today)
+        # Only the world's own codes are stored: a code system's shape admits numbers nobody assigned.
+        facts = known_facts(facts_from_bundle(result.bundle, on=today), load_world())
     except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as err:
         reason = unreadable_reason(err, stage)
         raise UnreadableRecordError("the record is not one patient's readable FHIR R4 data", reason) from None
