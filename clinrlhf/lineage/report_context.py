@@ -19,8 +19,9 @@ from clinrlhf.lineage.criteria import AcceptanceCriteria, check_criteria
 from clinrlhf.lineage.evalmetrics import Rates
 from clinrlhf.lineage.evidence import Evidence, when
 from clinrlhf.lineage.hti1 import source_attributes
-from clinrlhf.lineage.ledger import total_epsilon
+from clinrlhf.lineage.ledger import odometers
 from clinrlhf.lineage.modelcard import model_card
+from clinrlhf.lineage.report_privacy import privacy_statement
 from clinrlhf.lineage.runs import PPO_PROMPT_SOURCE
 from clinrlhf.store import read_snapshot
 
@@ -210,7 +211,11 @@ def quality_rows(quality: dict[str, Any]) -> dict[str, Any]:
             "kappa_ci": _interval(r.get("kappa_low"), r.get("kappa_high")),
             "items": r.get("agreement_items", 0),
             "unsafe": f"{r['unsafe_choices']} / {r['safety_items']}" if r.get("safety_items") else "–",
-            "status": "quarantined" if r["quarantined"] else ("flagged" if r["flagged"] else "ok"),
+            "status": "no data"
+            if r.get("no_data")
+            else "quarantined"
+            if r["quarantined"]
+            else ("flagged" if r["flagged"] else "ok"),
             "why": "; ".join(r["flagged"]),
         }
         for r in quality.get("raters", [])
@@ -232,6 +237,13 @@ def quality_rows(quality: dict[str, Any]) -> dict[str, Any]:
         "quarantined": quality.get("quarantined", []),
         "excluded": quality.get("excluded_judgments", 0),
         "sources": ", ".join(f"{k} ({v})" for k, v in quality.get("sources", {}).items()),
+        # clinrlhf.feedback.screening_release: why rows are missing, and the counts published instead
+        "withheld": quality.get("withheld"),
+        "counts": ", ".join(
+            f"{k.replace('_', ' ')} {quality[k]}"
+            for k in ("clinicians_screened", "clinicians_flagged", "clinicians_quarantined")
+            if k in quality
+        ),
     }
 
 
@@ -261,15 +273,12 @@ def policy_privacy(prompt_source: str) -> str:
     )
 
 
-def _privacy(ev: Evidence) -> dict[str, Any]:
-    statement = ev.guarantee.describe() if ev.guarantee else "Trained WITHOUT differential privacy."
-    if ev.guarantee:
-        statement += " " + policy_privacy(ev.tag("ppo", PPO_PROMPT_SOURCE, "feedback"))
-    return {
-        "statement": statement,
+def _privacy(client: MlflowClient, ev: Evidence) -> dict[str, Any]:
+    policy = policy_privacy(ev.tag("ppo", PPO_PROMPT_SOURCE, "feedback"))
+    return privacy_statement(client, ev, policy) | {
         "params": ev.dp_params | {"dp.epsilon": f"{ev.epsilon:.3f}"},
         "ledger": [asdict(e) for e in ev.ledger],
-        "total_epsilon": total_epsilon(ev.ledger),
+        "odometers": [asdict(o) for o in odometers(ev.ledger)],  # composed by the filter, never summed
     }
 
 
@@ -297,7 +306,7 @@ def report_context(
         "criteria": check_criteria(criteria, ev.rates["after"], ev.epsilon),
         "criteria_config": criteria.to_dict(),
         "approvals": approval_rows(client, ev, sessions),
-        "privacy": _privacy(ev),
+        "privacy": _privacy(client, ev),
         "deid_config_sha256": ev.tag("reward", "clinrlhf.deid_config_sha256"),
         "deid_counts": sorted(ev.facts.get("deid_counts", {}).items()),
         "feedback": _feedback_table(ev),

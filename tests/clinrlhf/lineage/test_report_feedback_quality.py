@@ -12,6 +12,7 @@ from clinrlhf.feedback.judgment import Judgment
 from clinrlhf.feedback.reliability import dawid_skene, preference_labels, rater_table
 from clinrlhf.feedback.safety import SafetyRow
 from clinrlhf.feedback.screening import ScreeningConfig, quality_report
+from clinrlhf.feedback.screening_release import released_quality
 from clinrlhf.lineage import report as report_module
 from clinrlhf.lineage import report_context
 from clinrlhf.lineage.chain import load_chain
@@ -110,3 +111,13 @@ def test_report_without_quality_or_race_says_so(sample):
     html = build_report(sample.client, chain, sample.settings.mlflow_tracking_uri)
     assert 'id="rater-reliability"' not in html
     assert "logged no race or ethnicity subgroups" in html
+
+
+def test_released_quality_renders_roster_rows_or_counts_only():
+    roster = ["good-a", "good-b", "good-c", "bad-z", "new-d"]  # new-d enrolled, never judged
+    rows = report_context.quality_rows(released_quality(_quality(), "pair", roster))
+    assert [r["clinician"] for r in rows["raters"]] == roster
+    assert {r["clinician"]: r for r in rows["raters"]}["new-d"]["status"] == "no data"
+    withheld = report_context.quality_rows(released_quality(_quality(), "clinician", roster))
+    assert withheld["raters"] == [] and withheld["quarantined"] == []
+    assert "clinician" in withheld["withheld"] and "clinicians quarantined 1" in withheld["counts"]
