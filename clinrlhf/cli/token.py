@@ -32,6 +32,6 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("--sub must not be empty")
     try:
         print(mint_token(load_settings(), role=args.role, sub=args.sub, ttl=args.ttl))
-    except MissingSecretError as err:
+    except (MissingSecretError, ValueError) as err:  # ValueError: --ttl past the longest lifetime
         raise CLIError(str(err)) from None
     return 0

@@ -80,6 +80,11 @@ def mint_token(
         raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
     if ttl <= 0:
         raise ValueError("ttl must be positive")
+    if ttl > settings.max_token_lifetime_seconds:
+        raise ValueError(
+            f"ttl exceeds the longest token lifetime, {settings.max_token_lifetime_seconds} s "
+            "(CLINRLHF_MAX_TOKEN_LIFETIME_SECONDS)"
+        )
     key = dev_signing_key(settings)
     assert key is not None  # created on demand
     now = int(time.time())
@@ -148,6 +153,18 @@ def _decode(token: str, key: Any, alg: str, iss: str, audiences: list[str]) -> d
         raise TokenError("token signature or claims are invalid") from None
 
 
+def _check_times(claims: Mapping[str, Any], max_lifetime: int) -> None:
+    """Time claims are JSON numbers (RFC 7519 NumericDate; PyJWT would turn the string
+    "9999999999" into a number), and `exp - iat` is at most `max_lifetime`: a stolen token with a
+    100-year `exp` would otherwise never stop working."""
+    for name in ("exp", "iat", "nbf"):
+        value = claims.get(name)
+        if name in claims and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise TokenError("token time claims must be numbers (exp, iat, nbf)")
+    if claims["exp"] - claims["iat"] > max_lifetime:
+        raise TokenError("token lifetime (exp - iat) exceeds the longest this service accepts")
+
+
 def _scopes(claims: Mapping[str, Any], role: str | None, issuer: Issuer | None) -> frozenset[str]:
     if issuer is not None and issuer.role is not None:
         return frozenset(ROLE_SCOPES[issuer.role].split())  # the configuration, not the token, decides
@@ -190,6 +207,7 @@ def verify_token(
     else:
         raise TokenError("token issuer is not trusted")
     claims = _decode(token, key, alg, iss, [settings.token_audience, *audiences])
+    _check_times(claims, settings.max_token_lifetime_seconds)
     role = issuer.role if issuer is not None and issuer.role else claims.get("role")
     role = role if role in ROLES else None
     once = claims.get("jti_once") is True or (issuer is not None and role == "cds-client")
