@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from clinrlhf.lineage.evidence import Evidence
+from clinrlhf.lineage.report_privacy import noise_line
 
 INTENDED_USE = (
     "Drafts a first-line prescription (drug, dose, route, frequency) for one target problem of an adult or "
@@ -61,13 +62,17 @@ def _training(ev: Evidence) -> Section:
     judged = (
         f"{fb['judgments']} de-identified judgments by {fb['clinicians']} clinicians (pseudonyms) on {fb['cards']} cards"
         if fb
-        else "snapshot not available in MLflow"
+        else "snapshot file not found (MLflow holds its SHA-256; the file lives in CLINRLHF_HOME)"
     )
-    privacy = (
-        ev.guarantee.describe()
-        if ev.guarantee
-        else "The reward model was trained WITHOUT differential privacy."
-    )
+    privacy = "The reward model was trained WITHOUT differential privacy."
+    if ev.guarantee:
+        is_dp, noise = noise_line(ev)
+        privacy = (
+            f"{ev.guarantee.describe()} Conditional on the rater screening, the rater weights and the "
+            "k-anonymity suppression (see Privacy spent)."
+            if is_dp
+            else noise
+        )
     return Section(
         "Training data",
         [
@@ -163,7 +168,8 @@ def model_card(ev: Evidence) -> list[Section]:
                 ),
                 (
                     "Feedback privacy",
-                    "clinicians and patients appear only as keyed pseudonyms; the reward model is DP",
+                    "clinicians and patients appear only as keyed pseudonyms; the reward model is DP given "
+                    "the screening, and what it does not cover is listed under Privacy spent",
                 ),
                 (
                     "Reward hacking",

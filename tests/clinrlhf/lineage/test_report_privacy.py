@@ -9,6 +9,8 @@ from html.parser import HTMLParser
 import pytest
 
 from clinrlhf.lineage.chain import load_chain
+from clinrlhf.lineage.evidence import gather
+from clinrlhf.lineage.modelcard import model_card
 from clinrlhf.lineage.report import build_report
 
 NOISE_TAG = "clinrlhf.dp_noise"  # what the reward trainer tags a DP run with
@@ -62,6 +64,9 @@ def test_a_run_with_reproducible_noise_is_not_a_dp_release(sample) -> None:
     text = _privacy_section(sample, "reproducible")
     assert "not a DP release" in text and "a DP release no" in text
     assert text.index("not a DP release") < text.index("differentially private")  # said first
+    card = model_card(gather(sample.client, load_chain(sample.client, sample.good.pipeline_run_id), ""))
+    (privacy,) = [value for section in card for label, value in section.items if label == "Privacy"]
+    assert "not a DP release" in privacy and "differentially private" not in privacy
 
 
 @pytest.mark.parametrize("noise", [None, "secure"])
