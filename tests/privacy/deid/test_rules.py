@@ -10,7 +10,7 @@ from importlib import resources
 import pytest
 
 from privacy.deid import config_sha256, deidentify_with_report, parse_rules
-from privacy.deid.methods import hash_reference, shift_date
+from privacy.deid.methods import hash_reference, shift_date, zip3
 from privacy.deid.paths import PathError, compile_tree, parse_path
 from privacy.deid.ruleset import RuleFileError, default_rules
 
@@ -158,3 +158,113 @@ def test_a_kept_value_of_the_wrong_type_is_dropped_or_refuses_the_record() -> No
             bundle, key=KEY, today=TODAY, rules=parse_rules(_rules(keep | {"invalid": "reject"}))
         )
     assert "high" not in str(caught.value)
+
+
+SCT = "http://snomed.info/sct"
+_CODES = {"codeSystems": {SCT: {"shape": "snomed"}}, "valueSets": {"gender": ["female", "male"]}}
+
+
+@pytest.mark.parametrize(
+    ("rule", "parameters", "message"),
+    [
+        ({"path": "Condition.code.coding", "method": "keepCoding"}, _CODES, "needs systems"),
+        ({"path": "Condition.code.coding", "method": "keepCoding", "systems": ["urn:x"]}, _CODES, "lacks"),
+        ({"path": "Condition.code", "method": "keepCoding", "systems": [SCT]}, _CODES, "coding or value"),
+        ({"path": "Patient.gender", "method": "keep", "valueSet": "sex"}, _CODES, "unknown value set"),
+        (
+            {"path": "Patient.gender", "method": "keep"},
+            {"codeSystems": {SCT: {"shape": "x"}}},
+            "codes .a list",
+        ),
+        (
+            {"path": "Patient.gender", "method": "keep"},
+            {"codeSystems": {SCT: {"codes": []}}},
+            "codes .a list",
+        ),
+        ({"path": "Patient.gender", "method": "keep"}, {"valueSets": {"gender": "female"}}, "valueSets"),
+        ({"path": "Patient.gender", "method": "keep"}, {"datesAtAgeCap": "keep"}, "datesAtAgeCap"),
+    ],
+)
+def test_malformed_vocabularies_and_their_rules_are_rejected(
+    rule: dict, parameters: dict, message: str
+) -> None:
+    with pytest.raises(RuleFileError, match=message):
+        parse_rules(_rules(rule, **parameters))
+
+
+def test_keep_coding_copies_only_system_and_code_of_an_allowed_system() -> None:
+    rules = _rules(
+        {"path": "Condition.code.coding", "method": "keepCoding", "identifier": "code", "systems": [SCT]},
+        **_CODES,
+    )
+    coding = {
+        "system": SCT,
+        "code": "44054006",
+        "display": "Okafor's diabetes",
+        "version": "x",
+        "userSelected": True,
+    }
+    other = {"system": "http://example.org/okafor", "code": "44054006"}
+    bundle = _patient()
+    bundle["entry"].append({"resource": {"resourceType": "Condition", "code": {"coding": [coding, other]}}})
+    result, _ = deidentify_with_report(bundle, key=KEY, today=TODAY, rules=parse_rules(rules))
+    assert result.bundle["entry"][1]["resource"]["code"] == {"coding": [{"system": SCT, "code": "44054006"}]}
+    assert (result.counts["code:keepCoding"], result.counts["code:redact"]) == (1, 1)
+
+
+# The 2020 census list (18 prefixes) against the HHS guidance's 2000 census list (17 prefixes).
+RESTRICTED_2020 = ["036", "059", "102", "202", "203", "204", "205", "369", "556", "692", "753", "772", "821",
+                   "823", "878", "879", "884", "893"]  # fmt: skip
+
+
+def test_the_restricted_zip3_list_is_the_2020_census_list() -> None:
+    assert sorted(default_rules().restricted_zip3) == RESTRICTED_2020
+    assert [zip3(f"{p}01", default_rules().restricted_zip3) for p in ("202", "205", "369", "753", "772")] == [
+        "000"
+    ] * 5
+    # No longer at or under 20,000 people in 2020: their ZIP3 stays.
+    assert [zip3(f"{p}01", default_rules().restricted_zip3) for p in ("063", "790", "830")] == [
+        "063",
+        "790",
+        "830",
+    ]
+
+
+def _dated(birth_date: str | None, *dates: str) -> dict:
+    bundle = (
+        _patient()
+        if birth_date
+        else {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Patient", "id": "p1"}}]}
+    )
+    if birth_date:
+        bundle["entry"][0]["resource"]["birthDate"] = birth_date
+    for n, when in enumerate(dates):
+        bundle["entry"].append(
+            {"resource": {"resourceType": "Condition", "id": f"c{n}", "onsetDateTime": when}}
+        )
+    return bundle
+
+
+def _onsets(bundle: dict) -> list[str | None]:
+    out = deidentify_with_report(bundle, key=KEY, today=TODAY)[0].bundle
+    return [e["resource"].get("onsetDateTime") for e in out["entry"][1:]]
+
+
+def test_a_date_more_than_90_years_back_is_dropped_even_without_a_birth_date() -> None:
+    """Being alive on a day 90 years ago is itself an age over 89 (the line is 2026-03-01 - 90 y)."""
+    onsets = _onsets(_dated(None, "1936-02-29", "1936-03-01", "2020-01-01"))
+    assert onsets[0] is None and onsets[1] is not None and onsets[2] is not None
+
+
+@pytest.mark.parametrize(("birth_date", "hidden"), [("1936", True), ("1936-03", True), ("1936-04", False),
+                                                    ("1936-03-02", False), ("1936-03-01", True)])  # fmt: skip
+def test_a_partial_birth_date_that_allows_90_hides_every_date(birth_date: str, hidden: bool) -> None:
+    onsets = _onsets(_dated(birth_date, "2020-01-01T10:00:00Z"))
+    assert (onsets == [None]) is hidden
+
+
+def test_a_date_in_other_digits_is_normalised_before_it_is_shifted() -> None:
+    assert shift_date("２０２４-03-10", timedelta(days=-40)) == "2024-01-30"
+    assert shift_date("2024-03-10\u200b", timedelta(days=-40)) == "2024-01-30"
+    assert shift_date("٢٠٢٤-03-10", timedelta(days=-40)) is None
+    assert shift_date("2024-03-10T08:15:00Z okafor", timedelta(days=-40)) is None
