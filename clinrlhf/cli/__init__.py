@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -50,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Everything a command writes (the database, MLflow's store, logs, reports) is its owner's only,
+    # whatever umask the shell or container left: they hold pseudonyms and audit trails.
+    os.umask(0o077)
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
