@@ -144,23 +144,24 @@ def hash_reference(key: bytes, value: Any, types: Mapping[str, str]) -> str | No
 
 
 def identifier_kind(identifier: Any) -> str:
-    """What a FHIR Identifier is, by its v2-0203 type or system: "mrn", "ssn", "license", ..."""
+    """What a FHIR Identifier is, by its v2-0203 type or system: "mrn", "ssn", "license", ...
+    (only the report's counts depend on it: every identifier is redacted, whatever its kind)."""
     if not isinstance(identifier, Mapping):
         return "other_id"
-    if str(identifier.get("system", "")).endswith("us-ssn"):
+    if normalize(str(identifier.get("system", ""))).endswith("us-ssn"):
         return "ssn"
     kind = identifier.get("type")
     codings = kind.get("coding") if isinstance(kind, Mapping) else None
     for coding in codings if isinstance(codings, list) else []:
         code = coding.get("code") if isinstance(coding, Mapping) else None
-        if isinstance(code, str) and code in _IDENTIFIER_TYPES:
-            return _IDENTIFIER_TYPES[code]
+        if isinstance(code, str) and normalize(code) in _IDENTIFIER_TYPES:
+            return _IDENTIFIER_TYPES[normalize(code)]
     return "other_id"
 
 
 def telecom_kind(contact: Any) -> str:
     system = contact.get("system") if isinstance(contact, Mapping) else None
-    return _TELECOM_SYSTEMS.get(str(system), "telecom")
+    return _TELECOM_SYSTEMS.get(normalize(str(system)), "telecom")
 
 
 def _allowed_coding(

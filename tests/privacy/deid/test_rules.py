@@ -10,7 +10,7 @@ from importlib import resources
 import pytest
 
 from privacy.deid import config_sha256, deidentify_with_report, parse_rules
-from privacy.deid.methods import hash_reference, shift_date, zip3
+from privacy.deid.methods import hash_reference, identifier_kind, shift_date, telecom_kind, zip3
 from privacy.deid.paths import PathError, compile_tree, parse_path
 from privacy.deid.ruleset import RuleFileError, default_rules
 
@@ -268,3 +268,10 @@ def test_a_date_in_other_digits_is_normalised_before_it_is_shifted() -> None:
     assert shift_date("2024-03-10\u200b", timedelta(days=-40)) == "2024-01-30"
     assert shift_date("٢٠٢٤-03-10", timedelta(days=-40)) is None
     assert shift_date("2024-03-10T08:15:00Z okafor", timedelta(days=-40)) is None
+
+
+def test_identifier_and_telecom_kinds_are_read_normalised() -> None:
+    """Only the report's counts depend on the kind, but a fullwidth SS is still counted as an SSN."""
+    assert identifier_kind({"type": {"coding": [{"code": "ＳＳ"}]}, "value": "123-45-6789"}) == "ssn"
+    assert identifier_kind({"system": "http://hl7.org/fhir/sid/us-\u200bssn"}) == "ssn"
+    assert telecom_kind({"system": "ｐｈｏｎｅ"}) == "telephone"
