@@ -100,7 +100,7 @@ from clinrlhf.rlaif.rubric import RubricConfig, label, preferred
 from clinrlhf.settings import Settings
 from clinrlhf.text.prompt import render_prompt
 from clinrlhf.world.world import World, load_world
-from privacy.dp.ledger import Mechanism, composed_epsilon
+from privacy.dp.ledger import Mechanism, filter_epsilon
 
 METHODS = ("sft", "ppo", "dpo-dp", "dpo", "rlaif")
 NAMES = {
@@ -584,12 +584,18 @@ class _Ledger:
             shutil.copyfile(source, self.path)
         else:
             self.path.unlink(missing_ok=True)
-        self.ledger = PrivacyLedger(self.path, Budget(COPY_BUDGET_EPSILON, delta), accountant)
+        # The copy keeps the home's δ, fixed by its first run; `delta` only if the home has none yet.
+        self.delta = PrivacyLedger(self.path, Budget(COPY_BUDGET_EPSILON, delta)).delta
+        self.ledger = PrivacyLedger(self.path, Budget(COPY_BUDGET_EPSILON, self.delta), accountant)
         self.home_entries = len(self.ledger.entries(digest))
         self.names: list[str] = []
-        self.steps = [
-            {"after": "the home's ledger (the pipeline)", "composed_epsilon": self.ledger.spent(digest)}
-        ]
+        self.steps = [{"after": "the home's ledger (the pipeline)", "composed_epsilon": self.spent()}]
+
+    def spent(self) -> float:
+        """The Rényi filter's composed ε of every run on the snapshot, whatever its privacy unit (the
+        home keeps one odometer per unit; all of them together bound each)."""
+        runs = [e.mechanism for e in self.ledger.entries(self.digest)]
+        return filter_epsilon(runs, self.delta)
 
     def record(self, what: str) -> float | None:
         """After a method ran: the snapshot's composed ε if it charged the ledger, else None."""
@@ -597,7 +603,7 @@ class _Ledger:
         if charged <= 0:
             return None
         self.names += [what] * charged
-        spent = self.ledger.spent(self.digest)
+        spent = self.spent()
         self.steps.append({"after": what, "composed_epsilon": spent})
         return spent
 
@@ -805,15 +811,15 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     home_mechs, bench_mechs = ledger.mechanisms()
     combos: dict[str, float | None] = {}
     for name, mech in bench_mechs:  # each method alone on top of the pipeline's spend
-        combos[f"pipeline + {name}"] = _eps(composed_epsilon([*home_mechs, mech], delta, ledger.accountant))
+        combos[f"pipeline + {name}"] = _eps(filter_epsilon([*home_mechs, mech], ledger.delta))
     if len(bench_mechs) > 1:
         combos["pipeline + " + " + ".join(n for n, _ in bench_mechs)] = _eps(
-            composed_epsilon([*home_mechs, *(m for _, m in bench_mechs)], delta, ledger.accountant)
+            filter_epsilon([*home_mechs, *(m for _, m in bench_mechs)], ledger.delta)
         )
     privacy = {
         "snapshot_sha256": digest,
-        "delta": delta,
-        "accountant": ledger.accountant,
+        "delta": ledger.delta,
+        "accountant": "rdp-filter",
         "home_ledger": str(run.ledger),
         "home_ledger_unchanged": _sha256(run.ledger) == home_ledger_before,
         "ledger_copy": str(ledger.path),
@@ -825,7 +831,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "note": (
             "The home's ledger already holds the pipeline's reward run on this snapshot, so the DP runs "
             "here were charged to a copy of it with an unlimited budget. composed_epsilon is the snapshot's "
-            "cumulative ε (PRV accountant, at the pipeline's δ) after each charge: what a hospital would "
+            "cumulative ε (the ledger's Rényi filter, at the home's δ) after each charge: what a hospital would "
             f"spend by running these methods on the same data; a real ledger with budget ε={home_budget:g} "
             "would refuse every charge whose within_home_budget is false. Non-private DPO has no finite ε "
             "and was not charged. The RLAIF reward is charged to the clinicians' snapshot because its "
