@@ -59,10 +59,17 @@ def epsilon_lower_bound(
     is at least this. 0 when the outcome rejects nothing (e.g. no better than chance)."""
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    level = 1.0 - confidence
-    if p_value(m, guesses, correct, 0.0, delta) >= level:
-        return 0.0
-    low, high = 0.0, 1.0  # invariant: p_value(low) < level <= p_value(high)
+    return _largest_rejected(m, guesses, correct, delta, 1.0 - confidence, 0.0, iterations)
+
+
+def _largest_rejected(
+    m: int, guesses: int, correct: int, delta: float, level: float, low: float, iterations: int = 40
+) -> float:
+    """Bisection for the largest ε whose p-value is below `level`, searching from `low` up; `low`
+    itself when even it is not rejected."""
+    if p_value(m, guesses, correct, low, delta) >= level:
+        return low
+    high = max(1.0, 2 * low)  # invariant: p_value(low) < level <= p_value(high)
     while p_value(m, guesses, correct, high, delta) < level:
         low, high = high, 2 * high
     for _ in range(iterations):
@@ -90,3 +97,47 @@ def guess_from_scores(
     lowest, highest = order[:k_minus], order[m - k_plus :] if k_plus else []
     correct = sum(included[i] for i in highest) + sum(not included[i] for i in lowest)
     return AuditOutcome(m, k_plus + k_minus, correct)
+
+
+def epsilon_from_scores(
+    in_scores: Sequence[float], out_scores: Sequence[float], delta: float, confidence: float = 0.95
+) -> float:
+    """The one-run bound when the threshold is chosen after the scores are seen: for a threshold t,
+    guess "included" for every canary scoring at least t and abstain on the rest (k₋ = 0). Every
+    threshold at a vertex of the ROC frontier is tried, at a Bonferroni-corrected confidence (the
+    level divided by their number), and the largest bound wins. This is the statistic of jax_privacy's
+    `CanaryScoreAuditor.epsilon_one_run` (Bonferroni strategy), whose reference values it reproduces.
+    `in_scores` are the scores of the canaries trained on, `out_scores` of the others."""
+    ins, outs = np.sort(np.asarray(in_scores, float)), np.sort(np.asarray(out_scores, float))
+    if len(ins) == 0 or len(outs) == 0:
+        raise ValueError("need at least one included and one excluded canary")
+    thresholds = np.append(np.union1d(ins, outs), np.inf)
+    below_in = np.searchsorted(ins, thresholds, side="left")  # included canaries under each threshold
+    below_out = np.searchsorted(outs, thresholds, side="left")
+    vertices = _frontier(below_in, below_out)
+    level = (1.0 - confidence) / len(vertices)
+    hits, misses = len(ins) - below_in[vertices], len(outs) - below_out[vertices]
+    m, best = len(ins) + len(outs), 0.0
+    # Most precise thresholds first: later ones then mostly fail the cheap δ = 0 test below.
+    for j in np.argsort(-hits / np.maximum(hits + misses, 1), kind="stable"):
+        guesses, correct = int(hits[j] + misses[j]), int(hits[j])
+        if guesses == 0 or correct / guesses <= 1.0 / (1.0 + math.exp(-best)):
+            continue  # no better than ε-randomized response at the best ε so far: cannot beat it
+        if p_value(m, guesses, correct, best, 0.0) >= level:
+            continue  # not even without the δ term
+        best = _largest_rejected(m, guesses, correct, delta, level, best)
+    return best
+
+
+def _frontier(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Indices of the vertices of the upper concave frontier of the points (xs, ys), xs ascending:
+    points on or under the segment between their neighbours are dropped until none is. Only
+    thresholds at these vertices can give the best bound, so the Bonferroni correction counts them."""
+    keep = np.arange(len(xs))
+    while len(keep) > 2:
+        dx, dy = np.diff(xs[keep]).astype(float), np.diff(ys[keep]).astype(float)
+        under = dy[:-1] * dx[1:] - dy[1:] * dx[:-1] <= 0
+        if not under.any():
+            break
+        keep = keep[np.concatenate(([True], ~under, [True]))]
+    return keep

@@ -97,6 +97,27 @@ class DiracAuditResult:
         return self.epsilon_lower_bound > self.reported_epsilon
 
 
+def quarter_noise(private: PrivateTraining) -> None:
+    """Broken control: the noise is divided by 4 after calibration (the run reports the calibrated ε)."""
+    private.optimizer.noise_multiplier /= 4  # type: ignore[attr-defined]
+
+
+def no_clipping(private: PrivateTraining) -> None:
+    """Broken control: every per-sample gradient passes at full norm; the noise stays σ·C."""
+    optimizer = private.optimizer
+    clip = optimizer.clip_and_accumulate  # type: ignore[attr-defined]
+
+    def unclipped() -> None:
+        norm = optimizer.max_grad_norm  # type: ignore[attr-defined]
+        optimizer.max_grad_norm = float("inf")  # type: ignore[attr-defined]
+        try:
+            clip()
+        finally:
+            optimizer.max_grad_norm = norm  # type: ignore[attr-defined]
+
+    optimizer.clip_and_accumulate = unclipped  # type: ignore[attr-defined]
+
+
 class _Coordinates(nn.Module):
     """One trainable coordinate per canary; a row of canary i reads coordinate i."""
 

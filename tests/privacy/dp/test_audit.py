@@ -8,11 +8,18 @@ import csv
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from scipy import stats
 from scipy.optimize import brentq
 
-from privacy.dp.audit import AuditOutcome, epsilon_lower_bound, guess_from_scores, p_value
+from privacy.dp.audit import (
+    AuditOutcome,
+    epsilon_from_scores,
+    epsilon_lower_bound,
+    guess_from_scores,
+    p_value,
+)
 
 
 def _q(epsilon: float) -> float:
@@ -76,8 +83,8 @@ REFERENCE = Path(__file__).parent / "reference" / "reference_eps_one_run.tsv"
 TOLERANCE = 1e-5
 
 
-def _reference_rows() -> list[dict[str, str]]:
-    lines = [line for line in REFERENCE.read_text().splitlines() if line and not line.startswith("#")]
+def _reference_rows(path: Path = REFERENCE) -> list[dict[str, str]]:
+    lines = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
     return list(csv.DictReader(lines, delimiter="\t"))
 
 
@@ -96,3 +103,27 @@ def test_the_bound_matches_jax_privacy_delta_term_included(row: dict[str, str]) 
     assert bound == pytest.approx(float(row["eps_jax_privacy"]), abs=TOLERANCE)
     if delta > 0:  # the δ term costs something, so dropping it would overstate the bound
         assert bound < float(row["eps_panoramia"])
+
+
+# jax_privacy's own expected values (its tests' rtol 1e-5) for 10,000 included canaries scoring at the
+# N(μ, 1) quantiles and 10,000 excluded at the N(0, 1) quantiles, 95% confidence, δ = 1e-6, the
+# threshold searched over the ROC frontier with a Bonferroni correction. The "fdp" rows (Mahloujifar
+# et al., 2024, an f-DP audit) are a different statistic that privacy.dp.audit does not compute.
+GAUSSIAN = Path(__file__).parent / "reference" / "reference_eps_gaussian_canaries.tsv"
+
+
+@pytest.mark.parametrize(
+    "row",
+    [r for r in _reference_rows(GAUSSIAN) if r["method"] == "one_run"],
+    ids=lambda r: f"mu{r['shift_mu']}",
+)
+def test_the_threshold_searched_bound_matches_jax_privacy_on_gaussian_canaries(row: dict[str, str]) -> None:
+    n = 10_000
+    quantiles = stats.norm.ppf((np.arange(n) + 0.5) / n)
+    bound = epsilon_from_scores(quantiles + float(row["shift_mu"]), quantiles, 1e-6, 0.95)
+    assert bound == pytest.approx(float(row["eps_expected_upstream"]), rel=1e-5, abs=1e-6)
+
+
+def test_a_threshold_search_needs_canaries_on_both_sides() -> None:
+    with pytest.raises(ValueError):
+        epsilon_from_scores([1.0, 2.0], [], 1e-6)

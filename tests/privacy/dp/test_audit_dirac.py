@@ -12,9 +12,8 @@ import torch
 
 from privacy.dp import audit_dirac
 from privacy.dp.audit import epsilon_lower_bound
-from privacy.dp.audit_dirac import DiracAudit, DiracAuditResult, run_dirac_audit
+from privacy.dp.audit_dirac import DiracAudit, DiracAuditResult, no_clipping, quarter_noise, run_dirac_audit
 from privacy.dp.opacus_config import DPConfig
-from privacy.dp.opacus_engine import PrivateTraining
 
 torch.set_num_threads(1)
 
@@ -23,26 +22,6 @@ torch.set_num_threads(1)
 DP = DPConfig(target_epsilon=1.0, target_delta=1e-5, reproducible_noise=True)
 PAIRS = DiracAudit(canaries=5000, k_plus=100)  # q = 1/2, 20 steps
 CLINICIANS = DiracAudit(canaries=5000, k_plus=100, rows_per_unit=4)
-
-
-def _quarter_noise(private: PrivateTraining) -> None:
-    private.optimizer.noise_multiplier /= 4  # type: ignore[attr-defined]
-
-
-def _no_clipping(private: PrivateTraining) -> None:
-    """Every per-sample gradient passes at full norm; the noise stays σ·C."""
-    optimizer = private.optimizer
-    clip = optimizer.clip_and_accumulate  # type: ignore[attr-defined]
-
-    def unclipped() -> None:
-        norm = optimizer.max_grad_norm  # type: ignore[attr-defined]
-        optimizer.max_grad_norm = float("inf")  # type: ignore[attr-defined]
-        try:
-            clip()
-        finally:
-            optimizer.max_grad_norm = norm  # type: ignore[attr-defined]
-
-    optimizer.clip_and_accumulate = unclipped  # type: ignore[attr-defined]
 
 
 def _assert_reports_the_calibrated_epsilon(result: DiracAuditResult) -> None:
@@ -64,13 +43,13 @@ def test_a_correct_run_is_not_caught_spending_more_than_it_reports() -> None:
 
 
 def test_noise_divided_by_four_is_caught() -> None:
-    result = run_dirac_audit(DP, PAIRS, tamper=_quarter_noise)
+    result = run_dirac_audit(DP, PAIRS, tamper=quarter_noise)
     _assert_reports_the_calibrated_epsilon(result)
     assert result.caught, f"bound {result.epsilon_lower_bound:.2f} <= reported {result.reported_epsilon:.2f}"
 
 
 def test_disabled_clipping_is_caught() -> None:
-    result = run_dirac_audit(DP, PAIRS, tamper=_no_clipping)
+    result = run_dirac_audit(DP, PAIRS, tamper=no_clipping)
     _assert_reports_the_calibrated_epsilon(result)
     assert result.caught, f"bound {result.epsilon_lower_bound:.2f} <= reported {result.reported_epsilon:.2f}"
 
