@@ -17,6 +17,10 @@ class JtiCache(Protocol):
         """Record the token id; True the first time it is seen before `expires_at`, False after."""
         ...
 
+    def seen(self, issuer: str, jti: str) -> bool:
+        """Whether the id is recorded and its token has not expired; records nothing."""
+        ...
+
 
 class MemoryJtiCache:
     """A thread-safe in-memory `JtiCache` that forgets ids once their token has expired."""
@@ -38,6 +42,11 @@ class MemoryJtiCache:
                 return False
             self._seen[(issuer, jti)] = expires_at
             return True
+
+    def seen(self, issuer: str, jti: str) -> bool:
+        with self._lock:
+            known = self._seen.get((issuer, jti))
+        return known is not None and known > time.time()
 
     def _purge(self, now: float) -> None:
         self._seen = {k: exp for k, exp in self._seen.items() if exp > now}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import time
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -44,3 +44,10 @@ class DatabaseJtiCache:
                 # An expired token is refused before its id is looked up, so its id can go.
                 session.execute(delete(UsedTokenId).where(UsedTokenId.expires_at < time.time()))
         return created
+
+    def seen(self, issuer: str, jti: str) -> bool:
+        with self._sessions() as session:
+            expires = session.scalar(
+                select(UsedTokenId.expires_at).where(UsedTokenId.issuer == issuer, UsedTokenId.jti == jti)
+            )
+        return expires is not None and expires > time.time()

@@ -17,9 +17,16 @@ from clinrlhf.store import export_judgments, read_snapshot, record_audit, transa
 from services.api.deps import StateDep, actor
 from services.api.errors import APIError
 from services.web.agreement_view import agreement_view
-from services.web.auth import CHALLENGE, MaybeAgreementReader, can_review, rate_limited, web_session
+from services.web.auth import (
+    CHALLENGE,
+    MaybeAgreementReader,
+    can_review,
+    rate_limited,
+    session_key_of,
+    web_session,
+)
 from services.web.routes import PREFIX, TEMPLATES, wants_html
-from services.web.session import csrf_token, session_key
+from services.web.session import csrf_token
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False, dependencies=[Depends(rate_limited)])
 
@@ -44,7 +51,7 @@ def agreement_page(request: Request, state: StateDep, principal: MaybeAgreementR
     session_ = web_session(request, state)
     context = {
         "agreement": agreement_view(judgments),
-        "csrf": csrf_token(session_key(state.deid_key), session_.sid) if session_ else "",
+        "csrf": csrf_token(session_key_of(state), session_.sid) if session_ else "",
         "review_url": request.url_for("review_page") if can_review(principal) else None,
         "script": None,  # the page needs none beyond common.js (its log-out button)
     }

@@ -13,9 +13,17 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from clinrlhf.identity import Principal
-from services.api.deps import StateDep, audiences_for, principal_of
+from services.api.deps import AppState, StateDep, audiences_for, principal_of
 from services.api.errors import APIError
-from services.web.session import CSRF_HEADER, SESSION_COOKIE, WebSession, csrf_matches, session_key, unseal
+from services.web.session import (
+    CSRF_HEADER,
+    REVOKED_SESSIONS,
+    SESSION_COOKIE,
+    WebSession,
+    csrf_matches,
+    session_key,
+    unseal,
+)
 
 # The page's actions are the FHIR review's: whoever may create a QuestionnaireResponse may review.
 REVIEW_SCOPE = ("QuestionnaireResponse", "c")
@@ -30,8 +38,22 @@ def bearer_of(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+def session_key_of(state: AppState) -> bytes:
+    return session_key(state.deid_key, state.settings.env)
+
+
 def web_session(request: Request, state: StateDep) -> WebSession | None:
-    return unseal(session_key(state.deid_key), request.cookies.get(SESSION_COOKIE))
+    """The session whose cookie's seal holds. Not checked against logouts (no I/O, for the event
+    loop): `signed_in_session` is, and is what lets a caller in."""
+    return unseal(session_key_of(state), request.cookies.get(SESSION_COOKIE))
+
+
+def signed_in_session(request: Request, state: AppState) -> WebSession | None:
+    """`web_session`, unless it was ended by logging out. Does I/O: call it from a thread."""
+    session = web_session(request, state)
+    if session is None or state.jti_cache.seen(REVOKED_SESSIONS, session.sid):
+        return None
+    return session
 
 
 def can_review(principal: Principal) -> bool:
@@ -65,7 +87,7 @@ def optional_caller(request: Request, state: StateDep) -> Principal | None:
     token = bearer_of(request)
     if token is not None:
         return principal_of(request, state, token)
-    session = web_session(request, state)
+    session = signed_in_session(request, state)
     return session.principal() if session else None
 
 
@@ -100,7 +122,7 @@ def csrf_checked(
     if bearer_of(request) is None:
         session = web_session(request, state)
         assert session is not None  # `reviewer` found one
-        if not csrf_matches(session_key(state.deid_key), session.sid, request.headers.get(CSRF_HEADER)):
+        if not csrf_matches(session_key_of(state), session.sid, request.headers.get(CSRF_HEADER)):
             raise APIError(403, "missing or invalid CSRF token; reload the page")
     return principal
 

@@ -33,19 +33,20 @@ from services.web.auth import (
     can_see_agreement,
     rate_limited,
     require_page_user,
+    session_key_of,
     web_session,
 )
 from services.web.context import case_view
 from services.web.session import (
     CSRF_HEADER,
     LOGIN_COOKIE,
+    REVOKED_SESSIONS,
     SESSION_COOKIE,
     WebSession,
     csrf_matches,
     csrf_token,
     login_nonce,
     seal,
-    session_key,
 )
 from services.web.submit import PageReview, store_page_review
 
@@ -118,7 +119,7 @@ def log_in(request: Request, state: StateDep, body: Annotated[Login, Depends(jso
         response,
         request,
         SESSION_COOKIE,
-        seal(session_key(state.deid_key), session),
+        seal(session_key_of(state), session),
         max_age=max(1, session.expires - int(time.time())),
     )
     response.delete_cookie(LOGIN_COOKIE, path=PREFIX, httponly=True, samesite="strict")
@@ -128,10 +129,10 @@ def log_in(request: Request, state: StateDep, body: Annotated[Login, Depends(jso
 @router.post("/logout", name="log_out", status_code=204)
 def log_out(request: Request, state: StateDep) -> Response:
     session = web_session(request, state)
-    if session and not csrf_matches(
-        session_key(state.deid_key), session.sid, request.headers.get(CSRF_HEADER)
-    ):
+    if session and not csrf_matches(session_key_of(state), session.sid, request.headers.get(CSRF_HEADER)):
         raise APIError(403, "missing or invalid CSRF token; reload the page")
+    if session:  # ended here for every copy of the cookie, not only the one the browser deletes
+        state.jti_cache.first_use(REVOKED_SESSIONS, session.sid, float(session.expires))
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path=PREFIX, httponly=True, samesite="strict")
     return response
@@ -144,7 +145,7 @@ def _page(request: Request, state: AppState, clinician: str) -> dict[str, Any]:
         view = case_view(state.world, card, clinician) if card else None
         done = progress(session, clinician, overlap)
     session_ = web_session(request, state)
-    csrf = csrf_token(session_key(state.deid_key), session_.sid) if session_ else ""
+    csrf = csrf_token(session_key_of(state), session_.sid) if session_ else ""
     drugs = sorted(state.world.drugs.values(), key=lambda d: d.key)
     return {"view": view, "progress": done, "csrf": csrf, "drugs": drugs, "script": "review.js"}
 

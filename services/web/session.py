@@ -21,13 +21,18 @@ from clinrlhf.identity import Principal
 SESSION_COOKIE = "clinrlhf_review"
 LOGIN_COOKIE = "clinrlhf_login"  # the login form's double-submit CSRF token
 CSRF_HEADER = "X-CSRF-Token"
+# Sessions ended by logging out, remembered until they would have expired, in the service's store of
+# used token ids (`AppState.jti_cache`), which every worker and replica shares: a sealed cookie is
+# otherwise valid until its `expires`, whoever kept a copy.
+REVOKED_SESSIONS = "clinrlhf:review-session-revoked"
 SESSION_SECONDS = 8 * 3600  # one working shift; never longer than the token that opened it
 
 
-def session_key(deid_key: bytes) -> bytes:
+def session_key(deid_key: bytes, env: str) -> bytes:
     """A key for this purpose only (HMAC as a KDF, RFC 5869's extract step): a leaked session key
-    reveals nothing about pseudonyms, and the pseudonym key never signs cookies."""
-    return hmac.new(deid_key, b"clinrlhf review-session v1", hashlib.sha256).digest()
+    reveals nothing about pseudonyms, and the pseudonym key never signs cookies. The environment is
+    part of the label, so a development session is worthless in production even under one key."""
+    return hmac.new(deid_key, f"clinrlhf review-session v2 {env}".encode(), hashlib.sha256).digest()
 
 
 def _b64(data: bytes) -> str:
