@@ -16,6 +16,8 @@ from privacy.dp.audit_dirac import DiracAudit, DiracAuditResult, no_clipping, qu
 from privacy.dp.opacus_config import DPConfig
 
 torch.set_num_threads(1)
+# Opacus warns whenever secure_mode is off; the reproducible mode below is chosen on purpose.
+pytestmark = pytest.mark.filterwarnings("ignore:Secure RNG turned off")
 
 # Reproducible noise so that each test is one fixed draw; the benchmark (benchmarks/dp_audit.py) plays
 # the same game with the default secret noise.
