@@ -152,7 +152,8 @@ def privacy_statement(client: MlflowClient, ev: Evidence, policy: str = "") -> d
     words = " ".join(part for part in (g.describe(), policy) if part)
     return {
         "dp": is_dp,
-        "statement": f"{words} {noise}" if is_dp else f"{noise} {words}",
+        # Not a DP release: the guarantee in words is only what secret noise would have given.
+        "statement": f"{words} {noise}" if is_dp else f"{noise} With secret noise it would read: “{words}”",
         "unit": g.unit,
         "epsilon": f"{g.epsilon:.3f}",
         "delta": f"{g.delta:.3g}",
