@@ -106,6 +106,7 @@ from clinrlhf.text.prompt import (
 )
 from clinrlhf.world.scoring import Outcome, score, utility
 from clinrlhf.world.world import World, load_world
+from privacy.dp.opacus_config import DPConfig
 
 TODAY = date(2025, 6, 1)
 DEID_KEY = b"active-learning-benchmark"
@@ -493,7 +494,10 @@ def run_strategy(
     panel = {c.id: c for c in default_panel()}
     clinicians = sorted(panel)
     config = RewardConfig(
-        epochs=settings.reward_epochs, batch_size=settings.reward_batch_size, dp=settings.dp, seed=seed
+        epochs=settings.reward_epochs,
+        batch_size=settings.reward_batch_size,
+        dp=DPConfig(enabled=settings.dp),
+        seed=seed,
     )
     ensemble = name == "thompson" or (name == "active" and settings.uncertainty == "ensemble")
     members = settings.members if ensemble else 1

@@ -101,6 +101,7 @@ from clinrlhf.settings import Settings
 from clinrlhf.text.prompt import render_prompt
 from clinrlhf.world.world import World, load_world
 from privacy.dp.ledger import Mechanism, filter_epsilon
+from privacy.dp.opacus_config import DPConfig
 
 METHODS = ("sft", "ppo", "dpo-dp", "dpo", "rlaif")
 NAMES = {
@@ -417,15 +418,15 @@ def run_dpo(
         sft,
         tokenizer,
         config,
-        ledger=ledger if config.dp else None,
-        snapshot_sha256=snapshot_sha256 if config.dp else None,
+        ledger=ledger if config.dp.enabled else None,
+        snapshot_sha256=snapshot_sha256 if config.dp.enabled else None,
     )
     info = {
         "feedback_source": CLINICIAN,
         "train_pairs": len(train_pairs),
         "config": asdict(config),
-        "epsilon": result.epsilon if config.dp else math.inf,
-        "accountant_epsilon": result.accountant_epsilon if config.dp else math.inf,
+        "epsilon": result.epsilon if config.dp.enabled else math.inf,
+        "accountant_epsilon": result.accountant_epsilon if config.dp.enabled else math.inf,
         "delta": result.delta,
         "noise_multiplier": result.noise_multiplier,
         "sample_rate": result.sample_rate,
@@ -504,7 +505,7 @@ def run_rlaif(
         "train_pairs": len(train_pairs),
         "reward_config": {k: v for k, v in asdict(reward_config).items() if k != "rater_accuracies"},
         "ppo_config": asdict(ppo_config),
-        "epsilon": reward.epsilon if reward_config.dp else math.inf,
+        "epsilon": reward.epsilon if reward_config.dp.enabled else math.inf,
         "delta": reward.delta,
         "noise_multiplier": reward.noise_multiplier,
         "sample_rate": reward.sample_rate,
@@ -542,7 +543,7 @@ def bench_settings(
     """The pipeline's own settings (RLAIF: rater weighting off), or tiny ones under --quick."""
     reward = replace(config.reward, rater_weighting="none", rater_accuracies=None)
     dpo = DPOConfig(
-        dp=True, target_epsilon=dpo_epsilon, seed=config.seed, accountant=config.reward.accountant
+        dp=DPConfig(target_epsilon=dpo_epsilon, accountant=config.reward.dp.accountant), seed=config.seed
     )
     ppo = config.ppo
     if quick:
@@ -652,7 +653,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     if not train_pairs:
         train_pairs, heldout_pairs = pairs, []
     delta = config.reward.delta_for(count_units(train_pairs, config.reward.privacy_unit))
-    ledger = _Ledger(run.ledger, work, digest, delta, config.reward.accountant)
+    ledger = _Ledger(run.ledger, work, digest, delta, config.reward.dp.accountant)
     home_budget = args.budget_epsilon
     _log(
         f"{len(judgments)} judgments, {len(pairs)} clinician pairs ({len(train_pairs)} training); "
@@ -719,7 +720,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     for key, dp in (("dpo-dp", True), ("dpo", False)):
         if key not in methods:
             continue
-        dpo_config = replace(settings.dpo, dp=dp)
+        dpo_config = replace(settings.dpo, dp=replace(settings.dpo.dp, enabled=dp))
         _log(f"training {key} on {len(dpo_train)} clinician pairs")
         try:
             policy, info = run_dpo(

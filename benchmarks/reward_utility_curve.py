@@ -32,6 +32,7 @@ from clinrlhf.reward.trainer import train_reward
 from clinrlhf.text.prompt import vocabulary_corpus
 from clinrlhf.world.patients import generate_patients
 from clinrlhf.world.world import load_world
+from privacy.dp.opacus_config import DPConfig
 
 EPSILONS = (1.0, 2.0, 4.0, 8.0, float("inf"))
 MODELS = {
@@ -73,8 +74,7 @@ def main() -> None:
         config = RewardConfig(
             epochs=epochs,
             learning_rate=args.learning_rate,
-            target_epsilon=epsilon if private else 8.0,
-            dp=private,
+            dp=DPConfig(enabled=private, target_epsilon=epsilon if private else 8.0),
             privacy_unit=args.unit,  # type: ignore[arg-type]
             seed=args.seed,
         )

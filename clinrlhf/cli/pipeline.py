@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run SFT → feedback → DP reward → PPO → eval with a JSON config",
         description="Like quickstart, but every setting can be overridden from a JSON file whose keys mirror "
         'clinrlhf.pipeline.config.PipelineConfig, e.g. {"feedback_patients": 3000, "reward": '
-        '{"target_epsilon": 4.0}, "ppo": {"kl_target": 2.0}}. Prints the summary as JSON.',
+        '{"dp": {"target_epsilon": 4.0}}, "ppo": {"kl_target": 2.0}}. Prints the summary as JSON.',
     )
     parser.add_argument("--config", type=Path, help="JSON file of overrides")
     parser.add_argument(

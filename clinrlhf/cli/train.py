@@ -28,7 +28,7 @@ EXAMPLES = """examples:
   torchrun --standalone --nproc_per_node 4 -m clinrlhf train ppo --policy runs/sft ...   # data-parallel
 
 --config takes the same JSON as `clinrlhf pipeline --config` (only the stage's own section is used,
-e.g. {"reward": {"target_epsilon": 4.0}})."""
+e.g. {"reward": {"dp": {"target_epsilon": 4.0}}})."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:

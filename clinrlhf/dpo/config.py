@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
-from privacy.dp import Accountant
+from privacy.dp.opacus_config import DPConfig, nest_legacy_dp
 
 
 @dataclass(frozen=True)
@@ -19,17 +21,16 @@ class DPOConfig:
     learning_rate: float = 1e-3
     """AdamW step size."""
     seed: int = 0
-    """Seeds shuffling, Poisson sampling and DP noise."""
-    dp: bool = False
-    """Train with DP-SGD (Opacus), one preference pair = one sample."""
-    target_epsilon: float = 8.0
-    """ε the noise is calibrated to reach after all epochs (DP only)."""
-    delta: float | None = None
-    """δ of the guarantee; None means 1/(10 n) for n pairs, comfortably below 1/n."""
-    max_grad_norm: float = 1.0
-    """Per-pair gradient clipping norm C (DP only)."""
-    accountant: Accountant = "prv"
-    """Privacy accountant, as for the reward model (privacy.dp.accounting)."""
+    """Public seed: initialisation and data order. Never the DP noise or Poisson sampling (a
+    CSPRNG-seeded generator), unless `dp.reproducible_noise` (debugging only: not a DP release)."""
+    dp: DPConfig = field(default_factory=lambda: DPConfig(enabled=False))
+    """DP-SGD through Opacus, one preference pair = one sample (off by default here): the same
+    settings as the reward model's (privacy.dp.opacus_config)."""
 
     def delta_for(self, pairs: int) -> float:
-        return self.delta if self.delta is not None else 1.0 / (10.0 * max(pairs, 1))
+        return self.dp.delta_for(pairs)
+
+    @staticmethod
+    def upgrade_settings(overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """JSON overrides in the old flat layout (`dp: true`, `delta`, ...) moved under `dp`."""
+        return nest_legacy_dp(overrides)

@@ -3,23 +3,24 @@
 The reference is the SFT policy: its log-probabilities of every chosen and rejected response are
 computed once, before training, and never change. The policy starts as a copy of it.
 
-With `DPOConfig.dp`, training is DP-SGD through Opacus with one preference pair as one sample:
+With `DPOConfig.dp.enabled`, training is DP-SGD through Opacus with one preference pair as one sample:
 the wrapped module scores a pair's chosen and rejected responses in one forward pass (the policy is
 called twice, and Opacus sums the per-sample gradients of both uses), so each pair's gradient is
-clipped as a whole. Noise is calibrated to `target_epsilon` by Opacus, the spend is accounted by
-privacy.dp (the same accountants as the reward model) and, given a ledger, charged against the
-snapshot before the first step, exactly like a reward run (clinrlhf.reward.ledger).
+clipped as a whole. Noise is calibrated to `dp.target_epsilon` by Opacus, drawn (with the Poisson
+sampling) from a CSPRNG-seeded generator by the one wrapper the reward model uses too
+(privacy.dp.opacus_engine), the spend is accounted by privacy.dp (the same accountants as the reward
+model) and, given a ledger, charged against the snapshot before the first step, exactly like a
+reward run (clinrlhf.reward.ledger). The privacy unit is one pair: a review that yields several
+pairs is protected at k times the ε for k pairs (group privacy), unlike the reward model's default.
 """
 
 from __future__ import annotations
 
 import copy
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
-from opacus import PrivacyEngine
 from opacus.grad_sample import AbstractGradSampleModule
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -27,14 +28,17 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from clinrlhf.dpo.config import DPOConfig
 from clinrlhf.dpo.loss import dpo_loss, log_ratio_margin, sequence_logps
+from clinrlhf.lineage.tracker import NullTracker, Tracker
 from clinrlhf.reward.ledger import PrivacyLedger
 from clinrlhf.reward.pairs import PreferencePair
 from clinrlhf.sft.trainer import encode_examples
 from privacy.dp import Mechanism, conv1d_to_linear, epsilon_for, linear_to_conv1d, untie_parameters
 from privacy.dp.accounting import quiet_prv
+from privacy.dp.opacus_config import NoiseSource
+from privacy.dp.opacus_engine import NOISE_TAG, make_private
 
 Progress = Callable[[int, int], None]
-_OPACUS_ATTRS = ("grad_sample", "_forward_counter", "_current_grad_sample", "_norm_sample")
+_OPACUS_ATTRS = ("grad_sample", "summed_grad", "_forward_counter", "_current_grad_sample", "_norm_sample")
 
 
 @dataclass
@@ -49,6 +53,8 @@ class DPOResult:
     noise_multiplier: float = 0.0
     sample_rate: float = 0.0
     steps: int = 0
+    noise: NoiseSource | None = None
+    """Where the DP noise and sampling came from ("secure" or "reproducible"); None without DP."""
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -99,30 +105,8 @@ def reference_logps(model: nn.Module, encoded: list[torch.Tensor], batch_size: i
     return torch.cat(out)
 
 
-def _make_private(
-    scorer: nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoader, config: DPOConfig, delta: float
-) -> tuple[PrivacyEngine, nn.Module, torch.optim.Optimizer, DataLoader]:
-    generator = torch.Generator().manual_seed(config.seed)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Secure RNG turned off")
-        engine = PrivacyEngine(accountant=config.accountant)
-    with quiet_prv():
-        module, dp_optimizer, dp_loader = engine.make_private_with_epsilon(
-            module=scorer,
-            optimizer=optimizer,
-            data_loader=loader,
-            target_epsilon=config.target_epsilon,
-            target_delta=delta,
-            epochs=config.epochs,
-            max_grad_norm=config.max_grad_norm,
-            poisson_sampling=True,
-            noise_generator=generator,
-        )
-    return engine, module, dp_optimizer, dp_loader
-
-
 def _step(
-    module: nn.Module, optimizer: torch.optim.Optimizer, batch: Sequence[torch.Tensor], beta: float, dp: bool
+    module: nn.Module, optimizer: torch.optim.Optimizer, batch: Sequence[torch.Tensor], beta: float
 ) -> dict[str, float]:
     optimizer.zero_grad(set_to_none=True)
     *tensors, ref = batch
@@ -152,7 +136,7 @@ def _charge(
     delta: float,
     n_units: int,
 ) -> float:
-    epsilon = epsilon_for(mech.noise_multiplier, mech.sample_rate, mech.steps, delta, config.accountant)
+    epsilon = epsilon_for(mech.noise_multiplier, mech.sample_rate, mech.steps, delta, config.dp.accountant)
     if ledger is not None:
         if not snapshot_sha256:
             raise ValueError("charging the privacy ledger needs the snapshot's SHA-256")
@@ -163,7 +147,7 @@ def _charge(
             epsilon=epsilon,
             n_units=n_units,
             privacy_unit="pair",
-            label=f"dpo seed={config.seed} beta={config.beta} target_epsilon={config.target_epsilon}",
+            label=f"dpo beta={config.beta} target_epsilon={config.dp.target_epsilon}",
         )
     return epsilon
 
@@ -188,8 +172,11 @@ def train_dpo(
     ledger: PrivacyLedger | None = None,
     snapshot_sha256: str | None = None,
     progress: Progress | None = None,
+    tracker: Tracker | None = None,
 ) -> DPOResult:
-    """A DPO-aligned copy of `sft_model` (left unchanged, as the reference)."""
+    """A DPO-aligned copy of `sft_model` (left unchanged, as the reference). Under DP the run is
+    tagged `clinrlhf.dp_noise` through `tracker` (default: a NullTracker)."""
+    tracker = tracker or NullTracker()
     if not pairs:
         raise ValueError("DPO needs at least one preference pair")
     torch.manual_seed(config.seed)
@@ -197,7 +184,7 @@ def train_dpo(
     ref = reference_logps(sft_model, encoded)
     policy = copy.deepcopy(sft_model).train()
     converted: list[str] = []
-    if config.dp:  # Opacus needs nn.Linear for GPT-2's Conv1D and one user per parameter
+    if config.dp.enabled:  # Opacus needs nn.Linear for GPT-2's Conv1D and one user per parameter
         untie_parameters(policy)
         policy.config.tie_word_embeddings = False
         converted = conv1d_to_linear(policy)
@@ -214,18 +201,28 @@ def train_dpo(
     )
     result = DPOResult(policy)
     engine = None
-    if config.dp:
+    if config.dp.enabled:
         result.delta = config.delta_for(len(pairs))
-        engine, scorer, optimizer, loader = _make_private(scorer, optimizer, loader, config, result.delta)
-        result.noise_multiplier = float(optimizer.noise_multiplier)  # type: ignore[attr-defined]
-        result.sample_rate = 1.0 / len(loader)
+        private = make_private(
+            module=scorer,
+            optimizer=optimizer,
+            data_loader=loader,
+            config=config.dp,
+            delta=result.delta,
+            epochs=config.epochs,
+            seed=config.seed,
+        )
+        engine, scorer, optimizer, loader = private.engine, private.module, private.optimizer, private.loader
+        result.noise_multiplier, result.sample_rate = private.noise_multiplier, private.sample_rate
+        result.noise = private.noise
+        tracker.set_tags({NOISE_TAG: private.noise})
         result.steps = config.epochs * len(loader)
         mech = Mechanism(result.noise_multiplier, result.sample_rate, result.steps)
         result.epsilon = _charge(ledger, snapshot_sha256, config, mech, result.delta, len(pairs))
     total = config.epochs * len(loader)
     for _ in range(config.epochs):
         for batch in loader:
-            result.history.append(_step(scorer, optimizer, batch, config.beta, config.dp))
+            result.history.append(_step(scorer, optimizer, batch, config.beta))
             if progress:
                 progress(len(result.history), total)
     if engine is not None:

@@ -32,6 +32,7 @@ from clinrlhf.lineage.registry import (
 from clinrlhf.policy.registry import ProductionPolicy, download_policy, set_production
 from clinrlhf.settings import Settings
 from clinrlhf.store import record_audit, transaction
+from privacy.dp.opacus_config import NOISE_TAG
 
 
 class PromotionRefused(Exception):
@@ -55,6 +56,22 @@ def evaluate_version(
     after = parse_eval_run(eval_run.data.metrics if eval_run else {})["after"]
     epsilon = reward_run.data.metrics.get("dp.epsilon", math.inf) if reward_run else math.inf
     return check_criteria(criteria, after, epsilon)
+
+
+def not_a_dp_release(client: MlflowClient, mv: ModelVersion) -> str | None:
+    """Why the version's reward model is not a DP release, or None. A DP reward run whose noise was
+    not secret (tag clinrlhf.dp_noise other than "secure": reproducible debugging noise, or a run
+    recorded before the noise was CSPRNG-seeded) could be replayed by anyone holding its params."""
+    reward_run = client.get_run(mv.tags[REWARD_RUN]) if mv.tags.get(REWARD_RUN) else None
+    if reward_run is None or reward_run.data.params.get("dp.enabled") == "False":
+        return None  # no DP claim to break: the criteria's ε bound refuses it on its own
+    noise = reward_run.data.tags.get(NOISE_TAG)
+    if noise == "secure":
+        return None
+    return (
+        f"version {mv.version}'s reward model is not a DP release: its noise is "
+        f"{noise or 'unrecorded'} ({NOISE_TAG}), not secret"
+    )
 
 
 def _fetch(settings: Settings, mv: ModelVersion) -> Path:
@@ -102,7 +119,9 @@ def _refusal(
 ) -> str | None:
     """Why the version may not be promoted, or None; a refusal is itself recorded (outcome 4)."""
     with transaction(sessions) as session:
-        reason = f"acceptance criteria not met: {criteria_failed}" if criteria_failed else None
+        reason = not_a_dp_release(client, mv)
+        if reason is None and criteria_failed:
+            reason = f"acceptance criteria not met: {criteria_failed}"
         if reason is None and find_approval(client, session, mv.version, mv.name) is None:
             reason = (
                 f"version {mv.version} has no approval by the compliance role "

@@ -23,6 +23,7 @@ from clinrlhf.lineage.registry import register_policy
 from clinrlhf.lineage.runs import configure_mlflow, lineage_tags, stage_run
 from clinrlhf.settings import Settings
 from clinrlhf.world.scoring import Outcome
+from privacy.dp.opacus_config import NOISE_TAG
 
 DEID_SHA = "d" * 64
 CLINICIANS = ("clin-a", "clin-b", "clin-c")
@@ -100,8 +101,9 @@ def _sft(examples: list[tuple[str, str]]) -> str:
     return run.info.run_id
 
 
-def _reward(snapshot: Path, digest: str, epsilon: float) -> str:
-    with stage_run("reward", lineage=lineage_tags(digest, DEID_SHA)) as run:
+def _reward(snapshot: Path, digest: str, epsilon: float, dp_noise: str | None) -> str:
+    tags = {NOISE_TAG: dp_noise} if dp_noise else {}
+    with stage_run("reward", lineage=lineage_tags(digest, DEID_SHA), tags=tags) as run:
         log_snapshot_dataset(snapshot, digest)
         mlflow.log_params(
             {
@@ -140,7 +142,10 @@ def record_sample_run(
     epsilon: float = 3.0,
     seed: int = 0,
     register: bool = True,
+    dp_noise: str | None = "secure",
 ) -> SampleRun:
+    """`dp_noise`: the reward run's clinrlhf.dp_noise tag (None: untagged, as runs recorded before
+    the DP noise was secret)."""
     configure_mlflow(settings)
     home = settings.resolved_home
     judgments = sample_judgments()
@@ -152,7 +157,7 @@ def record_sample_run(
         log_environment()
         log_report_facts("sample-world 0", {"name:drop": 6, "birthDate:shift": 6}, {"cards judged": 6})
         stages = {"sft": _sft([("sex female age 40-44 ; treat t0 ->", "drug0 10 mg daily")])}
-        stages["reward"] = _reward(snapshot, digest, epsilon)
+        stages["reward"] = _reward(snapshot, digest, epsilon, dp_noise)
         stages["ppo"] = _ppo(digest, stages["reward"])
         with stage_run("eval", tags={"clinrlhf.policy_run_id": stages["ppo"]}) as ev:
             mlflow.log_metrics(eval_metrics(concordance, unsafe_rate, seed=seed))

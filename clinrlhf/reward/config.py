@@ -21,9 +21,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-from privacy.dp import ACCOUNTANTS, PRIVACY_UNITS, Accountant, PrivacyUnit
+from privacy.dp import PRIVACY_UNITS, PrivacyUnit
+from privacy.dp.opacus_config import DPConfig, nest_legacy_dp
 
 GradSampleMode = Literal["hooks", "ghost"]
 RaterWeighting = Literal["none", "dawid-skene"]
@@ -40,21 +41,14 @@ class RewardConfig:
     """AdamW learning rate (constant: at these budgets the model is still learning at the last step)."""
     weight_decay: float = 0.0
     """AdamW decoupled weight decay."""
-    max_grad_norm: float = 1.0
-    """Per-pair gradient clipping norm C (the sensitivity of each noisy sum)."""
-    target_epsilon: float = 8.0
-    """Privacy budget spent by the whole run."""
-    target_delta: float | None = None
-    """δ; None means 1/(10·n) for n privacy units (pairs, clinicians or patients): strictly below
-    1/n, so releasing one unit's data in the clear is never (ε, δ)-DP. 1/n is the loosest value
-    CONTRACT accepts."""
-    accountant: Accountant = "prv"
-    """Privacy accountant: "prv" (tight, reported as dp.epsilon) or "rdp"."""
-    privacy_unit: PrivacyUnit = "pair"
-    """What neighbouring datasets differ by. "pair": one pair is one row, sampled and clipped as one.
-    "clinician" or "patient": all the pairs of one pseudonym, bounded to `max_pairs_per_unit`,
-    Poisson-sampled together (`units_per_batch`), their gradient sum clipped as one (user-level
-    DP-SGD, privacy.dp.units; docs/privacy.md states the guarantee)."""
+    privacy_unit: PrivacyUnit = "judgment"
+    """What neighbouring datasets differ by. "judgment" (the default): one clinician's judgment of
+    one card, i.e. every pair that one review yields (a pairwise, a rating and a correction over the
+    same texts; k-1 pairs from a card with k suggestions). "clinician" or "patient": all the pairs of
+    one pseudonym. A grouped unit's pairs are bounded to `max_pairs_per_unit`, Poisson-sampled
+    together (`units_per_batch`) and their gradient sum clipped as one (user-level DP-SGD,
+    privacy.dp.units; docs/privacy.md states the guarantee). "pair": one pair is one row, sampled and
+    clipped alone; the ε it reports is per pair, not per review."""
     max_pairs_per_unit: int = 32
     """Contribution bound of a clinician or patient: pairs beyond it are dropped before training (a
     seeded draw per unit). It bounds memory and one unit's weight among the others, not the
@@ -108,27 +102,26 @@ class RewardConfig:
     setting: train_reward refuses "dawid-skene" without it."""
     center_rewards_coef: float = 0.01
     """Weight of (r_c + r_r)² in the loss, keeping rewards centered at 0 (Eisenstein et al., 2023)."""
-    secure_rng: bool = False
-    """Cryptographically secure noise and sampling (Opacus secure_mode; needs torchcsprng)."""
     seed: int = 0
-    """Seed for the head's initialisation, batch sampling and (unless secure_rng) the noise."""
-    dp: bool = True
-    """False trains without clipping or noise: a non-private baseline, never for real data."""
+    """Public seed: the head's initialisation, data order and which pairs a bounded unit keeps.
+    Never the DP noise or Poisson sampling (a CSPRNG-seeded generator, privacy.dp.opacus_engine),
+    unless `dp.reproducible_noise` (debugging only: not a DP release)."""
+    dp: DPConfig = field(default_factory=DPConfig)
+    """DP-SGD (privacy.dp.opacus_config): budget, δ, clipping norm C, accountant and where the
+    noise comes from; `dp.enabled` false trains a non-private baseline, never for real data."""
     grad_sample_mode: GradSampleMode = "hooks"
     """Opacus per-sample gradients: "hooks" materialises them, "ghost" only their norms."""
 
     def __post_init__(self) -> None:
         if self.privacy_unit not in PRIVACY_UNITS:
             raise ValueError(f"privacy_unit must be one of {PRIVACY_UNITS}, got {self.privacy_unit!r}")
-        if self.privacy_unit != "pair" and self.dp and self.grad_sample_mode != "hooks":
+        if self.privacy_unit != "pair" and self.dp.enabled and self.grad_sample_mode != "hooks":
             raise ValueError(
-                "a clinician or patient unit clips the sum of its pairs' gradients, which ghost clipping "
+                "a judgment, clinician or patient unit clips the sum of its pairs' gradients, which ghost clipping "
                 "cannot compute (it only has per-pair norms); use grad_sample_mode 'hooks'"
             )
         if min(self.max_pairs_per_unit, self.units_per_batch, self.rows_per_pass) < 1:
             raise ValueError("max_pairs_per_unit, units_per_batch and rows_per_pass must be at least 1")
-        if self.accountant not in ACCOUNTANTS:
-            raise ValueError(f"accountant must be one of {ACCOUNTANTS}, got {self.accountant!r}")
         if self.grad_sample_mode not in ("hooks", "ghost"):
             raise ValueError(f"grad_sample_mode must be 'hooks' or 'ghost', got {self.grad_sample_mode!r}")
         if self.trainable_blocks is not None and self.trainable_blocks < 0:
@@ -149,11 +142,15 @@ class RewardConfig:
                 raise ValueError(f"rater accuracies must be in [0, 1]; {len(bad)} are not")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be at least 1")
-        if self.target_epsilon <= 0 or self.max_grad_norm <= 0 or self.learning_rate <= 0:
-            raise ValueError("target_epsilon, max_grad_norm and learning_rate must be positive")
-        if self.target_delta is not None and not 0 < self.target_delta < 1:
-            raise ValueError(f"target_delta must be in (0, 1), got {self.target_delta}")
+        if self.learning_rate <= 0:
+            raise ValueError("learning_rate must be positive")
 
     def delta_for(self, n: int) -> float:
         """The δ used for n privacy units (pairs under the "pair" unit)."""
-        return self.target_delta if self.target_delta is not None else 1.0 / (10 * n)
+        return self.dp.delta_for(n)
+
+    @staticmethod
+    def upgrade_settings(overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """JSON overrides in the old flat layout (`target_epsilon`, `dp: false`, `secure_rng`, ...)
+        with those settings moved under `dp`, so configs written before DPConfig still load."""
+        return nest_legacy_dp(overrides)

@@ -31,10 +31,11 @@ class PreferencePair:
     patient: str  # patient pseudonym
     source: str  # "clinician", or e.g. "rlaif"
     margin: float = 0.0  # how much better chosen is, in reward units (used when RewardConfig.use_margin)
+    card: str = ""  # the card judged: with `clinician`, the "judgment" privacy unit ("" = a unit alone)
 
 
 def _pair(j: Judgment, chosen: str, rejected: str, margin: float = 0.0) -> PreferencePair:
-    return PreferencePair(j.prompt, chosen, rejected, j.clinician, j.patient, j.source, margin)
+    return PreferencePair(j.prompt, chosen, rejected, j.clinician, j.patient, j.source, margin, j.card)
 
 
 def _check_index(j: Judgment, index: int, what: str) -> None:

@@ -88,16 +88,16 @@ def run_params(
         "reward.epochs": str(config.epochs),
         "reward.batch_size": str(config.batch_size),
         "reward.learning_rate": str(config.learning_rate),
-        "reward.max_grad_norm": str(config.max_grad_norm),
+        "reward.max_grad_norm": str(config.dp.max_grad_norm),
         "reward.use_margin": str(config.use_margin),
         "reward.center_rewards_coef": str(config.center_rewards_coef),
         "reward.seed": str(config.seed),
         "reward.trainable_blocks": str(config.trainable_blocks),
         "reward.rater_buckets": str(config.rater_buckets),
         "reward.rater_weighting": config.rater_weighting,
-        "dp.enabled": str(config.dp),
+        "dp.enabled": str(config.dp.enabled),
     }
-    if not config.dp:
+    if not config.dp.enabled:
         return params
     # repr keeps every digit, so epsilon recomputed from the logged params equals the logged epsilon.
     return (
@@ -107,12 +107,13 @@ def run_params(
             "dp.sample_rate": repr(rate),
             "dp.steps": str(steps),
             "dp.delta": repr(delta),
-            "dp.max_grad_norm": repr(config.max_grad_norm),
-            "dp.accountant": config.accountant,
+            "dp.max_grad_norm": repr(config.dp.max_grad_norm),
+            "dp.accountant": config.dp.accountant,
             "dp.privacy_unit": config.privacy_unit,
             "dp.grad_sample_mode": config.grad_sample_mode,
-            "dp.secure_rng": str(config.secure_rng),
-            "dp.target_epsilon": repr(config.target_epsilon),
+            "dp.reproducible_noise": str(config.dp.reproducible_noise),
+            "dp.secure_mode": str(config.dp.secure_mode),
+            "dp.target_epsilon": repr(config.dp.target_epsilon),
         }
         | _unit_params(config, units)
     )

@@ -6,12 +6,17 @@ Poisson-sample rows, clip each row's gradient and add Gaussian noise calibrated 
 privacy spent is recomputed from the run's (noise, sample rate, steps) with privacy.dp's pure
 functions, so anyone can recompute it from the logged params.
 
-Under a clinician or patient unit (user-level DP, privacy.dp.units) the same Opacus machinery runs
+Under a judgment, clinician or patient unit (user-level DP, privacy.dp.units) the same Opacus machinery runs
 over *units*: each unit's pairs are first bounded to `max_pairs_per_unit`, Opacus' Poisson loader
 samples unit ids, every pair of a sampled unit is encoded in the batch, and between the backward
 pass and the optimizer step the per-pair gradients are summed per unit. Opacus' DPOptimizer then
 clips each unit's sum as one sample, adds N(0, σ²C²) and averages over the expected units per
 batch; its accountant records (σ, q_units) at every step, exactly as for pairs.
+
+The noise and the Poisson sampling come from a generator seeded from the OS's CSPRNG that is never
+logged (privacy.dp.opacus_engine); `config.seed` drives only initialisation, data order and which
+pairs a bounded unit keeps. The run is tagged `clinrlhf.dp_noise` ("secure", or "reproducible" under
+the debugging-only `dp.reproducible_noise`, which is not a DP release).
 
 What the guarantee covers: the returned model and anything computed from it. The per-step training
 loss and accuracy that are logged are averages over private pairs taken outside the mechanism; they
@@ -45,8 +50,9 @@ from clinrlhf.reward.raters import RaterFlipLogits, pair_accuracies
 from clinrlhf.reward.result import RewardResult, run_metrics, run_params
 from clinrlhf.reward.units import UnitRows, bound_pairs, count_units
 from privacy.dp import epsilon_for, sum_by_unit
-from privacy.dp.accounting import quiet_prv
 from privacy.dp.ledger import Mechanism
+from privacy.dp.opacus_config import NoiseSource
+from privacy.dp.opacus_engine import NOISE_TAG, make_private
 
 Progress = Callable[[int, int], None]
 RATER_ACCURACIES_ARTIFACT = "raters/accuracies.json"
@@ -106,6 +112,8 @@ def _train(
     n_units = len(run.units) if run.units is not None else None
     params = run_params(config, supplied, len(pairs), n_units, run.delta, noise, rate, total)
     tracker.log_params(dict(params))
+    if run.noise is not None:
+        tracker.set_tags({NOISE_TAG: run.noise})
     # No per-clinician value is logged here: keyed by the pairs' clinicians it would publish who took
     # part. The caller releases them keyed by a roster (clinrlhf.reward.rater_release).
 
@@ -128,11 +136,11 @@ def _train(
     epsilon, epsilon_rdp = float("inf"), float("inf")
     if run.engine is not None:
         _check_accountant(run.engine, noise, rate, len(history))
-        epsilon = epsilon_for(noise, rate, len(history), run.delta, config.accountant)
+        epsilon = epsilon_for(noise, rate, len(history), run.delta, config.dp.accountant)
         epsilon_rdp = epsilon_for(noise, rate, len(history), run.delta, "rdp")
     raters = run.trained.raters
     flip_rates = raters.eval().flip_rates(sorted({p.clinician for p in pairs})) if raters else {}
-    metrics = run_metrics(history, config.epochs, epsilon if config.dp else None, epsilon_rdp)
+    metrics = run_metrics(history, config.epochs, epsilon if config.dp.enabled else None, epsilon_rdp)
     tracker.log_metrics(metrics, step=len(history))
     return RewardResult(
         model=run.trained.reward.eval(),
@@ -146,7 +154,7 @@ def _train(
         params=params,
         metrics=metrics,
         privacy_unit=config.privacy_unit,
-        accountant=config.accountant,
+        accountant=config.dp.accountant,
         rater_flip_rates=flip_rates,
         rater_accuracies=dict(run.rater_accuracies),
         units=n_units if n_units is not None else len(pairs),
@@ -192,6 +200,8 @@ class TrainingRun:
     rater_accuracies: dict[str, float] = field(default_factory=dict)
     """Each clinician's accuracy the loss reads their pairs through (RewardConfig.rater_weighting
     "dawid-skene", clamped); empty under "none"."""
+    noise: NoiseSource | None = None
+    """Where the DP noise and sampling come from ("secure" or "reproducible"); None without DP."""
 
     @property
     def noise_multiplier(self) -> float:
@@ -227,7 +237,8 @@ def prepare_training(
 ) -> TrainingRun:
     """Build the model, data and (under DP) Opacus' wrappers, with noise calibrated to the budget.
     `pairs` must already be bounded per unit (clinrlhf.reward.units.bound_pairs); `backbone` is
-    modified in place. Call under a seeded RNG: Opacus' Poisson sampler uses the global one."""
+    modified in place. Call under a seeded RNG (initialisation); the DP noise and Poisson sampling
+    use their own generator (privacy.dp.opacus_engine), not the global one."""
     units = UnitRows.of(pairs, config.privacy_unit) if _per_unit(config) else None
     delta = config.delta_for(len(units) if units is not None else len(pairs))
     prepare_backbone(backbone)
@@ -254,13 +265,34 @@ def prepare_training(
     optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
     criterion: nn.Module = BradleyTerryLoss(config.center_rewards_coef)
     module: nn.Module = trained
-    engine = None
-    if config.dp:
-        engine, module, optimizer, criterion, loader = _make_private(
-            trained, optimizer, criterion, loader, config, delta, generator
+    if not config.dp.enabled:
+        return TrainingRun(
+            trained, module, optimizer, criterion, loader, encoded, units, None, delta, config, accuracies
         )
+    private = make_private(
+        module=trained,
+        optimizer=optimizer,
+        criterion=criterion,
+        data_loader=loader,
+        config=config.dp,
+        delta=delta,
+        epochs=config.epochs,
+        seed=config.seed,
+        grad_sample_mode=config.grad_sample_mode,
+    )
     return TrainingRun(
-        trained, module, optimizer, criterion, loader, encoded, units, engine, delta, config, accuracies
+        trained,
+        private.module,
+        private.optimizer,
+        private.criterion or criterion,
+        private.loader,
+        encoded,
+        units,
+        private.engine,
+        delta,
+        config,
+        accuracies,
+        private.noise,
     )
 
 
@@ -277,16 +309,16 @@ def _rater_accuracies(pairs: Sequence[PreferencePair], config: RewardConfig) -> 
 
 
 def _per_unit(config: RewardConfig) -> bool:
-    """Whether rows are grouped into clinician or patient samples. A non-private run has no samples
+    """Whether rows are grouped into judgment, clinician or patient samples. A non-private run has no samples
     to group: it trains on the bounded pairs, row by row, as a like-for-like baseline."""
-    return config.dp and config.privacy_unit != "pair"
+    return config.dp.enabled and config.privacy_unit != "pair"
 
 
 def _loader(
     encoded: EncodedPairs, units: UnitRows | None, config: RewardConfig, generator: torch.Generator
 ) -> DataLoader:
-    """Rows (pair unit) or unit ids (clinician, patient), in batches of the expected size; Opacus
-    replaces it with a Poisson-sampling loader of the same rate, 1/len(loader)."""
+    """Rows (pair unit) or unit ids (judgment, clinician, patient), in batches of the expected size,
+    shuffled by the public seed; under DP only its length is used (the rate, 1/len(loader))."""
     if units is None:
         data = TensorDataset(
             encoded.input_ids, encoded.lengths, encoded.margins, encoded.raters, encoded.accuracy
@@ -301,7 +333,7 @@ def _ledger_charge(
     ledger: PrivacyLedger, snapshot_sha256: str, config: RewardConfig, n_units: int
 ) -> Callable[[float, float, int, float], LedgerEntry]:
     def charge(noise: float, rate: float, steps: int, delta: float) -> LedgerEntry:
-        epsilon = epsilon_for(noise, rate, steps, delta, config.accountant)
+        epsilon = epsilon_for(noise, rate, steps, delta, config.dp.accountant)
         return ledger.charge(
             snapshot_sha256,
             Mechanism(noise, rate, steps),
@@ -309,52 +341,10 @@ def _ledger_charge(
             epsilon=epsilon,
             n_units=n_units,  # bounding keeps every unit, so n is the units of the pairs supplied
             privacy_unit=config.privacy_unit,
-            label=f"reward seed={config.seed} target_epsilon={config.target_epsilon} dp={config.dp}",
+            label=f"reward target_epsilon={config.dp.target_epsilon} dp={config.dp.enabled}",
         )
 
     return charge
-
-
-def _make_private(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    criterion: nn.Module,
-    loader: DataLoader,
-    config: RewardConfig,
-    delta: float,
-    generator: torch.Generator,
-) -> tuple:
-    if config.secure_rng:
-        try:
-            import torchcsprng  # noqa: F401
-        except ImportError as err:
-            raise RuntimeError(
-                "secure_rng needs the torchcsprng package, which is not installed "
-                "(and has no build for this torch version)"
-            ) from err
-    with warnings.catch_warnings():
-        # Opacus warns that secure_mode is off; RewardConfig.secure_rng documents that choice.
-        warnings.filterwarnings("ignore", message="Secure RNG turned off")
-        engine = PrivacyEngine(accountant=config.accountant, secure_mode=config.secure_rng)
-    with quiet_prv():
-        wrapped = engine.make_private_with_epsilon(
-            module=model,
-            optimizer=optimizer,
-            criterion=criterion,
-            data_loader=loader,
-            target_epsilon=config.target_epsilon,
-            target_delta=delta,
-            epochs=config.epochs,
-            max_grad_norm=config.max_grad_norm,
-            poisson_sampling=True,
-            grad_sample_mode=config.grad_sample_mode,
-            noise_generator=None if config.secure_rng else generator,
-        )
-    if config.grad_sample_mode == "ghost":  # ghost clipping wraps the criterion too (two backward passes)
-        module, dp_optimizer, dp_criterion, dp_loader = wrapped
-    else:
-        (module, dp_optimizer, dp_loader), dp_criterion = wrapped, criterion
-    return engine, module, dp_optimizer, dp_criterion, dp_loader
 
 
 def _step(

@@ -1,7 +1,8 @@
-"""Privacy units for reward training: which pairs belong to one clinician or one patient.
+"""Privacy units for reward training: which pairs belong to one judgment, clinician or patient.
 
-With the "pair" unit every encoded row is its own DP sample. With "clinician" or "patient", the
-rows of one pseudonym form one sample (privacy.dp.units): they are bounded in number, sampled
+With the "pair" unit every encoded row is its own DP sample. With "judgment" (one clinician's
+judgment of one card: every pair one review yields, whatever its kinds), "clinician" or "patient",
+the rows of one unit form one sample (privacy.dp.units): they are bounded in number, sampled
 together, and the sum of their gradients is clipped as one. This module only groups rows; the
 mechanism lives in clinrlhf.reward.trainer.
 """
@@ -18,18 +19,24 @@ from privacy.dp import PrivacyUnit, bound_contributions
 
 
 def unit_of(pair: PreferencePair, unit: PrivacyUnit) -> str:
-    """The pseudonym of the person a pair belongs to under `unit` (for "pair", none: an error)."""
+    """The key of the unit a pair belongs to under `unit` (for "pair", none: an error)."""
+    if unit == "judgment":
+        # A pair made without a card (not from a Judgment) is all that is known of its judgment.
+        detail = (pair.card,) if pair.card else (pair.patient, pair.prompt, pair.chosen, pair.rejected)
+        return repr((pair.clinician, *detail))
     if unit == "clinician":
         return pair.clinician
     if unit == "patient":
         return pair.patient
-    raise ValueError(f"a pair is its own unit under {unit!r}; only 'clinician' and 'patient' group pairs")
+    raise ValueError(
+        f"a pair is its own unit under {unit!r}; 'judgment', 'clinician' and 'patient' group pairs"
+    )
 
 
 def bound_pairs(
     pairs: Sequence[PreferencePair], unit: PrivacyUnit, max_per_unit: int, seed: int
 ) -> list[PreferencePair]:
-    """The pairs kept when each clinician or patient contributes at most `max_per_unit` (input
+    """The pairs kept when each judgment, clinician or patient contributes at most `max_per_unit` (input
     order kept; a seeded draw per unit picks which). Under "pair" every pair is kept."""
     if unit == "pair":
         return list(pairs)

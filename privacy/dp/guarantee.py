@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-PrivacyUnit = Literal["pair", "clinician", "patient"]
-PRIVACY_UNITS: tuple[PrivacyUnit, ...] = ("pair", "clinician", "patient")
+PrivacyUnit = Literal["judgment", "pair", "clinician", "patient"]
+PRIVACY_UNITS: tuple[PrivacyUnit, ...] = ("judgment", "pair", "clinician", "patient")
 
 _UNIT_WORDS = {
+    "judgment": "one clinician's judgment of one card (every preference pair that one review yields)",
     "pair": "one preference pair (one clinician's judgment that one response beats another for one case)",
     "clinician": "all the judgments of one clinician",
     "patient": "all the judgments about one patient",

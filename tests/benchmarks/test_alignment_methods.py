@@ -30,6 +30,7 @@ from clinrlhf.text.prompt import render_prompt, render_response, vocabulary_corp
 from clinrlhf.world.patients import generate_patients
 from clinrlhf.world.scoring import score, utility
 from clinrlhf.world.world import load_world
+from privacy.dp.opacus_config import DPConfig
 
 torch.set_num_threads(1)
 _PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "alignment_methods.py"
@@ -96,7 +97,7 @@ def test_dp_dpo_changes_the_policy_charges_the_ledger_and_is_measured(tiny, tmp_
     pairs = pairs_from_judgments(judgments, world=world)
     ledger = PrivacyLedger(tmp_path / "ledger.json", Budget(1e9, 1e-3))
     before = [p.detach().clone() for p in sft.parameters()]
-    config = DPOConfig(dp=True, epochs=1, batch_size=16, learning_rate=3e-3)
+    config = DPOConfig(dp=DPConfig(), epochs=1, batch_size=16, learning_rate=3e-3)
     policy, info = bench.run_dpo(pairs, sft, tokenizer, config, ledger=ledger, snapshot_sha256="ab" * 32)
     assert all(torch.equal(a, b) for a, b in zip(before, sft.parameters(), strict=True))  # SFT kept
     changed = [
@@ -105,7 +106,7 @@ def test_dp_dpo_changes_the_policy_charges_the_ledger_and_is_measured(tiny, tmp_
     ]
     assert any(changed)
     assert math.isfinite(info["epsilon"]) and info["epsilon"] == pytest.approx(
-        config.target_epsilon, rel=0.05
+        config.dp.target_epsilon, rel=0.05
     )
     assert [e.label.split()[0] for e in ledger.entries("ab" * 32)] == ["dpo"]
     result = bench.evaluate_method(policy, tokenizer, world, scenarios, reference=sft, kl_samples=16)

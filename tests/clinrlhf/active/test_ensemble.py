@@ -15,6 +15,7 @@ from clinrlhf.reward.config import RewardConfig
 from clinrlhf.reward.evaluate import score_texts
 from clinrlhf.reward.pairs import PreferencePair
 from clinrlhf.reward.trainer import train_reward
+from privacy.dp.opacus_config import DPConfig
 
 from .conftest import TINY
 
@@ -46,7 +47,7 @@ def test_members_differ_and_the_first_is_the_plain_reward_model(
     torch.manual_seed(0)
     backbone = build_policy(TINY, tokenizer).transformer
     before = copy.deepcopy(backbone.state_dict())
-    config = RewardConfig(epochs=2, batch_size=16, learning_rate=1e-2, dp=False, seed=4)
+    config = RewardConfig(epochs=2, batch_size=16, learning_rate=1e-2, dp=DPConfig(enabled=False), seed=4)
     results = train_ensemble(pairs, backbone, tokenizer, config, members=3, fraction=0.5)
     assert len(results) == 3
     assert all(torch.equal(v, backbone.state_dict()[k]) for k, v in before.items())  # copied, not changed

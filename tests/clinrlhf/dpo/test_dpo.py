@@ -11,12 +11,14 @@ import torch
 from clinrlhf.dpo.config import DPOConfig
 from clinrlhf.dpo.loss import IGNORE, dpo_loss, log_ratio_margin, sequence_logps
 from clinrlhf.dpo.trainer import encode_pairs, reference_logps, train_dpo
+from clinrlhf.lineage.tracker import RecordingTracker
 from clinrlhf.policy.model import PolicyConfig, build_policy
 from clinrlhf.policy.tokenizer import build_tokenizer
 from clinrlhf.reward.ledger import Budget, PrivacyLedger
 from clinrlhf.reward.pairs import PreferencePair
 from clinrlhf.text.prompt import vocabulary_corpus
 from clinrlhf.world.world import load_world
+from privacy.dp.opacus_config import NOISE_TAG, DPConfig
 
 torch.set_num_threads(1)
 
@@ -73,7 +75,7 @@ def test_a_tiny_run_raises_the_chosen_over_rejected_margin(setup):
 def test_dp_mode_reports_the_accountants_epsilon_and_charges_the_ledger(setup, tmp_path):
     tokenizer, sft, pairs = setup
     ledger = PrivacyLedger(tmp_path / "ledger.json", Budget(epsilon=10.0, delta=1e-3))
-    config = DPOConfig(dp=True, epochs=2, batch_size=16, target_epsilon=4.0, learning_rate=3e-3)
+    config = DPOConfig(dp=DPConfig(target_epsilon=4.0), epochs=2, batch_size=16, learning_rate=3e-3)
     result = train_dpo(pairs, sft, tokenizer, config, ledger=ledger, snapshot_sha256="ab" * 32)
     assert result.epsilon == pytest.approx(result.accountant_epsilon, rel=1e-9)
     assert result.epsilon == pytest.approx(4.0, rel=0.05)
@@ -84,3 +86,21 @@ def test_dp_mode_reports_the_accountants_epsilon_and_charges_the_ledger(setup, t
     # The policy is a plain model again (Conv1D restored, no Opacus state) and still scores pairs.
     assert not any(hasattr(p, "grad_sample") for p in result.policy.parameters())
     assert math.isfinite(_margin(result.policy, tokenizer, sft, pairs))
+
+
+def test_dp_noise_is_secret_unless_reproducible_noise_is_asked_for_and_tagged(setup):
+    """The same config twice: different policies under the default CSPRNG-seeded noise, the same
+    policy under the debugging mode; each run says which in its clinrlhf.dp_noise tag."""
+    tokenizer, sft, pairs = setup
+
+    def weights(config: DPOConfig) -> tuple[torch.Tensor, dict[str, str]]:
+        tracker = RecordingTracker()
+        result = train_dpo(pairs[:32], sft, tokenizer, config, tracker=tracker)
+        return torch.cat([p.detach().flatten() for p in result.policy.parameters()]), tracker.tags
+
+    secure = DPOConfig(dp=DPConfig(), epochs=1, batch_size=16, learning_rate=3e-3)
+    (first, tags), (second, _) = weights(secure), weights(secure)
+    assert tags == {NOISE_TAG: "secure"} and not torch.equal(first, second)
+    debug = DPOConfig(dp=DPConfig(reproducible_noise=True), epochs=1, batch_size=16, learning_rate=3e-3)
+    (first, tags), (second, _) = weights(debug), weights(debug)
+    assert tags == {NOISE_TAG: "reproducible"} and torch.equal(first, second)

@@ -1,14 +1,19 @@
 """The production alias moves only through promotion (passing criteria and a recorded compliance
 approval) and rollback, and every move is in the audit trail."""
 
+import argparse
+
 import pytest
 from sqlalchemy import select
 
+from clinrlhf.cli import CLIError
+from clinrlhf.cli.promote import run as promote_cli
 from clinrlhf.identity import Principal
 from clinrlhf.lineage.approval import ACTOR_TAG, EVENT_TAG, ApprovalError, approve, find_approval
 from clinrlhf.lineage.criteria import AcceptanceCriteria
 from clinrlhf.lineage.promotion import PromotionRefused, promote, rollback
 from clinrlhf.lineage.registry import HISTORY, MODEL_NAME, PRODUCTION, production_version
+from clinrlhf.lineage.sample import record_sample_run
 from clinrlhf.policy.registry import production_policy
 from clinrlhf.store import read_snapshot, verify_audit
 from clinrlhf.store.models import AuditEvent
@@ -92,6 +97,20 @@ def test_approved_passing_version_goes_to_production_and_serving_follows(sample)
     assert _events(sample)[-1][:3] == ("ModelPromotion", f"{MODEL_NAME}/{sample.good.version}", "0")
     with pytest.raises(PromotionRefused, match="already in production"):
         _promote(sample, sample.good.version)
+
+
+@pytest.mark.parametrize("noise", ["reproducible", None])
+def test_a_version_whose_reward_noise_was_not_secret_is_not_a_dp_release_and_is_refused(sample, noise):
+    """Debugging noise (clinrlhf.dp_noise=reproducible) or none recorded (a run from before the noise
+    was secret): its params replay the noise, so however good and approved, it is not promoted."""
+    debug = record_sample_run(sample.settings, seed=2, dp_noise=noise)
+    _approve(sample, debug.version)
+    with pytest.raises(PromotionRefused, match=f"not a DP release: its noise is {noise or 'unrecorded'}"):
+        _promote(sample, debug.version)
+    assert production_version(sample.client) is None
+    assert _events(sample)[-1] == ("ModelPromotion", f"{MODEL_NAME}/{debug.version}", "4", "cli")
+    with pytest.raises(CLIError, match="refused: .*not a DP release"):
+        promote_cli(argparse.Namespace(version=debug.version, criteria=None))
 
 
 def test_rollback_returns_to_the_previous_version_and_is_audited(sample):

@@ -26,9 +26,10 @@ def test_minilm_trains_under_dp(mode: str, train_pairs: list[PreferencePair]) ->
         rater_buckets=None,
         trainable_blocks=1,
         grad_sample_mode=mode,  # type: ignore[arg-type]
+        privacy_unit="pair",  # ghost clipping clips pairs only
     )
     result = train_reward(train_pairs[:32], backbone, tokenizer, config)
-    assert 0 < result.epsilon <= config.target_epsilon
+    assert 0 < result.epsilon <= config.dp.target_epsilon
     assert not any(p.requires_grad for n, p in result.model.named_parameters() if "pooler" in n)
     after = result.model.backbone.state_dict()
     changed = {k for k, v in before.items() if not torch.equal(after[k], v)}

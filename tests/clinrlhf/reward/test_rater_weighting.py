@@ -24,6 +24,7 @@ from clinrlhf.reward.raters import (
     with_rater_accuracies,
 )
 from clinrlhf.reward.trainer import RATER_ACCURACIES_ARTIFACT, prepare_training, train_reward
+from privacy.dp.opacus_config import DPConfig
 
 torch.set_num_threads(1)
 LOW, HIGH = ACCURACY_BOUNDS
@@ -184,7 +185,8 @@ def test_under_dp_the_weighted_model_ranks_held_out_pairs_no_worse_than_plain_tr
         seed=0,
         rater_buckets=None,
         trainable_blocks=None,
-        accountant="rdp",  # it only sets σ here, and calibrating σ under PRV would double the time
+        dp=DPConfig(accountant="rdp", reproducible_noise=True),  # rdp: it only sets σ here (PRV doubles
+        privacy_unit="pair",  # the time); reproducible: the seeds below are replayable, as measured
     )
     weighted_config = with_rater_accuracies(
         dataclasses.replace(base, rater_weighting="dawid-skene"), judgments
@@ -194,7 +196,7 @@ def test_under_dp_the_weighted_model_ranks_held_out_pairs_no_worse_than_plain_tr
     weighted = train_reward(pairs, backbone(), tokenizer, weighted_config, tracker)
 
     assert weighted.rater_accuracies["dr-flip"] == LOW and weighted.rater_accuracies["dr-a"] > 0.95
-    assert weighted.epsilon == plain.epsilon <= base.target_epsilon  # same mechanism, same budget
+    assert weighted.epsilon == plain.epsilon <= base.dp.target_epsilon  # same mechanism, same budget
     assert weighted.params["reward.rater_weighting"] == "dawid-skene"
     # Returned, not logged: keyed by the pairs' clinicians they would say who took part; the caller
     # releases them keyed by a roster (clinrlhf.reward.rater_release).
@@ -220,7 +222,14 @@ def test_ghost_clipping_and_hooks_train_the_same_weighted_model(
     same seed, same batches and noise, so the weighted per-pair losses must give the same update."""
     pairs = train_pairs[:60]
     config = _weighted_config(
-        pairs, epochs=1, batch_size=20, learning_rate=1e-2, seed=7, trainable_blocks=None, accountant="rdp"
+        pairs,
+        epochs=1,
+        batch_size=20,
+        learning_rate=1e-2,
+        seed=7,
+        trainable_blocks=None,
+        dp=DPConfig(accountant="rdp", reproducible_noise=True),  # the same noise in both runs
+        privacy_unit="pair",  # ghost clipping clips pairs only
     )
     hooks = train_reward(pairs, backbone(seed=1), tokenizer, config)
     ghost = train_reward(

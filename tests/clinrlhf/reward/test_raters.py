@@ -15,6 +15,7 @@ from clinrlhf.reward.loss import bradley_terry_loss
 from clinrlhf.reward.pairs import PreferencePair
 from clinrlhf.reward.raters import RaterFlipLogits, rater_bucket
 from clinrlhf.reward.trainer import train_reward
+from privacy.dp.opacus_config import DPConfig
 
 
 def test_a_rater_who_never_flips_gives_the_plain_bradley_terry_loss() -> None:
@@ -72,7 +73,7 @@ def test_training_learns_which_rater_flips_and_ignores_it(
         else replace(p, clinician="dr-0", chosen=p.rejected, rejected=p.chosen)
         for i, p in enumerate(train_pairs)
     ]
-    config = RewardConfig(dp=False, epochs=12, rater_initial_flip=0.2)
+    config = RewardConfig(dp=DPConfig(enabled=False), epochs=12, rater_initial_flip=0.2)
     result = train_reward(labelled, backbone(), tokenizer, config)
     rates = result.rater_flip_rates
     assert set(rates) == {"dr-0", "dr-1", "dr-2", "dr-3"}

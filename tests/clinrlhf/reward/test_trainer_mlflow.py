@@ -40,7 +40,7 @@ def test_logged_params_let_anyone_recompute_the_logged_epsilon(
         result = train_reward(train_pairs[:100], backbone(), tokenizer, config, MLflowTracker())
     stored = MlflowClient(tracking_uri).get_run(run.info.run_id).data
     assert set(CONTRACT_PARAMS) <= set(stored.params)
-    assert stored.params["dp.privacy_unit"] == "pair" and stored.params["dp.accountant"] == "prv"
+    assert stored.params["dp.privacy_unit"] == "judgment" and stored.params["dp.accountant"] == "prv"
     noise, rate = float(stored.params["dp.noise_multiplier"]), float(stored.params["dp.sample_rate"])
     steps, delta = int(stored.params["dp.steps"]), float(stored.params["dp.delta"])
     assert (noise, rate, steps, delta) == (
@@ -50,7 +50,7 @@ def test_logged_params_let_anyone_recompute_the_logged_epsilon(
         result.delta,
     )
     assert stored.metrics["dp.epsilon"] == epsilon_for(noise, rate, steps, delta) == result.epsilon
-    assert stored.metrics["dp.epsilon"] <= config.target_epsilon < stored.metrics["dp.epsilon_rdp"]
+    assert stored.metrics["dp.epsilon"] <= config.dp.target_epsilon < stored.metrics["dp.epsilon_rdp"]
     # An accountant that shares no code with Opacus reads the same mechanism off the store.
     event = SelfComposedDpEvent(PoissonSampledDpEvent(rate, GaussianDpEvent(noise)), steps)
     pld = PLDAccountant(value_discretization_interval=1e-3).compose(event).get_epsilon(delta)
