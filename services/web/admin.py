@@ -16,6 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from clinrlhf.store import export_judgments, read_snapshot, record_audit, transaction
 from services.api.deps import StateDep, actor
 from services.api.errors import APIError
+from services.api.urls import public_url
 from services.web.agreement_view import agreement_view
 from services.web.auth import (
     CHALLENGE,
@@ -36,7 +37,7 @@ def agreement_page(request: Request, state: StateDep, principal: MaybeAgreementR
     """Agreement by case type and by clinician, or word that too few cases overlap yet."""
     if principal is None:
         if wants_html(request):  # a browser is sent to log in; other clients get a 401 outcome
-            return RedirectResponse(request.url_for("login_page"), status_code=303)
+            return RedirectResponse(public_url(request, "login_page"), status_code=303)
         raise APIError(401, "log in on /review/login, or send a bearer token", headers=CHALLENGE)
     with read_snapshot(state.sessions) as session:  # reads never hold SQLite's write lock
         judgments = export_judgments(session, state.world)
@@ -52,7 +53,7 @@ def agreement_page(request: Request, state: StateDep, principal: MaybeAgreementR
     context = {
         "agreement": agreement_view(judgments),
         "csrf": csrf_token(session_key_of(state), session_.sid) if session_ else "",
-        "review_url": request.url_for("review_page") if can_review(principal) else None,
+        "review_url": public_url(request, "review_page") if can_review(principal) else None,
         "script": None,  # the page needs none beyond common.js (its log-out button)
     }
     response = TEMPLATES.TemplateResponse(request, "admin_agreement.html", context)

@@ -24,6 +24,7 @@ from services.api.body import json_body
 from services.api.deps import AppState, StateDep, actor, clinician_pseudonym, principal_of
 from services.api.errors import APIError
 from services.api.responses import FHIRResponse
+from services.api.urls import public_url
 from services.fhir.review import render_review
 from services.web.auth import (
     CHALLENGE,
@@ -114,7 +115,7 @@ def log_in(request: Request, state: StateDep, body: Annotated[Login, Depends(jso
     principal = require_page_user(principal_of(request, state, token))
     session = WebSession.open(principal, _token_expiry(token))
     landing = "review_page" if can_review(principal) else "agreement_page"
-    response = JSONResponse({"next": str(request.url_for(landing))})
+    response = JSONResponse({"next": public_url(request, landing)})
     _set_cookie(
         response,
         request,
@@ -155,12 +156,12 @@ def review_page(request: Request, state: StateDep, principal: MaybeReviewer) -> 
     """The next case in the clinician's queue, or word that the queue is empty."""
     if principal is None:
         if wants_html(request):  # a browser is sent to log in; other clients get a 401 outcome
-            return RedirectResponse(request.url_for("login_page"), status_code=303)
+            return RedirectResponse(public_url(request, "login_page"), status_code=303)
         raise APIError(401, "log in on /review/login, or send a bearer token", headers=CHALLENGE)
     clinician = clinician_pseudonym(state.deid_key, principal.sub)
     page = _page(request, state, clinician)
     # The agreement view is linked only for those who may open it, never for a clinician alone.
-    page["agreement_url"] = request.url_for("agreement_page") if can_see_agreement(principal) else None
+    page["agreement_url"] = public_url(request, "agreement_page") if can_see_agreement(principal) else None
     return _private(TEMPLATES.TemplateResponse(request, "review.html", page))
 
 
@@ -181,7 +182,7 @@ def submit_review(
             actor=actor(principal, state.deid_key),
             overlap=state.settings.review_overlap,
         )
-    location = str(request.url_for("read_review", review_id=review.id))
+    location = public_url(request, "read_review", review_id=review.id)
     response = FHIRResponse(
         render_review(review, state.world),
         status_code=201 if created else 200,

@@ -23,6 +23,7 @@ from services.api.deps import (
     require_scope,
 )
 from services.api.errors import APIError
+from services.api.urls import public_url
 from services.cds.discovery import HOOK, SERVICE_ID, discovery
 from services.cds.prefetch import PrefetchError
 from services.cds.schemas import CDSRequest, CDSResponse, Discovery, FeedbackRequest, FeedbackResult
@@ -92,7 +93,7 @@ def call_service(
     if body.hook != HOOK:
         raise APIError(422, f"this service answers the {HOOK} hook only", code="not-supported")
     try:
-        return patient_view(state, session, body, principal, str(request.url_for("model_card")))
+        return patient_view(state, session, body, principal, public_url(request, "model_card"))
     except PrefetchError as err:
         raise APIError(err.status, str(err)) from None
     except UnreadableRecordError as err:

@@ -20,6 +20,7 @@ from services.api.deps import (
 )
 from services.api.errors import APIError
 from services.api.responses import FHIR_JSON, FHIRResponse
+from services.api.urls import public_url
 from services.fhir.capability import capability_statement
 from services.fhir.questionnaire import QUESTIONNAIRE_ID, review_questionnaire
 from services.fhir.review import ReviewFormatError, parse_review, render_review
@@ -30,7 +31,7 @@ _RESOURCE = {"content": {FHIR_JSON: {"schema": {"type": "object"}}}}
 
 @router.get("/metadata", summary="CapabilityStatement", responses={200: _RESOURCE})
 def metadata(request: Request, _principal: CurrentPrincipal) -> FHIRResponse:
-    return FHIRResponse(capability_statement(str(request.url_for("metadata")).removesuffix("/metadata")))
+    return FHIRResponse(capability_statement(public_url(request, "metadata").removesuffix("/metadata")))
 
 
 @router.get(
@@ -80,7 +81,7 @@ def create_review(
         raise APIError(404, "the review names a card this service did not issue") from None
     except InvalidInputError as err:
         raise APIError(422, str(err), code="invalid") from None
-    location = str(request.url_for("read_review", review_id=review.id))
+    location = public_url(request, "read_review", review_id=review.id)
     return FHIRResponse(
         render_review(review, state.world),
         status_code=201 if created else 200,
