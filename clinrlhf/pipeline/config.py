@@ -31,8 +31,11 @@ class PipelineConfig:
     each trainer keep their own seed (panel.seed, sft.seed, reward.seed, ppo.seed), so two runs that
     differ only here differ in their patients, not in their training randomness."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+    """The policy's architecture (a GPT-2 built from config)."""
     sft: SFTConfig = field(default_factory=SFTConfig)
+    """Supervised fine-tuning on the historical-practice corpus."""
     panel: PanelConfig = field(default_factory=PanelConfig)
+    """The simulated clinicians and EHR that give feedback through the service."""
     screening: ScreeningConfig = field(default_factory=ScreeningConfig)
     """The poisoning defence before reward training: rater reliability, outliers quarantined
     (`auto_quarantine`; false only flags them), one feedback source unless mixing is allowed."""
@@ -40,6 +43,7 @@ class PipelineConfig:
     """Reward training; in the loop each clinician's labels are weighted by their Dawid–Skene
     accuracy on the judgments trained on (RewardConfig.rater_weighting; "none" turns it off)."""
     ppo: PPOConfig = field(default_factory=PPOConfig)
+    """KL-constrained PPO against the supervised reference."""
     ppo_prompts: str = "feedback"
     """Where PPO's prompts come from: "feedback" (the snapshot's, read in the clear) or "history"
     (the historical-practice corpus the supervised policy trained on, so the feedback reaches the
@@ -80,10 +84,14 @@ def _merge(obj: object, overrides: dict, where: str) -> object:
     return replace(obj, **changes)  # type: ignore[type-var]
 
 
+def pipeline_config_from(raw: dict) -> PipelineConfig:
+    """Defaults, then (nested) overrides as JSON holds them: a file's, or a config MLflow logged."""
+    return cast(PipelineConfig, _merge(PipelineConfig(), raw, ""))
+
+
 def load_pipeline_config(path: Path | None, **overrides: object) -> PipelineConfig:
     """Defaults, then a JSON file of (nested) overrides, then keyword overrides."""
     raw = json.loads(path.read_text()) if path else {}
     if not isinstance(raw, dict):
         raise ValueError("the config file must hold a JSON object")
-    config = cast(PipelineConfig, _merge(PipelineConfig(), raw, ""))
-    return replace(config, **overrides)  # type: ignore[arg-type]
+    return replace(pipeline_config_from(raw), **overrides)  # type: ignore[arg-type]

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict
 from datetime import date
 from functools import partial
 from pathlib import Path
@@ -32,6 +30,7 @@ from clinrlhf.panel.session import PanelRun, PanelStats
 from clinrlhf.pipeline import stages
 from clinrlhf.pipeline.cohorts import Cohorts, make_cohorts, practice_examples, scenarios
 from clinrlhf.pipeline.config import PipelineConfig
+from clinrlhf.pipeline.logged import log_pipeline_config
 from clinrlhf.pipeline.prompts import ppo_prompts
 from clinrlhf.pipeline.server import running_server
 from clinrlhf.policy.registry import set_latest_aligned
@@ -173,7 +172,7 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
     home, deid_sha = settings.resolved_home, config_sha256()
     tracking_uri = configure_mlflow(settings)
     with stage_run("pipeline", nested=False) as parent:
-        mlflow.log_params({"pipeline.config": json.dumps(asdict(config), default=str)[:6000]})
+        log_pipeline_config(config)  # whole, as an artifact: read back by load_logged_config
         log_environment()
         out = home / "runs" / parent.info.run_id
         cohorts = make_cohorts(
