@@ -1,11 +1,6 @@
 """Hyperparameters of KL-constrained PPO.
 
-Defaults were measured on the quickstart's policy (GPT-2, 2 layers, 64 wide, SFT on historical
-practice) with the world's utility standing in for the reward model: over three seeds, held-out
-greedy concordance rose from 0.59 to 0.77-0.82 and the unsafe rate fell from 0.30 to 0.00-0.02, with
-a final KL of 0.70-0.75 nats per response. A small policy's Adam updates are noisy enough to drift
-~1 nat from the reference on a pure-noise reward within 20 iterations, hence a fairly large beta and
-large mini-batches rather than more epochs.
+The measurements behind the defaults are in docs/results.md ("How the defaults were chosen").
 """
 
 from __future__ import annotations
@@ -17,9 +12,7 @@ from typing import Literal
 @dataclass(frozen=True)
 class PPOConfig:
     steps: int = 120
-    """PPO iterations; each samples `batch_size` responses and then updates on them. 120, not 60: with
-    the world's utility as the reward, held-out concordance on one quickstart snapshot's prompts was
-    0.68 after 60 iterations and 0.77 after 120; PPO on this small policy is still improving at 60."""
+    """PPO iterations; each samples `batch_size` responses and then updates on them."""
     batch_size: int = 128
     """Rollouts (prompt, response) per iteration."""
     samples_per_prompt: int = 1
@@ -34,10 +27,7 @@ class PPOConfig:
     lr: float = 3e-4
     """Adam step size, shared by the policy and the value model."""
     adam_eps: float = 1e-5
-    """Adam's epsilon (Huang et al.'s 1e-5). With it Adam moves every weight by about `lr` per step,
-    however faint its gradient: on the quickstart's policy the first iteration drifts ~0.9 nats from
-    the reference with no gain in reward. 1e-3 removes that drift (0.05 nats) but, measured over 60
-    iterations, did not improve held-out concordance, so the default stays."""
+    """Adam's epsilon (Huang et al.'s 1e-5; 1e-3 was measured too: docs/results.md)."""
     gamma: float = 1.0
     """Discount; 1 because the episode is one short response (Ziegler et al., 2019)."""
     lam: float = 0.95
@@ -57,9 +47,8 @@ class PPOConfig:
     kl_target: float = 1.0
     """Target KL of policy from reference, in nats per response (sum over its tokens)."""
     kl_horizon: float = 3000.0
-    """Horizon of the adaptive controller, in episodes; smaller reacts faster. Ziegler et al. used
-    10,000 over far longer runs; over the quickstart's 120 x 128 = 15,360 episodes that moved beta
-    only from 0.29 to 0.35 while the KL sat at 1.2-1.6 nats against a target of 1."""
+    """Horizon of the adaptive KL controller, in episodes; smaller reacts faster (Ziegler et al. used
+    10,000)."""
     kl_cap: float | None = 12.0
     """Hard ceiling on the mean KL per response: training stops with KLCapExceeded above it."""
     temperature: float = 1.0
