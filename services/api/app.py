@@ -22,7 +22,7 @@ from clinrlhf.settings import Settings, load_settings
 from clinrlhf.store import deployment_store
 from clinrlhf.store.replay import DatabaseJtiCache
 from clinrlhf.world.world import load_world
-from services.api.access_log import install_access_log_filter
+from services.api.access_log import RouteTemplate, install_access_log_filter
 from services.api.body import BODY_COMPONENTS
 from services.api.deps import AppState
 from services.api.errors import install_error_handlers
@@ -107,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.trusted_proxies:  # outermost: everything inside sees the client and scheme it forwarded
         proxies = [p.strip() for p in settings.trusted_proxies.split(",") if p.strip()]
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
+    app.add_middleware(RouteTemplate)  # outermost: sees the route whatever answered
     app.add_middleware(RefusalAudit, counter=refusals)  # outermost: it sees every refusal
     for module in (health, cds_hooks, fhir, model_card):
         app.include_router(module.router)
