@@ -23,7 +23,9 @@ _STATE = (
     "(?:AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|"
     "NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|AS|GU|MP|PR|VI|AA|AE|AP|FM|MH|PW)"
 )
-_CAP_WORD = r"[A-Z][A-Za-z'\-]*"
+# Bounded: a word has at most 40 letters, so a long run of letters and hyphens is not rescanned from
+# every position inside it (quadratic time on adversarial text).
+_CAP_WORD = r"[A-Z][A-Za-z'\-]{0,40}"
 # Month names in any case, for the dense forms ("03-MAR-1931", "3mar1931") where a year is required.
 _ANY_CASE_MONTH = (
     r"(?i:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
@@ -139,7 +141,13 @@ def _labelled() -> Recognizer:
 def recognizers() -> tuple[Recognizer, ...]:
     suffixes = "|".join(sorted((re.escape(s) for s in wordlist("street_suffixes")), key=len, reverse=True))
     return (
-        Recognizer("EMAIL", re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b"), 1.0),
+        # Each shape starts only where its run of characters starts: restarting inside a long
+        # "a.b.a.b..." run would make the scan quadratic in the run's length.
+        Recognizer(
+            "EMAIL",
+            re.compile(r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b"),
+            1.0,
+        ),
         SpelledEmail(
             "EMAIL",
             re.compile(rf"{_AT}(?!www\.)[A-Za-z0-9\-]+(?:{_DOT}[A-Za-z0-9\-]+)*?{_DOT}{_TLD}\b"),
@@ -149,7 +157,7 @@ def recognizers() -> tuple[Recognizer, ...]:
             "URL",
             re.compile(
                 r"\b(?:https?://|ftp://|www\.)[^\s<>\"')\]]+"
-                r"|\b[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.(?:com|org|net|edu|gov|io|info|biz|us|co|me|health)\b(?:/[^\s<>\"')\]]*)?"
+                r"|(?<![A-Za-z0-9\-])(?<![A-Za-z0-9\-]\.)[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.(?:com|org|net|edu|gov|io|info|biz|us|co|me|health)\b(?:/[^\s<>\"')\]]*)?"
             ),
             0.9,
         ),
@@ -198,7 +206,7 @@ def recognizers() -> tuple[Recognizer, ...]:
         Recognizer(
             "ID",
             re.compile(
-                r"\b(?=[A-Z0-9\-]*\d[A-Z0-9\-]*\d[A-Z0-9\-]*\d)(?=[A-Z0-9\-]*[A-Z])[A-Z0-9][A-Z0-9\-]{3,}[A-Z0-9]\b"
+                r"\b(?=(?:[A-Z\-]{0,40}\d){3})(?=[0-9\-]{0,40}[A-Z])[A-Z0-9][A-Z0-9\-]{3,60}[A-Z0-9]\b"
             ),
             0.6,
         ),

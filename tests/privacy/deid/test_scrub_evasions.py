@@ -5,6 +5,7 @@ out, and the names of the patient's contacts. Ordinary clinical words stay."""
 
 from __future__ import annotations
 
+import time
 import unicodedata
 
 import pytest
@@ -122,3 +123,19 @@ KEPT = [
 @pytest.mark.parametrize("text", [t for _, t in KEPT], ids=[k for k, _ in KEPT])
 def test_ordinary_clinical_text_is_left_alone(text: str) -> None:
     assert SCRUB.scrub(text).text == text
+
+
+def test_a_long_dotted_run_is_scrubbed_in_linear_time() -> None:
+    """ "a.b.a.b...": the e-mail and URL shapes used to restart at every dot, quadratic in the run."""
+    text = "a.b." * 10_000 + " at example"
+    started = time.perf_counter()
+    SCRUB.scrub(text)
+    assert time.perf_counter() - started < 3.0  # about 20 s when quadratic, well under 1 s when linear
+
+
+@pytest.mark.parametrize("run", ["A-", "1-", "Ab-"])
+def test_a_long_hyphenated_run_is_scrubbed_in_linear_time(run: str) -> None:
+    text = run * 12_000
+    started = time.perf_counter()
+    SCRUB.scrub(text)
+    assert time.perf_counter() - started < 3.0  # 10 s and more when quadratic
