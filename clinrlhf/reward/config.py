@@ -1,19 +1,7 @@
 """Reward-model training settings.
 
-The defaults were tuned at ε = 8 on the panel's judgments of the supervised policy's suggestions
-(about 9,000 pairs from 3,000 cases, 3 reviewers each, one adversarial rater in ten), with the
-supervised 2-block GPT-2 as backbone. What decides the outcome is whether the reward ranks the
-drugs the policy already proposes correctly *for this patient* (labetalol only in pregnancy):
-
-- Training only the top block (lr 1e-2, 5 epochs) fits pair labels to 0.69 even when they are
-  noise-free, and the reward learns a per-drug prior instead of the conditions; a policy aligned
-  to it loses concordance. Training every block at lr 3e-3 for 10 epochs fits them to 0.97.
-- Per-rater flip rates (clinrlhf.reward.raters) learn the adversary's (0.93-1.0) and stop it
-  steering the reward; without them the reward's top drug is concordant for 10% of held-out cases.
-- Data matters more than anything else under DP: 3,000 noise-free pairs reach 0.79 training
-  accuracy at ε = 8, 9,000 reach 0.97.
-
-Measured with the scripts behind README "Measured results".
+The measurements behind the defaults (tuned at ε = 8 on the simulated panel's judgments) are in
+docs/results.md ("How the defaults were chosen").
 """
 
 from __future__ import annotations
@@ -66,7 +54,7 @@ class RewardConfig:
     """Train only the top k transformer blocks (plus the final norm and the head); None trains all.
     Under DP every trained coordinate adds noise, so a small trained subset often learns better at
     the same ε (Yu et al., 2022, https://arxiv.org/abs/2110.06500); with this 2-block backbone the
-    top block alone underfits (see above), so all are trained."""
+    top block alone underfits (docs/results.md), so all are trained."""
     use_margin: bool = False
     """Subtract each pair's margin inside the Bradley–Terry loss (rating judgments carry one)."""
     rater_buckets: int | None = 4096
