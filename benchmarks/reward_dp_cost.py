@@ -1,5 +1,6 @@
-"""What DP costs the reward model per step: DP-SGD with per-sample hooks, with ghost clipping, and
-no DP, on the same model and the same logical batch.
+"""What DP costs the reward model per step: DP-SGD with per-sample hooks, with ghost clipping, under
+the default judgment unit (per-pair hooks summed per judgment, then clipped), and no DP, on the same
+model and about the same logical batch.
 
     python benchmarks/reward_dp_cost.py --out reward_dp_cost.json          # about 3 minutes
     python benchmarks/reward_dp_cost.py --quick                            # about 1 minute
@@ -10,7 +11,8 @@ before the first one: how far the steps pushed the peak beyond what building the
 needed (0 when they stayed below it). The model is the
 pipeline's reward model (the default 2-block GPT-2 policy trunk plus a scalar head and per-rater
 flip logits), the data the simulated panel's pairs (clinrlhf.reward.simulated), and every mode
-takes the same fixed batch of rows (no Poisson sampling, so batch size is not a variable).
+takes the same fixed batch of rows (no Poisson sampling, so batch size is not a variable); the
+judgment mode takes the first judgments whose pairs reach that many rows, and reports its rows.
 One thread (torch.set_num_threads(1)); the first steps are warm-up and not timed.
 """
 
@@ -24,13 +26,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
-MODES = {
-    "non-DP": {"dp": False},
-    "DP hooks": {"dp": True, "grad_sample_mode": "hooks"},
-    "DP ghost": {"dp": True, "grad_sample_mode": "ghost"},
+MODES: dict[str, dict[str, Any]] = {
+    "non-DP": {"dp": {"enabled": False}, "privacy_unit": "pair"},
+    "DP hooks": {"grad_sample_mode": "hooks", "privacy_unit": "pair"},
+    "DP ghost": {"grad_sample_mode": "ghost", "privacy_unit": "pair"},
+    "DP judgment": {"grad_sample_mode": "hooks", "privacy_unit": "judgment"},
 }
 
 
@@ -49,6 +53,7 @@ def measure(mode: str, batch: int, steps: int, warmup: int, seed: int) -> dict:
     from clinrlhf.text.prompt import vocabulary_corpus
     from clinrlhf.world.patients import generate_patients
     from clinrlhf.world.world import load_world
+    from privacy.dp.opacus_config import DPConfig
 
     torch.set_num_threads(1)
     torch.manual_seed(seed)
@@ -56,16 +61,29 @@ def measure(mode: str, batch: int, steps: int, warmup: int, seed: int) -> dict:
     tokenizer = build_tokenizer(vocabulary_corpus(world))
     judgments = simulated_judgments(world, generate_patients(world, 300, seed), reviewers_per_card=2)
     pairs = pairs_from_judgments(judgments, world=world)[: 4 * batch]
-    config = RewardConfig(batch_size=batch, seed=seed, **MODES[mode])  # type: ignore[arg-type]
+    settings = dict(MODES[mode])
+    dp = DPConfig(**settings.pop("dp", {}))
+    config = RewardConfig(batch_size=batch, seed=seed, dp=dp, **settings)
     run = prepare_training(pairs, build_policy(PolicyConfig(), tokenizer).transformer, tokenizer, config)
     enc = run.encoded
-    fixed = [
-        enc.input_ids[:batch],
-        enc.lengths[:batch],
-        enc.margins[:batch],
-        enc.raters[:batch],
-        enc.accuracy[:batch],
-    ]
+    rows = batch
+    if run.units is not None:  # whole judgments, in order, until they hold `batch` pairs
+        taken: list[int] = []
+        rows = 0
+        for unit, unit_rows in enumerate(run.units.rows):
+            if rows >= batch:
+                break
+            taken.append(unit)
+            rows += len(unit_rows)
+        fixed = [torch.tensor(taken)]
+    else:
+        fixed = [
+            enc.input_ids[:batch],
+            enc.lengths[:batch],
+            enc.margins[:batch],
+            enc.raters[:batch],
+            enc.accuracy[:batch],
+        ]
     before = _rss_mb()
     times = []
     for i in range(warmup + steps):
@@ -76,6 +94,7 @@ def measure(mode: str, batch: int, steps: int, warmup: int, seed: int) -> dict:
     return {
         "mode": mode,
         "batch": batch,
+        "rows": rows,
         "steps": steps,
         "step_seconds_median": statistics.median(times),
         "step_seconds_mean": statistics.fmean(times),
@@ -114,11 +133,11 @@ def main() -> None:
         r["time_vs_non_dp"] = r["step_seconds_median"] / base["step_seconds_median"]
         r["peak_rss_vs_non_dp"] = r["peak_rss_mb"] / base["peak_rss_mb"]
     print(f"trainable parameters: {base['trainable_parameters']:,}; batch {args.batch} rows; 1 thread")
-    header = f"{'mode':<10} {'step s':>8} {'x non-DP':>9} {'peak RSS MB':>12} {'x non-DP':>9} {'steps growth MB':>16}"
+    header = f"{'mode':<11} {'rows':>5} {'step s':>8} {'x non-DP':>9} {'peak RSS MB':>12} {'x non-DP':>9} {'steps growth MB':>16}"
     print(header)
     for r in results:
         print(
-            f"{r['mode']:<10} {r['step_seconds_median']:>8.3f} {r['time_vs_non_dp']:>9.2f} "
+            f"{r['mode']:<11} {r['rows']:>5} {r['step_seconds_median']:>8.3f} {r['time_vs_non_dp']:>9.2f} "
             f"{r['peak_rss_mb']:>12.0f} {r['peak_rss_vs_non_dp']:>9.2f} {r['steps_rss_growth_mb']:>16.0f}"
         )
     if args.out:
