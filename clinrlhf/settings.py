@@ -7,6 +7,7 @@ build isolated configurations without touching ``os.environ``.
 from __future__ import annotations
 
 import logging
+import json
 import math
 import os
 import secrets
@@ -71,6 +72,13 @@ class Settings(BaseSettings):
         description='JSON object {cds_client_id: ["https://ehr.example/fhir", ...]}: the only FHIR '
         "servers missing prefetch is fetched from, per client (the token's `sub`). None: no fetching.",
     )
+    cds_client_practitioners: str | None = Field(
+        default=None,
+        description='JSON object {cds_client_id: ["Practitioner/ward-a-*", ...]}: the practitioners (a '
+        "context.userId, glob patterns allowed) each CDS client (the token's `sub`) may speak for; any "
+        "other userId is refused with 403. None: unrestricted in development, no client may assert a "
+        "userId in production.",
+    )
     fhir_fetch_deadline_seconds: float = Field(
         default=10.0, gt=0, description="Overall deadline of one request's FHIR fetches, all pages."
     )
@@ -112,6 +120,20 @@ class Settings(BaseSettings):
     review_rate_burst: int = Field(
         default=60, description="Requests one client may make to the review page at once (at least 1)."
     )
+
+    @field_validator("cds_client_practitioners")
+    @classmethod
+    def _practitioner_grants(cls, value: str | None) -> str | None:
+        if value is not None:
+            grants = json.loads(value)
+            if not isinstance(grants, dict) or not all(
+                isinstance(v, list) and all(isinstance(p, str) for p in v) for v in grants.values()
+            ):
+                raise ValueError(
+                    "CLINRLHF_CDS_CLIENT_PRACTITIONERS must be a JSON object mapping each client id to a "
+                    "list of practitioner references or glob patterns"
+                )
+        return value
 
     @field_validator("review_rate_per_second")
     @classmethod

@@ -19,10 +19,17 @@ def add_card(
     model_version: str,
     suggestions: Sequence[tuple[str | None, str]],
     clinician: str | None = None,
+    client: str | None = None,
 ) -> Card:
-    """Store a card with its suggestions, given as (drug, text) in rank order (0 is recommended)."""
+    """Store a card with its suggestions, given as (drug, text) in rank order (0 is recommended).
+    `client` is the pseudonym of the CDS client that asserted `clinician` (the card's user)."""
     card = Card(
-        case_id=case_id, target=target, prompt=prompt, model_version=model_version, clinician=clinician
+        case_id=case_id,
+        target=target,
+        prompt=prompt,
+        model_version=model_version,
+        clinician=clinician,
+        client=client,
     )
     card.suggestions = [
         Suggestion(rank=i, drug=drug, text=text) for i, (drug, text) in enumerate(suggestions)

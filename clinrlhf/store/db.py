@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,15 +24,20 @@ SQLITE_BUSY_TIMEOUT_MS = sqlite_tx.BUSY_TIMEOUT_MS
 READ_ONLY = sqlite_tx.READ_ONLY
 
 
+def strict_json(value: Any) -> str:
+    """JSON columns hold RFC 8259 JSON only: NaN or Infinity raise instead of being written."""
+    return json.dumps(value, allow_nan=False)
+
+
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite gets WAL, foreign keys, a busy timeout and immediate transactions."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True, json_serializer=strict_json)
     in_memory = parsed.database in (None, "", ":memory:")
     if not in_memory and parsed.database:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
+    kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False}, "json_serializer": strict_json}
     if in_memory:
         kwargs["poolclass"] = StaticPool  # one shared connection, or each would see its own empty DB
     engine = create_engine(url, **kwargs)

@@ -28,8 +28,18 @@ def _plain(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
+# Columns added after rows were first vouched for: left out of a digest while NULL, so that rows
+# written before them (NULL there) keep the digest their create event recorded.
+ADDED_LATER = frozenset({"client", "seat"})
+
+
+def without_unset_later_columns(content: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in content.items() if not (v is None and k in ADDED_LATER)}
+
+
 def row_content(row: Base) -> dict[str, Any]:
-    return {attr.key: _plain(getattr(row, attr.key)) for attr in inspect(row).mapper.column_attrs}
+    content = {attr.key: _plain(getattr(row, attr.key)) for attr in inspect(row).mapper.column_attrs}
+    return without_unset_later_columns(content)
 
 
 def row_sha256(row: Base) -> str:

@@ -13,9 +13,10 @@ from sqlalchemy.orm import Session
 
 from clinrlhf.store.audit import lock_chain
 from clinrlhf.store.cards import get_card
-from clinrlhf.store.errors import InvalidInputError
+from clinrlhf.store.errors import InvalidInputError, WrongClientError
 from clinrlhf.store.models import Feedback
 from clinrlhf.store.once import insert_once
+from clinrlhf.store.override_reasons import is_offered
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,21 @@ class FeedbackEntry:
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
+def check_client(issued_to: str | None, client: str | None) -> None:
+    """Raises WrongClientError when a card issued to one CDS client gets feedback from another: the
+    card's clinician is the user its own client asserted, so no other client may speak for them."""
+    if issued_to is not None and client is not None and issued_to != client:
+        raise WrongClientError("the card was issued to another CDS client")
+
+
+def check_override_reason(entry: FeedbackEntry) -> None:
+    """Raises InvalidInputError unless the entry names no reason or one the cards offer: only
+    offered codes are ever stored, never a string a client made up (it could carry PHI)."""
+    given = (entry.override_reason_system, entry.override_reason_code)
+    if given != (None, None) and not is_offered(*given):
+        raise InvalidInputError("the override reason must be one of the reasons the card offered")
+
+
 def accepted_suggestion(entry: FeedbackEntry, suggestions: Collection[str]) -> str | None:
     """The suggestion an entry accepts, given the ids of its card's suggestions; None if overridden.
 
@@ -64,13 +80,19 @@ def accepted_suggestion(entry: FeedbackEntry, suggestions: Collection[str]) -> s
     return None
 
 
-def record_feedback(session: Session, entry: FeedbackEntry, *, clinician: str) -> tuple[Feedback, bool]:
+def record_feedback(
+    session: Session, entry: FeedbackEntry, *, clinician: str, client: str | None = None
+) -> tuple[Feedback, bool]:
     """Store one entry (at most once) and return (row, created).
 
-    Raises NotFoundError for an unknown card and InvalidInputError (see `accepted_suggestion`). The
-    service writes feedback in batches instead (`feedback_batch.py`), with the same checks and keys.
+    Raises NotFoundError for an unknown card, WrongClientError when `client` (the reporting CDS
+    client's pseudonym) is not the client the card was issued to, and InvalidInputError (see
+    `accepted_suggestion` and `check_override_reason`). The service writes feedback in batches
+    instead (`feedback_batch.py`), with the same checks and keys.
     """
     card = get_card(session, entry.card)
+    check_client(card.client, client)
+    check_override_reason(entry)
     accepted = accepted_suggestion(entry, {s.id for s in card.suggestions})
     lock_chain(session)  # before the insert, as batch writers do: see feedback_batch.py
     key = entry.idempotency_key(clinician)
@@ -83,6 +105,7 @@ def record_feedback(session: Session, entry: FeedbackEntry, *, clinician: str) -
         override_reason_code=entry.override_reason_code,
         has_comment=entry.has_comment,
         outcome_timestamp=entry.outcome_timestamp,
+        client=client,
         idempotency_key=key,
     )
     return insert_once(session, row, Feedback, key)

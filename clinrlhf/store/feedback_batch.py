@@ -22,13 +22,14 @@ from sqlalchemy import Connection, Engine, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from clinrlhf.store.audit import append_events, lock_chain
+from clinrlhf.store.digest import without_unset_later_columns
 from clinrlhf.store.errors import NotFoundError, StoreError
-from clinrlhf.store.feedback import FeedbackEntry, accepted_suggestion
+from clinrlhf.store.feedback import FeedbackEntry, accepted_suggestion, check_client, check_override_reason
 from clinrlhf.store.group_commit import GroupCommit
 from clinrlhf.store.models import Card, Feedback, Suggestion, new_id, utcnow
 
 _CARDS = (
-    select(Card.id, Card.clinician, Suggestion.id)
+    select(Card.id, Card.clinician, Card.client, Suggestion.id)
     .outerjoin(Suggestion, Suggestion.card_id == Card.id)
     .where(Card.id.in_(bindparam("ids", expanding=True)))
 )
@@ -48,6 +49,7 @@ class FeedbackJob:
     entries: tuple[FeedbackEntry, ...]
     actor: str  # how the audit trail names the caller
     clinician: str  # the pseudonym to credit when a card does not name the user it was shown to
+    client: str | None = None  # pseudonym of the reporting CDS client; must be the card's own
 
 
 @dataclass(frozen=True)
@@ -59,23 +61,26 @@ class FeedbackCounts:
 @dataclass(frozen=True)
 class _CardInfo:
     clinician: str | None
+    client: str | None
     suggestions: frozenset[str]
 
 
 def _cards(connection: Connection, ids: Iterable[str]) -> dict[str, _CardInfo]:
-    found: dict[str, tuple[str | None, set[str]]] = {}
-    for card, clinician, suggestion in connection.execute(_CARDS, {"ids": sorted(set(ids))}):
-        entry = found.setdefault(card, (clinician, set()))
+    found: dict[str, tuple[str | None, str | None, set[str]]] = {}
+    for card, clinician, client, suggestion in connection.execute(_CARDS, {"ids": sorted(set(ids))}):
+        entry = found.setdefault(card, (clinician, client, set()))
         if suggestion is not None:
-            entry[1].add(suggestion)
-    return {card: _CardInfo(clinician, frozenset(s)) for card, (clinician, s) in found.items()}
+            entry[2].add(suggestion)
+    return {card: _CardInfo(clin, client, frozenset(s)) for card, (clin, client, s) in found.items()}
 
 
-def _row(entry: FeedbackEntry, cards: Mapping[str, _CardInfo], fallback: str) -> dict[str, Any]:
+def _row(entry: FeedbackEntry, cards: Mapping[str, _CardInfo], job: FeedbackJob) -> dict[str, Any]:
     card = cards.get(entry.card)
     if card is None:
         raise NotFoundError("no such card")
-    clinician = card.clinician or fallback
+    check_client(card.client, job.client)
+    check_override_reason(entry)
+    clinician = card.clinician or job.clinician
     return {
         "id": new_id(),
         "card_id": entry.card,
@@ -88,6 +93,7 @@ def _row(entry: FeedbackEntry, cards: Mapping[str, _CardInfo], fallback: str) ->
         "outcome_timestamp": entry.outcome_timestamp,
         "idempotency_key": entry.idempotency_key(clinician),
         "created_at": utcnow(),
+        "client": job.client,
     }
 
 
@@ -95,6 +101,7 @@ def feedback_sha256(row: Mapping[str, Any]) -> str:
     """`digest.row_sha256` of a Feedback row, computed from the values inserted rather than a loaded
     row: every column, datetimes in ISO format, as canonical JSON."""
     content = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
+    content = without_unset_later_columns(content)
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -114,7 +121,7 @@ def write_feedback(connection: Connection, jobs: Sequence[FeedbackJob]) -> list[
     fresh: dict[str, dict[str, Any]] = {}  # idempotency key -> the first row of the batch with it
     for job in jobs:
         try:
-            rows = [_row(entry, cards, job.clinician) for entry in job.entries]
+            rows = [_row(entry, cards, job) for entry in job.entries]
         except StoreError as err:
             planned.append(err)
             continue

@@ -15,11 +15,13 @@ from sqlalchemy import (
     CheckConstraint,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -77,6 +79,9 @@ class Card(Base):
     model_version: Mapped[str] = mapped_column(String(128))
     # Pseudonym of the CDS Hooks context.userId the card was shown to; None when the client sent none.
     clinician: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Pseudonym of the CDS client (token issuer and subject) that asserted that user: the EHR speaks
+    # for its user, so the record says which EHR did. None for cards stored before it was kept.
+    client: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
     case: Mapped[Case] = relationship(back_populates="cards")
@@ -111,6 +116,8 @@ class Feedback(Base):
     override_reason_code: Mapped[str | None] = mapped_column(String(64), default=None)
     has_comment: Mapped[bool] = mapped_column(default=False)
     outcome_timestamp: Mapped[datetime | None] = mapped_column(default=None)
+    # Pseudonym of the CDS client that reported the outcome; None for rows stored before it was kept.
+    client: Mapped[str | None] = mapped_column(String(64), default=None)
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
@@ -126,6 +133,19 @@ class Review(Base):
         CheckConstraint("choice IS NULL OR choice IN ('a', 'b', 'tie')", name="ck_reviews_choice"),
         CheckConstraint("rating_a IS NULL OR rating_a BETWEEN 1 AND 5", name="ck_reviews_rating_a"),
         CheckConstraint("rating_b IS NULL OR rating_b BETWEEN 1 AND 5", name="ck_reviews_rating_b"),
+        # The review rules, kept by the database whichever path a review comes by (issue 20): one
+        # review per clinician per case, and each case's reviewers in distinct seats 0..k-1, so two
+        # writers racing for the last seat cannot both take it. Rows from before seats existed keep
+        # a NULL seat, and NULLs are distinct in a UNIQUE index (see migration 0005).
+        Index(
+            "uq_reviews_card_clinician",
+            "card_id",
+            "clinician",
+            unique=True,
+            sqlite_where=text("seat IS NOT NULL"),
+            postgresql_where=text("seat IS NOT NULL"),
+        ),
+        Index("uq_reviews_card_seat", "card_id", "seat", unique=True),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -140,6 +160,7 @@ class Review(Base):
     has_comment: Mapped[bool] = mapped_column(default=False)
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    seat: Mapped[int | None] = mapped_column(default=None)  # 0..k-1; see uq_reviews_card_seat
 
     card: Mapped[Card] = relationship()
     suggestion_a: Mapped[Suggestion] = relationship(foreign_keys=[suggestion_a_id])

@@ -7,12 +7,13 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Literal
 
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from clinrlhf.store.cards import get_card
-from clinrlhf.store.errors import InvalidInputError
+from clinrlhf.store.errors import AlreadyReviewedError, InvalidInputError, ReviewsFullError
 from clinrlhf.store.models import Review
-from clinrlhf.store.once import insert_once
 
 
 @dataclass(frozen=True)
@@ -33,11 +34,20 @@ class ReviewEntry:
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
-def record_review(session: Session, entry: ReviewEntry, *, clinician: str) -> tuple[Review, bool]:
+def record_review(
+    session: Session, entry: ReviewEntry, *, clinician: str, overlap: int | None = None
+) -> tuple[Review, bool]:
     """Store one review (at most once) and return (row, created).
 
-    Raises NotFoundError for an unknown card, InvalidInputError when the two suggestions are not two
-    different suggestions of that card, when it judges nothing, or when a rating is outside 1-5.
+    The review rules hold whichever path calls this (the review page, FHIR, the CLI): a clinician
+    reviews a case once, and a case takes at most `overlap` (k) clinicians; None sets no k, for
+    library use. The database keeps both (UNIQUE indexes on the case and clinician, and on the case
+    and seat), so concurrent writers cannot break them either.
+
+    Raises NotFoundError for an unknown card; InvalidInputError when the two suggestions are not two
+    different suggestions of that card, when it judges nothing, or when a rating is outside 1-5;
+    AlreadyReviewedError and ReviewsFullError (ConflictErrors) when a rule refuses it. Sending the
+    very same review again is not an error: the stored row comes back with created False.
     """
     card = get_card(session, entry.card)
     ids = {s.id for s in card.suggestions}
@@ -54,8 +64,30 @@ def record_review(session: Session, entry: ReviewEntry, *, clinician: str) -> tu
         if rating is not None and not 1 <= rating <= 5:
             raise InvalidInputError("ratings are integers from 1 to 5")
     key = entry.idempotency_key(clinician)
-    row = Review(
-        card_id=card.id,
+    # A writer that loses a race for a seat re-reads and tries the next one; each retry follows a
+    # review someone else stored, so there are at most k + 1 tries before the case is full.
+    for _ in range((overlap or 0) + 2):
+        found = session.scalars(select(Review).where(Review.idempotency_key == key)).first()
+        if found is not None:
+            return found, False
+        row = _seated_review(session, entry, card.id, clinician, key, overlap)
+        if _inserted(session, row):
+            return row, True
+    raise ReviewsFullError("this case has no review place left")
+
+
+def _seated_review(
+    session: Session, entry: ReviewEntry, card: str, clinician: str, key: str, overlap: int | None
+) -> Review:
+    """The review in the next seat: seat n, where n counts the case's reviewers so far (reviews
+    stored before seats existed have none, yet count)."""
+    reviewers = set(session.scalars(select(Review.clinician).where(Review.card_id == card).distinct()))
+    if clinician in reviewers:
+        raise AlreadyReviewedError("this clinician has already reviewed this case")
+    if overlap is not None and len(reviewers) >= overlap:
+        raise ReviewsFullError("this case already has all the reviews it takes")
+    return Review(
+        card_id=card,
         clinician=clinician,
         suggestion_a_id=entry.suggestion_a,
         suggestion_b_id=entry.suggestion_b,
@@ -65,5 +97,21 @@ def record_review(session: Session, entry: ReviewEntry, *, clinician: str) -> tu
         correction_drug=entry.correction_drug,
         has_comment=entry.has_comment,
         idempotency_key=key,
+        seat=len(reviewers),
     )
-    return insert_once(session, row, Review, key)
+
+
+def _inserted(session: Session, row: Review) -> bool:
+    """Insert `row`; False when a concurrent writer took its seat, its clinician's place or its key."""
+    if session.get_bind().dialect.name == "sqlite":
+        # Our SQLite transactions begin IMMEDIATE: no other writer can insert between the reads
+        # above and this insert, so the constraints can only fail on a bug, which should raise.
+        session.add(row)
+        session.flush()
+        return True
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        return False
+    return True

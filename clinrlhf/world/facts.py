@@ -12,10 +12,12 @@ no such extension (de-identification keeps only their OMB category codes).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
+from clinrlhf.world.labs import is_possible
 from privacy.deid import AGE_EXTENSION_URL
 
 SNOMED = "http://snomed.info/sct"
@@ -38,6 +40,10 @@ OMB_ETHNICITY = {
     "2135-2": ("hispanic", "Hispanic or Latino"),
     "2186-5": ("not_hispanic", "Not Hispanic or Latino"),
 }
+
+
+class ImpossibleLabValueError(ValueError):
+    """A lab value no patient can have (clinrlhf.world.labs). Fixed text: it never quotes the value."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,7 @@ class PatientFacts:
             "medications": sorted(self.medications),
         }
         raw |= {k: v for k, v in (("race", self.race), ("ethnicity", self.ethnicity)) if v is not None}
-        return json.dumps(raw, sort_keys=True)
+        return json.dumps(raw, sort_keys=True, allow_nan=False)  # RFC 8259: never NaN or Infinity
 
     @classmethod
     def from_json(cls, text: str) -> PatientFacts:
@@ -176,13 +182,16 @@ def facts_from_bundle(bundle: Mapping, on: date | None = None) -> PatientFacts:
         elif kind == "MedicationRequest" and r.get("status") == "active":
             meds.update(_codes(r.get("medicationCodeableConcept"), RXNORM))
         elif kind == "Observation" and isinstance(r.get("valueQuantity"), Mapping):
-            value = r["valueQuantity"].get("value")
-            if value is None:
+            raw = r["valueQuantity"].get("value")
+            if raw is None:
                 continue
+            value, codes = float(raw), list(_codes(r.get("code"), LOINC))
+            if not all(is_possible(code, value) for code in codes) or not math.isfinite(value):
+                raise ImpossibleLabValueError("an Observation's value is outside what its lab can report")
             when = _observation_time(r)
-            for code in _codes(r.get("code"), LOINC):
+            for code in codes:
                 if code not in latest or when >= latest[code][0]:
-                    latest[code] = (when, float(value))
+                    latest[code] = (when, value)
     return PatientFacts(
         age=_patient_age(patients[0], on),
         sex=str(patients[0].get("gender", "unknown")),

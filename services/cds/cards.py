@@ -7,19 +7,18 @@ from typing import Any
 
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 
+from clinrlhf.store import override_reasons
 from clinrlhf.store.models import Card as StoredCard
 from clinrlhf.world.facts import RXNORM, SNOMED, PatientFacts
 from clinrlhf.world.scoring import contraindicated, findings_of
 from clinrlhf.world.world import World
 from services.cds.schemas import Action, Card, CardSuggestion, Coding, Source
 
-OVERRIDE_REASON_SYSTEM = "https://clinrlhf.dev/fhir/CodeSystem/override-reason"
+OVERRIDE_REASON_SYSTEM = override_reasons.SYSTEM
+# Every card offers these; feedback may name only these (the store refuses any other).
 OVERRIDE_REASONS = [
-    Coding(system=OVERRIDE_REASON_SYSTEM, code="contraindicated", display="Contraindicated for this patient"),
-    Coding(system=OVERRIDE_REASON_SYSTEM, code="patient-preference", display="Patient preference"),
-    Coding(system=OVERRIDE_REASON_SYSTEM, code="already-treated", display="Already treated"),
-    Coding(system=OVERRIDE_REASON_SYSTEM, code="not-indicated", display="Not indicated"),
-    Coding(system=OVERRIDE_REASON_SYSTEM, code="other", display="Other"),
+    Coding(system=OVERRIDE_REASON_SYSTEM, code=code, display=display)
+    for code, display in override_reasons.REASONS.items()
 ]
 OVERRIDE_CODES = frozenset(c.code for c in OVERRIDE_REASONS)
 _FINDING_NAMES = {

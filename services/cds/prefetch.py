@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
+from clinrlhf.world.facts import LOINC
+from clinrlhf.world.labs import is_possible
 from services.cds.discovery import PREFETCH
 
 SEARCH_KEYS = tuple(k for k in PREFETCH if k != "patient")
@@ -40,6 +43,36 @@ def _search_resources(key: str, value: Any) -> list[Mapping[str, Any]]:
     return resources
 
 
+def _loinc_codes(resource: Mapping[str, Any]) -> list[str]:
+    concept = resource.get("code")
+    codings = concept.get("coding") if isinstance(concept, Mapping) else None
+    return [
+        str(c.get("code"))
+        for c in (codings if isinstance(codings, list) else [])
+        if isinstance(c, Mapping) and c.get("system") == LOINC
+    ]
+
+
+def check_lab_values(resources: list[Mapping[str, Any]]) -> None:
+    """Raises PrefetchError 422 for an Observation whose value no patient can have: not a JSON
+    number (FHIR decimals are numbers), not finite (NaN, ±Infinity, 1e999), or outside the physical
+    range of its lab (a negative eGFR, 1e308 mmol/L of potassium). Such a value would make a card."""
+    for resource in resources:
+        quantity = resource.get("valueQuantity")
+        if resource.get("resourceType") != "Observation" or not isinstance(quantity, Mapping):
+            continue
+        value = quantity.get("value")
+        if value is None:
+            continue
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not (
+            number and math.isfinite(value) and all(is_possible(c, value) for c in _loinc_codes(resource))
+        ):
+            raise PrefetchError(
+                422, "an Observation's valueQuantity.value is not a finite number its lab can report"
+            )
+
+
 def bundle_from_prefetch(prefetch: Mapping[str, Any] | None) -> dict[str, Any]:
     """A collection Bundle holding the Patient and every resource the search prefetches returned.
 
@@ -60,4 +93,5 @@ def bundle_from_prefetch(prefetch: Mapping[str, Any] | None) -> dict[str, Any]:
         resources += _search_resources(key, prefetch[key])
     if any(r.get("resourceType") == "Patient" for r in resources[1:]):
         raise PrefetchError(422, "search prefetches must not contain Patient resources")
+    check_lab_values(resources)
     return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}

@@ -8,6 +8,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 _ID = Field(min_length=1, max_length=128)
+# Ids of rows this service issued (uuid4), no longer than the columns that hold them.
+_STORED_ID = Field(min_length=1, max_length=36)
 
 
 class _Open(BaseModel):
@@ -15,8 +17,9 @@ class _Open(BaseModel):
 
 
 class Coding(_Open):
-    system: str | None = Field(default=None, max_length=512)
-    code: str | None = Field(default=None, max_length=128)
+    # No longer than the feedback columns (override_reason_system, override_reason_code).
+    system: str | None = Field(default=None, max_length=256)
+    code: str | None = Field(default=None, max_length=64)
     display: str | None = Field(default=None, max_length=512)
 
 
@@ -47,16 +50,16 @@ class CDSRequest(_Open):
 
 
 class AcceptedSuggestion(_Open):
-    id: str = _ID
+    id: str = _STORED_ID
 
 
 class OverrideReason(_Open):
-    reason: Coding | None = None
+    reason: Coding | None = None  # one of the card's overrideReasons; nothing else is stored
     userComment: str | None = None  # free text: only its presence is ever kept
 
 
 class FeedbackItem(_Open):
-    card: str = _ID
+    card: str = _STORED_ID
     outcome: Literal["accepted", "overridden"]
     acceptedSuggestions: list[AcceptedSuggestion] = Field(default_factory=list, max_length=16)
     overrideReason: OverrideReason | None = None

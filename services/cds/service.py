@@ -20,7 +20,8 @@ from clinrlhf.store.feedback_batch import FeedbackJob
 from clinrlhf.text.prompt import render_prompt
 from clinrlhf.world.scoring import targets_of
 from services.api.deps import AppState, actor, clinician_pseudonym
-from services.cds.cards import build_card
+from services.cds.attribution import check_user, client_pseudonym
+from services.cds.cards import OVERRIDE_REASON_SYSTEM, build_card
 from services.cds.prefetch import bundle_from_prefetch
 from services.cds.schemas import CDSRequest, CDSResponse, FeedbackItem, FeedbackResult
 from services.recommend import SUGGESTIONS_PER_CARD
@@ -43,7 +44,9 @@ def _seed(hook_instance: str, target: str) -> int:
 def patient_view(
     state: AppState, session: Session, request: CDSRequest, principal: Principal, model_card_url: str
 ) -> CDSResponse:
-    """Raises PrefetchError, UnreadableRecordError or PolicyUnavailableError."""
+    """Raises AttributionError, PrefetchError, UnreadableRecordError or PolicyUnavailableError."""
+    # Before anything is fetched or stored: may this client speak for the user it named?
+    check_user(state.settings, principal, request.context.userId)
     bundle = bundle_from_prefetch(state.fhir_fetcher.fill(request, principal.sub))
     case = deidentify_case(bundle, key=state.deid_key, today=datetime.now(UTC).date())
     del bundle  # from here on only de-identified data exists in this request
@@ -59,6 +62,7 @@ def patient_view(
             plans.append(_Plan(target, prompt, named))
     user = request.context.userId
     clinician = clinician_pseudonym(state.deid_key, user) if user else None
+    client = client_pseudonym(state.deid_key, principal)  # the client that asserted `user`
     who = actor(principal, state.deid_key)
     with session.begin():  # inference is done: hold the write lock only for the writes
         row, _ = add_case(session, case, source="cds")
@@ -72,6 +76,7 @@ def patient_view(
                 prompt=plan.prompt,
                 model_version=recommender.version,
                 clinician=clinician,
+                client=client,
                 suggestions=[(s.drug, s.text) for s in plan.suggestions],
             )
             record_audit(session, actor=who, action="C", entity_type="Card", entity_id=card.id)
@@ -83,6 +88,8 @@ def patient_view(
 
 
 def feedback_entry(item: FeedbackItem) -> FeedbackEntry:
+    """The entry to store. An override reason is kept as its coding only, and the store refuses one
+    the card did not offer; an offered code sent without its system is read in the cards' system."""
     reason = item.overrideReason.reason if item.overrideReason else None
     comment = item.overrideReason.userComment if item.overrideReason else None
     when = item.outcomeTimestamp
@@ -91,7 +98,9 @@ def feedback_entry(item: FeedbackItem) -> FeedbackEntry:
         card=item.card,
         outcome=item.outcome,
         accepted_suggestions=tuple(s.id for s in item.acceptedSuggestions),
-        override_reason_system=reason.system if reason else None,
+        override_reason_system=(reason.system or (OVERRIDE_REASON_SYSTEM if reason.code else None))
+        if reason
+        else None,
         override_reason_code=reason.code if reason else None,
         has_comment=bool(comment and comment.strip()),
         outcome_timestamp=when,
@@ -104,13 +113,15 @@ async def record_feedback_items(
     """Store every entry or none, and answer only once they are committed. The entries of concurrent
     requests share a transaction (`state.feedback_writer`, a group commit); each request's entries
     still stand or fall together. The clinician is the user the card was shown to, as the CDS request
-    named them; failing that, the token's subject.
+    named them; failing that, the token's subject. Only the client a card was issued to may report
+    its outcome.
 
-    Raises NotFoundError (unknown card) or InvalidInputError."""
+    Raises NotFoundError (unknown card), WrongClientError or InvalidInputError."""
     job = FeedbackJob(
         entries=tuple(feedback_entry(item) for item in items),
         actor=actor(principal, state.deid_key),
         clinician=clinician_pseudonym(state.deid_key, principal.sub),
+        client=client_pseudonym(state.deid_key, principal),
     )
     counts = await state.feedback_writer.submit(job)
     return FeedbackResult(stored=counts.stored, duplicates=counts.duplicates)

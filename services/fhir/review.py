@@ -84,7 +84,10 @@ def parse_review(resource: Any, world: World) -> ReviewEntry:
         QuestionnaireResponse.model_validate(resource)
     except ValidationError as err:
         raise ReviewFormatError(f"invalid QuestionnaireResponse: {describe_errors(err.errors())}") from None
-    except (ValueError, TypeError, RecursionError):
+    except (ValueError, TypeError, LookupError, AttributeError, RecursionError):
+        # fhir.resources raises KeyError for a resource type it does not know (`contained: [{
+        # "resourceType": "Foo"}]`), and others for shapes it does not expect: all of them are the
+        # client's malformed resource, a 422, never a 500.
         raise ReviewFormatError("invalid QuestionnaireResponse") from None
     if str(resource.get("questionnaire", "")).split("|", 1)[0] != QUESTIONNAIRE_URL:
         raise ReviewFormatError(f"questionnaire must be {QUESTIONNAIRE_URL}")

@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from clinrlhf.store import InvalidInputError, NotFoundError, ReviewEntry, record_audit, record_review
+from clinrlhf.store.errors import AlreadyReviewedError, ReviewsFullError
 from clinrlhf.store.models import Review
-from clinrlhf.store.review_queue import card_status
 from clinrlhf.world.facts import RXNORM
 from clinrlhf.world.world import World
 from services.api.errors import APIError
@@ -18,7 +18,7 @@ from services.fhir.questionnaire import QUESTIONNAIRE_URL
 from services.fhir.review import ReviewFormatError, parse_review
 from services.web.comment import scrub_comment
 
-_ID = Field(min_length=1, max_length=64)
+_ID = Field(min_length=1, max_length=36)  # ids this service issued: uuid4, as their columns hold
 
 
 class PageReview(BaseModel):
@@ -86,12 +86,13 @@ def store_page_review(
 def _store(
     session: Session, entry: ReviewEntry, card: str, *, clinician: str, actor: str, overlap: int
 ) -> tuple[Review, bool]:
-    status = card_status(session, card, clinician, overlap)
-    if status == "full":
-        raise APIError(409, f"this case already has its {overlap} reviews; reload for the next one")
-    review, created = record_review(session, entry, clinician=clinician)
-    if created and status == "reviewed":  # raising rolls the insert back
-        raise APIError(409, "you have already reviewed this case; reload for the next one")
+    # The store keeps the rules (one review per clinician per case, k per case) for every path.
+    try:
+        review, created = record_review(session, entry, clinician=clinician, overlap=overlap)
+    except ReviewsFullError:
+        raise APIError(409, f"this case already has its {overlap} reviews; reload for the next one") from None
+    except AlreadyReviewedError:
+        raise APIError(409, "you have already reviewed this case; reload for the next one") from None
     if created:
         record_audit(
             session, actor=actor, action="C", entity_type="QuestionnaireResponse", entity_id=review.id

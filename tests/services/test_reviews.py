@@ -11,6 +11,7 @@ import pytest
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 
 from clinrlhf.feedback.judgment import snapshot_sha256
+from clinrlhf.identity import mint_token
 from clinrlhf.settings import Settings
 from clinrlhf.store import export_judgments, open_store
 from clinrlhf.text.prompt import render_response
@@ -78,9 +79,18 @@ def post(client: httpx.Client, auth, body: dict, role: str = "clinician") -> htt
     return client.post("/fhir/QuestionnaireResponse", json=body, headers=auth(role, "application/fhir+json"))
 
 
-def test_a_review_is_created_with_a_location_and_reads_back_without_its_comment(client, auth, card) -> None:
+def post_as(client: httpx.Client, settings: Settings, sub: str, body: dict) -> httpx.Response:
+    """Post as clinician `sub`: a clinician reviews a case once, so each test reviews as its own."""
+    token = mint_token(settings, role="clinician", sub=sub)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
+    return client.post("/fhir/QuestionnaireResponse", json=body, headers=headers)
+
+
+def test_a_review_is_created_with_a_location_and_reads_back_without_its_comment(
+    client, auth, card, api_settings: Settings
+) -> None:
     a, b = (s["uuid"] for s in card["suggestions"])
-    response = post(client, auth, review(card["uuid"], a, b))
+    response = post_as(client, api_settings, "reviewer-1", review(card["uuid"], a, b))
     assert response.status_code == 201, response.text
     assert response.headers["content-type"].startswith("application/fhir+json")
     stored = QuestionnaireResponse.model_validate(response.json())
@@ -92,10 +102,10 @@ def test_a_review_is_created_with_a_location_and_reads_back_without_its_comment(
     assert answers["choice"]["valueCoding"]["code"] == "a" and answers["rating-b"]["valueInteger"] == 2
 
 
-def test_the_same_review_posted_twice_is_stored_once(client, auth, card) -> None:
+def test_the_same_review_posted_twice_is_stored_once(client, card, api_settings: Settings) -> None:
     a, b = (s["uuid"] for s in card["suggestions"])
     body = review(card["uuid"], a, b, choice="tie", ratings=(3, 3), comment=None)
-    first, second = post(client, auth, body), post(client, auth, body)
+    first, second = (post_as(client, api_settings, "reviewer-2", body) for _ in range(2))
     assert (first.status_code, second.status_code) == (201, 200)
     assert first.json()["id"] == second.json()["id"]
 
@@ -152,13 +162,20 @@ def test_exported_judgments_match_what_was_posted(
 ) -> None:
     a, b = card["suggestions"]
     statin = world.drugs["atorvastatin"]
-    posted = post(
+    posted = post_as(
         client,
-        auth,
+        api_settings,
+        "reviewer-3",
         review(card["uuid"], b["uuid"], a["uuid"], choice="b", ratings=(1, 5), correction=statin.rxnorm),
     )
     assert posted.status_code == 201
-    assert post(client, auth, review(card["uuid"], a["uuid"], b["uuid"])).status_code in (200, 201)
+    # reviewer-1's review: stored by the first test already (200), or now when run alone (201)
+    assert post_as(
+        client, api_settings, "reviewer-1", review(card["uuid"], a["uuid"], b["uuid"])
+    ).status_code in (
+        200,
+        201,
+    )
     with open_store(api_settings.resolved_database_url)() as session:
         judgments = export_judgments(session)
         assert snapshot_sha256(export_judgments(session)) == snapshot_sha256(judgments)  # deterministic

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 
 from clinrlhf.identity import Principal
 from clinrlhf.store import InvalidInputError, NotFoundError, UnreadableRecordError
+from clinrlhf.store.errors import WrongClientError
 from services.api.body import body_schema, json_body
 from services.api.deps import (
     AppState,
@@ -24,6 +25,7 @@ from services.api.deps import (
 )
 from services.api.errors import APIError
 from services.api.urls import public_url
+from services.cds.attribution import AttributionError
 from services.cds.discovery import HOOK, SERVICE_ID, discovery
 from services.cds.prefetch import PrefetchError
 from services.cds.schemas import CDSRequest, CDSResponse, Discovery, FeedbackRequest, FeedbackResult
@@ -94,6 +96,8 @@ def call_service(
         raise APIError(422, f"this service answers the {HOOK} hook only", code="not-supported")
     try:
         return patient_view(state, session, body, principal, public_url(request, "model_card"))
+    except AttributionError as err:
+        raise APIError(403, str(err), code="forbidden") from None
     except PrefetchError as err:
         raise APIError(err.status, str(err)) from None
     except UnreadableRecordError as err:
@@ -113,6 +117,8 @@ async def feedback(call: Annotated[FeedbackCall, Depends(feedback_call)]) -> Res
         result = await record_feedback_items(call.state, call.body.feedback, call.principal)
     except NotFoundError:
         raise APIError(404, "feedback names a card this service did not issue") from None
+    except WrongClientError as err:
+        raise APIError(403, str(err), code="forbidden") from None
     except InvalidInputError as err:
         raise APIError(422, str(err), code="invalid") from None
     # The result is ours and already valid: answer without re-validating it as the response model.

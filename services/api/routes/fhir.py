@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 
 from clinrlhf.identity import Principal
 from clinrlhf.store import InvalidInputError, NotFoundError, record_audit, record_review
+from clinrlhf.store.errors import AlreadyReviewedError, ReviewsFullError
 from clinrlhf.store.models import Review
 from services.api.body import body_schema, read_json
 from services.api.deps import (
@@ -51,7 +52,11 @@ async def review_body(request: Request) -> Any:
     "/QuestionnaireResponse",
     status_code=201,
     summary="Submit a clinician review",
-    responses={201: _RESOURCE, 200: {"description": "the same review was already stored"}},
+    responses={
+        201: _RESOURCE,
+        200: {"description": "the same review was already stored"},
+        409: {"description": "the clinician reviewed this case already, or it has its k reviews"},
+    },
     openapi_extra=body_schema(None, FHIR_JSON),
 )
 def create_review(
@@ -68,7 +73,9 @@ def create_review(
     clinician = clinician_pseudonym(state.deid_key, principal.sub)
     try:
         with session.begin():
-            review, created = record_review(session, entry, clinician=clinician)
+            review, created = record_review(
+                session, entry, clinician=clinician, overlap=state.settings.review_overlap
+            )
             if created:
                 record_audit(
                     session,
@@ -81,6 +88,10 @@ def create_review(
         raise APIError(404, "the review names a card this service did not issue") from None
     except InvalidInputError as err:
         raise APIError(422, str(err), code="invalid") from None
+    except AlreadyReviewedError:
+        raise APIError(409, "this clinician has already reviewed this case", code="duplicate") from None
+    except ReviewsFullError:
+        raise APIError(409, "this case already has all the reviews it takes", code="conflict") from None
     location = public_url(request, "read_review", review_id=review.id)
     return FHIRResponse(
         render_review(review, state.world),

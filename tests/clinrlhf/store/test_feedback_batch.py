@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -104,6 +105,7 @@ def test_the_trail_vouches_for_every_row_and_exposes_an_edited_one(engine: Engin
         outcome="accepted",
         accepted_suggestions=(s1,),
         override_reason_system="https://clinrlhf.dev/fhir/CodeSystem/override-reason",
+        override_reason_code="other",  # only reasons the cards offer are stored
         has_comment=True,
         outcome_timestamp=datetime(2026, 3, 1, 12, 0, 0, 123456),
     )
@@ -122,3 +124,23 @@ def test_the_trail_vouches_for_every_row_and_exposes_an_edited_one(engine: Engin
     with read_snapshot(sessions) as session:
         report = verify_audit(session)
     assert not report.ok and "Feedback" in (report.problem or "") and "was changed" in (report.problem or "")
+
+
+def test_a_reason_the_cards_do_not_offer_stores_nothing_on_either_path(
+    engine: Engine, sessions, cards
+) -> None:
+    """Both write paths refuse a made-up override reason: a client's string never becomes a column."""
+    card, _ = cards()
+    made_up = [
+        FeedbackEntry(card=card, outcome="overridden", override_reason_code="Jane Roe 123-45-6789"),
+        FeedbackEntry(
+            card=card, outcome="overridden", override_reason_system="Jane Roe", override_reason_code="other"
+        ),
+        FeedbackEntry(card=card, outcome="overridden", override_reason_system="https://clinrlhf.dev/fhir/x"),
+    ]
+    for entry in made_up:
+        [result] = feedback_writer(engine).write_batch([job(entry)])
+        assert isinstance(result, InvalidInputError)
+        with transaction(sessions) as session, pytest.raises(InvalidInputError):
+            record_feedback(session, entry, clinician=EHR)
+    assert stored(sessions) == []

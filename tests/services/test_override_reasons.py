@@ -1,0 +1,93 @@
+"""CDS Hooks feedback may only name an override reason the card offered (CDS Hooks 2.0/3.0: the
+`reason` "MUST be one of the override reasons" of the card). Anything else is refused with an
+OperationOutcome, so nothing free-form from a feedback body reaches the store (issue 20, finding 1)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from clinrlhf.settings import Settings
+from clinrlhf.store import open_store, read_snapshot
+from clinrlhf.store.models import Feedback
+from clinrlhf.world.patients import generate_patients
+from clinrlhf.world.world import World
+
+SERVICE = "/cds-services/clinrlhf-treatment"
+PHI = "John Smith SSN 123-45-6789"
+
+
+@pytest.fixture(scope="module")
+def card(server, auth, patient_view, world: World) -> dict:
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        for patient in generate_patients(world, 20, seed=207):
+            response = client.post(SERVICE, json=patient_view(patient.bundle), headers=auth("cds-client"))
+            if cards := response.json()["cards"]:
+                return dict(cards[0])
+    raise AssertionError("no card in 20 patients")
+
+
+def overridden(card: str, reason: dict | None, when: str = "2026-05-01T10:00:00Z") -> dict:
+    entry: dict = {"card": card, "outcome": "overridden", "outcomeTimestamp": when}
+    if reason is not None:
+        entry["overrideReason"] = {"reason": reason, "userComment": f"{PHI} asked for this"}
+    return {"feedback": [entry]}
+
+
+def stored_reasons(settings: Settings) -> list[tuple[str | None, str | None]]:
+    with read_snapshot(open_store(settings.resolved_database_url)) as session:
+        query = select(Feedback.override_reason_system, Feedback.override_reason_code)
+        return [(system, code) for system, code in session.execute(query)]
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        pytest.param({"system": "OFFERED", "code": PHI}, id="phi-in-code"),
+        pytest.param({"system": PHI, "code": "contraindicated"}, id="phi-in-system"),
+        pytest.param(
+            {"system": "https://example.org/reasons", "code": "contraindicated"}, id="foreign-system"
+        ),
+        pytest.param({"system": "OFFERED", "code": "x" * 100}, id="code-longer-than-its-column"),
+        pytest.param({"code": "nonsense"}, id="code-without-system"),
+    ],
+)
+def test_a_reason_the_card_did_not_offer_is_refused_and_never_stored(
+    client: httpx.Client, auth, card: dict, api_settings: Settings, reason: dict
+) -> None:
+    offered_system = card["overrideReasons"][0]["system"]
+    reason = {k: offered_system if v == "OFFERED" else v for k, v in reason.items()}
+    response = client.post(
+        f"{SERVICE}/feedback", json=overridden(card["uuid"], reason), headers=auth("cds-client")
+    )
+    assert response.status_code == 422
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert "123-45-6789" not in response.text and "John" not in response.text
+    for system, code in stored_reasons(api_settings):
+        assert "123-45-6789" not in f"{system}{code}"
+        assert code is None or len(code) <= 64
+
+
+def test_every_reason_the_card_offered_is_accepted_and_stored_as_offered(
+    client: httpx.Client, auth, card: dict, api_settings: Settings
+) -> None:
+    offered = card["overrideReasons"]
+    assert offered, "cards offer override reasons"
+    for i, coding in enumerate(offered):
+        body = overridden(card["uuid"], coding, when=f"2026-05-02T10:00:{i:02d}Z")
+        response = client.post(f"{SERVICE}/feedback", json=body, headers=auth("cds-client"))
+        assert response.status_code == 200, response.text
+    stored = set(stored_reasons(api_settings))
+    assert {(c["system"], c["code"]) for c in offered} <= stored
+    assert all(code in {c["code"] for c in offered} for _, code in stored if code is not None)
+
+
+def test_an_offered_code_sent_without_its_system_is_stored_with_the_offered_system(
+    client: httpx.Client, auth, card: dict, api_settings: Settings
+) -> None:
+    coding = card["overrideReasons"][0]
+    body = overridden(card["uuid"], {"code": coding["code"]}, when="2026-05-03T10:00:00Z")
+    assert client.post(f"{SERVICE}/feedback", json=body, headers=auth("cds-client")).status_code == 200
+    assert all(system == coding["system"] for system, code in stored_reasons(api_settings) if code)
