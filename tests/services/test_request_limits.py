@@ -3,16 +3,25 @@ FHIR library is a 4xx OperationOutcome, never a 500 (issue 20, finding 9)."""
 
 from __future__ import annotations
 
+import os
 import types
 import typing
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from pydantic import BaseModel
-from sqlalchemy import Column
+from sqlalchemy import Column, text
 
+from clinrlhf.identity import mint_token
+from clinrlhf.settings import Settings
+from clinrlhf.store import make_engine
 from clinrlhf.store.models import Feedback, Review
+from clinrlhf.world.patients import generate_patients
+from clinrlhf.world.world import World
 from services.cds.schemas import CDSRequest, FeedbackRequest
 from services.web.submit import PageReview
 
@@ -108,5 +117,49 @@ def test_a_questionnaire_response_containing_an_unknown_resource_is_a_4xx(
     response = client.post(
         "/fhir/QuestionnaireResponse", json=body, headers=auth("clinician", "application/fhir+json")
     )
+    assert 400 <= response.status_code < 500, response.text
+    assert response.json()["resourceType"] == "OperationOutcome"
+
+
+POSTGRES_URL = os.environ.get("CLINRLHF_TEST_POSTGRES_URL")
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    if not POSTGRES_URL:
+        pytest.skip("set CLINRLHF_TEST_POSTGRES_URL to run against PostgreSQL")
+    schema = f"limits_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    yield f"{POSTGRES_URL}{'&' if '?' in POSTGRES_URL else '?'}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("length", [65, 100, 128])
+def test_an_override_code_longer_than_its_column_is_a_4xx_on_postgresql(
+    tmp_path: Path, policy_dir: Path, postgres_url: str, patient_view, world: World, live_server, length: int
+) -> None:
+    """PostgreSQL, unlike SQLite, refuses a string longer than its column: a 65-128 character code
+    (the API once took 128, the column holds 64) was a 500 there."""
+    settings = Settings(home=tmp_path, policy=policy_dir, database_url=postgres_url)
+    cds = {"Authorization": f"Bearer {mint_token(settings, role='cds-client', sub='ehr')}"}
+    with live_server(settings) as live, httpx.Client(base_url=live.url, timeout=60) as client:
+        card = next(
+            cards[0]
+            for patient in generate_patients(world, 20, seed=909)
+            if (
+                cards := client.post(
+                    "/cds-services/clinrlhf-treatment", json=patient_view(patient.bundle), headers=cds
+                ).json()["cards"]
+            )
+        )
+        reason = {"system": card["overrideReasons"][0]["system"], "code": "c" * length}
+        entry = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-01-01T00:00:00Z"}
+        body = {"feedback": [entry | {"overrideReason": {"reason": reason}}]}
+        response = client.post("/cds-services/clinrlhf-treatment/feedback", json=body, headers=cds)
     assert 400 <= response.status_code < 500, response.text
     assert response.json()["resourceType"] == "OperationOutcome"
