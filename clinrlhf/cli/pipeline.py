@@ -39,8 +39,13 @@ def run(args: argparse.Namespace) -> int:
         config = load_pipeline_config(args.config, **extra)
     except (ValueError, TypeError) as err:
         raise CLIError(f"invalid config: {err}") from None
+    from privacy.dp import BudgetExceededError
+
     settings = load_settings()
-    with stage_progress() as reporter:
-        summary = run_pipeline(settings, config, reporter)
+    try:
+        with stage_progress() as reporter:
+            summary = run_pipeline(settings, config, reporter)
+    except BudgetExceededError as err:  # the privacy ledger refused the reward run
+        raise CLIError(str(err)) from None
     print(json.dumps(summary, indent=2))
     return 0

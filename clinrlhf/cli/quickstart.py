@@ -8,6 +8,7 @@ import json
 from rich.console import Console
 from rich.table import Table
 
+from clinrlhf.cli import CLIError
 from clinrlhf.settings import load_settings
 
 
@@ -51,10 +52,14 @@ def run(args: argparse.Namespace) -> int:
     from clinrlhf.cli.progress import stage_progress
     from clinrlhf.pipeline.config import PipelineConfig
     from clinrlhf.pipeline.run import run_pipeline
+    from privacy.dp import BudgetExceededError
 
     settings = load_settings()
-    with stage_progress() as reporter:
-        summary = run_pipeline(settings, PipelineConfig(seed=args.seed), reporter)
+    try:
+        with stage_progress() as reporter:
+            summary = run_pipeline(settings, PipelineConfig(seed=args.seed), reporter)
+    except BudgetExceededError as err:  # the privacy ledger refused the reward run
+        raise CLIError(str(err)) from None
     out = settings.resolved_home / "quickstart" / "summary.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2))

@@ -170,6 +170,8 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
     torch.set_num_threads(1)
     started, today, world = time.monotonic(), date.today(), load_world()
     home, deid_sha = settings.resolved_home, config_sha256()
+    # What the reward stage's charge would refuse (another δ, a spent odometer), refused before SFT.
+    deployment_ledger(settings, config.reward.dp.accountant).preflight(config.reward.privacy_unit)
     tracking_uri = configure_mlflow(settings)
     with stage_run("pipeline", nested=False) as parent:
         log_pipeline_config(config)  # whole, as an artifact: read back by load_logged_config
@@ -206,7 +208,7 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
             snapshot,
             deid_sha,
             reporter.callback("DP reward model"),
-            ledger=deployment_ledger(settings, config.reward.accountant),  # shared with `train`
+            ledger=deployment_ledger(settings, config.reward.dp.accountant),  # shared with `train`
             roster=roster(config),
             log_snapshot_file=config.log_snapshot_file,
         )

@@ -93,7 +93,7 @@ def train_reward_stage(
         (digest, snapshot),
         config_sha256(),
         reporter.callback("DP reward model"),
-        ledger=deployment_ledger(settings, config.reward.accountant),  # the pipeline's too
+        ledger=deployment_ledger(settings, config.reward.dp.accountant),  # the pipeline's too
     )
     stages.save_reward(result, tokenizer, out, run)
     return {

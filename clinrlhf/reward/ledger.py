@@ -126,6 +126,18 @@ class PrivacyLedger:
         ]
         return filter_epsilon(mechanisms, self.delta, _orders(data))
 
+    def preflight(self, privacy_unit: PrivacyUnit) -> None:
+        """Refuse now what `charge` would refuse anyway, before hours of work lead up to it: a δ other
+        than the deployment's, or an odometer that is already at its budget."""
+        data = self._read()
+        self._check_deployment(data)
+        spent = self.spent(privacy_unit)
+        if spent >= self.budget.epsilon:
+            raise BudgetExceededError(
+                f"privacy budget exhausted: the {privacy_unit} odometer stands at ε={spent:.3g} ≥ "
+                f"max_cumulative_epsilon={self.budget.epsilon:g}; no further run can be admitted"
+            )
+
     def odometer(self, privacy_unit: PrivacyUnit) -> tuple[dict[str, str], dict[str, float]]:
         """MLflow params and metrics of one odometer as it stands, for the run just charged to it."""
         params = {

@@ -32,3 +32,34 @@ def test_help_lists_every_command(tmp_path):
     done = _clinrlhf("--help", home=tmp_path)
     for command in ("quickstart", "serve", "token", "ingest", "stats", "pipeline", "report", "lineage"):
         assert command in done.stdout
+
+
+def _ledger_opened_at(home, delta: float) -> float:
+    """A deployment whose privacy ledger was opened at `delta` by an earlier run -> its odometer."""
+    from clinrlhf.reward.ledger import LEDGER_FILE, Budget, PrivacyLedger
+    from privacy.dp.ledger import Mechanism
+
+    ledger = PrivacyLedger(home / LEDGER_FILE, Budget(epsilon=24.0, delta=delta))
+    ledger.charge(
+        "a" * 64, Mechanism(1.0, 0.05, 100), delta=delta, epsilon=1.0, n_units=1000, privacy_unit="judgment"
+    )
+    return ledger.spent("judgment")
+
+
+def test_a_pipeline_with_another_delta_than_the_ledgers_is_refused_before_it_trains(tmp_path):
+    _ledger_opened_at(tmp_path, 1e-5)
+    done = _clinrlhf("pipeline", home=tmp_path)  # CLINRLHF_PRIVACY_DELTA defaults to 1e-6
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "CLINRLHF_PRIVACY_DELTA" in done.stderr and "1e-05" in done.stderr
+    assert not (tmp_path / "runs").exists()  # refused before the supervised policy was trained
+
+
+def test_a_pipeline_whose_odometer_is_spent_is_refused_before_it_trains(tmp_path):
+    spent = _ledger_opened_at(tmp_path, 1e-6)
+    budget = str(spent / 2)  # the odometer of the pipeline's unit already stands above it
+    env = {**os.environ, "CLINRLHF_HOME": str(tmp_path), "CLINRLHF_PRIVACY_BUDGET_EPSILON": budget}
+    done = subprocess.run(
+        [sys.executable, "-m", "clinrlhf", "pipeline"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and "budget" in done.stderr
+    assert not (tmp_path / "runs").exists()
