@@ -382,7 +382,7 @@ def _unit_step(run: TrainingRun, units: UnitRows, unit_ids: torch.Tensor) -> dic
         _noise_only_step(run.module, run.optimizer, ghost=False)
         return {"batch_size": 0, "units": 0, "loss": float("nan"), "accuracy": float("nan")}
     params = [p for p in run.module.parameters() if p.requires_grad]
-    sums = [torch.zeros((len(unit_ids), *p.shape), dtype=p.dtype, device=p.device) for p in params]
+    sums: list[torch.Tensor | None] = [None] * len(params)  # allocated by the first pass
     loss_sum, correct, width = 0.0, 0.0, run.config.rows_per_pass
     for start in range(0, len(rows), width):
         chunk, who = rows[start : start + width], owner[start : start + width]
@@ -393,7 +393,7 @@ def _unit_step(run: TrainingRun, units: UnitRows, unit_ids: torch.Tensor) -> dic
         loss = run.criterion(rewards, margins, flip_logits, accuracy)  # a mean: Opacus rescales it per pair
         loss.backward()
         for i, p in enumerate(params):
-            sums[i] += sum_by_unit(_grad_sample(p), who, len(unit_ids))
+            sums[i] = sum_by_unit(_grad_sample(p), who, len(unit_ids), out=sums[i])
             p.grad_sample = None  # type: ignore[attr-defined]  # the next pass starts afresh
         loss_sum += float(loss.item()) * len(chunk)
         correct += float((rewards[:, 0] > rewards[:, 1]).float().sum())

@@ -58,7 +58,11 @@ def unit_sample_rate(n_units: int, units_per_batch: int) -> float:
     return 1.0 / math.ceil(n_units / units_per_batch)
 
 
-def sum_by_unit(per_row: torch.Tensor, owner: torch.Tensor, n_units: int) -> torch.Tensor:
-    """(R, ...) per-row tensors -> (n_units, ...) sums, row r adding into unit owner[r]."""
-    out = torch.zeros((n_units, *per_row.shape[1:]), dtype=per_row.dtype, device=per_row.device)
+def sum_by_unit(
+    per_row: torch.Tensor, owner: torch.Tensor, n_units: int, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """(R, ...) per-row tensors -> (n_units, ...) sums, row r adding into unit owner[r]; added into
+    `out` in place when given (sums carried over passes), so no second buffer is allocated."""
+    if out is None:
+        out = torch.zeros((n_units, *per_row.shape[1:]), dtype=per_row.dtype, device=per_row.device)
     return out.index_add_(0, owner.to(per_row.device), per_row)
