@@ -59,6 +59,11 @@ class Settings(BaseSettings):
         default=None, description="Policy directory to serve; latest aligned if unset."
     )
     token_audience: str = Field(default="clinrlhf", description="`aud` every bearer token must carry.")
+    token: SecretStr | None = Field(
+        default=None,
+        description="The caller's own bearer token for CLI commands that record who acted (governance "
+        "commands, training), when `--token` is not given.",
+    )
     public_base_url: str | None = Field(
         default=None,
         description="The service's public URL (https://host[:port]). CDS clients may put this URL plus the "

@@ -1,4 +1,5 @@
-"""`clinrlhf promote VERSION [--criteria FILE]`: put an approved, passing policy in production."""
+"""`clinrlhf promote VERSION --token TOKEN [--criteria FILE] [--override-reason TEXT]`: a compliance
+officer puts an approved, passing policy in production."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from clinrlhf.cli import CLIError
+from clinrlhf.cli.approve import add_governance_arguments
+from clinrlhf.cli.identity_arg import add_token_argument, required_principal
 from clinrlhf.settings import load_settings
 
 
@@ -17,18 +20,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="move the production alias to a version that passes acceptance criteria and is approved",
         description="Check version VERSION of clinrlhf-policy against the acceptance criteria (its eval run's "
         "concordance, unsafe rate and subgroup gaps, and its reward run's ε, as MLflow recorded them), require an "
-        "approval by the compliance role (`clinrlhf approve`), then set the alias `production` to it. Serving "
-        "switches to it on its next request. Refusals and promotions are audit events.",
+        "approval by the compliance role (`clinrlhf approve`), then set the alias `production` to it. The token "
+        "must carry the compliance role; a failing version needs --override-reason. Serving switches to it on "
+        "its next request. Refusals and promotions are audit events, with the criteria used and any override.",
     )
     parser.add_argument("version", metavar="VERSION", help="the model version, e.g. 3")
-    parser.add_argument(
-        "--criteria",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="JSON object overriding the default criteria, e.g. "
-        '{"min_concordance": 0.7, "max_unsafe_rate": 0.05, "max_subgroup_gap": 0.15, "max_epsilon": 8}',
-    )
+    add_token_argument(parser, "the compliance officer's")
+    add_governance_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -46,6 +44,7 @@ def load_criteria_arg(path: Path | None):  # noqa: ANN201 - AcceptanceCriteria; 
 def run(args: argparse.Namespace) -> int:
     from mlflow.tracking import MlflowClient
 
+    from clinrlhf.lineage.governance import RECORDS_FILE
     from clinrlhf.lineage.promotion import PromotionRefused, promote
     from clinrlhf.lineage.registry import VersionNotFound
     from clinrlhf.lineage.runs import configure_mlflow
@@ -54,10 +53,18 @@ def run(args: argparse.Namespace) -> int:
 
     criteria = load_criteria_arg(args.criteria)
     settings = load_settings()
+    principal = required_principal(settings, args.token, "promote")
     configure_mlflow(settings)
     try:
         done = promote(
-            MlflowClient(), deployment_store(settings), settings, args.version, criteria
+            MlflowClient(),
+            deployment_store(settings),
+            settings,
+            args.version,
+            criteria,
+            principal,
+            override=args.override_reason,
+            records=settings.resolved_home / RECORDS_FILE,
         )
     except (PromotionRefused, VersionNotFound, PolicyNotFoundError) as err:
         raise CLIError(f"refused: {err}") from None

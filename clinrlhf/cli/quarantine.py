@@ -2,7 +2,8 @@
 
 The pipeline quarantines clinicians whose estimated reliability is an outlier (see
 clinrlhf.feedback.screening); a person reviews them and releases them, or quarantines someone by
-hand. Every decision is an event in the hash-chained audit trail, with its reason beside it.
+hand. Every decision is an event in the hash-chained audit trail, with its reason beside it, and is
+taken by a compliance officer (a verified token; clinrlhf.lineage.governance decides who may).
 """
 
 from __future__ import annotations
@@ -13,15 +14,14 @@ import json
 from sqlalchemy.exc import SQLAlchemyError
 
 from clinrlhf.cli import CLIError
+from clinrlhf.cli.identity_arg import add_token_argument, required_principal
 from clinrlhf.settings import load_settings
 from clinrlhf.store import deployment_store, read_snapshot, transaction
 from clinrlhf.store.quarantine import (
     REASONS_FILE,
     QuarantineError,
     decisions,
-    quarantine,
     read_reasons,
-    release,
     replay,
 )
 
@@ -45,8 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         action = actions.add_parser(name, help=helptext)
         action.add_argument("clinician", metavar="CLINICIAN", help="the clinician's pseudonym")
         action.add_argument("--reason", required=True, help="why (about the feedback; never patient details)")
-        action.add_argument("--by", default="cli", help="who decides, recorded as the audit actor")
-        action.set_defaults(func=run_decide, decide=quarantine if name == "add" else release)
+        add_token_argument(action, "the deciding compliance officer's")
+        action.set_defaults(func=run_decide, release=name == "release")
 
 
 def _row(decision, reasons) -> dict:  # noqa: ANN001 - Decision and its Reason map
@@ -55,7 +55,8 @@ def _row(decision, reasons) -> dict:  # noqa: ANN001 - Decision and its Reason m
         "clinician": decision.clinician,
         "action": decision.action,
         "since": decision.recorded.isoformat(timespec="seconds") + "Z",
-        "by": decision.actor,
+        "by": reason.by if reason else decision.actor,
+        "actor": decision.actor,
         "audit_seq": decision.seq,
         "reason": reason.text if reason else None,
         "reason_verified": reason.verified if reason else False,
@@ -76,17 +77,22 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_decide(args: argparse.Namespace) -> int:
+    from clinrlhf.lineage.governance import GovernanceRefused, decide_quarantine
+
     settings = load_settings()
+    principal = required_principal(settings, args.token, f"quarantine {'release' if args.release else 'add'}")
     try:
         with transaction(deployment_store(settings)) as session:
-            decision = args.decide(
+            decision = decide_quarantine(
                 session,
+                principal,
+                settings.deid_secret,
                 args.clinician,
+                release=args.release,
                 reason=args.reason,
-                actor=args.by,
                 reasons=settings.resolved_home / REASONS_FILE,
             )
-    except QuarantineError as err:
+    except (QuarantineError, GovernanceRefused) as err:
         raise CLIError(str(err)) from None
     except SQLAlchemyError as err:
         raise CLIError(f"cannot write the store ({type(err).__name__})") from None

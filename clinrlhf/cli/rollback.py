@@ -1,4 +1,4 @@
-"""`clinrlhf rollback`: put back the policy that was in production before the current one."""
+"""`clinrlhf rollback --token TOKEN`: a compliance officer puts back the policy that was in production before the current one."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import argparse
 from sqlalchemy.exc import SQLAlchemyError
 
 from clinrlhf.cli import CLIError
+from clinrlhf.cli.identity_arg import add_token_argument, required_principal
 from clinrlhf.settings import load_settings
 
 
@@ -16,14 +17,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="move the production alias back to the previously promoted version",
         description="Set the alias `production` of clinrlhf-policy back to the version promoted before the current "
         "one, without re-checking it (it passed and was approved when it was promoted). Serving switches on its "
-        "next request. The rollback is an audit event.",
+        "next request. The token must carry the compliance role. The rollback is an audit event.",
     )
+    add_token_argument(parser, "the compliance officer's")
     parser.set_defaults(func=run)
 
 
-def run(_args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from mlflow.tracking import MlflowClient
 
+    from clinrlhf.lineage.governance import RECORDS_FILE
     from clinrlhf.lineage.promotion import PromotionRefused, rollback
     from clinrlhf.lineage.registry import VersionNotFound
     from clinrlhf.lineage.runs import configure_mlflow
@@ -31,9 +34,16 @@ def run(_args: argparse.Namespace) -> int:
     from clinrlhf.store import deployment_store
 
     settings = load_settings()
+    principal = required_principal(settings, args.token, "rollback")
     configure_mlflow(settings)
     try:
-        done = rollback(MlflowClient(), deployment_store(settings), settings)
+        done = rollback(
+            MlflowClient(),
+            deployment_store(settings),
+            settings,
+            principal,
+            records=settings.resolved_home / RECORDS_FILE,
+        )
     except (PromotionRefused, VersionNotFound, PolicyNotFoundError) as err:
         raise CLIError(f"refused: {err}") from None
     except SQLAlchemyError as err:

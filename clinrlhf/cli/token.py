@@ -21,6 +21,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--sub", required=True, metavar="ID", help="who holds it (stored only as a pseudonym)"
     )
+    parser.add_argument(
+        "--name",
+        default=None,
+        metavar="NAME",
+        help="display name (the `name` claim), shown where people read who approved or launched something",
+    )
     parser.add_argument("--ttl", type=int, default=3600, metavar="SECONDS", help="lifetime (default 3600)")
     parser.set_defaults(func=run)
 
@@ -31,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.sub.strip():
         raise CLIError("--sub must not be empty")
     try:
-        print(mint_token(load_settings(), role=args.role, sub=args.sub, ttl=args.ttl))
+        print(mint_token(load_settings(), role=args.role, sub=args.sub, ttl=args.ttl, name=args.name))
     except (MissingSecretError, ValueError) as err:  # ValueError: --ttl past the longest lifetime
         raise CLIError(str(err)) from None
     return 0

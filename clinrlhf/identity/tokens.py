@@ -61,6 +61,7 @@ class Principal:
     role: str | None
     scopes: frozenset[str]
     issuer: str
+    name: str | None = None  # the token's optional `name` claim (OpenID Connect): a display name
 
     def can(self, resource: str, permission: str) -> bool:
         return grants(self.scopes, resource, permission)
@@ -74,6 +75,7 @@ def mint_token(
     scopes: str | None = None,
     *,
     jti_once: bool = False,
+    name: str | None = None,
 ) -> str:
     """A development token signed with the ES256 key under ``settings.keys_dir``."""
     if role not in ROLES:
@@ -101,6 +103,8 @@ def mint_token(
     }
     if jti_once:
         claims["jti_once"] = True
+    if name:
+        claims["name"] = name
     kid = public_jwk(key.public_key())["kid"]
     return jwt.encode(claims, key, algorithm=DEV_ALGORITHM, headers={"kid": kid, "typ": "JWT"})
 
@@ -214,5 +218,21 @@ def verify_token(
     if once and not jti_cache.first_use(iss, str(claims["jti"]), float(claims["exp"])):
         raise TokenError("token has already been used (jti replay)")
     return Principal(
-        sub=str(claims.get("sub") or iss), role=role, scopes=_scopes(claims, role, issuer), issuer=iss
+        sub=str(claims.get("sub") or iss),
+        role=role,
+        scopes=_scopes(claims, role, issuer),
+        issuer=iss,
+        name=display_name(claims.get("name")),
     )
+
+
+MAX_NAME_LENGTH = 120
+
+
+def display_name(raw: Any) -> str | None:
+    """The `name` claim as one printable line of at most MAX_NAME_LENGTH characters, or None: it is
+    shown in reports and MLflow, so control characters (a forged line break) are dropped."""
+    if not isinstance(raw, str):
+        return None
+    name = " ".join("".join(ch if ch.isprintable() else " " for ch in raw).split())[:MAX_NAME_LENGTH]
+    return name or None

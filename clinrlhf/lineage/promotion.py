@@ -1,23 +1,34 @@
-"""Move the `production` alias: promotion needs passing acceptance criteria and a recorded
-approval; rollback returns to the version promoted before. Each change is an audit event whose
-entity is the version that is in production afterwards, so the trail alone replays the alias."""
+"""Move the `production` alias: promotion needs passing acceptance criteria (or a written override)
+and a recorded approval; rollback returns to the version promoted before. Both are taken by a
+compliance officer (clinrlhf.lineage.governance). Each change is an audit event whose entity is the
+version that is in production afterwards, so the trail alone replays the alias; the criteria used,
+the override and the officer's display name are in the governance record beside it."""
 
 from __future__ import annotations
 
-import math
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from clinrlhf.identity import Principal
 from clinrlhf.lineage.approval import PROMOTION, ROLLBACK, entity_id, find_approval
-from clinrlhf.lineage.criteria import AcceptanceCriteria, CriterionResult, check_criteria, failures
+from clinrlhf.lineage.criteria import AcceptanceCriteria, failures
 from clinrlhf.lineage.datasets import file_sha256
-from clinrlhf.lineage.evalmetrics import parse_eval_run
+from clinrlhf.lineage.gate import evaluate_version
+from clinrlhf.lineage.governance import (
+    GovernanceRefused,
+    Officer,
+    compliance_officer,
+    governance_record,
+    override_reason,
+    record_governance,
+)
 from clinrlhf.lineage.registry import (
-    EVAL_RUN,
     MODEL_NAME,
     POLICY_SHA256,
     PRODUCTION,
@@ -34,8 +45,15 @@ from clinrlhf.settings import Settings
 from clinrlhf.store import record_audit, transaction
 from privacy.dp.opacus_config import NOISE_TAG
 
+__all__ = ["Promotion", "PromotionRefused", "evaluate_version", "promote", "rollback"]
 
-class PromotionRefused(Exception):
+# Model version tags of the latest promotion (and rollback) to that version; the audit trail keeps
+# every one.
+PROMOTION_TAGS = "clinrlhf.promotion."
+ROLLBACK_TAGS = "clinrlhf.rollback."
+
+
+class PromotionRefused(GovernanceRefused):
     """The alias stays where it was; the message is one line naming why."""
 
 
@@ -45,17 +63,6 @@ class Promotion:
     previous: str | None
     event_id: str
     policy_dir: Path
-
-
-def evaluate_version(
-    client: MlflowClient, mv: ModelVersion, criteria: AcceptanceCriteria
-) -> list[CriterionResult]:
-    """The criteria against the version's own eval run and reward run, as MLflow recorded them."""
-    eval_run = client.get_run(mv.tags[EVAL_RUN]) if mv.tags.get(EVAL_RUN) else None
-    reward_run = client.get_run(mv.tags[REWARD_RUN]) if mv.tags.get(REWARD_RUN) else None
-    after = parse_eval_run(eval_run.data.metrics if eval_run else {})["after"]
-    epsilon = reward_run.data.metrics.get("dp.epsilon", math.inf) if reward_run else math.inf
-    return check_criteria(criteria, after, epsilon)
 
 
 def not_a_dp_release(client: MlflowClient, mv: ModelVersion) -> str | None:
@@ -83,6 +90,23 @@ def _fetch(settings: Settings, mv: ModelVersion) -> Path:
     return local
 
 
+def _tag(client: MlflowClient, mv: ModelVersion, prefix: str, record: dict[str, Any], event_id: str) -> None:
+    """Who moved the alias to `mv`, when, with which criteria and override, on the version itself."""
+    tags = {
+        "actor": record["actor"],
+        "name": record["name"],
+        "time": record["time"],
+        "audit_event_id": event_id,
+        "record": json.dumps(record, sort_keys=True),
+    }
+    if record.get("custom_criteria"):
+        tags["custom_criteria"] = json.dumps(record["custom_criteria"], sort_keys=True)
+    if record.get("override_reason"):
+        tags["override_reason"] = record["override_reason"]
+    for key, value in tags.items():
+        client.set_model_version_tag(mv.name, mv.version, prefix + key, str(value))
+
+
 def _move_alias(
     client: MlflowClient,
     session: Session,
@@ -91,17 +115,21 @@ def _move_alias(
     local: Path,
     *,
     kind: str,
-    actor: str,
+    record: dict[str, Any],
     new_history: list[str],
+    records: Path | None,
 ) -> str:
     event = record_audit(
         session,
-        actor=actor,
+        actor=record["actor"],
         action="E",
         entity_type=kind,
         entity_id=entity_id(mv.version, mv.name),
         entity_sha256=mv.tags.get(POLICY_SHA256),
     )
+    record = {**record, "event": event.id}
+    record_governance(session, record, entity_id(mv.version, mv.name), records)
+    _tag(client, mv, PROMOTION_TAGS if kind == PROMOTION else ROLLBACK_TAGS, record, event.id)
     client.set_registered_model_alias(mv.name, PRODUCTION, mv.version)
     set_history(client, new_history, mv.name)
     set_production(
@@ -114,29 +142,40 @@ def _refusal(
     client: MlflowClient,
     sessions: sessionmaker[Session],
     mv: ModelVersion,
-    criteria_failed: str | None,
-    actor: str,
-) -> str | None:
-    """Why the version may not be promoted, or None; a refusal is itself recorded (outcome 4)."""
+    officer: Officer,
+    criteria: AcceptanceCriteria,
+    override: str | None,
+    records: Path | None,
+) -> tuple[str | None, str | None, str | None]:
+    """(why the version may not be promoted or None, the override reason it is promoted with or
+    None, the failed criteria or None). A refusal is itself recorded (outcome 4), with the criteria it was checked against."""
+    failed = failures(evaluate_version(client, mv, criteria))
+    reason, used = not_a_dp_release(client, mv), None
+    if reason is None:
+        try:
+            used = override_reason(failed, override, f"promote version {mv.version}")
+        except GovernanceRefused as err:
+            reason = str(err)
     with transaction(sessions) as session:
-        reason = not_a_dp_release(client, mv)
-        if reason is None and criteria_failed:
-            reason = f"acceptance criteria not met: {criteria_failed}"
         if reason is None and find_approval(client, session, mv.version, mv.name) is None:
             reason = (
                 f"version {mv.version} has no approval by the compliance role "
                 f"(`clinrlhf approve {mv.version} --token TOKEN`)"
             )
         if reason:
-            record_audit(
+            event = record_audit(
                 session,
-                actor=actor,
+                actor=officer.actor,
                 action="E",
                 entity_type=PROMOTION,
                 entity_id=entity_id(mv.version, mv.name),
                 outcome="4",
             )
-    return reason
+            record = governance_record(
+                officer, "promote", event_id=event.id, criteria=criteria, failed=failed, outcome="4"
+            )
+            record_governance(session, record | {"refused": reason}, entity_id(mv.version, mv.name), records)
+    return reason, used, failed
 
 
 def promote(
@@ -145,18 +184,26 @@ def promote(
     settings: Settings,
     version: str,
     criteria: AcceptanceCriteria,
+    principal: Principal,
     *,
-    actor: str = "cli",
+    override: str | None = None,
+    records: Path | None = None,
     name: str = MODEL_NAME,
 ) -> Promotion:
+    """Move `production` to `version` for the compliance officer `principal`: it must be approved
+    and pass `criteria`, or carry a written `override` reason for the failed criteria."""
+    officer = _officer(principal, settings, "promoting a model")
     mv = get_version(client, version, name)
     current = production_version(client, name)
     if current is not None and str(current.version) == str(mv.version):
         raise PromotionRefused(f"version {mv.version} is already in production")
-    reason = _refusal(client, sessions, mv, failures(evaluate_version(client, mv, criteria)), actor)
+    reason, used, failed = _refusal(client, sessions, mv, officer, criteria, override, records)
     if reason:
         raise PromotionRefused(reason)
     local = _fetch(settings, mv)
+    record = governance_record(
+        officer, "promote", event_id=None, criteria=criteria, failed=failed, override=used
+    )
     with transaction(sessions) as session:
         previous = history(client, name)
         event_id = _move_alias(
@@ -166,21 +213,32 @@ def promote(
             mv,
             local,
             kind=PROMOTION,
-            actor=actor,
+            record=record,
             new_history=[*previous, str(mv.version)],
+            records=records,
         )
     return Promotion(str(mv.version), str(current.version) if current else None, event_id, local)
+
+
+def _officer(principal: Principal, settings: Settings, action: str) -> Officer:
+    try:
+        return compliance_officer(principal, settings.deid_secret, action)
+    except GovernanceRefused as err:
+        raise PromotionRefused(str(err)) from None
 
 
 def rollback(
     client: MlflowClient,
     sessions: sessionmaker[Session],
     settings: Settings,
+    principal: Principal,
     *,
-    actor: str = "cli",
+    records: Path | None = None,
     name: str = MODEL_NAME,
 ) -> Promotion:
-    """Put back the version that was in production before the current one."""
+    """Put back the version that was in production before the current one, for the compliance
+    officer `principal`."""
+    officer = _officer(principal, settings, "rolling back a model")
     current = production_version(client, name)
     if current is None:
         raise PromotionRefused("no version is in production, so there is nothing to roll back")
@@ -193,8 +251,17 @@ def rollback(
         )
     target = get_version(client, stack[-1], name)
     local = _fetch(settings, target)
+    record = governance_record(officer, "rollback", event_id=None)
     with transaction(sessions) as session:
         event_id = _move_alias(
-            client, session, settings, target, local, kind=ROLLBACK, actor=actor, new_history=stack
+            client,
+            session,
+            settings,
+            target,
+            local,
+            kind=ROLLBACK,
+            record=record,
+            new_history=stack,
+            records=records,
         )
     return Promotion(str(target.version), str(current.version), event_id, local)

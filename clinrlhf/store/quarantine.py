@@ -97,7 +97,14 @@ def quarantined(session: Session) -> dict[str, Decision]:
 
 
 def _decide(
-    session: Session, clinician: str, action: str, *, reason: str, actor: str, reasons: Path | None
+    session: Session,
+    clinician: str,
+    action: str,
+    *,
+    reason: str,
+    actor: str,
+    reasons: Path | None,
+    by: str | None = None,
 ) -> Decision:
     if not clinician or not reason.strip():
         raise QuarantineError("a decision needs a clinician pseudonym and a reason")
@@ -106,7 +113,8 @@ def _decide(
         raise QuarantineError(f"clinician {clinician} is already quarantined")
     if action == "release" and clinician not in current:
         raise QuarantineError(f"clinician {clinician} is not quarantined")
-    record = decision_record(clinician, action, reason.strip(), actor)
+    # `by` is whom people read as the decider (a display name); the trail's actor stays a pseudonym.
+    record = decision_record(clinician, action, reason.strip(), by or actor)
     digest = record_sha256(record)
     event = record_audit(
         session,
@@ -123,17 +131,29 @@ def _decide(
 
 
 def quarantine(
-    session: Session, clinician: str, *, reason: str, actor: str, reasons: Path | None = None
+    session: Session,
+    clinician: str,
+    *,
+    reason: str,
+    actor: str,
+    reasons: Path | None = None,
+    by: str | None = None,
 ) -> Decision:
     """Hold `clinician`'s feedback out of training from now on, in the caller's transaction."""
-    return _decide(session, clinician, "quarantine", reason=reason, actor=actor, reasons=reasons)
+    return _decide(session, clinician, "quarantine", reason=reason, actor=actor, reasons=reasons, by=by)
 
 
 def release(
-    session: Session, clinician: str, *, reason: str, actor: str, reasons: Path | None = None
+    session: Session,
+    clinician: str,
+    *,
+    reason: str,
+    actor: str,
+    reasons: Path | None = None,
+    by: str | None = None,
 ) -> Decision:
     """Let a reviewed clinician's feedback back into training, in the caller's transaction."""
-    return _decide(session, clinician, "release", reason=reason, actor=actor, reasons=reasons)
+    return _decide(session, clinician, "release", reason=reason, actor=actor, reasons=reasons, by=by)
 
 
 def _append_reason(path: Path, event_id: str, record: dict[str, str]) -> None:

@@ -63,46 +63,48 @@ def test_approve_rejects_a_bad_token(home, capsys):
 
 
 def test_promote_without_approval_is_refused(home, capsys):
-    _, good, _ = home
-    status, _, err = _run(capsys, "promote", good)
+    settings, good, _ = home
+    status, _, err = _run(capsys, "promote", good, "--token", _token(settings))
     assert status == 2 and err.count("\n") == 1 and "no approval by the compliance role" in err
 
 
 def test_promote_with_failing_criteria_is_refused(home, capsys, monkeypatch):
     settings, _, poor = home
     monkeypatch.setattr("sys.stdin", io.StringIO(_token(settings) + "\n"))
-    assert _run(capsys, "approve", poor, "--token", "-")[0] == 0  # the token from stdin
-    status, _, err = _run(capsys, "promote", poor)
+    assert _run(capsys, "approve", poor, "--token", "-", "--override-reason", "pilot")[0] == 0  # stdin
+    status, _, err = _run(capsys, "promote", poor, "--token", _token(settings))
     assert status == 2 and err.count("\n") == 1 and "acceptance criteria not met: concordance" in err
 
 
 def test_promote_then_rollback(home, capsys, tmp_path):
     settings, good, poor = home
-    for version in (good, poor):
-        assert _run(capsys, "approve", version, "--token", _token(settings))[0] == 0
+    token = _token(settings)
     criteria = tmp_path / "criteria.json"
     criteria.write_text(json.dumps({"min_concordance": 0.4, "max_unsafe_rate": 0.2, "max_subgroup_gap": 0.5}))
-    assert _run(capsys, "promote", good, "--criteria", str(criteria))[0] == 0
-    status, out, _ = _run(capsys, "promote", poor, "--criteria", str(criteria))
+    for version in (good, poor):
+        assert _run(capsys, "approve", version, "--token", token, "--criteria", str(criteria))[0] == 0
+    assert _run(capsys, "promote", good, "--criteria", str(criteria), "--token", token)[0] == 0
+    status, out, _ = _run(capsys, "promote", poor, "--criteria", str(criteria), "--token", token)
     assert status == 0 and f"version {poor} is in production (was version {good})" in out
     assert production_policy(settings.resolved_home).version == poor
-    status, out, _ = _run(capsys, "rollback")
+    status, out, _ = _run(capsys, "rollback", "--token", token)
     assert status == 0 and f"version {good} is in production again" in out
     client = MlflowClient(settings.mlflow_tracking_uri)
     assert str(production_version(client, MODEL_NAME).version) == good
-    status, _, err = _run(capsys, "rollback")
+    status, _, err = _run(capsys, "rollback", "--token", token)
     assert status == 2 and "first production version" in err
 
 
 def test_lineage_shows_the_registered_version_and_its_approval(home, template, capsys):
     settings, good, _ = home
-    assert _run(capsys, "approve", good, "--token", _token(settings))[0] == 0
+    assert _run(capsys, "approve", good, "--token", _token(settings), "--override-reason", "demo")[0] == 0
     status, out, _ = _run(capsys, "lineage", template[3])
     assert status == 0
     assert f"registered as {MODEL_NAME} v{good} (approved by compliance:" in out and "PPO run" in out
 
 
-def test_unknown_version_and_bad_criteria_file(home, capsys, tmp_path):
+def test_unknown_version_and_bad_criteria_file(home, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("CLINRLHF_TOKEN", _token(home[0]))
     status, _, err = _run(capsys, "promote", "99")
     assert status == 2 and "no version '99'" in err
     bad = tmp_path / "bad.json"

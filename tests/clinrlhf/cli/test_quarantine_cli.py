@@ -9,6 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from clinrlhf.cli import main
+from clinrlhf.identity import mint_token
+from clinrlhf.settings import Settings
 from clinrlhf.store import open_store, read_snapshot, transaction, verify_audit
 from clinrlhf.store.models import AuditEvent
 from clinrlhf.store.quarantine import (
@@ -59,7 +61,9 @@ def test_state_is_the_replay_of_decisions(tmp_path):
     assert not read_reasons(notes, history)[history[1].event_id].verified
 
 
-def test_cli_add_list_release(home, capsys):
+def test_cli_add_list_release(home, capsys, monkeypatch):
+    settings = Settings()
+    monkeypatch.setenv("CLINRLHF_TOKEN", mint_token(settings, role="compliance", sub="o-1", name="Dr. Lee"))
     assert main(["quarantine", "add", "abc123", "--reason", "robust z -6"]) == 0
     capsys.readouterr()
     assert main(["quarantine", "list"]) == 0
@@ -69,11 +73,15 @@ def test_cli_add_list_release(home, capsys):
     ]
     assert main(["quarantine", "release", "nobody", "--reason", "x"]) == 2
     assert "not quarantined" in capsys.readouterr().err
-    assert main(["quarantine", "release", "abc123", "--reason", "reviewed", "--by", "dr-lead"]) == 0
+    lead = mint_token(settings, role="compliance", sub="o-2", name="Dr. Lead")
+    assert main(["quarantine", "release", "abc123", "--reason", "reviewed", "--token", lead]) == 0
     capsys.readouterr()
     assert main(["quarantine", "list"]) == 0
     assert json.loads(capsys.readouterr().out) == []
     assert main(["quarantine", "list", "--history"]) == 0
     history = json.loads(capsys.readouterr().out)
-    assert [(r["action"], r["by"]) for r in history] == [("quarantine", "cli"), ("release", "dr-lead")]
+    assert [(r["action"], r["by"]) for r in history] == [
+        ("quarantine", "Dr. Lee (compliance)"),
+        ("release", "Dr. Lead (compliance)"),
+    ]
     assert main(["audit", "verify", "--no-witness"]) == 0

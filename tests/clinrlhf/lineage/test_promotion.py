@@ -8,9 +8,10 @@ from sqlalchemy import select
 
 from clinrlhf.cli import CLIError
 from clinrlhf.cli.promote import run as promote_cli
-from clinrlhf.identity import Principal
+from clinrlhf.identity import Principal, mint_token
 from clinrlhf.lineage.approval import ACTOR_TAG, EVENT_TAG, ApprovalError, approve, find_approval
 from clinrlhf.lineage.criteria import AcceptanceCriteria
+from clinrlhf.lineage.governance import compliance_officer
 from clinrlhf.lineage.promotion import PromotionRefused, promote, rollback
 from clinrlhf.lineage.registry import HISTORY, MODEL_NAME, PRODUCTION, production_version
 from clinrlhf.lineage.sample import record_sample_run
@@ -23,18 +24,21 @@ ENGINEER = Principal(sub="eng-1", role="ml-engineer", scopes=frozenset(), issuer
 LENIENT = AcceptanceCriteria(min_concordance=0.4, max_unsafe_rate=0.2, max_subgroup_gap=0.5)
 
 
-def _approve(sample, version, who=OFFICER):
-    return approve(sample.client, sample.sessions, version, who, sample.settings.deid_secret)
+GAP = AcceptanceCriteria(max_subgroup_gap=0.3)
 
 
-def _promote(sample, version, criteria=None):
-    return promote(
-        sample.client,
-        sample.sessions,
-        sample.settings,
-        version,
-        criteria or AcceptanceCriteria(max_subgroup_gap=0.3),
+def _approve(sample, version, who=OFFICER, criteria=GAP):
+    return approve(
+        sample.client, sample.sessions, version, who, sample.settings.deid_secret, criteria=criteria
     )
+
+
+def _promote(sample, version, criteria=None, who=OFFICER):
+    return promote(sample.client, sample.sessions, sample.settings, version, criteria or GAP, who)
+
+
+def _officer(sample):
+    return compliance_officer(OFFICER, sample.settings.deid_secret, "test").actor
 
 
 def _events(sample):
@@ -49,11 +53,15 @@ def test_promotion_without_an_approval_is_refused_and_recorded(sample):
     with pytest.raises(PromotionRefused, match="no approval by the compliance role"):
         _promote(sample, sample.good.version)
     assert production_version(sample.client) is None
-    assert _events(sample) == [("ModelPromotion", f"{MODEL_NAME}/{sample.good.version}", "4", "cli")]
+    entity, officer = f"{MODEL_NAME}/{sample.good.version}", _officer(sample)
+    assert _events(sample) == [
+        ("ModelPromotion", entity, "4", officer),
+        ("GovernanceRecord", entity, "0", officer),  # pins which criteria it was refused under
+    ]
 
 
 def test_promotion_with_failing_criteria_is_refused_even_when_approved(sample):
-    _approve(sample, sample.poor.version)
+    _approve(sample, sample.poor.version, criteria=LENIENT)
     with pytest.raises(
         PromotionRefused, match=r"acceptance criteria not met: concordance 0\.\d+ \(required >= 0\.700\)"
     ):
@@ -94,7 +102,7 @@ def test_approved_passing_version_goes_to_production_and_serving_follows(sample)
     assert (done.policy_dir / "config.json").read_bytes() == (
         sample.good.policy_dir / "config.json"
     ).read_bytes()
-    assert _events(sample)[-1][:3] == ("ModelPromotion", f"{MODEL_NAME}/{sample.good.version}", "0")
+    assert _events(sample)[-2][:3] == ("ModelPromotion", f"{MODEL_NAME}/{sample.good.version}", "0")
     with pytest.raises(PromotionRefused, match="already in production"):
         _promote(sample, sample.good.version)
 
@@ -108,30 +116,33 @@ def test_a_version_whose_reward_noise_was_not_secret_is_not_a_dp_release_and_is_
     with pytest.raises(PromotionRefused, match=f"not a DP release: its noise is {noise or 'unrecorded'}"):
         _promote(sample, debug.version)
     assert production_version(sample.client) is None
-    assert _events(sample)[-1] == ("ModelPromotion", f"{MODEL_NAME}/{debug.version}", "4", "cli")
+    assert _events(sample)[-2] == ("ModelPromotion", f"{MODEL_NAME}/{debug.version}", "4", _officer(sample))
+    token = mint_token(sample.settings, role="compliance", sub="officer-2")
     with pytest.raises(CLIError, match="refused: .*not a DP release"):
-        promote_cli(argparse.Namespace(version=debug.version, criteria=None))
+        promote_cli(
+            argparse.Namespace(version=debug.version, criteria=None, token=token, override_reason="urgent")
+        )
 
 
 def test_rollback_returns_to_the_previous_version_and_is_audited(sample):
     for run in (sample.good, sample.poor):
-        _approve(sample, run.version)
+        _approve(sample, run.version, criteria=LENIENT)
         _promote(sample, run.version, LENIENT)
-    done = rollback(sample.client, sample.sessions, sample.settings)
+    done = rollback(sample.client, sample.sessions, sample.settings, OFFICER)
     assert (done.version, done.previous) == (sample.good.version, sample.poor.version)
     assert (
         str(sample.client.get_model_version_by_alias(MODEL_NAME, PRODUCTION).version) == sample.good.version
     )
     assert production_policy(sample.settings.resolved_home).version == sample.good.version
     assert sample.client.get_registered_model(MODEL_NAME).tags[HISTORY] == f'["{sample.good.version}"]'
-    assert _events(sample)[-1][:3] == ("ModelRollback", f"{MODEL_NAME}/{sample.good.version}", "0")
+    assert _events(sample)[-2][:3] == ("ModelRollback", f"{MODEL_NAME}/{sample.good.version}", "0")
     with pytest.raises(PromotionRefused, match="first production version"):
-        rollback(sample.client, sample.sessions, sample.settings)
+        rollback(sample.client, sample.sessions, sample.settings, OFFICER)
 
 
 def test_rollback_with_nothing_in_production_is_refused(sample):
     with pytest.raises(PromotionRefused, match="nothing to roll back"):
-        rollback(sample.client, sample.sessions, sample.settings)
+        rollback(sample.client, sample.sessions, sample.settings, OFFICER)
 
 
 def test_registry_events_keep_the_audit_chain_intact(sample):
@@ -139,4 +150,4 @@ def test_registry_events_keep_the_audit_chain_intact(sample):
     _promote(sample, sample.good.version)
     with read_snapshot(sample.sessions) as session:
         report = verify_audit(session)
-    assert report.ok and report.events == 2
+    assert report.ok and report.events == 4  # approval, promotion, and the record beside each

@@ -39,14 +39,16 @@ def test_bundle_validates_and_has_a_provenance_per_training_run(sample):
 
 
 def test_ppo_provenance_names_datasets_parent_models_and_agents(sample):
-    approve(sample.client, sample.sessions, sample.good.version, OFFICER, sample.settings.deid_secret)
-    promote(
+    criteria = AcceptanceCriteria(max_subgroup_gap=0.3)
+    approve(
         sample.client,
         sample.sessions,
-        sample.settings,
         sample.good.version,
-        AcceptanceCriteria(max_subgroup_gap=0.3),
+        OFFICER,
+        sample.settings.deid_secret,
+        criteria=criteria,
     )
+    promote(sample.client, sample.sessions, sample.settings, sample.good.version, criteria, OFFICER)
     bundle = _bundle(sample)
     ppo = next(p for p in _resources(bundle, "Provenance") if "aligned policy" in p["activity"]["text"])
     snapshot = sample.client.get_run(sample.good.stages["reward"]).data.tags["clinrlhf.dataset_sha256"]
