@@ -85,12 +85,13 @@ def measure(mode: str, batch: int, steps: int, warmup: int, seed: int) -> dict:
             enc.accuracy[:batch],
         ]
     before = _rss_mb()
-    times = []
+    times, cpu_times = [], []
     for i in range(warmup + steps):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         run.step(fixed)
         if i >= warmup:
             times.append(time.perf_counter() - started)
+            cpu_times.append(time.process_time() - cpu_started)
     return {
         "mode": mode,
         "batch": batch,
@@ -98,6 +99,8 @@ def measure(mode: str, batch: int, steps: int, warmup: int, seed: int) -> dict:
         "steps": steps,
         "step_seconds_median": statistics.median(times),
         "step_seconds_mean": statistics.fmean(times),
+        # CPU time of the one thread: what the step costs, less what other jobs on a shared machine take
+        "step_cpu_seconds_median": statistics.median(cpu_times),
         "peak_rss_mb": _rss_mb(),
         "steps_rss_growth_mb": _rss_mb() - before,
         "trainable_parameters": sum(p.numel() for p in run.trained.parameters() if p.requires_grad),
@@ -131,13 +134,15 @@ def main() -> None:
     base = results[0]
     for r in results:
         r["time_vs_non_dp"] = r["step_seconds_median"] / base["step_seconds_median"]
+        r["cpu_vs_non_dp"] = r["step_cpu_seconds_median"] / base["step_cpu_seconds_median"]
         r["peak_rss_vs_non_dp"] = r["peak_rss_mb"] / base["peak_rss_mb"]
     print(f"trainable parameters: {base['trainable_parameters']:,}; batch {args.batch} rows; 1 thread")
-    header = f"{'mode':<11} {'rows':>5} {'step s':>8} {'x non-DP':>9} {'peak RSS MB':>12} {'x non-DP':>9} {'steps growth MB':>16}"
+    header = f"{'mode':<11} {'rows':>5} {'step s':>8} {'x non-DP':>9} {'CPU s':>7} {'x non-DP':>9} {'peak RSS MB':>12} {'x non-DP':>9} {'steps growth MB':>16}"
     print(header)
     for r in results:
         print(
             f"{r['mode']:<11} {r['rows']:>5} {r['step_seconds_median']:>8.3f} {r['time_vs_non_dp']:>9.2f} "
+            f"{r['step_cpu_seconds_median']:>7.3f} {r['cpu_vs_non_dp']:>9.2f} "
             f"{r['peak_rss_mb']:>12.0f} {r['peak_rss_vs_non_dp']:>9.2f} {r['steps_rss_growth_mb']:>16.0f}"
         )
     if args.out:
