@@ -16,7 +16,10 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from clinrlhf.eval.evaluate import subgroup_of
 from clinrlhf.feedback.steering import SteeringConfig, steered_order
+from clinrlhf.feedback.steering_arms import floor_shares
+from clinrlhf.lineage.fairness_audit import attribute_gap
 from clinrlhf.lineage.runs import configure_mlflow, stage_run
 from clinrlhf.pipeline.cohorts import make_cohorts, scenarios
 from clinrlhf.settings import Settings
@@ -28,6 +31,11 @@ assert _SPEC is not None and _SPEC.loader is not None
 bench = importlib.util.module_from_spec(_SPEC)
 sys.modules["fairness"] = bench  # dataclasses look their module up by name
 _SPEC.loader.exec_module(bench)
+
+import fairness_runs  # noqa: E402  (the script's sibling, on sys.path since it loaded)
+from common import open_client  # noqa: E402
+from fairness_report import audit_markdown  # noqa: E402
+from fairness_runs import audit, find_chain, loop_overrides, loop_sent, steering  # noqa: E402
 
 DAY = date(2025, 6, 1)
 
@@ -88,7 +96,7 @@ def gaps_of(report: dict) -> dict[tuple[str, str], dict]:
 
 
 def test_audit_gaps_leave_out_the_small_group(store):
-    report = bench.audit(store["home"], store["passing"])
+    report = audit(store["home"], store["passing"])
     gaps = gaps_of(report)
     # Hand-computed over groups with n >= 30: the sex gaps are the largest; with 0-19 counted the age
     # gaps would be 0.48, 0.47, 0.45 and 0.78.
@@ -109,13 +117,13 @@ def test_audit_gaps_leave_out_the_small_group(store):
         ("subgroup gap in concordance", True),
         ("subgroup gap in unsafe rate", True),
     ]
-    table = bench.audit_markdown(report)
+    table = audit_markdown(report)
     assert "| age_band | 0-19 | 20 (n < 30: not in the gap) |" in table
     assert "| sex | female | 100 | 0.600 (0.550–0.650) | 0.800 (0.750–0.850) |" in table
 
 
 def test_audit_takes_the_newest_finished_run_and_the_gate_flips(store):
-    report = bench.audit(store["home"])  # the FAILED run is newer, but never chosen by default
+    report = audit(store["home"])  # the FAILED run is newer, but never chosen by default
     assert report["pipeline_run_id"] == store["failing"] and report["pipeline_status"] == "FINISHED"
     gap = gaps_of(report)[("concordance", "aligned")]
     assert gap["gap"] == pytest.approx(0.18) and (gap["high_group"], gap["low_group"]) == ("female", "male")
@@ -123,15 +131,13 @@ def test_audit_takes_the_newest_finished_run_and_the_gate_flips(store):
     assert verdicts["subgroup gap in concordance"]["passed"] is False
     assert verdicts["subgroup gap in concordance"]["measured"] == "0.180 (sex)"
     assert verdicts["subgroup gap in unsafe rate"]["passed"] is True
-    assert "- subgroup gap in concordance: 0.180 (sex) (required <= 0.150): FAIL" in bench.audit_markdown(
-        report
-    )
+    assert "- subgroup gap in concordance: 0.180 (sex) (required <= 0.150): FAIL" in audit_markdown(report)
 
 
 def test_audit_accepts_any_stage_of_a_run(store):
-    eval_run = bench.find_chain(bench.open_client(store["home"]), store["passing"]).stage("eval")
+    eval_run = find_chain(open_client(store["home"]), store["passing"]).stage("eval")
     assert eval_run is not None
-    assert bench.audit(store["home"], eval_run.info.run_id)["pipeline_run_id"] == store["passing"]
+    assert audit(store["home"], eval_run.info.run_id)["pipeline_run_id"] == store["passing"]
 
 
 def test_audit_cli_writes_the_table_and_the_json(store, tmp_path, capsys):
@@ -141,7 +147,7 @@ def test_audit_cli_writes_the_table_and_the_json(store, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "| concordance | aligned | 0.100 | sex | female 0.800 vs male 0.700 | yes |" in printed
     written = json.loads(out.read_text())
-    assert written["gaps"] == json.loads(json.dumps(bench.audit(store["home"], store["passing"])["gaps"]))
+    assert written["gaps"] == json.loads(json.dumps(audit(store["home"], store["passing"])["gaps"]))
     assert written["eval_run_id"] != written["pipeline_run_id"]
 
 
@@ -168,13 +174,13 @@ def test_a_bad_home_or_run_exits_with_one_line(store, tmp_path):
 
 
 def test_floor_shares_fill_up_to_the_floor():
-    assert bench.floor_shares({"a": 80, "b": 15, "c": 5}, 0.1) == pytest.approx(
+    assert floor_shares({"a": 80, "b": 15, "c": 5}, 0.1) == pytest.approx(
         {"a": 0.9 * 80 / 95, "b": 0.9 * 15 / 95, "c": 0.1}
     )
     # Raising c to 0.3 leaves 0.7 for a and b, which pushes b (0.064) under the floor too.
-    assert bench.floor_shares({"a": 90, "b": 9, "c": 1}, 0.3) == pytest.approx({"a": 0.4, "b": 0.3, "c": 0.3})
+    assert floor_shares({"a": 90, "b": 9, "c": 1}, 0.3) == pytest.approx({"a": 0.4, "b": 0.3, "c": 0.3})
     with pytest.raises(ValueError):
-        bench.floor_shares({"a": 1, "b": 1, "c": 1}, 0.4)
+        floor_shares({"a": 1, "b": 1, "c": 1}, 0.4)
 
 
 def test_steered_order_reaches_unequal_targets():
@@ -190,7 +196,7 @@ def test_steered_order_reaches_unequal_targets():
 
 @pytest.fixture(scope="module")
 def small_steering() -> dict:
-    return bench.steering("race", patients=100, seed=0, seeds=(0, 1), floor=0.1, day=DAY, sizes=(0, 300, 120))
+    return steering("race", patients=100, seed=0, seeds=(0, 1), floor=0.1, day=DAY, sizes=(0, 300, 120))
 
 
 def test_steering_raises_the_smallest_groups_share_within_the_budget(small_steering):
@@ -212,20 +218,18 @@ def test_steering_raises_the_smallest_groups_share_within_the_budget(small_steer
     assert arms["equal"]["groups"]["white"]["share"] < groups["white"]["share"]
     # The unsteered arm is the cohort's first 100 patients, counted by the session's grouping.
     feedback = make_cohorts(load_world(), (0, 300, 120), 0, DAY).feedback
-    firsts = Counter(bench.subgroup_of(p.facts).get("race", "unknown") for p in feedback[:100])
+    firsts = Counter(subgroup_of(p.facts).get("race", "unknown") for p in feedback[:100])
     assert {g: r["sent_mean"] for g, r in arms["unsteered"]["groups"].items() if r["sent_mean"]} == firsts
 
 
 def test_steering_is_deterministic_and_counts_the_heldout_scenarios(small_steering):
-    again = bench.steering(
-        "race", patients=100, seed=0, seeds=(0, 1), floor=0.1, day=DAY, sizes=(0, 300, 120)
-    )
+    again = steering("race", patients=100, seed=0, seeds=(0, 1), floor=0.1, day=DAY, sizes=(0, 300, 120))
     assert again == small_steering
     heldout = make_cohorts(load_world(), (0, 300, 120), 0, DAY).heldout
     counted = small_steering["heldout"]
     assert sum(g["scenarios"] for g in counted.values()) == len(scenarios(heldout))
     assert sum(g["patients"] for g in counted.values()) == len(heldout)
-    other = bench.steering("race", patients=100, seed=0, seeds=(5,), floor=0.1, day=DAY, sizes=(0, 300, 120))
+    other = steering("race", patients=100, seed=0, seeds=(5,), floor=0.1, day=DAY, sizes=(0, 300, 120))
     assert other["arms"]["unsteered"] == small_steering["arms"]["unsteered"]  # no draw in it
 
 
@@ -247,7 +251,7 @@ def test_loop_arms_are_paired_pipeline_configs_with_one_budget(tmp_path):
     from clinrlhf.pipeline.config import load_pipeline_config
 
     loaded = {}
-    for arm, overrides in bench.loop_overrides("age_band", 300).items():
+    for arm, overrides in loop_overrides("age_band", 300).items():
         path = tmp_path / f"{arm}.json"
         path.write_text(json.dumps(overrides))
         loaded[arm] = load_pipeline_config(path)
@@ -260,7 +264,7 @@ def test_loop_arms_are_paired_pipeline_configs_with_one_budget(tmp_path):
 
 def test_loop_sent_is_the_panels_own_draw():
     groups = ["a"] * 80 + ["b"] * 15 + ["c"] * 5
-    sent = bench.loop_sent(groups, 30, panel_seed=0)
+    sent = loop_sent(groups, 30, panel_seed=0)
     assert sent["unsteered"] == Counter(groups[:30])
     order = steered_order(groups, SteeringConfig(patients=30), random.Random(0))
     assert sent["steered"] == Counter(groups[i] for i in order)
@@ -272,7 +276,7 @@ def test_attribute_gap_counts_only_groups_big_enough():
         return {"group": group, "in_gap": in_gap, "aligned": {"concordance": {"value": value}}}
 
     rows = [row("20-39", 0.8), row("80-89", 0.6), row("0-19", 0.1, in_gap=False), row("40-59", float("nan"))]
-    gap = bench.attribute_gap(rows, "concordance")
+    gap = attribute_gap(rows, "concordance")
     assert gap == {
         "gap": pytest.approx(0.2),
         "high_group": "20-39",
@@ -280,7 +284,7 @@ def test_attribute_gap_counts_only_groups_big_enough():
         "low_group": "80-89",
         "low_value": 0.6,
     }
-    assert bench.attribute_gap(rows[:1], "concordance") is None
+    assert attribute_gap(rows[:1], "concordance") is None
 
 
 def test_loop_reads_each_arms_run_back(store, tmp_path, monkeypatch, capsys):
@@ -294,7 +298,7 @@ def test_loop_reads_each_arms_run_back(store, tmp_path, monkeypatch, capsys):
         handed[name] = (overrides, shared_key)
         return PipelineRun(store["home"], {}, 1.0)
 
-    monkeypatch.setattr(bench, "run_pipeline", fake_run)
+    monkeypatch.setattr(fairness_runs, "run_pipeline", fake_run)
     out = tmp_path / "loop.json"
     argv = ["loop", "--work", str(tmp_path), "--attribute", "sex", "--patients", "200", "--out", str(out)]
     assert bench.main(argv) == 0

@@ -12,7 +12,18 @@ import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 # Modules with no command line of their own: imported by the scripts, or served by uvicorn.
-LIBRARIES = {"deid_notes.py", "feedback_bare.py", "feedback_load.py", "pipeline_runs.py"}
+LIBRARIES = {
+    "alignment_report.py",
+    "alignment_rows.py",
+    "common.py",
+    "deid_notes.py",
+    "fairness_report.py",
+    "fairness_runs.py",
+    "feedback_bare.py",
+    "feedback_load.py",
+    "finished_run.py",
+    "pipeline_runs.py",
+}
 SCRIPTS = sorted(p for p in BENCHMARKS.glob("*.py") if p.name not in LIBRARIES)
 
 
