@@ -6,7 +6,7 @@ import httpx
 from sqlalchemy import select
 
 from clinrlhf.settings import Settings
-from clinrlhf.store import open_store, read_snapshot, verify_audit
+from clinrlhf.store import deployment_store, read_snapshot, verify_audit
 from clinrlhf.store.models import AuditEvent
 from clinrlhf.world.patients import generate_patients
 from clinrlhf.world.world import World
@@ -15,13 +15,13 @@ SERVICE = "/cds-services/clinrlhf-treatment"
 
 
 def events_since(settings: Settings, seq: int) -> list[tuple[str, str]]:
-    with open_store(settings.resolved_database_url)() as session:
+    with deployment_store(settings)() as session:
         rows = session.scalars(select(AuditEvent).where(AuditEvent.seq > seq).order_by(AuditEvent.seq))
         return [(e.action, e.entity_type) for e in rows]
 
 
 def head(settings: Settings) -> int:
-    with open_store(settings.resolved_database_url)() as session:
+    with deployment_store(settings)() as session:
         return max(session.scalars(select(AuditEvent.seq)), default=0)
 
 
@@ -68,6 +68,6 @@ def test_writes_and_reads_of_feedback_are_audited(
         ("R", "QuestionnaireResponse"),
     ]
 
-    with read_snapshot(open_store(api_settings.resolved_database_url)) as session:
+    with read_snapshot(deployment_store(api_settings)) as session:
         report = verify_audit(session)
     assert report.ok, report.problem

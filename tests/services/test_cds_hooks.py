@@ -15,7 +15,7 @@ import pytest
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 
 from clinrlhf.settings import Settings
-from clinrlhf.store import counts, open_store
+from clinrlhf.store import counts, deployment_store
 from clinrlhf.world.facts import RXNORM, SNOMED
 from clinrlhf.world.patients import generate_patients
 from clinrlhf.world.world import World
@@ -179,14 +179,14 @@ def test_feedback_is_stored_once_however_often_it_is_sent(
             "userComment": "Maria Okafor refused",
         },
     }
-    with open_store(api_settings.resolved_database_url)() as session:
+    with deployment_store(api_settings)() as session:
         before = counts(session)["feedback"]
     url, headers = f"{SERVICE}/feedback", auth("cds-client")
     first = client.post(url, json={"feedback": [accepted, overridden]}, headers=headers)
     assert first.status_code == 200 and first.json() == {"stored": 2, "duplicates": 0}
     again = client.post(url, json={"feedback": [overridden, accepted]}, headers=headers)
     assert again.json() == {"stored": 0, "duplicates": 2}
-    with open_store(api_settings.resolved_database_url)() as session:
+    with deployment_store(api_settings)() as session:
         assert counts(session)["feedback"] == before + 2
     assert b"Maria Okafor" not in stored_bytes(api_settings)
 

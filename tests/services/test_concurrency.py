@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 from clinrlhf.settings import Settings
-from clinrlhf.store import counts, open_store, verify_chain
+from clinrlhf.store import counts, deployment_store, verify_chain
 from clinrlhf.world.patients import generate_patients
 from clinrlhf.world.world import World
 
@@ -16,7 +16,7 @@ def test_parallel_cds_calls_feedback_and_reviews_all_succeed(
     server, auth, patient_view, world: World, api_settings: Settings
 ) -> None:
     patients = generate_patients(world, 16, seed=51)
-    sessions = open_store(api_settings.resolved_database_url)
+    sessions = deployment_store(api_settings)
     with sessions() as session:
         before = counts(session)
 

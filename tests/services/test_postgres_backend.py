@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from clinrlhf.identity import mint_token
 from clinrlhf.settings import Settings
-from clinrlhf.store import counts, make_engine, open_store, verify_chain
+from clinrlhf.store import counts, deployment_store, make_engine, verify_chain
 from clinrlhf.world.patients import generate_patients
 from clinrlhf.world.world import World
 
@@ -75,7 +75,7 @@ def test_the_api_stores_feedback_and_reviews_in_postgres(
             "item": [*items, {"linkId": "rating-a", "answer": [{"valueInteger": 3}]}],
         }
         assert client.post("/fhir/QuestionnaireResponse", json=review, headers=doc).status_code == 201
-    with open_store(postgres_url)() as session:
+    with deployment_store(settings)() as session:
         stored = counts(session)
         assert verify_chain(session) is None
     assert (stored["feedback"], stored["reviews"]) == (1, 1) and stored["cases"] >= 1

@@ -29,8 +29,8 @@ from clinrlhf.store import (
     add_card,
     add_case,
     deidentify_case,
+    deployment_store,
     export_judgments,
-    open_store,
     record_review,
     transaction,
 )
@@ -106,7 +106,7 @@ def seed(settings: Settings, world: World) -> Seeded:
     """Store the cases and the reviews of VOTES and RATINGS, as the review page would."""
     seeded = Seeded({}, {})
     patients = iter(generate_patients(world, sum(map(len, VOTES.values())), seed=5, today=TODAY))
-    with transaction(open_store(settings.resolved_database_url)) as session:
+    with transaction(deployment_store(settings)) as session:
         for target, cases in VOTES.items():
             choices: dict[tuple[int, tuple[str, ...]], float] = {}
             ratings: dict[tuple[int, tuple[str, ...]], float] = {}
@@ -210,7 +210,7 @@ def test_the_page_shows_what_the_agreement_functions_compute(
     assert "<script>" not in response.text  # scripts come from /review/static only (CSP: script-src 'self')
     assert 'data-testid="empty"' not in response.text
 
-    with open_store(settings.resolved_database_url)() as session:
+    with deployment_store(settings)() as session:
         judgments = export_judgments(session)
     choices, types = pairwise_choices(judgments)
     by_case = rows_of(response.text, "by-case-type")
@@ -312,7 +312,7 @@ def test_an_empty_store_shows_the_empty_state(settings: Settings, live_server) -
 def test_judgments_that_do_not_overlap_show_the_empty_state(
     settings: Settings, world: World, live_server
 ) -> None:
-    with transaction(open_store(settings.resolved_database_url)) as session:
+    with transaction(deployment_store(settings)) as session:
         patient = generate_patients(world, 1, seed=5, today=TODAY)[0]
         row, _ = add_case(
             session, deidentify_case(patient.bundle, key=settings.deid_secret, today=TODAY), source="cds"
@@ -347,7 +347,7 @@ def test_a_compliance_officer_logs_in_reads_the_tables_and_logs_out(page, settin
     expect(page).to_have_url(re.compile(r"/review/admin/agreement$"))
     expect(page.get_by_test_id("by-case-type").locator("tbody tr")).to_have_count(8)
     expect(page.get_by_test_id("by-clinician").locator("tbody tr")).to_have_count(len(DOCTORS))
-    with open_store(settings.resolved_database_url)() as session:
+    with deployment_store(settings)() as session:
         choices, types = pairwise_choices(export_judgments(session))
     fleiss = per_case_type(choices, types, n_boot=N_BOOT)["diabetes"]
     row = page.get_by_test_id("by-case-type").locator("tbody tr", has_text=FLEISS).first

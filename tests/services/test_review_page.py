@@ -23,7 +23,7 @@ from clinrlhf.store import (
     add_card,
     add_case,
     deidentify_case,
-    open_store,
+    deployment_store,
     record_audit,
     transaction,
     verify_audit,
@@ -57,7 +57,7 @@ def settings(tmp_path: Path) -> Settings:
 def cards(settings: Settings, world: World) -> list[str]:
     """Cards as the CDS service stores them: a de-identified case, two ranked suggestions, audited."""
     ids = []
-    with transaction(open_store(settings.resolved_database_url)) as session:
+    with transaction(deployment_store(settings)) as session:
         for patient in generate_patients(world, CASES, seed=21, today=TODAY):
             case = deidentify_case(patient.bundle, key=settings.deid_secret, today=TODAY)
             row, _ = add_case(session, case, source="cds")
@@ -86,7 +86,7 @@ def token(settings: Settings, sub: str, role: str = "clinician") -> str:
 
 
 def stored_reviews(settings: Settings) -> list[Review]:
-    with open_store(settings.resolved_database_url)() as session:
+    with deployment_store(settings)() as session:
         query = select(Review).order_by(Review.created_at).options(selectinload(Review.suggestion_a))
         return list(session.scalars(query))
 
@@ -160,7 +160,7 @@ def test_a_clinician_chooses_and_rates_with_the_keyboard_and_the_review_is_store
     assert (review.choice, review.rating_a, review.rating_b, review.has_comment) == ("b", 4, 5, False)
     assert review.suggestion_a.text == left_text
     assert review.clinician == clinician_pseudonym(settings.deid_secret, "dr-house")
-    with open_store(settings.resolved_database_url)() as session:
+    with deployment_store(settings)() as session:
         event = session.scalars(select(AuditEvent).where(AuditEvent.entity_id == review.id)).one()
         assert (event.action, event.entity_type) == ("C", "QuestionnaireResponse")
         assert verify_audit(session).ok

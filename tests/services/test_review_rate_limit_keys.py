@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from clinrlhf.settings import Settings
-from clinrlhf.store import open_store
+from clinrlhf.store import deployment_store
 from clinrlhf.store.models import RateBucket
 from services.api.app import create_app
 
@@ -32,6 +32,6 @@ def test_junk_bearer_tokens_share_their_address_bucket(tmp_path: Path, policy_di
         ]
     assert statuses[:BURST] == [200] * BURST
     assert set(statuses[BURST:]) == {429}
-    with open_store(settings.resolved_database_url)() as session:
+    with deployment_store(settings)() as session:
         rows = session.scalar(select(func.count()).select_from(RateBucket))
     assert rows == 1  # one client, one row: junk cannot fill the table

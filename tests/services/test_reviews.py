@@ -13,7 +13,7 @@ from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from clinrlhf.feedback.judgment import snapshot_sha256
 from clinrlhf.identity import mint_token
 from clinrlhf.settings import Settings
-from clinrlhf.store import export_judgments, open_store
+from clinrlhf.store import deployment_store, export_judgments
 from clinrlhf.text.prompt import render_response
 from clinrlhf.world.facts import RXNORM
 from clinrlhf.world.patients import generate_patients
@@ -176,7 +176,7 @@ def test_exported_judgments_match_what_was_posted(
         200,
         201,
     )
-    with open_store(api_settings.resolved_database_url)() as session:
+    with deployment_store(api_settings)() as session:
         judgments = export_judgments(session)
         assert snapshot_sha256(export_judgments(session)) == snapshot_sha256(judgments)  # deterministic
     mine = [j for j in judgments if j.card == card["uuid"] and j.kind != "cds"]

@@ -14,13 +14,14 @@ from sqlalchemy import select
 
 from clinrlhf.cli import CLIError, export
 from clinrlhf.feedback.judgment import Judgment, snapshot_sha256
+from clinrlhf.settings import load_settings
 from clinrlhf.store import (
     ReviewEntry,
     add_card,
     add_case,
     deidentify_case,
+    deployment_store,
     export_judgments,
-    open_store,
     record_audit,
     record_review,
     transaction,
@@ -43,7 +44,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def seed_review(home: Path) -> dict:
     """One reviewed card; returns the patient's raw bundle (full of PHI) for leak checks."""
     patient = generate_patients(load_world(), 1, seed=9, today=TODAY)[0]
-    with transaction(open_store(f"sqlite:///{home / 'clinrlhf.db'}")) as session:
+    with transaction(deployment_store(load_settings())) as session:
         case, _ = add_case(session, deidentify_case(patient.bundle, key=KEY, today=TODAY), source="cds")
         card = add_card(
             session,
@@ -86,7 +87,7 @@ def test_export_writes_ndjson_its_sha256_and_a_manifest(home: Path, capsys) -> N
     assert [j.kind for j in judgments] == ["pairwise", "rating"]
     assert manifest["judgments"] == 2 and manifest["kinds"] == {"pairwise": 1, "rating": 1}
     assert manifest["format"] == "clinrlhf.judgments.v1"
-    with open_store(f"sqlite:///{home / 'clinrlhf.db'}")() as session:
+    with deployment_store(load_settings())() as session:
         assert snapshot_sha256(export_judgments(session)) == manifest["sha256"]  # what training hashes
     family = bundle["entry"][0]["resource"]["name"][0]["family"]
     assert family.encode() not in ndjson
@@ -101,7 +102,7 @@ def test_each_export_is_an_audit_event_naming_the_snapshot(home: Path, capsys) -
     second = json.loads(capsys.readouterr().out)
     assert second["sha256"] == first["sha256"]  # same store, same bytes
     assert (home / "elsewhere" / second["file"]).exists()
-    with open_store(f"sqlite:///{home / 'clinrlhf.db'}")() as session:
+    with deployment_store(load_settings())() as session:
         events = session.scalars(select(AuditEvent).where(AuditEvent.action == "E")).all()
         assert verify_audit(session).ok
     assert [(e.entity_type, e.entity_id, e.entity_sha256, e.actor) for e in events] == [

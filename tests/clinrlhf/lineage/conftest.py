@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from clinrlhf.lineage.runs import configure_mlflow
 from clinrlhf.lineage.sample import SampleRun, record_sample_run
 from clinrlhf.settings import Settings
-from clinrlhf.store import open_store
+from clinrlhf.store import deployment_store
 
 torch.set_num_threads(1)  # the machine is shared; nothing here needs more
 
@@ -53,7 +53,7 @@ def sample(sample_template, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     yield Sample(
         settings,
         MlflowClient(settings.mlflow_tracking_uri),
-        open_store(settings.resolved_database_url),
+        deployment_store(settings),
         good,
         poor,
     )

@@ -39,8 +39,8 @@ from clinrlhf.store import (
     add_card,
     add_case,
     deidentify_case,
+    deployment_store,
     make_engine,
-    open_store,
     read_snapshot,
     record_audit,
     transaction,
@@ -306,7 +306,7 @@ def cluster() -> Iterator[Cluster]:
 def seed_cards(settings: Settings, world: World, n: int) -> list[tuple[str, str]]:
     """`n` cards as the CDS service stores them, audited; returns (card, first suggestion) ids."""
     out = []
-    with transaction(open_store(settings.resolved_database_url)) as session:
+    with transaction(deployment_store(settings)) as session:
         for patient in generate_patients(world, n, seed=7, today=TODAY):
             case = deidentify_case(patient.bundle, key=settings.deid_secret, today=TODAY)
             row, _ = add_case(session, case, source="cds")
@@ -336,12 +336,12 @@ class Store:
         return feedback_bodies(self.cards, n)
 
     def feedback_rows(self) -> int:
-        with read_snapshot(open_store(self.settings.resolved_database_url)) as session:
+        with read_snapshot(deployment_store(self.settings)) as session:
             return session.scalar(select(func.count()).select_from(Feedback)) or 0
 
     def duplicated_entries(self) -> int:
         """Entries stored more than once, by content (card and timestamp are unique per entry)."""
-        with read_snapshot(open_store(self.settings.resolved_database_url)) as session:
+        with read_snapshot(deployment_store(self.settings)) as session:
             groups = (
                 select(Feedback.card_id, Feedback.outcome_timestamp)
                 .group_by(Feedback.card_id, Feedback.outcome_timestamp)
@@ -350,7 +350,7 @@ class Store:
             return session.scalar(select(func.count()).select_from(groups.subquery())) or 0
 
     def audit_problem(self) -> str | None:
-        with read_snapshot(open_store(self.settings.resolved_database_url)) as session:
+        with read_snapshot(deployment_store(self.settings)) as session:
             report = verify_audit(session)
         return None if report.ok else report.problem
 

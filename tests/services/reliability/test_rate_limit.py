@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from clinrlhf.settings import Settings
-from clinrlhf.store import open_store
+from clinrlhf.store import deployment_store
 from clinrlhf.store.models import RateBucket
 from clinrlhf.store.rate_limit import DatabaseRateLimiter
 from services.api.app import create_app
@@ -99,7 +99,7 @@ def test_workers_of_one_service_share_each_clients_budget(tmp_path: Path, policy
         refused = two.get("/review/login")
         assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
         assert one.get("/review/login").status_code == 429
-    with open_store(settings.resolved_database_url)() as session:
+    with deployment_store(settings)() as session:
         keys = session.scalars(select(RateBucket.client_key)).all()
     assert len(keys) == 1 and "testclient" not in keys[0]  # the client, by keyed hash only
 
