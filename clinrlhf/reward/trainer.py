@@ -1,4 +1,5 @@
-"""Train the reward model on preference pairs with DP-SGD (Opacus), per pair, clinician or patient.
+"""Train the reward model on preference pairs with DP-SGD (Opacus), per judgment, pair, clinician or
+patient.
 
 The loop, read top to bottom: encode each pair as one row (clinrlhf.reward.encode), let Opacus
 Poisson-sample rows, clip each row's gradient and add Gaussian noise calibrated to the budget
@@ -6,8 +7,8 @@ Poisson-sample rows, clip each row's gradient and add Gaussian noise calibrated 
 privacy spent is recomputed from the run's (noise, sample rate, steps) with privacy.dp's pure
 functions, so anyone can recompute it from the logged params.
 
-Under a judgment, clinician or patient unit (user-level DP, privacy.dp.units) the same Opacus machinery runs
-over *units*: each unit's pairs are first bounded to `max_pairs_per_unit`, Opacus' Poisson loader
+Under a judgment (the default), clinician or patient unit (user-level DP, privacy.dp.units) the
+same Opacus machinery runs over *units*: each unit's pairs are first bounded to `max_pairs_per_unit`, Opacus' Poisson loader
 samples unit ids, every pair of a sampled unit is encoded in the batch, and between the backward
 pass and the optimizer step the per-pair gradients are summed per unit. Opacus' DPOptimizer then
 clips each unit's sum as one sample, adds N(0, σ²C²) and averages over the expected units per
