@@ -6,6 +6,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from fhir.resources.R4B import get_fhir_model_class
+
 from clinrlhf.world.facts import LOINC
 from clinrlhf.world.labs import is_possible
 from services.cds.discovery import PREFETCH
@@ -53,6 +55,27 @@ def _loinc_codes(resource: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _is_resource_type(name: object) -> bool:
+    if not isinstance(name, str):
+        return False
+    try:
+        get_fhir_model_class(name)
+    except (ValueError, KeyError):
+        return False
+    return True
+
+
+def check_resource_types(resources: list[Mapping[str, Any]]) -> None:
+    """Raises PrefetchError 422 for a resource, or a contained one, of a type FHIR R4B does not
+    define (`contained: [{"resourceType": "Foo"}]`): a malformed record, refused rather than read."""
+    for resource in resources:
+        contained = resource.get("contained") or []
+        inner = contained if isinstance(contained, list) else [contained]
+        for r in (resource, *inner):
+            if not isinstance(r, Mapping) or not _is_resource_type(r.get("resourceType")):
+                raise PrefetchError(422, "prefetch holds a resource of a type FHIR R4B does not define")
+
+
 def check_lab_values(resources: list[Mapping[str, Any]]) -> None:
     """Raises PrefetchError 422 for an Observation whose value no patient can have: not a JSON
     number (FHIR decimals are numbers), not finite (NaN, ±Infinity, 1e999), or outside the physical
@@ -93,5 +116,6 @@ def bundle_from_prefetch(prefetch: Mapping[str, Any] | None) -> dict[str, Any]:
         resources += _search_resources(key, prefetch[key])
     if any(r.get("resourceType") == "Patient" for r in resources[1:]):
         raise PrefetchError(422, "search prefetches must not contain Patient resources")
+    check_resource_types(resources)
     check_lab_values(resources)
     return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}

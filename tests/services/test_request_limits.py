@@ -163,3 +163,16 @@ def test_an_override_code_longer_than_its_column_is_a_4xx_on_postgresql(
         response = client.post("/cds-services/clinrlhf-treatment/feedback", json=body, headers=cds)
     assert 400 <= response.status_code < 500, response.text
     assert response.json()["resourceType"] == "OperationOutcome"
+
+
+@pytest.mark.parametrize("where", ["patient", "observation"])
+def test_a_prefetch_containing_an_unknown_resource_is_a_4xx(
+    client: httpx.Client, auth, patient_view, world: World, where: str
+) -> None:
+    request = patient_view(generate_patients(world, 1, seed=606)[0].bundle)
+    prefetch = request["prefetch"]
+    target = prefetch["patient"] if where == "patient" else prefetch["observations"]["entry"][0]["resource"]
+    target["contained"] = [{"resourceType": "Foo", "id": "x"}]
+    response = client.post("/cds-services/clinrlhf-treatment", json=request, headers=auth("cds-client"))
+    assert 400 <= response.status_code < 500, response.text
+    assert response.json()["resourceType"] == "OperationOutcome"
