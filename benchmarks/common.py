@@ -1,11 +1,13 @@
 """What the benchmark scripts share: opening a finished home's MLflow store read-only, finding its
-newest pipeline run, and writing results as strict JSON. Imported by the scripts (their sibling)."""
+newest pipeline run, seeding a store with cards, and writing results as strict JSON. Imported by the
+scripts (their sibling)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import math
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,10 @@ from sqlalchemy import create_engine, inspect
 from sqlalchemy.exc import SQLAlchemyError
 
 from clinrlhf.lineage.runs import EXPERIMENT
+from clinrlhf.settings import Settings
+from clinrlhf.store import add_card, add_case, deidentify_case, deployment_store, record_audit, transaction
+from clinrlhf.world.patients import generate_patients
+from clinrlhf.world.world import load_world
 
 
 class NotAStore(Exception):
@@ -67,6 +73,28 @@ def newest_pipeline_run(client: MlflowClient) -> str:
     if not runs:
         raise SystemExit("no finished pipeline run in this store")
     return runs[0].info.run_id
+
+
+def seed_cards(settings: Settings, n: int, today: date) -> list[tuple[str, str]]:
+    """`n` cards as the CDS service stores them; returns (card, first suggestion) ids."""
+    world, key = load_world(), settings.deid_secret
+    patients = generate_patients(world, n, seed=7, today=today)
+    out = []
+    with transaction(deployment_store(settings)) as session:
+        for patient in patients:
+            case, _ = add_case(session, deidentify_case(patient.bundle, key=key, today=today), source="cds")
+            record_audit(session, actor="benchmark", action="C", entity_type="Case", entity_id=case.id)
+            card = add_card(
+                session,
+                case_id=case.id,
+                target="hypertension",
+                prompt="treat hypertension ->",
+                model_version="benchmark@1",
+                suggestions=[("lisinopril", "lisinopril 10 mg"), ("amlodipine", "amlodipine 5 mg")],
+            )
+            record_audit(session, actor="benchmark", action="C", entity_type="Card", entity_id=card.id)
+            out.append((card.id, card.suggestions[0].id))
+    return out
 
 
 def json_safe(value: Any) -> Any:

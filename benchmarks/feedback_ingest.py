@@ -48,15 +48,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import seed_cards  # noqa: E402
 from feedback_load import CLIENTS, Run  # noqa: E402
 
 from clinrlhf.identity import mint_token  # noqa: E402
 from clinrlhf.settings import Settings  # noqa: E402
-from clinrlhf.store import add_card, add_case, deidentify_case, deployment_store, record_audit, transaction  # noqa: E402
+from clinrlhf.store import deployment_store  # noqa: E402
 from clinrlhf.store.db import make_engine  # noqa: E402
 from clinrlhf.store.models import Feedback  # noqa: E402
-from clinrlhf.world.patients import generate_patients  # noqa: E402
-from clinrlhf.world.world import load_world  # noqa: E402
 
 SERVICE = "/cds-services/clinrlhf-treatment"
 OVERRIDE = "https://clinrlhf.dev/fhir/CodeSystem/override-reason"
@@ -138,28 +137,6 @@ def uvicorn_server(
         child.wait(timeout=30)
 
 
-def seed_cards(settings: Settings, n: int) -> list[tuple[str, str]]:
-    """`n` cards as the CDS service stores them; returns (card, first suggestion) ids."""
-    world, key = load_world(), settings.deid_secret
-    patients = generate_patients(world, n, seed=7, today=TODAY)
-    out = []
-    with transaction(deployment_store(settings)) as session:
-        for patient in patients:
-            case, _ = add_case(session, deidentify_case(patient.bundle, key=key, today=TODAY), source="cds")
-            record_audit(session, actor="benchmark", action="C", entity_type="Case", entity_id=case.id)
-            card = add_card(
-                session,
-                case_id=case.id,
-                target="hypertension",
-                prompt="treat hypertension ->",
-                model_version="benchmark@1",
-                suggestions=[("lisinopril", "lisinopril 10 mg"), ("amlodipine", "amlodipine 5 mg")],
-            )
-            record_audit(session, actor="benchmark", action="C", entity_type="Card", entity_id=card.id)
-            out.append((card.id, card.suggestions[0].id))
-    return out
-
-
 def feedback_bodies(cards: Sequence[tuple[str, str]]) -> Iterator[bytes]:
     """An endless stream of distinct entries (each its own timestamp), half accepted, half overridden."""
     start, i = datetime(2026, 1, 1, tzinfo=UTC), 0
@@ -233,7 +210,7 @@ def postgres_schema_url(url: str) -> str:
 
 def run_service(target: str, url: str | None, args: argparse.Namespace, home: Path) -> Result:
     settings = Settings(home=home / target, database_url=url)
-    cards = seed_cards(settings, args.cards)
+    cards = seed_cards(settings, args.cards, TODAY)
     token = mint_token(settings, role="cds-client", sub="benchmark-ehr", ttl=3600)
     env = {
         "CLINRLHF_HOME": str(settings.resolved_home),

@@ -7,18 +7,30 @@ import json
 import math
 import sqlite3
 import sys
+from datetime import date
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pytest
 from mlflow import MlflowClient
+from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))  # the scripts' siblings
 
-from common import NotAStore, finished_pipeline_runs, json_safe, newest_pipeline_run, open_client  # noqa: E402
+from common import (  # noqa: E402
+    NotAStore,
+    finished_pipeline_runs,
+    json_safe,
+    newest_pipeline_run,
+    open_client,
+    seed_cards,
+)
 
 from clinrlhf.lineage.runs import EXPERIMENT  # noqa: E402
+from clinrlhf.settings import Settings  # noqa: E402
+from clinrlhf.store import deployment_store, transaction  # noqa: E402
+from clinrlhf.store.models import Card  # noqa: E402
 
 
 @pytest.mark.parametrize("content", [None, b"", b"not a database"], ids=["missing", "empty", "text"])
@@ -68,3 +80,12 @@ def test_json_safe_makes_strict_json() -> None:
     assert json.dumps(json_safe(value), allow_nan=False) == (
         '{"inf": null, "nan": [null], "np": 0.5, "path": "/x", "1": [2]}'
     )
+
+
+def test_seed_cards_stores_cards_as_the_cds_service_does(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)  # development keys, generated under the home
+    cards = seed_cards(settings, 3, date(2026, 3, 1))
+    assert len(cards) == len({card for card, _ in cards}) == 3
+    with transaction(deployment_store(settings)) as session:
+        stored = {c.id: [s.id for s in c.suggestions] for c in session.scalars(select(Card))}
+    assert all(stored[card][0] == suggestion for card, suggestion in cards)
