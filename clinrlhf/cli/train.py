@@ -79,12 +79,23 @@ def run(args: argparse.Namespace) -> int:
     try:
         with stage_progress() as reporter:
             if args.stage == "sft":
-                summary = single.train_sft_stage(args.out, config, reporter)
+                summary = single.train_sft_stage(out=args.out, config=config, reporter=reporter)
             elif args.stage == "reward":
-                summary = single.train_reward_stage(args.policy, args.snapshot, args.out, config, reporter)
+                summary = single.train_reward_stage(
+                    policy_dir=args.policy,
+                    snapshot=args.snapshot,
+                    out=args.out,
+                    config=config,
+                    reporter=reporter,
+                )
             else:
                 summary = single.train_ppo_stage(
-                    args.policy, args.reward, args.snapshot, args.out, config, reporter
+                    policy_dir=args.policy,
+                    reward_dir=args.reward,
+                    snapshot=args.snapshot,
+                    out=args.out,
+                    config=config,
+                    reporter=reporter,
                 )
     except (single.StageInputError, BudgetExceededError) as err:
         raise CLIError(str(err)) from None
@@ -94,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _train_ppo_distributed(args: argparse.Namespace, config: PipelineConfig) -> int:
     """`torchrun ... -m clinrlhf train ppo`: rank 0 runs the ordinary stage (its MLflow run, checkpoints
-    and the policy folder), and every other rank trains alongside it on its share of each batch."""
+    and the policy folder), and every other rank trains alongside it on its share of each batch, from
+    the inputs rank 0 builds (clinrlhf.pipeline.single.ppo_inputs)."""
     from clinrlhf.cli.progress import stage_progress
     from clinrlhf.pipeline import single
     from clinrlhf.ppo import distributed
@@ -102,50 +114,24 @@ def _train_ppo_distributed(args: argparse.Namespace, config: PipelineConfig) -> 
     try:
         with distributed.session() as dist:
             if not dist.is_main:
-                _follow_ppo_stage(args, config)
+                single.follow_ppo_stage(
+                    policy_dir=args.policy,
+                    reward_dir=args.reward,
+                    snapshot=args.snapshot,
+                    out=args.out,
+                    config=config,
+                )
                 return 0
             with stage_progress() as reporter:
                 summary = single.train_ppo_stage(
-                    args.policy, args.reward, args.snapshot, args.out, config, reporter
+                    policy_dir=args.policy,
+                    reward_dir=args.reward,
+                    snapshot=args.snapshot,
+                    out=args.out,
+                    config=config,
+                    reporter=reporter,
                 )
     except single.StageInputError as err:
         raise CLIError(str(err)) from None
     print(json.dumps(summary | {"world_size": dist.world_size}, indent=2))
     return 0
-
-
-def _follow_ppo_stage(args: argparse.Namespace, config: PipelineConfig) -> None:
-    """A rank other than 0: the same models, prompts and reward as `stages.ppo_stage` builds, without
-    its MLflow run and without writing anything (the trainer leaves logs and checkpoints to rank 0)."""
-    import copy
-
-    import torch
-
-    from clinrlhf.pipeline import single, stages
-    from clinrlhf.pipeline.policy_reward import prescription_reward
-    from clinrlhf.policy import load_policy
-    from clinrlhf.ppo import train_ppo
-    from clinrlhf.reward.io import load_reward_model
-    from clinrlhf.world.world import load_world
-
-    judgments, _ = single.read_snapshot(args.snapshot)
-    torch.set_num_threads(1)
-    world = load_world()
-    policy, tokenizer = load_policy(args.policy)
-    reward_model, _, _ = load_reward_model(args.reward)
-    value_model = copy.deepcopy(reward_model)
-
-    # The reward of stages.ppo_stage: ranks that scored differently would mix two objectives.
-    reward_fn = prescription_reward(world, reward_model, tokenizer)
-
-    trained, reference = stages.policy_and_reference(policy, config.lora)  # as stages.ppo_stage
-    train_ppo(
-        trained,
-        reference,
-        value_model,
-        reward_fn,
-        tokenizer,
-        sorted({j.prompt for j in judgments}),  # as single.train_ppo_stage
-        config.ppo,
-        checkpoint_dir=args.out.parent / "checkpoints",  # as stages.ppo_stage; only read on rank 0
-    )

@@ -185,13 +185,13 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
         )
         examples = practice_examples(world, cohorts.history, settings.deid_secret, today, config.seed)
         sft_model, tokenizer, sft_run = stages.sft_stage(
-            world,
-            examples,
-            config.policy,
-            config.sft,
-            out / "sft",
-            deid_sha,
-            reporter.callback("supervised policy"),
+            world=world,
+            examples=examples,
+            policy_config=config.policy,
+            config=config.sft,
+            out=out / "sft",
+            deid_sha=deid_sha,
+            progress=reporter.callback("supervised policy"),
         )
         panel_stats = collect_feedback(settings, world, cohorts, out / "sft", config, reporter)
         # One store for the rest of the run: each open runs the schema migrations again.
@@ -199,41 +199,40 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
         judgments = screened_judgments(store, world, home, config)
         snapshot = stages.save_snapshot(judgments, home / "snapshots")
         reward, pairs, reward_run = stages.reward_stage(
-            world,
-            judgments,
-            sft_model,
-            tokenizer,
+            world=world,
+            judgments=judgments,
+            sft_model=sft_model,
+            tokenizer=tokenizer,
             # Rater weights from the very judgments trained on: quarantined clinicians already out.
-            with_rater_accuracies(config.reward, judgments),
-            snapshot,
-            deid_sha,
-            reporter.callback("DP reward model"),
+            config=with_rater_accuracies(config.reward, judgments),
+            snapshot=snapshot,
+            deid_sha=deid_sha,
+            progress=reporter.callback("DP reward model"),
             ledger=deployment_ledger(settings, config.reward.dp.accountant),  # shared with `train`
             roster=roster(config),
             log_snapshot_file=config.log_snapshot_file,
         )
         stages.save_reward(reward, tokenizer, out / "reward", reward_run)
-        prompts = ppo_prompts(config.ppo_prompts, judgments, examples)
         ppo, ppo_run = stages.ppo_stage(
-            world,
-            sft_model,
-            tokenizer,
-            reward.model,
-            prompts,
-            config.ppo,
-            reward_run,
-            deid_sha,
-            out / "policy",
-            reporter.callback("KL-constrained PPO"),
+            world=world,
+            sft_model=sft_model,
+            tokenizer=tokenizer,
+            reward=reward.model,
+            prompts=ppo_prompts(config.ppo_prompts, judgments, examples),
+            config=config.ppo,
+            reward_run=reward_run,
+            deid_sha=deid_sha,
+            out=out / "policy",
+            progress=reporter.callback("KL-constrained PPO"),
             lora=config.lora,
             prompt_source=config.ppo_prompts,
         )
         evals, eval_run = stages.eval_stage(
-            world,
-            {"before": sft_model, "after": ppo.policy},
-            tokenizer,
-            scenarios(cohorts.heldout),
-            ppo_run.run_id,
+            world=world,
+            models={"before": sft_model, "after": ppo.policy},
+            tokenizer=tokenizer,
+            scenarios=scenarios(cohorts.heldout),
+            policy_run=ppo_run.run_id,
         )
         set_latest_aligned(home, out / "policy")
         client = MlflowClient()

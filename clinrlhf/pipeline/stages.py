@@ -18,7 +18,7 @@ from clinrlhf.eval.evaluate import Evaluation, Scenario, evaluate_policy, subgro
 from clinrlhf.feedback import Judgment, snapshot_sha256, to_ndjson
 from clinrlhf.lineage.datasets import log_examples_dataset, log_snapshot_dataset
 from clinrlhf.lineage.runs import PPO_PROMPT_SOURCE, lineage_tags, stage_run
-from clinrlhf.lineage.tracker import MLflowTracker
+from clinrlhf.lineage.tracker import MLflowTracker, Tracker
 from clinrlhf.pipeline.cohorts import examples_sha256
 from clinrlhf.pipeline.policy_reward import prescription_reward
 from clinrlhf.policy.lora_config import LoRAConfig
@@ -70,6 +70,7 @@ def save_reward(
 
 
 def sft_stage(
+    *,
     world: World,
     examples: list[tuple[str, str]],
     policy_config: PolicyConfig,
@@ -101,6 +102,7 @@ def save_snapshot(judgments: list[Judgment], folder: Path) -> tuple[str, Path]:
 
 
 def reward_stage(
+    *,
     world: World,
     judgments: list[Judgment],
     sft_model: PreTrainedModel,
@@ -165,6 +167,7 @@ def reward_stage(
 
 
 def ppo_stage(
+    *,
     world: World,
     sft_model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -178,23 +181,22 @@ def ppo_stage(
     lora: LoRAConfig | None = None,
     prompt_source: str = "feedback",
 ) -> tuple[PPOResult, Trained]:
+    """PPO (`run_ppo`) inside the stage's MLflow run, then the policy saved to `out`. Under torchrun
+    this is rank 0's part; the other ranks run `run_ppo` alone on the same inputs."""
     digest = reward_run.dataset_sha256
     tags = {"clinrlhf.reward_run_id": reward_run.run_id, PPO_PROMPT_SOURCE: prompt_source}
     with stage_run("ppo", lineage=lineage_tags(digest, deid_sha), tags=tags) as run:
-        policy, reference = policy_and_reference(sft_model, lora)
-        value_model = copy.deepcopy(reward)
-        reward_fn = prescription_reward(world, reward, tokenizer)
-        result = train_ppo(
-            policy,
-            reference,
-            value_model,
-            reward_fn,
-            tokenizer,
-            prompts,
-            config,
+        result = run_ppo(
+            world=world,
+            sft_model=sft_model,
+            tokenizer=tokenizer,
+            reward=reward,
+            prompts=prompts,
+            config=config,
+            lora=lora,
+            checkpoint_dir=ppo_checkpoint_dir(out),
             tracker=MLflowTracker(),
             progress=progress,
-            checkpoint_dir=out.parent / "checkpoints",
         )
         mlflow.log_params(result.params | {"ppo.prompts": len(prompts)})
         mlflow.log_metrics(result.metrics)
@@ -205,6 +207,43 @@ def ppo_stage(
             mlflow.log_params({f"lora.{key}": value for key, value in vars(lora).items()})
         save_policy(result.policy, tokenizer, out)
     return result, Trained(run.info.run_id, digest)
+
+
+def ppo_checkpoint_dir(out: Path) -> Path:
+    """Where the PPO run that saves its policy to `out` keeps its checkpoints (rank 0 reads and writes
+    them), so that running the same command again resumes it."""
+    return out.parent / "checkpoints"
+
+
+def run_ppo(
+    *,
+    world: World,
+    sft_model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    reward: ScalarHeadModel,
+    prompts: list[str],
+    config: PPOConfig,
+    lora: LoRAConfig | None,
+    checkpoint_dir: Path,
+    tracker: Tracker | None = None,
+    progress: Progress | None = None,
+) -> PPOResult:
+    """KL-constrained PPO of a copy of `sft_model` against `reward`: what every torchrun rank runs,
+    so that the policy, reference, value model and scoring cannot differ between ranks (ranks that
+    scored differently would mix two objectives). Followers pass no tracker: only rank 0 logs."""
+    policy, reference = policy_and_reference(sft_model, lora)
+    return train_ppo(
+        policy,
+        reference,
+        copy.deepcopy(reward),  # the value model starts from the reward model
+        prescription_reward(world, reward, tokenizer),
+        tokenizer,
+        prompts,
+        config,
+        tracker=tracker,
+        progress=progress,
+        checkpoint_dir=checkpoint_dir,
+    )
 
 
 def policy_and_reference(
@@ -222,6 +261,7 @@ def policy_and_reference(
 
 
 def eval_stage(
+    *,
     world: World,
     models: dict[str, PreTrainedModel],
     tokenizer: PreTrainedTokenizerBase,

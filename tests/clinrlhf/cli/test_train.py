@@ -201,14 +201,14 @@ def test_the_pipeline_and_the_cli_charge_one_odometer_across_reexports(
     judgments = from_ndjson(data.read_bytes())
     policy, tokenizer = load_policy(sft)
     _, _, trained = stages.reward_stage(
-        load_world(),
-        judgments,
-        policy,
-        tokenizer,
-        with_rater_accuracies(pipeline.reward, judgments),
-        stages.save_snapshot(judgments, home / "snapshots"),
-        "deid",
-        lambda *_: None,
+        world=load_world(),
+        judgments=judgments,
+        sft_model=policy,
+        tokenizer=tokenizer,
+        config=with_rater_accuracies(pipeline.reward, judgments),
+        snapshot=stages.save_snapshot(judgments, home / "snapshots"),
+        deid_sha="deid",
+        progress=lambda *_: None,
         ledger=deployment_ledger(settings, pipeline.reward.dp.accountant),
     )
     ledger = json.loads((home / LEDGER_FILE).read_text())

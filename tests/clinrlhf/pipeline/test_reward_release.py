@@ -60,14 +60,14 @@ def _train(
     snapshot = stages.save_snapshot(judgments, home / "snapshots")
     torch.manual_seed(0)
     _, _, trained = stages.reward_stage(
-        world,
-        judgments,
-        build_policy(TINY, tokenizer),
-        tokenizer,
-        with_rater_accuracies(config, judgments),
-        snapshot,
-        "deid",
-        lambda done, total: None,
+        world=world,
+        judgments=judgments,
+        sft_model=build_policy(TINY, tokenizer),
+        tokenizer=tokenizer,
+        config=with_rater_accuracies(config, judgments),
+        snapshot=snapshot,
+        deid_sha="deid",
+        progress=lambda done, total: None,
         utility_scenarios=fresh_scenarios(world, n=5),
         roster=roster,
     )

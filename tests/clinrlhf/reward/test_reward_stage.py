@@ -50,14 +50,14 @@ def test_reward_stage_logs_held_out_evaluation_under_a_patient_unit(
     torch.manual_seed(0)
     sft = build_policy(TINY, tokenizer)
     result, pairs, trained = stages.reward_stage(
-        world,
-        judgments,
-        sft,
-        tokenizer,
-        config,
-        snapshot,
-        "deid",
-        lambda done, total: None,
+        world=world,
+        judgments=judgments,
+        sft_model=sft,
+        tokenizer=tokenizer,
+        config=config,
+        snapshot=snapshot,
+        deid_sha="deid",
+        progress=lambda done, total: None,
         utility_scenarios=fresh_scenarios(world, n=20),
     )
     train, heldout = split_by_patient(pairs_from_judgments(judgments, world=world), 0.1, config.seed)
