@@ -44,6 +44,11 @@ def fingerprint(ref_policy: torch.nn.Module, prompts: list[str]) -> str:
     return digest.hexdigest()
 
 
+def prompts_sha256(prompts: list[str]) -> str:
+    """SHA-256 of the prompt list, in order: what two runs (or two ranks) must share to draw alike."""
+    return hashlib.sha256(b"".join(prompt.encode() + b"\0" for prompt in prompts)).hexdigest()
+
+
 def rng_state(generator: torch.Generator) -> dict[str, Any]:
     """Every random state a step can consume: the sampling generator, torch's global RNG, and Python's
     and NumPy's in case the caller's reward function draws from them."""

@@ -83,6 +83,17 @@ class Dist:
         torch_dist.all_gather_object(out, obj)
         return out
 
+    def require_same(self, what: str, digest: str) -> None:
+        """Raise on every rank at once unless all ranks hold the same `digest` of `what`: an input the
+        ranks must share (the prompts) that differs would have DDP average two objectives silently."""
+        digests = self.gather_object(digest)
+        others = [rank for rank, theirs in enumerate(digests) if theirs != digests[0]]
+        if others:
+            ranks = ", ".join(map(str, others))
+            raise ValueError(
+                f"rank(s) {ranks} were given other {what} than rank 0; every rank needs the same"
+            )
+
     def wrap(self, module: M) -> M:
         """`module` in DistributedDataParallel, which averages gradients during backward (and broadcasts
         rank 0's weights now, so every rank starts from the same ones). Forward passes whose gradients

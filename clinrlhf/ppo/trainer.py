@@ -18,7 +18,14 @@ from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from clinrlhf.lineage.tracker import NullTracker, Tracker
-from clinrlhf.ppo.checkpoint import fingerprint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from clinrlhf.ppo.checkpoint import (
+    fingerprint,
+    load_checkpoint,
+    prompts_sha256,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from clinrlhf.ppo.config import PPOConfig
 from clinrlhf.ppo.core import (
     clipped_policy_loss,
@@ -86,6 +93,7 @@ def train_ppo(
     if not prompts:
         raise ValueError("PPO needs at least one prompt")
     dist = dist or current()
+    dist.require_same("PPO prompts", prompts_sha256(prompts))
     tracker = (tracker or NullTracker()) if dist.is_main else NullTracker()
     local = dist.shard(config)  # this rank's share of each batch, drawn from its own random stream
     torch.manual_seed(config.seed + dist.rank)

@@ -6,6 +6,7 @@ This file is also the worker that torchrun starts: `python test_distributed.py O
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -131,8 +132,60 @@ def test_two_torchrun_ranks_train_one_policy_and_resume_exactly(task: Task, tmp_
                 assert abs(resumed[key] - value) < 1e-5 * max(1.0, abs(value)), key
 
 
+def _disagreeing_worker(out: Path) -> None:
+    """One rank of a launch whose ranks were handed different prompts: train_ppo must refuse on each."""
+    torch.set_num_threads(1)
+    sys.path.insert(0, str(HERE))
+    import conftest
+
+    from clinrlhf.policy import build_policy, build_tokenizer
+    from clinrlhf.reward.model import ScalarHeadModel
+    from clinrlhf.text.prompt import vocabulary_corpus
+    from clinrlhf.world import load_world
+
+    world = load_world()
+    tokenizer = build_tokenizer(vocabulary_corpus(world))
+    with session() as dist:
+        torch.manual_seed(0)
+        policy = build_policy(conftest.TINY, tokenizer)
+        value = ScalarHeadModel(copy.deepcopy(policy.transformer))
+        prompts = sorted(task_prompts(world))
+        mine = prompts if dist.is_main else prompts[1:]  # a follower that built its list its own way
+        try:
+            train_ppo(policy, copy.deepcopy(policy), value, lambda p, r: torch.zeros(len(p)), tokenizer,
+                      mine, CONFIG, None, None, out / f"rank{dist.rank}", dist)  # fmt: skip
+            outcome = "trained"
+        except ValueError as err:
+            outcome = str(err)
+        (out / f"outcome{dist.rank}.txt").write_text(outcome)
+
+
+def task_prompts(world) -> set[str]:
+    from clinrlhf.text.prompt import render_prompt
+    from clinrlhf.world.patients import generate_patients
+
+    return {render_prompt(world, p.facts, t) for p in generate_patients(world, 4, seed=1) for t in p.targets}
+
+
+def test_ranks_handed_different_prompts_refuse_to_train(tmp_path: Path) -> None:
+    """DDP would average the gradients of two objectives without a word: every rank stops instead."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    done = subprocess.run(
+        [*command, __file__, "disagree", str(tmp_path)], env=env, capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    for rank in (0, 1):
+        outcome = (tmp_path / f"outcome{rank}.txt").read_text()
+        assert outcome == "rank(s) 1 were given other PPO prompts than rank 0; every rank needs the same"
+        assert not (tmp_path / f"rank{rank}").exists()  # stopped before a step, so no checkpoint
+
+
 if __name__ == "__main__":
-    _worker(Path(sys.argv[1]), Path(sys.argv[2]))
+    if sys.argv[1] == "disagree":
+        _disagreeing_worker(Path(sys.argv[2]))
+    else:
+        _worker(Path(sys.argv[1]), Path(sys.argv[2]))
 
 
 def test_a_process_without_gpus_trains_on_the_cpu(monkeypatch):
