@@ -4,23 +4,22 @@ clinicians agree. Computed from the de-identified snapshot that trained the rewa
 from __future__ import annotations
 
 import statistics
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from clinrlhf.feedback import Judgment
+from clinrlhf.feedback.clinician_agreement import pairwise_choices
 from clinrlhf.lineage.agreement import agreement_summary
 
 
-def _pairwise_choices(judgments: Sequence[Judgment]) -> dict[tuple[str, tuple[str, ...]], list[str]]:
-    """Item = (card, the responses compared); choice = the preferred response, or a tie."""
-    items: dict[tuple[str, tuple[str, ...]], list[str]] = defaultdict(list)
-    for j in judgments:
-        if j.kind == "pairwise":
-            items[(j.card, tuple(sorted(j.responses)))].append(
-                "tie" if j.preferred is None else j.responses[j.preferred]
-            )
-    return items
+def _pairwise_choices(judgments: Sequence[Judgment]) -> dict[str, list[str]]:
+    """Item -> the clinicians' choices, as first, second (in sorted-text order) or tie: the same
+    nominal categories as the per-case-type κ of the screening (clinrlhf.feedback.clinician_agreement),
+    so the pooled κ and the per-type κ measure the same thing. (Taking the chosen response's text as
+    the category made every drug its own category: chance agreement near 0 and κ ≈ observed.)"""
+    choices, _ = pairwise_choices(judgments)
+    return {item: list(votes.values()) for item, votes in choices.items()}
 
 
 def feedback_stats(judgments: Sequence[Judgment]) -> dict[str, Any]:

@@ -10,29 +10,63 @@ from typing import Any
 
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from clinrlhf.lineage import plots
-from clinrlhf.lineage.approval import ACTOR_TAG, TIME_TAG, find_approval
+from clinrlhf.lineage.approval import (
+    ACTOR_TAG,
+    NAME_TAG,
+    OVERRIDE_TAG,
+    RECORD_TAG,
+    TIME_TAG,
+    find_approval,
+)
 from clinrlhf.lineage.artifacts import read_artifact_text
 from clinrlhf.lineage.criteria import AcceptanceCriteria, check_criteria
 from clinrlhf.lineage.evalmetrics import Rates
 from clinrlhf.lineage.evidence import Evidence, when
+from clinrlhf.lineage.governance import custom_criteria, describe_custom, record_sha256
 from clinrlhf.lineage.hti1 import source_attributes
+from clinrlhf.lineage.launcher import LAUNCHED_BY
 from clinrlhf.lineage.ledger import odometers
 from clinrlhf.lineage.modelcard import model_card
+from clinrlhf.lineage.promotion import PROMOTION_TAGS
 from clinrlhf.lineage.report_privacy import privacy_statement
 from clinrlhf.lineage.runs import PPO_PROMPT_SOURCE
+from clinrlhf.lineage.wilson import wilson_interval
 from clinrlhf.store import read_snapshot
+from clinrlhf.store.models import AuditEvent
 
 
 def _short(sha: str) -> str:
     return sha[:12] if len(sha) == 64 else sha
 
 
-def _ci(values: dict[str, float], metric: str) -> str:
+SMALL_GROUP_N = 30  # below this (or for a zero-width bootstrap) a subgroup's interval is Wilson's
+
+
+def interval(values: dict[str, float], metric: str) -> tuple[float, float, bool] | None:
+    """(low, high, is_wilson): the eval run's 95% percentile bootstrap interval; for a small group,
+    or one whose bootstrap collapsed to a point, the Wilson score interval instead."""
     low, high = values.get(f"{metric}_ci_low"), values.get(f"{metric}_ci_high")
-    return f"{low:.3f}–{high:.3f}" if low is not None and high is not None else "–"
+    n, p = int(values.get("n", 0)), values.get(metric)
+    if n > 0 and p is not None and p == p and (n < SMALL_GROUP_N or low == high):
+        return (*wilson_interval(p, n), True)
+    return (low, high, False) if low is not None and high is not None else None
+
+
+def _ci(values: dict[str, float], metric: str) -> str:
+    found = interval(values, metric)
+    if found is None:
+        return "–"
+    low, high, wilson = found
+    return f"{low:.3f}–{high:.3f}" + (" (Wilson)" if wilson else "")
+
+
+def _pair(values: dict[str, float], metric: str) -> tuple[float | None, float | None]:
+    found = interval(values, metric)
+    return (found[0], found[1]) if found else (None, None)
 
 
 def _outcome(rates: Rates) -> dict[str, Any]:
@@ -62,8 +96,8 @@ def subgroup_rows(ev: Evidence) -> list[dict[str, Any]]:
                 "before_unsafe": b.get("unsafe_rate", float("nan")),
                 "after_unsafe": after.get("unsafe_rate", float("nan")),
                 "after_unsafe_ci": _ci(after, "unsafe_rate"),
-                "bounds": (after.get("concordance_ci_low"), after.get("concordance_ci_high")),
-                "before_bounds": (b.get("concordance_ci_low"), b.get("concordance_ci_high")),
+                "bounds": _pair(after, "concordance"),
+                "before_bounds": _pair(b, "concordance"),
             }
         )
     return rows
@@ -145,6 +179,8 @@ def _approval_row(ev: Evidence, mv: ModelVersion, confirmed: bool | None) -> dic
     return {
         "version": str(mv.version),
         "approved_by": mv.tags.get(ACTOR_TAG, "not approved"),
+        "approver_name": mv.tags.get(NAME_TAG, ""),
+        "override": mv.tags.get(OVERRIDE_TAG, ""),
         "approved_at": mv.tags.get(TIME_TAG, "–"),
         "audit": audit if ACTOR_TAG in mv.tags else "–",
         "production": "yes" if ev.production and str(ev.production.version) == str(mv.version) else "no",
@@ -165,6 +201,62 @@ def approval_rows(
         ]
 
 
+GOVERNANCE_RECORD_TAGS = {"approve": RECORD_TAG, "promote": PROMOTION_TAGS + "record"}
+
+
+def _records(ev: Evidence) -> list[tuple[str, dict[str, Any]]]:
+    """(version, governance record) of each version's approval and latest promotion, from MLflow."""
+    found = []
+    for mv in ev.versions:
+        for tag in GOVERNANCE_RECORD_TAGS.values():
+            raw = mv.tags.get(tag)
+            try:
+                record = json.loads(raw) if raw else None
+            except ValueError:
+                record = None
+            if isinstance(record, dict):
+                found.append((str(mv.version), record))
+    return found
+
+
+def governance_notes(
+    ev: Evidence, criteria: AcceptanceCriteria, sessions: sessionmaker[Session] | None
+) -> list[str]:
+    """Custom criteria and overrides used to approve or promote the run's versions, each marked
+    with whether the audit trail pins that record; and this report's own custom criteria."""
+    notes = []
+    records = _records(ev)
+    pinned: set[str] = set()
+    if sessions is not None and records:
+        digests = [record_sha256(r) for _, r in records]
+        with read_snapshot(sessions) as session:
+            pinned = set(
+                session.scalars(select(AuditEvent.entity_sha256).where(AuditEvent.entity_sha256.in_(digests)))
+            )
+    for version, r in records:
+        who = f"{r.get('name', '?')} ({r.get('role', '?')}) at {r.get('time', '?')}"
+        trail = (
+            ""
+            if sessions is None
+            else " [pinned in the audit trail]"
+            if record_sha256(r) in pinned
+            else " [NOT in the audit trail]"
+        )
+        if r.get("custom_criteria"):
+            notes.append(
+                f"custom criteria used by {who} to {r.get('action')} version {version}: "
+                f"{describe_custom(r['custom_criteria'])}{trail}"
+            )
+        if r.get("override_reason"):
+            notes.append(
+                f"override by {who} to {r.get('action')} version {version} although it failed "
+                f"{r.get('failed', '?')}: “{r['override_reason']}”{trail}"
+            )
+    if custom_criteria(criteria):
+        notes.append(f"this report checks custom criteria: {describe_custom(custom_criteria(criteria))}")
+    return notes
+
+
 def _feedback_table(ev: Evidence) -> dict[str, Any]:
     fb, panel = ev.feedback, ev.facts.get("feedback", {})
     table: dict[str, Any] = dict(panel)
@@ -172,7 +264,7 @@ def _feedback_table(ev: Evidence) -> dict[str, Any]:
         table |= {
             "judgments in snapshot": fb["judgments"],
             "by kind": ", ".join(f"{k} {v}" for k, v in fb["by_kind"].items()),
-            "clinicians (pseudonymous)": fb["clinicians"],
+            "clinicians in the training snapshot (quarantined left out)": fb["clinicians"],
             "judgments per clinician (min / median / max)": "{min} / {median} / {max}".format(
                 **fb["per_clinician"]
             ),
@@ -182,7 +274,7 @@ def _feedback_table(ev: Evidence) -> dict[str, Any]:
             else "–",
             "pairwise items judged by ≥ 2 clinicians": fb["agreement_items"],
             "observed agreement": f"{fb['agreement_observed']:.3f}",
-            "Fleiss' κ": f"{fb['agreement_kappa']:.3f}",
+            "Fleiss' κ, all case types pooled (first / second / tie)": f"{fb['agreement_kappa']:.3f}",
         }
     return table
 
@@ -236,6 +328,7 @@ def quality_rows(quality: dict[str, Any]) -> dict[str, Any]:
         "safety_checked": quality.get("safety_check") is not None,
         "quarantined": quality.get("quarantined", []),
         "excluded": quality.get("excluded_judgments", 0),
+        "n_quarantined": len(quality.get("quarantined", [])) or int(quality.get("clinicians_quarantined", 0)),
         "sources": ", ".join(f"{k} ({v})" for k, v in quality.get("sources", {}).items()),
         # clinrlhf.feedback.screening_release: why rows are missing, and the counts published instead
         "withheld": quality.get("withheld"),
@@ -251,6 +344,22 @@ def feedback_quality(client: MlflowClient, ev: Evidence) -> dict[str, Any] | Non
     """The pipeline's feedback-quality tables, or None for runs that did not log them."""
     text = read_artifact_text(client, ev.run_id, QUALITY_ARTIFACT)
     return quality_rows(json.loads(text)) if text is not None else None
+
+
+def clinician_counts(ev: Evidence, quality: dict[str, Any] | None) -> str | None:
+    """One sentence reconciling the clinician counts the tables show: the panel (every table keyed
+    by clinician lists it), who was quarantined, and who remains in the training snapshot."""
+    panel = ev.facts.get("feedback", {}).get("clinicians on the panel")
+    trained = ev.feedback.get("clinicians") if ev.feedback else None
+    if panel is None or trained is None:
+        return None
+    held = quality["n_quarantined"] if quality else 0
+    idle = int(panel) - int(trained) - held
+    rest = f", {idle} with no judgments in it" if idle > 0 else ""
+    return (
+        f"Clinicians: {panel} on the panel (the rows of the reliability tables below); {held} quarantined, "
+        f"so {trained} in the training snapshot{rest}."
+    )
 
 
 def fairness_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -282,6 +391,12 @@ def _privacy(client: MlflowClient, ev: Evidence) -> dict[str, Any]:
     }
 
 
+def launched_by(ev: Evidence) -> str:
+    """The launcher's display name as the run recorded it, else MLflow's OS user, unverified."""
+    tags = ev.chain.pipeline.data.tags
+    return tags.get(LAUNCHED_BY) or f"unverified: {tags.get('mlflow.user', '?')}"
+
+
 def report_context(
     client: MlflowClient,
     ev: Evidence,
@@ -289,12 +404,13 @@ def report_context(
     sessions: sessionmaker[Session] | None = None,
 ) -> dict[str, Any]:
     rows = subgroup_rows(ev)
+    quality = feedback_quality(client, ev)
     history = {k: v for k, v in ev.history.items() if k.startswith("ppo.")}
     return {
         "run_id": ev.run_id,
         "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "world": ev.facts.get("world", "not recorded"),
-        "launched_by": ev.chain.pipeline.data.tags.get("mlflow.user", "?"),
+        "launched_by": launched_by(ev),
         "started": when(ev.chain.pipeline.info.start_time),
         "tracking_uri": ev.tracking_uri,
         "git_commit": ev.tag("pipeline", "mlflow.source.git.commit"),
@@ -305,13 +421,16 @@ def report_context(
         "hti1": source_attributes(ev),
         "criteria": check_criteria(criteria, ev.rates["after"], ev.epsilon),
         "criteria_config": criteria.to_dict(),
+        "governance_notes": governance_notes(ev, criteria, sessions),
         "approvals": approval_rows(client, ev, sessions),
         "privacy": _privacy(client, ev),
         "deid_config_sha256": ev.tag("reward", "clinrlhf.deid_config_sha256"),
         "deid_counts": sorted(ev.facts.get("deid_counts", {}).items()),
         "feedback": _feedback_table(ev),
         "flip_rates": sorted(ev.flip_rates.items()),
-        "quality": feedback_quality(client, ev),
+        "quality": quality,
+        "clinician_counts": clinician_counts(ev, quality),
+        "pooled_kappa": f"κ = {ev.feedback['agreement_kappa']:.3f}" if ev.feedback else None,
         "fairness": fairness_rows(rows),
         "curves": [
             plots.curves(history, "PPO", target=ev.kl_target if ev.kl_target == ev.kl_target else None)

@@ -21,6 +21,7 @@ from clinrlhf.feedback.screening_release import released_quality
 from clinrlhf.identity.tokens import mint_token
 from clinrlhf.lineage.environment import log_environment
 from clinrlhf.lineage.facts import log_report_facts
+from clinrlhf.lineage.launcher import launcher_tags
 from clinrlhf.lineage.pdf import PdfUnavailableError
 from clinrlhf.lineage.registry import register_policy
 from clinrlhf.lineage.report import ReportFiles, report_for_run
@@ -173,7 +174,7 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
     # What the reward stage's charge would refuse (another δ, a spent odometer), refused before SFT.
     deployment_ledger(settings, config.reward.dp.accountant).preflight(config.reward.privacy_unit)
     tracking_uri = configure_mlflow(settings)
-    with stage_run("pipeline", nested=False) as parent:
+    with stage_run("pipeline", nested=False, tags=launcher_tags(settings)) as parent:
         log_pipeline_config(config)  # whole, as an artifact: read back by load_logged_config
         log_environment()
         out = home / "runs" / parent.info.run_id
