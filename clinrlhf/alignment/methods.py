@@ -14,11 +14,9 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from clinrlhf.dpo.config import DPOConfig
 from clinrlhf.dpo.trainer import train_dpo
 from clinrlhf.feedback.judgment import CLINICIAN
-from clinrlhf.pipeline.policy_reward import prescription_reward
-from clinrlhf.pipeline.stages import policy_and_reference
+from clinrlhf.pipeline.stages import run_ppo
 from clinrlhf.policy.lora_config import LoRAConfig
 from clinrlhf.ppo.config import PPOConfig
-from clinrlhf.ppo.trainer import train_ppo
 from clinrlhf.reward.config import RewardConfig
 from clinrlhf.reward.ledger import PrivacyLedger
 from clinrlhf.reward.pairs import PreferencePair
@@ -79,7 +77,7 @@ def run_rlaif(
     lora: LoRAConfig | None = None,
 ) -> tuple[PreTrainedModel, Any, dict[str, Any]]:
     """A reward model on the rubric's pairs, trained as clinrlhf.pipeline.stages.reward_stage trains
-    one, then PPO as ppo_stage runs it. -> (policy, reward result, info)"""
+    one, then PPO as ppo_stage runs it (stages.run_ppo). -> (policy, reward result, info)"""
     require_source(train_pairs, AI_SOURCE)
     started = time.monotonic()
     backbone = cast(PreTrainedModel, copy.deepcopy(sft.transformer))
@@ -87,10 +85,16 @@ def run_rlaif(
         list(train_pairs), backbone, tokenizer, reward_config, ledger=ledger, snapshot_sha256=snapshot_sha256
     )
     reward_seconds = time.monotonic() - started
-    policy, reference = policy_and_reference(sft, lora)
-    value_model = copy.deepcopy(reward.model)
-    reward_fn = prescription_reward(world, reward.model, tokenizer)
-    ppo = train_ppo(policy, reference, value_model, reward_fn, tokenizer, prompts, ppo_config)
+    ppo = run_ppo(
+        world=world,
+        sft_model=sft,
+        tokenizer=tokenizer,
+        reward=reward.model,
+        prompts=prompts,
+        config=ppo_config,
+        lora=lora,
+        checkpoint_dir=None,
+    )
     aligned = ppo.policy
     if lora is not None:
         from clinrlhf.policy.lora import merge_lora

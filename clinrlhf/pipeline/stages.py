@@ -224,13 +224,14 @@ def run_ppo(
     prompts: list[str],
     config: PPOConfig,
     lora: LoRAConfig | None,
-    checkpoint_dir: Path,
+    checkpoint_dir: Path | None,
     tracker: Tracker | None = None,
     progress: Progress | None = None,
 ) -> PPOResult:
     """KL-constrained PPO of a copy of `sft_model` against `reward`: what every torchrun rank runs,
     so that the policy, reference, value model and scoring cannot differ between ranks (ranks that
-    scored differently would mix two objectives). Followers pass no tracker: only rank 0 logs."""
+    scored differently would mix two objectives). Followers pass no tracker: only rank 0 logs.
+    Without `checkpoint_dir` nothing is saved or resumed (clinrlhf.alignment's comparisons)."""
     policy, reference = policy_and_reference(sft_model, lora)
     return train_ppo(
         policy,
