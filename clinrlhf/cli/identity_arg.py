@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pydantic import SecretStr
+
 from clinrlhf.cli import CLIError
 from clinrlhf.identity import MemoryJtiCache, Principal, TokenError, verify_token
 from clinrlhf.settings import Settings
@@ -52,3 +54,13 @@ def required_principal(settings: Settings, value: str | None, action: str) -> Pr
             f"{action} needs a compliance officer's token: --token TOKEN, --token - or CLINRLHF_TOKEN"
         )
     return verified_principal(settings, token)
+
+
+def with_launcher(settings: Settings, value: str | None) -> Settings:
+    """`settings` carrying the token of `--token` (verified now: a bad one stops the command before
+    any training) for clinrlhf.lineage.launcher to name who launched the run."""
+    token = token_given(value, settings)
+    if token is None:
+        return settings
+    verified_principal(settings, token)
+    return settings.model_copy(update={"token": SecretStr(token)})

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from clinrlhf.cli import CLIError
+from clinrlhf.cli.identity_arg import add_token_argument, with_launcher
 from clinrlhf.settings import load_settings
 
 
@@ -24,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         help="override the pipeline seed: which patients fall in each cohort, and their past practice",
     )
+    add_token_argument(parser, "the launcher's (recorded as who launched the run)")
     parser.set_defaults(func=run)
 
 
@@ -41,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"invalid config: {err}") from None
     from privacy.dp import BudgetExceededError
 
-    settings = load_settings()
+    settings = with_launcher(load_settings(), args.token)
     try:
         with stage_progress() as reporter:
             summary = run_pipeline(settings, config, reporter)

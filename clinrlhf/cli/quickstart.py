@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from clinrlhf.cli import CLIError
+from clinrlhf.cli.identity_arg import add_token_argument, with_launcher
 from clinrlhf.settings import load_settings
 
 
@@ -24,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--seed", type=int, default=0, help="seed for cohorts, panel and training (default 0)"
     )
+    add_token_argument(parser, "the launcher's (recorded as who launched the run)")
     parser.set_defaults(func=run)
 
 
@@ -54,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from clinrlhf.pipeline.run import run_pipeline
     from privacy.dp import BudgetExceededError
 
-    settings = load_settings()
+    settings = with_launcher(load_settings(), args.token)
     try:
         with stage_progress() as reporter:
             summary = run_pipeline(settings, PipelineConfig(seed=args.seed), reporter)
