@@ -19,6 +19,7 @@ from clinrlhf.feedback.judgment import from_ndjson
 from clinrlhf.feedback.screening import screen_snapshot
 from clinrlhf.feedback.screening_release import released_quality
 from clinrlhf.identity.tokens import mint_token
+from clinrlhf.lineage.audit_anchors import anchor_audit_head
 from clinrlhf.lineage.environment import log_environment
 from clinrlhf.lineage.facts import log_report_facts
 from clinrlhf.lineage.launcher import launcher_tags
@@ -39,7 +40,7 @@ from clinrlhf.reward.ledger import deployment_ledger
 from clinrlhf.reward.raters import with_rater_accuracies
 from clinrlhf.rlaif import rubric
 from clinrlhf.settings import Settings
-from clinrlhf.store.db import open_store, transaction
+from clinrlhf.store.db import deployment_store, transaction
 from clinrlhf.store.export import export_snapshot
 from clinrlhf.store.quarantine import REASONS_FILE
 from clinrlhf.world.world import World, load_world
@@ -196,7 +197,7 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
         )
         panel_stats = collect_feedback(settings, world, cohorts, out / "sft", config, reporter)
         # One store for the rest of the run: each open runs the schema migrations again.
-        store = open_store(settings.resolved_database_url)
+        store = deployment_store(settings)
         judgments = screened_judgments(store, world, home, config)
         snapshot = stages.save_snapshot(judgments, home / "snapshots")
         reward, pairs, reward_run = stages.reward_stage(
@@ -242,6 +243,7 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
         deid = _deid_batch_report(settings, cohorts, today)
         mlflow.log_dict(deid.to_dict(), "deid/report.json")
         log_report_facts(f"{world.name} {world.version}", deid.by_identifier, feedback)
+        anchor_audit_head(store)  # before the report, which prints it
         files = _write_report(client, store, home / "reports", parent.info.run_id, tracking_uri)
         seconds = time.monotonic() - started
         summary = {
