@@ -16,7 +16,8 @@ from clinrlhf.store.db import (
 )
 from clinrlhf.store.errors import InvalidInputError, NotFoundError, StoreError
 from clinrlhf.store.export import SNAPSHOT_FORMAT, Snapshot, export_snapshot
-from clinrlhf.store.feedback import FeedbackEntry, record_feedback
+from clinrlhf.store.feedback import record_feedback
+from clinrlhf.store.feedback_entry import FeedbackEntry
 from clinrlhf.store.reviews import ReviewEntry, record_review
 from clinrlhf.store.snapshot import export_judgments
 from clinrlhf.store.stats import counts

@@ -6,7 +6,7 @@ The chain is keyed: each link is an HMAC-SHA256 under the deployment's audit key
 outside the database (CLINRLHF_AUDIT_KEY in production). Someone who can write the database can
 edit an event and recompute every later link only if they also hold the key; without it, a
 recomputed chain no longer verifies. The key travels with the engine (`bind_audit_key`), so every
-writer of the store, the ORM path and the batched feedback path alike, links with the same key.
+writer of the store, ORM sessions and the feedback write path alike, links with the same key.
 Cutting events off the end leaves a valid shorter chain whatever the key; anchors kept outside the
 database catch that (`clinrlhf.store.audit_verify`).
 """

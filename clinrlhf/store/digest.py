@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -33,23 +34,29 @@ def _plain(value: Any) -> Any:
 ADDED_LATER = frozenset({"client", "seat"})
 
 
-def without_unset_later_columns(content: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in content.items() if not (v is None and k in ADDED_LATER)}
+def values_sha256(values: Mapping[str, Any]) -> str:
+    """SHA-256 of a row given as its column values, as canonical JSON (datetimes in ISO format):
+    the one digest of the trail, whether a writer takes it from the values it inserts or the
+    verifier from the row as loaded."""
+    canonical = json.dumps(_content(values), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def row_content(row: Base) -> dict[str, Any]:
-    content = {attr.key: _plain(getattr(row, attr.key)) for attr in inspect(row).mapper.column_attrs}
-    return without_unset_later_columns(content)
+def _content(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _plain(v) for k, v in values.items() if not (v is None and k in ADDED_LATER)}
+
+
+def _columns(row: Base) -> dict[str, Any]:
+    return {attr.key: getattr(row, attr.key) for attr in inspect(row).mapper.column_attrs}
 
 
 def row_sha256(row: Base) -> str:
-    """SHA-256 of the row's columns as canonical JSON; a card includes its suggestions, which are
-    written with it and never apart."""
-    content = row_content(row)
+    """`values_sha256` of a loaded row; a card includes its suggestions, which are written with it
+    and never apart."""
+    values = _columns(row)
     if isinstance(row, Card):
-        content["suggestions"] = [row_content(s) for s in row.suggestions]
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+        values["suggestions"] = [_content(_columns(s)) for s in row.suggestions]
+    return values_sha256(values)
 
 
 def created_row_sha256(session: Session, entity_type: str, entity_id: str) -> str | None:

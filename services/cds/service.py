@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from clinrlhf.identity import Principal
 from clinrlhf.policy.generate import Suggestion
 from clinrlhf.store import FeedbackEntry, add_card, add_case, deidentify_case, record_audit
-from clinrlhf.store.feedback_batch import FeedbackJob
+from clinrlhf.store.feedback import FeedbackJob
 from clinrlhf.text.prompt import render_prompt
 from clinrlhf.world.scoring import targets_of
 from services.api.deps import AppState, actor, clinician_pseudonym

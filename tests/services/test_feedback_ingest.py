@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from clinrlhf.settings import Settings
 from clinrlhf.store import deployment_store, read_snapshot, verify_audit
-from clinrlhf.store.feedback_batch import FeedbackJob
+from clinrlhf.store.feedback import FeedbackJob
 from clinrlhf.store.group_commit import GroupCommit
 from clinrlhf.store.models import AuditEvent, Feedback
 from clinrlhf.world.patients import generate_patients

@@ -13,7 +13,7 @@ from sqlalchemy import Column, Connection, Engine, Integer, MetaData, String, Ta
 from sqlalchemy.exc import OperationalError
 
 from clinrlhf.store import FeedbackEntry, read_snapshot, verify_audit
-from clinrlhf.store.feedback_batch import FeedbackCounts, FeedbackJob, feedback_writer
+from clinrlhf.store.feedback import FeedbackCounts, FeedbackJob, feedback_writer
 from clinrlhf.store.group_commit import GroupCommit
 from clinrlhf.store.models import Feedback
 

@@ -55,6 +55,7 @@ def test_reviews_and_feedback_round_trip_into_judgments(sessions, world: World) 
             session,
             FeedbackEntry(card=card.id, outcome="accepted", accepted_suggestions=(s2,)),
             clinician="r2",
+            actor="test",
         )
         record_review(
             session, ReviewEntry(card=card.id, suggestion_a=s0, suggestion_b=s1, choice="tie"), clinician="r3"
@@ -63,6 +64,7 @@ def test_reviews_and_feedback_round_trip_into_judgments(sessions, world: World) 
             session,
             FeedbackEntry(card=card.id, outcome="overridden", override_reason_code="other"),
             clinician="r4",
+            actor="test",
         )
     with sessions() as session:
         judgments = export_judgments(session, world)
@@ -78,9 +80,10 @@ def test_reviews_and_feedback_round_trip_into_judgments(sessions, world: World) 
             correction=render_response(world, "hydrochlorothiazide"),
             **base,
         ),
-        Judgment(kind="cds", clinician="r2", responses=TEXTS, accepted=2, **base),
+        # Feedback credits the clinician the card was shown to, whoever reports it (as the service does).
+        Judgment(kind="cds", clinician="doc" * 8, responses=TEXTS, accepted=2, **base),
         Judgment(kind="pairwise", clinician="r3", responses=(TEXTS[0], TEXTS[1]), preferred=None, **base),
-        Judgment(kind="cds", clinician="r4", responses=TEXTS, accepted=None, **base),
+        Judgment(kind="cds", clinician="doc" * 8, responses=TEXTS, accepted=None, **base),
     ]
     assert len(snapshot_sha256(judgments)) == 64
     assert patient.bundle["entry"][0]["resource"]["name"][0]["family"].encode() not in to_ndjson(judgments)

@@ -85,14 +85,16 @@ def test_feedback_is_idempotent_and_checks_the_card(sessions, world: World) -> N
         card=card, outcome="accepted", accepted_suggestions=(s1,), outcome_timestamp=datetime(2026, 3, 1, 12)
     )
     with transaction(sessions) as session:
-        row, created = record_feedback(session, entry, clinician="c" * 64)
-        again, created_again = record_feedback(session, entry, clinician="c" * 64)
+        row, created = record_feedback(session, entry, clinician="c" * 64, actor="test")
+        again, created_again = record_feedback(session, entry, clinician="c" * 64, actor="test")
         assert created and not created_again and row.id == again.id
         assert row.accepted_suggestion_id == s1
-        _, other = record_feedback(session, entry, clinician="d" * 64)
+        _, other = record_feedback(session, entry, clinician="d" * 64, actor="test")
         assert other  # another clinician's identical entry is their own judgment
     with transaction(sessions) as session, pytest.raises(NotFoundError):
-        record_feedback(session, FeedbackEntry(card="nope", outcome="overridden"), clinician="c")
+        record_feedback(
+            session, FeedbackEntry(card="nope", outcome="overridden"), clinician="c", actor="test"
+        )
     bad = [
         FeedbackEntry(card=card, outcome="accepted"),
         FeedbackEntry(card=card, outcome="accepted", accepted_suggestions=("elsewhere",)),
@@ -101,7 +103,7 @@ def test_feedback_is_idempotent_and_checks_the_card(sessions, world: World) -> N
     ]
     for entry in bad:
         with transaction(sessions) as session, pytest.raises(InvalidInputError):
-            record_feedback(session, entry, clinician="c")
+            record_feedback(session, entry, clinician="c", actor="test")
 
 
 def test_reviews_are_idempotent_and_must_compare_two_suggestions_of_the_card(sessions, world: World) -> None:
@@ -142,7 +144,7 @@ def test_concurrent_writers_of_the_same_feedback_store_it_once(sessions, world: 
     def write() -> None:
         barrier.wait()
         with transaction(sessions) as session:
-            results.append(record_feedback(session, entry, clinician="c" * 64)[1])
+            results.append(record_feedback(session, entry, clinician="c" * 64, actor="test")[1])
 
     threads = [threading.Thread(target=write) for _ in range(4)]
     for t in threads:
@@ -157,7 +159,7 @@ def test_concurrent_writers_of_the_same_feedback_store_it_once(sessions, world: 
 def test_counts_report_every_table(sessions, world: World) -> None:
     card, (s0, s1) = seeded(sessions, world)
     with transaction(sessions) as session:
-        record_feedback(session, FeedbackEntry(card=card, outcome="overridden"), clinician="c")
+        record_feedback(session, FeedbackEntry(card=card, outcome="overridden"), clinician="c", actor="test")
         record_review(
             session, ReviewEntry(card=card, suggestion_a=s0, suggestion_b=s1, choice="a"), clinician="c"
         )

@@ -1,5 +1,5 @@
-"""Feedback written in batches, without the ORM: the checks and idempotency keys of `record_feedback`,
-each entry stored once however often and however it arrives, and create events that the audit
+"""Feedback's one write path, in batches without the ORM: each entry stored once however often and
+however it arrives (a batch, or one entry in an ORM session), and create events that the audit
 verification accepts (and that still expose an edited row)."""
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ from clinrlhf.store import (
     InvalidInputError,
     NotFoundError,
     read_snapshot,
+    record_audit,
     record_feedback,
     transaction,
     verify_audit,
 )
-from clinrlhf.store.feedback_batch import FeedbackCounts, FeedbackJob, feedback_writer
+from clinrlhf.store.feedback import FeedbackCounts, FeedbackJob, feedback_writer
 from clinrlhf.store.models import AuditEvent, Feedback
 
 DOCTOR, EHR = "d" * 64, "e" * 64
@@ -63,13 +64,27 @@ def test_a_batch_stores_each_entry_once_and_counts_the_rest_as_duplicates(
     assert len(stored(sessions)) == 3
 
 
-def test_the_orm_path_and_the_batch_path_share_idempotency_keys(engine: Engine, sessions, cards) -> None:
-    card, (_, s1) = cards()
+def test_an_entry_recorded_in_a_session_takes_the_batch_path_and_is_audited(engine, sessions, cards) -> None:
+    """`record_feedback` is the batch path for one entry in the caller's ORM transaction: the same
+    keys, the same crediting, and the create event the service's writes get."""
+    card, (_, s1) = cards(clinician=DOCTOR)
     entry = FeedbackEntry(card=card, outcome="accepted", accepted_suggestions=(s1,))
     with transaction(sessions) as session:
-        _, created = record_feedback(session, entry, clinician=EHR)
-    assert created
+        row, created = record_feedback(session, entry, clinician=EHR, actor="cds-client:ehr")
+        again, created_again = record_feedback(session, entry, clinician=EHR, actor="cds-client:ehr")
+        # An ORM event after it links to the event the batch path appended, in the same transaction.
+        record_audit(session, actor="test", action="R", entity_type="Feedback", entity_id=row.id)
+    assert created and not created_again and again.id == row.id
+    assert (row.clinician, row.accepted_suggestion_id) == (DOCTOR, s1)  # the card's clinician is credited
     assert feedback_writer(engine).write_batch([job(entry)]) == [FeedbackCounts(0, 1)]
+    with sessions() as session:
+        created_events = session.scalars(
+            select(AuditEvent).where(AuditEvent.entity_type == "Feedback", AuditEvent.action == "C")
+        ).all()
+    assert [(e.entity_id, e.actor) for e in created_events] == [(row.id, "cds-client:ehr")]
+    with read_snapshot(sessions) as session:
+        report = verify_audit(session)
+    assert report.ok, report.problem
 
 
 def test_a_job_that_does_not_fit_its_cards_fails_alone_and_stores_nothing(
@@ -142,5 +157,5 @@ def test_a_reason_the_cards_do_not_offer_stores_nothing_on_either_path(
         [result] = feedback_writer(engine).write_batch([job(entry)])
         assert isinstance(result, InvalidInputError)
         with transaction(sessions) as session, pytest.raises(InvalidInputError):
-            record_feedback(session, entry, clinician=EHR)
+            record_feedback(session, entry, clinician=EHR, actor="cds-client:ehr")
     assert stored(sessions) == []
