@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from mlflow.tracking import MlflowClient
 
-    from clinrlhf.lineage.approval import ACTOR_TAG
+    from clinrlhf.lineage.approval import ACTOR_TAG, NAME_TAG
     from clinrlhf.lineage.chain import describe, read_ingestion
     from clinrlhf.lineage.registry import production_version, versions_of_run
 
@@ -32,7 +32,9 @@ def run(args: argparse.Namespace) -> int:
     production = production_version(client)
     for mv in versions_of_run(client, chain.pipeline.info.run_id):
         live = ", in production" if production and str(production.version) == str(mv.version) else ""
-        approved = f"approved by {mv.tags[ACTOR_TAG]}" if ACTOR_TAG in mv.tags else "not approved"
+        name = mv.tags.get(NAME_TAG)
+        who = f"{name} ({mv.tags.get(ACTOR_TAG)})" if name else mv.tags.get(ACTOR_TAG)
+        approved = f"approved by {who}" if ACTOR_TAG in mv.tags else "not approved"
         lines.insert(1, f"  registered as {mv.name} v{mv.version} ({approved}{live})")
     print("\n".join(lines))
     return 0

@@ -20,9 +20,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from clinrlhf import __version__
-from clinrlhf.lineage.approval import ACTOR_TAG, APPROVAL, PROMOTION, ROLLBACK, entity_id
+from clinrlhf.lineage.approval import ACTOR_TAG, APPROVAL, NAME_TAG, PROMOTION, ROLLBACK, entity_id
 from clinrlhf.lineage.chain import Chain
 from clinrlhf.lineage.datasets import SHA256_TAG
+from clinrlhf.lineage.launcher import LAUNCHED_BY, LAUNCHED_BY_ACTOR
 from clinrlhf.lineage.registry import MODEL_NAME
 from clinrlhf.store.models import AuditEvent
 
@@ -88,16 +89,26 @@ def _datasets(run: Run) -> list[dict[str, Any]]:
     return entities
 
 
-def _agents(chain: Chain, run: Run, approvers: list[str]) -> list[dict[str, Any]]:
+def _author(chain: Chain) -> dict[str, Any]:
+    """Who launched the pipeline run: the verified launcher's pseudonym and display name
+    (clinrlhf.lineage.launcher), else MLflow's OS user, marked unverified."""
+    tags = chain.pipeline.data.tags
+    user = tags.get("mlflow.user", "unknown")
+    if tags.get(LAUNCHED_BY_ACTOR):
+        who = {
+            "identifier": _identifier("actor", tags[LAUNCHED_BY_ACTOR]),
+            "display": tags.get(LAUNCHED_BY, ""),
+        }
+    else:
+        who = {"identifier": _identifier("user", user), "display": f"unverified: {user}"}
+    who["display"] = f"{who['display']}: launched the pipeline run"
+    return {"type": _coding(PARTICIPANT, "author"), "who": who}
+
+
+def _agents(chain: Chain, run: Run, approvers: list[tuple[str, str]]) -> list[dict[str, Any]]:
     commit = run.data.tags.get("mlflow.source.git.commit", "unknown")
     agents = [
-        {
-            "type": _coding(PARTICIPANT, "author"),
-            "who": {
-                "identifier": _identifier("user", chain.pipeline.data.tags.get("mlflow.user", "unknown")),
-                "display": "launched the pipeline run",
-            },
-        },
+        _author(chain),
         {
             "type": _coding(PARTICIPANT, "assembler"),
             "who": {
@@ -111,10 +122,10 @@ def _agents(chain: Chain, run: Run, approvers: list[str]) -> list[dict[str, Any]
             "type": _coding(PARTICIPANT, "verifier"),
             "who": {
                 "identifier": _identifier("actor", actor),
-                "display": "approved for production (compliance role)",
+                "display": f"{name or actor}: approved for production (compliance role)",
             },
         }
-        for actor in approvers
+        for actor, name in approvers
     ]
     return agents
 
@@ -129,7 +140,9 @@ def provenance(chain: Chain, stage: str, versions: list[ModelVersion]) -> dict[s
         for p, role in PARENTS.get(stage, [])
         if p in chain.stages
     ]
-    approvers = sorted({v.tags[ACTOR_TAG] for v in versions if ACTOR_TAG in v.tags})
+    approvers = sorted(
+        {(v.tags[ACTOR_TAG], v.tags.get(NAME_TAG, "")) for v in versions if ACTOR_TAG in v.tags}
+    )
     deid = run.data.tags.get("clinrlhf.deid_config_sha256")
     resource: dict[str, Any] = {
         "resourceType": "Provenance",

@@ -97,10 +97,12 @@ def test_promote_then_rollback(home, capsys, tmp_path):
 
 def test_lineage_shows_the_registered_version_and_its_approval(home, template, capsys):
     settings, good, _ = home
-    assert _run(capsys, "approve", good, "--token", _token(settings), "--override-reason", "demo")[0] == 0
+    named = mint_token(settings, role="compliance", sub="compliance-1", name="Dr. Ada Lee")
+    assert _run(capsys, "approve", good, "--token", named, "--override-reason", "demo")[0] == 0
     status, out, _ = _run(capsys, "lineage", template[3])
     assert status == 0
-    assert f"registered as {MODEL_NAME} v{good} (approved by compliance:" in out and "PPO run" in out
+    assert f"registered as {MODEL_NAME} v{good} (approved by Dr. Ada Lee (compliance:" in out
+    assert "PPO run" in out
 
 
 def test_unknown_version_and_bad_criteria_file(home, capsys, tmp_path, monkeypatch):

@@ -13,7 +13,7 @@ from clinrlhf.lineage.provenance import provenance_bundle, registry_events
 from clinrlhf.lineage.registry import versions_of_run
 from clinrlhf.store import read_snapshot
 
-OFFICER = Principal(sub="officer-1", role="compliance", scopes=frozenset(), issuer="test")
+OFFICER = Principal(sub="officer-1", role="compliance", scopes=frozenset(), issuer="test", name="Dr. Ada Lee")
 
 
 def _bundle(sample):
@@ -60,6 +60,8 @@ def test_ppo_provenance_names_datasets_parent_models_and_agents(sample):
     roles = [a["type"]["coding"][0]["code"] for a in ppo["agent"]]
     assert roles == ["author", "assembler", "verifier"]
     assert ppo["agent"][2]["who"]["identifier"]["value"].startswith("compliance:")
+    assert ppo["agent"][2]["who"]["display"].startswith("Dr. Ada Lee: approved")  # a name people read
+    assert ppo["agent"][0]["who"]["display"].startswith("unverified: ")  # no token: the OS user, marked
     device = next(d for d in _resources(bundle, "Device") if d["version"])
     assert device["version"] == [{"value": sample.good.version}]
     events = [FhirAuditEvent.model_validate(a) for a in _resources(bundle, "AuditEvent")]
