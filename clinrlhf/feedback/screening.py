@@ -12,9 +12,10 @@
    and every quarantined clinician's judgments are left out of training until a person releases
    them with `clinrlhf quarantine release`.
 
-`screen_snapshot` does all three against the store; the pure parts are separate functions.
-The returned `quality` dict is what the pipeline logs (feedback/quality.json) and the compliance
-report shows: reliability table, per-clinician and per-case-type agreement, who was left out.
+This module holds the statistics (`screen` does the first two); the store's part, quarantine, is
+the pipeline's (`clinrlhf.pipeline.screening.screen_snapshot`). The `quality_report` dict is what
+the pipeline logs (feedback/quality.json) and the compliance report shows: reliability table,
+per-clinician and per-case-type agreement, who was left out.
 """
 
 from __future__ import annotations
@@ -23,10 +24,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
-
-from sqlalchemy.orm import Session, sessionmaker
 
 from clinrlhf.feedback.clinician_agreement import pairwise_choices, per_case_type, per_clinician
 from clinrlhf.feedback.judgment import CLINICIAN, Judgment
@@ -49,7 +47,7 @@ class MixedSourcesError(ValueError):
 class ScreeningConfig:
     outliers: OutlierConfig = field(default_factory=OutlierConfig)
     safety: SafetyCheckConfig = field(default_factory=SafetyCheckConfig)
-    """The guideline check of safety-critical choices (runs when screen_snapshot is given a grade)."""
+    """The guideline check of safety-critical choices (runs when `screen` is given a grade)."""
     auto_quarantine: bool = True
     """Quarantine flagged clinicians at once (a person releases them after review)."""
     allow_mixed_sources: bool = False
@@ -160,35 +158,27 @@ def flag_reasons(reliability: Sequence[Flag], safety: Sequence[SafetyRow] | None
     return {clinician: "; ".join(parts) for clinician, parts in why.items()}
 
 
-def screen_snapshot(
-    sessions: sessionmaker[Session],
-    judgments: Sequence[Judgment],
-    *,
-    actor: str,
-    reasons: Path | None = None,
-    config: ScreeningConfig | None = None,
-    grade: Grade | None = None,
-) -> tuple[list[Judgment], dict[str, Any]]:
-    """(the judgments to train on, the quality report). Quarantines flagged clinicians in the store
-    when `config.auto_quarantine`, then leaves out every quarantined clinician's judgments. With
-    `grade` (the guideline) and `config.safety.enabled`, the safety check runs too."""
-    from clinrlhf.store.db import transaction
-    from clinrlhf.store.quarantine import quarantine, quarantined
+@dataclass(frozen=True)
+class Screening:
+    """What the checks found in a snapshot, before anyone is quarantined."""
 
-    config = config or ScreeningConfig()
+    result: ReliabilityResult
+    reliability: list[Flag]
+    """The Dawid-Skene rater table (`rater_table` of `result`)."""
+    safety: list[SafetyRow] | None
+    """The guideline check's rows; None when it did not run."""
+    flags: dict[str, str]
+    """clinician -> why they are flagged (`flag_reasons`)."""
+
+
+def screen(judgments: Sequence[Judgment], config: ScreeningConfig, grade: Grade | None = None) -> Screening:
+    """Check the sources (MixedSourcesError), estimate rater reliability and, with `grade` (the
+    guideline) and `config.safety.enabled`, run the safety check. Pure: quarantining the flagged
+    clinicians is the pipeline's step (clinrlhf.pipeline.screening)."""
     check_sources(judgments, config.allow_mixed_sources)
     result = dawid_skene(preference_labels(judgments))
     safety = None
     if grade is not None and config.safety.enabled:
         safety = safety_table(safety_counts(judgments, grade), config.safety)
     reliability = rater_table(result, config.outliers)
-    flags = flag_reasons(reliability, safety)
-    with transaction(sessions) as session:
-        held = set(quarantined(session))
-        for clinician, why in sorted(flags.items()) if config.auto_quarantine else []:
-            if clinician not in held:
-                quarantine(session, clinician, reason=why, actor=actor, reasons=reasons)
-                held.add(clinician)
-    kept = exclude(judgments, held)
-    report = quality_report(judgments, result, reliability, config, held, len(judgments) - len(kept), safety)
-    return kept, report
+    return Screening(result, reliability, safety, flag_reasons(reliability, safety))

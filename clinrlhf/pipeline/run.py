@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from clinrlhf.feedback import Judgment
 from clinrlhf.feedback.anonymity import suppress_rare_patients
 from clinrlhf.feedback.judgment import from_ndjson
-from clinrlhf.feedback.screening import screen_snapshot
 from clinrlhf.feedback.screening_release import released_quality
 from clinrlhf.identity.tokens import mint_token
 from clinrlhf.lineage.audit_anchors import anchor_audit_head
@@ -34,6 +33,7 @@ from clinrlhf.pipeline.cohorts import Cohorts, make_cohorts, practice_examples, 
 from clinrlhf.pipeline.config import PipelineConfig
 from clinrlhf.pipeline.logged import log_pipeline_config
 from clinrlhf.pipeline.prompts import ppo_prompts
+from clinrlhf.pipeline.screening import screen_snapshot
 from clinrlhf.pipeline.server import running_server
 from clinrlhf.policy.registry import set_latest_aligned
 from clinrlhf.reward.ledger import deployment_ledger

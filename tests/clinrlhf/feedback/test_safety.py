@@ -1,6 +1,6 @@
 """The guideline check of safety-critical choices: the binomial tail against hand values, the counts,
 the flag rule, and on the simulated panel: contraindication-blind raters (whom Dawid–Skene does not
-flag) are flagged, honest and biased raters are not; then through screen_snapshot and the store."""
+flag) are flagged, honest and biased raters are not (through the store: tests/clinrlhf/pipeline)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,9 @@ from clinrlhf.feedback.safety import (
     safety_counts,
     safety_table,
 )
-from clinrlhf.feedback.screening import screen_snapshot
 from clinrlhf.panel.clinicians import panel_of
 from clinrlhf.panel.offline import practice_pair_reviews
 from clinrlhf.rlaif.rubric import grade
-from clinrlhf.store import open_store, read_snapshot
-from clinrlhf.store.quarantine import quarantined
 from clinrlhf.world.world import World
 
 
@@ -117,26 +114,3 @@ def test_on_an_honest_panel_it_flags_nobody(world: World, seed: int) -> None:
     judgments = practice_pair_reviews(world, panel_of(20, 0), 1500, seed)
     rows = safety_table(safety_counts(judgments, partial(grade, world)), SafetyCheckConfig())
     assert len(rows) == 20 and not any(r.flagged for r in rows)
-
-
-def test_screening_quarantines_them_with_the_reason_and_reports_the_check(world: World, tmp_path) -> None:
-    sessions = open_store(f"sqlite:///{tmp_path / 's.db'}")
-    raters = panel_of(20, 2, "contraindication-blind")
-    blind = sorted(c.id for c in raters if c.blind_to_contraindications)
-    judgments = practice_pair_reviews(world, raters, 1500, 0)
-    reasons = tmp_path / "reasons.ndjson"
-    kept, quality = screen_snapshot(
-        sessions, judgments, actor="test", reasons=reasons, grade=partial(grade, world)
-    )
-    assert quality["quarantined"] == blind
-    assert not {j.clinician for j in kept} & set(blind)
-    assert "guideline check" in reasons.read_text()
-    section = quality["safety_check"]
-    assert section["rule"]["alpha"] == SafetyCheckConfig().alpha
-    assert sorted(r["clinician"] for r in section["clinicians"] if r["flagged"]) == blind
-    with read_snapshot(sessions) as session:
-        assert sorted(quarantined(session)) == blind
-    # Without the guideline the check does not run, and the report says so.
-    other = open_store(f"sqlite:///{tmp_path / 'other.db'}")
-    _, without = screen_snapshot(other, judgments, actor="test")
-    assert without["safety_check"] is None and without["quarantined"] == []

@@ -1,5 +1,5 @@
-"""Per-clinician and per-case-type agreement, and screening a snapshot: sources, reliability,
-quarantine."""
+"""Per-clinician and per-case-type agreement, and the statistics of screening a snapshot: sources,
+reliability, flags (quarantine in the store: tests/clinrlhf/pipeline/test_screening.py)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,7 @@ from clinrlhf.feedback.clinician_agreement import (
     per_clinician,
 )
 from clinrlhf.feedback.judgment import Judgment
-from clinrlhf.feedback.screening import MixedSourcesError, check_sources, exclude, screen_snapshot
-from clinrlhf.store import open_store, read_snapshot
-from clinrlhf.store.quarantine import quarantined
+from clinrlhf.feedback.screening import MixedSourcesError, ScreeningConfig, check_sources, exclude, screen
 
 FIRST, SECOND = "amlodipine 5 mg", "lisinopril 10 mg"  # sorted order: FIRST < SECOND
 
@@ -104,20 +102,8 @@ def _panel_judgments(seed: int = 0) -> list[Judgment]:
     return judgments
 
 
-def test_screening_quarantines_the_adversary_and_leaves_out_their_judgments(tmp_path):
-    sessions = open_store(f"sqlite:///{tmp_path / 's.db'}")
-    judgments = _panel_judgments()
-    kept, quality = screen_snapshot(sessions, judgments, actor="test", reasons=tmp_path / "r.ndjson")
-    assert quality["quarantined"] == ["adversary"]
-    assert {j.clinician for j in kept} == {"good-1", "good-2", "good-3", "good-4"}
-    assert quality["excluded_judgments"] == sum(j.clinician == "adversary" for j in judgments)
-    rows = {r["clinician"]: r for r in quality["raters"]}
-    assert rows["adversary"]["accuracy"] < 0.25 and rows["adversary"]["flagged"]
-    assert rows["adversary"]["kappa_vs_others"] < 0 < rows["good-1"]["kappa_vs_others"]
-    assert all(rows[f"good-{i}"]["accuracy"] > 0.75 for i in range(1, 5))
-    assert set(quality["case_types"]) == {"hypertension"}
-    with read_snapshot(sessions) as session:
-        assert list(quarantined(session)) == ["adversary"]
-    # A second screening finds them already quarantined: no second audit event, same exclusion.
-    kept_again, _ = screen_snapshot(sessions, judgments, actor="test")
-    assert kept_again == kept
+def test_screen_flags_the_adversary_without_touching_a_store():
+    found = screen(_panel_judgments(), ScreeningConfig())
+    assert set(found.flags) == {"adversary"} and "rater reliability" in found.flags["adversary"]
+    assert found.safety is None  # no guideline given: the safety check does not run
+    assert {row.rater for row in found.reliability} == {"good-1", "good-2", "good-3", "good-4", "adversary"}

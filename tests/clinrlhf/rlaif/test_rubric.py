@@ -9,7 +9,8 @@ from datetime import date
 import pytest
 
 from clinrlhf.feedback.judgment import Judgment
-from clinrlhf.feedback.screening import MixedSourcesError, ScreeningConfig, screen_snapshot
+from clinrlhf.feedback.screening import MixedSourcesError, ScreeningConfig
+from clinrlhf.pipeline.screening import screen_snapshot
 from clinrlhf.rlaif.rubric import RUBRIC, SOURCE, RubricConfig, facts_from_prompt, grade, label, preferred
 from clinrlhf.store import open_store
 from clinrlhf.text.prompt import render_prompt, render_response
