@@ -2,17 +2,20 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
 .PHONY: install quickstart test lint typecheck unit soak clean
 
+# Install output is what a user needs: one line saying what is happening, then pip's errors if any.
+# torch is pinned to the CPU wheel first so nothing resolves a CUDA build.
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	# torch is pinned to the CPU wheel first so nothing resolves a CUDA build.
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	rm -f $(VENV)/.installed-* && touch $(STAMP)
+	@echo "installing clinrlhf and its dependencies into $(VENV) (a few minutes the first time)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(PIP) install --upgrade pip
+	@$(PIP) install torch==2.13.0
+	@$(PIP) install -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)
 
