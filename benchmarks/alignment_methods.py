@@ -61,7 +61,7 @@ from finished_run import heldout_scenarios, locate_run
 from clinrlhf.alignment.ledger_copy import LedgerCopy, finite_or_none
 from clinrlhf.alignment.settings import KL_SAMPLES, METHODS, NAMES, bench_settings, subsample
 from clinrlhf.feedback.screening import check_sources
-from clinrlhf.pipeline.single import read_snapshot
+from clinrlhf.pipeline.single import consistent_read
 from clinrlhf.policy import load_policy
 from clinrlhf.reward.evaluate import HELDOUT_FRACTION, split_by_patient
 from clinrlhf.reward.pairs import pairs_from_judgments
@@ -98,7 +98,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     _log(f"run {run.run_id} of {run.home} (date {run.run_date}, {run.date_source}); work folder {work}")
 
     world = load_world()
-    judgments, digest = read_snapshot(run.snapshot)
+    judgments, digest = consistent_read(run.snapshot)
     check_sources(judgments)
     if run.snapshot.stem != digest:
         _log(f"warning: {run.snapshot.name} does not hash to its name ({digest[:12]})")

@@ -29,7 +29,7 @@ import torch
 from clinrlhf.eval.evaluate import Scenario
 from clinrlhf.pipeline.cohorts import make_cohorts, scenarios
 from clinrlhf.pipeline.config import PipelineConfig
-from clinrlhf.pipeline.single import read_snapshot
+from clinrlhf.pipeline.single import consistent_read
 from clinrlhf.policy import load_policy
 from clinrlhf.policy.generate import sequence_logprob
 from clinrlhf.reward.config import RewardConfig
@@ -107,7 +107,7 @@ def main() -> None:
     heldout = make_cohorts(world, (0, 0, config.heldout_patients), config.seed, date.today()).heldout
     cases = scenarios(heldout)[: args.cases]
     prior = formulary_logprobs(policy.eval(), tokenizer, world, cases)
-    judgments, _ = read_snapshot(snapshot)
+    judgments, _ = consistent_read(snapshot)
     pairs = pairs_from_judgments(judgments, world=world)
     sft = {"optimum_concordance": 0.0, "optimum_unsafe_rate": 0.0}
     for case, lp in zip(cases, prior, strict=True):

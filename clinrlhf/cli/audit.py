@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from clinrlhf.cli import CLIError
 from clinrlhf.settings import load_settings
-from clinrlhf.store import Anchor, AuditReport, Head, deployment_store, read_snapshot, verify_audit
+from clinrlhf.store import Anchor, AuditReport, Head, consistent_read, deployment_store, verify_audit
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -98,7 +98,7 @@ def run_verify(args: argparse.Namespace) -> int:
     witnesses = {} if args.no_witness else _read_witnesses(path)
     anchors = _mlflow_anchors()
     try:
-        with read_snapshot(deployment_store(settings)) as session:
+        with consistent_read(deployment_store(settings)) as session:
             report = verify_audit(session, _witness(witnesses.get(store)), anchors)
     except SQLAlchemyError as err:
         raise CLIError(f"cannot read the store ({type(err).__name__})") from None

@@ -48,14 +48,14 @@ def run(args: argparse.Namespace) -> int:
 
     from clinrlhf.lineage.provenance import provenance_bundle, registry_events
     from clinrlhf.lineage.registry import versions_of_run
-    from clinrlhf.store import deployment_store, read_snapshot
+    from clinrlhf.store import consistent_read, deployment_store
 
     settings = load_settings()
     chain = load_run_chain(args.run_id)
     versions = versions_of_run(MlflowClient(), chain.pipeline.info.run_id)
     try:
         # Built inside the read: the events' attributes expire when the snapshot ends.
-        with read_snapshot(deployment_store(settings)) as session:
+        with consistent_read(deployment_store(settings)) as session:
             events = registry_events(session, versions)
             bundle = provenance_bundle(chain, versions, events, _stages(chain, args.run_id))
     except SQLAlchemyError as err:

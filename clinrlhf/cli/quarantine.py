@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from clinrlhf.cli import CLIError
 from clinrlhf.cli.identity_arg import add_token_argument, required_principal
 from clinrlhf.settings import load_settings
-from clinrlhf.store import deployment_store, read_snapshot, transaction
+from clinrlhf.store import consistent_read, deployment_store, transaction
 from clinrlhf.store.quarantine import (
     REASONS_FILE,
     QuarantineError,
@@ -66,7 +66,7 @@ def _row(decision, reasons) -> dict:  # noqa: ANN001 - Decision and its Reason m
 def run_list(args: argparse.Namespace) -> int:
     settings = load_settings()
     try:
-        with read_snapshot(deployment_store(settings)) as session:
+        with consistent_read(deployment_store(settings)) as session:
             history = decisions(session)
     except SQLAlchemyError as err:
         raise CLIError(f"cannot read the store ({type(err).__name__})") from None

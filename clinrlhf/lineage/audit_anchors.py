@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from clinrlhf.store.audit_verify import Anchor, Head
-from clinrlhf.store.db import read_snapshot
+from clinrlhf.store.db import consistent_read
 from clinrlhf.store.models import AuditEvent
 
 AUDIT_HEAD_TAG = "clinrlhf.audit_head"
@@ -31,7 +31,7 @@ def current_head(session: Session) -> Head | None:
 
 def anchor_audit_head(store: sessionmaker[Session]) -> Head | None:
     """Record the trail's current head on the active MLflow run (a no-op for an empty trail)."""
-    with read_snapshot(store) as session:
+    with consistent_read(store) as session:
         head = current_head(session)
     if head is not None:
         mlflow.set_tag(AUDIT_HEAD_TAG, format_head(head))

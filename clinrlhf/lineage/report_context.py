@@ -35,7 +35,7 @@ from clinrlhf.lineage.promotion import PROMOTION_TAGS
 from clinrlhf.lineage.report_privacy import privacy_statement
 from clinrlhf.lineage.runs import PPO_PROMPT_SOURCE
 from clinrlhf.lineage.wilson import wilson_interval
-from clinrlhf.store import read_snapshot
+from clinrlhf.store import consistent_read
 from clinrlhf.store.models import AuditEvent
 
 
@@ -194,7 +194,7 @@ def approval_rows(
     and whether it is in production."""
     if sessions is None:
         return [_approval_row(ev, mv, None) for mv in ev.versions]
-    with read_snapshot(sessions) as session:
+    with consistent_read(sessions) as session:
         return [
             _approval_row(ev, mv, find_approval(client, session, mv.version) is not None)
             for mv in ev.versions
@@ -229,7 +229,7 @@ def governance_notes(
     pinned: set[str] = set()
     if sessions is not None and records:
         digests = [record_sha256(r) for _, r in records]
-        with read_snapshot(sessions) as session:
+        with consistent_read(sessions) as session:
             pinned = set(
                 session.scalars(select(AuditEvent.entity_sha256).where(AuditEvent.entity_sha256.in_(digests)))
             )

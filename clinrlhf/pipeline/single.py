@@ -39,7 +39,7 @@ class StageInputError(ValueError):
     """An input file that cannot be used; the message names the file, never its content."""
 
 
-def read_snapshot(path: Path) -> tuple[list[Judgment], str]:
+def consistent_read(path: Path) -> tuple[list[Judgment], str]:
     """The judgments of an exported snapshot, and the SHA-256 of its exact bytes."""
     raw = path.read_bytes()
     try:
@@ -83,7 +83,7 @@ def train_sft_stage(*, out: Path, config: PipelineConfig, reporter: Reporter) ->
 def train_reward_stage(
     *, policy_dir: Path, snapshot: Path, out: Path, config: PipelineConfig, reporter: Reporter
 ) -> dict[str, Any]:
-    judgments, digest = read_snapshot(snapshot)
+    judgments, digest = consistent_read(snapshot)
     settings, world = load_settings(), load_world()
     torch.set_num_threads(1)
     configure_mlflow(settings)
@@ -151,7 +151,7 @@ def ppo_inputs(
 
 def _prompts(snapshot: Path, world: World, config: PipelineConfig) -> tuple[list[str], str]:
     """The prompts the config names, and the snapshot's SHA-256 (the lineage of the PPO run)."""
-    judgments, digest = read_snapshot(snapshot)
+    judgments, digest = consistent_read(snapshot)
     history = history_examples(load_settings(), world, config) if config.ppo_prompts == "history" else []
     return ppo_prompts(config.ppo_prompts, judgments, history), digest
 

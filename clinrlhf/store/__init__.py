@@ -5,13 +5,13 @@ from clinrlhf.store.audit_verify import Anchor, AuditReport, Head, verify_audit
 from clinrlhf.store.cards import add_card, get_card
 from clinrlhf.store.cases import DeidentifiedCase, UnreadableRecordError, add_case, deidentify_case
 from clinrlhf.store.db import (
+    consistent_read,
     deployment_store,
     init_db,
     make_engine,
     make_session,
     make_session_factory,
     open_store,
-    read_snapshot,
     transaction,
 )
 from clinrlhf.store.errors import InvalidInputError, NotFoundError, StoreError
@@ -38,6 +38,7 @@ __all__ = [
     "UnreadableRecordError",
     "add_card",
     "add_case",
+    "consistent_read",
     "counts",
     "deidentify_case",
     "deployment_store",
@@ -49,7 +50,6 @@ __all__ = [
     "make_session",
     "make_session_factory",
     "open_store",
-    "read_snapshot",
     "record_audit",
     "record_feedback",
     "record_review",

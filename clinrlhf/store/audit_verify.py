@@ -134,7 +134,7 @@ def verify_audit(
 ) -> AuditReport:
     """Check the whole trail. `witness` is a head seen by an earlier verification and `anchors` are
     heads recorded elsewhere (MLflow runs, reports); each must still be in the chain. Read it in one
-    snapshot (`read_snapshot`), or concurrent writes look like tampering."""
+    snapshot (`consistent_read`), or concurrent writes look like tampering."""
     report = AuditReport()
     remembered = [*anchors, *([Anchor(witness, "the last verification")] if witness else [])]
     walk = _walk_chain(session, report, {a.head.seq for a in remembered})

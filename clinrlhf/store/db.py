@@ -87,10 +87,11 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 @contextmanager
-def read_snapshot(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """A session that reads one consistent snapshot of the store and never blocks writers: a deferred
-    BEGIN on SQLite (in WAL mode the first read fixes the snapshot), REPEATABLE READ on PostgreSQL.
-    Nothing it does is committed."""
+def consistent_read(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session whose reads all see the store as of one moment and never block writers: a deferred
+    BEGIN on SQLite (in WAL mode the first read fixes what it sees), REPEATABLE READ on PostgreSQL.
+    Nothing it does is committed. (Not to be confused with the feedback snapshot, the NDJSON export
+    of judgments: `clinrlhf.store.export`.)"""
     with factory() as session:
         postgres = session.get_bind().dialect.name == "postgresql"
         session.connection(

@@ -13,7 +13,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import RedirectResponse, Response
 
-from clinrlhf.store import export_judgments, read_snapshot, record_audit, transaction
+from clinrlhf.store import consistent_read, export_judgments, record_audit, transaction
 from services.api.deps import StateDep, actor
 from services.api.errors import APIError
 from services.api.urls import public_url
@@ -39,7 +39,7 @@ def agreement_page(request: Request, state: StateDep, principal: MaybeAgreementR
         if wants_html(request):  # a browser is sent to log in; other clients get a 401 outcome
             return RedirectResponse(public_url(request, "login_page"), status_code=303)
         raise APIError(401, "log in on /review/login, or send a bearer token", headers=CHALLENGE)
-    with read_snapshot(state.sessions) as session:  # reads never hold SQLite's write lock
+    with consistent_read(state.sessions) as session:  # reads never hold SQLite's write lock
         judgments = export_judgments(session, state.world)
     with transaction(state.sessions) as session:  # a read of every judgment: audited
         record_audit(

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from clinrlhf.store import read_snapshot
+from clinrlhf.store import consistent_read
 from clinrlhf.store.review_queue import next_card, progress
 from services.api.body import json_body
 from services.api.deps import AppState, StateDep, actor, clinician_pseudonym, principal_of
@@ -141,7 +141,7 @@ def log_out(request: Request, state: StateDep) -> Response:
 
 def _page(request: Request, state: AppState, clinician: str) -> dict[str, Any]:
     overlap = state.settings.review_overlap
-    with read_snapshot(state.sessions) as session:  # reads never hold SQLite's write lock
+    with consistent_read(state.sessions) as session:  # reads never hold SQLite's write lock
         card = next_card(session, clinician, overlap)
         view = case_view(state.world, card, clinician) if card else None
         done = progress(session, clinician, overlap)

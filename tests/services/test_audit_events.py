@@ -6,7 +6,7 @@ import httpx
 from sqlalchemy import select
 
 from clinrlhf.settings import Settings
-from clinrlhf.store import deployment_store, read_snapshot, verify_audit
+from clinrlhf.store import consistent_read, deployment_store, verify_audit
 from clinrlhf.store.models import AuditEvent
 from clinrlhf.world.patients import generate_patients
 from clinrlhf.world.world import World
@@ -68,6 +68,6 @@ def test_writes_and_reads_of_feedback_are_audited(
         ("R", "QuestionnaireResponse"),
     ]
 
-    with read_snapshot(deployment_store(api_settings)) as session:
+    with consistent_read(deployment_store(api_settings)) as session:
         report = verify_audit(session)
     assert report.ok, report.problem

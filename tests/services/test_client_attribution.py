@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from clinrlhf.identity import Principal, mint_token
 from clinrlhf.settings import Settings
-from clinrlhf.store import deployment_store, read_snapshot
+from clinrlhf.store import consistent_read, deployment_store
 from clinrlhf.store.models import Card, Case, Feedback
 from clinrlhf.world.patients import generate_patients
 from clinrlhf.world.world import World
@@ -54,7 +54,7 @@ def call(
 
 
 def count(settings: Settings, model: type) -> int:
-    with read_snapshot(deployment_store(settings)) as session:
+    with consistent_read(deployment_store(settings)) as session:
         return session.scalar(select(func.count()).select_from(model)) or 0
 
 
@@ -86,7 +86,7 @@ def test_the_store_records_which_client_asserted_the_user_pseudonymised(
     assert call(client, settings, "ehr-b", "Practitioner/ward-b-1", world, patient_view).status_code == 200
     assert call(client, settings, "ehr-c", None, world, patient_view).status_code == 200  # no user asserted
     uuid = response.json()["cards"][0]["uuid"]
-    with read_snapshot(deployment_store(settings)) as session:
+    with consistent_read(deployment_store(settings)) as session:
         clients = set(session.scalars(select(Card.client)))
         mine = session.scalar(select(Card.client).where(Card.id == uuid))
     assert len(clients) == 3 and None not in clients  # one pseudonym per client
@@ -106,7 +106,7 @@ def test_only_the_client_a_card_was_issued_to_may_report_its_outcome(
     assert count(settings, Feedback) == before
     own = client.post(f"{SERVICE}/feedback", json={"feedback": [entry]}, headers=as_client(settings, "ehr-a"))
     assert own.json() == {"stored": 1, "duplicates": 0}
-    with read_snapshot(deployment_store(settings)) as session:
+    with consistent_read(deployment_store(settings)) as session:
         card_client = session.scalar(select(Card.client).where(Card.id == card["uuid"]))
         feedback_client = session.scalar(select(Feedback.client).where(Feedback.card_id == card["uuid"]))
     assert feedback_client == card_client is not None

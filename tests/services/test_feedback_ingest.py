@@ -14,7 +14,7 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from clinrlhf.settings import Settings
-from clinrlhf.store import deployment_store, read_snapshot, verify_audit
+from clinrlhf.store import consistent_read, deployment_store, verify_audit
 from clinrlhf.store.feedback import FeedbackJob
 from clinrlhf.store.group_commit import GroupCommit
 from clinrlhf.store.models import AuditEvent, Feedback
@@ -50,7 +50,7 @@ def overridden(card: str, i: int) -> dict:
 
 def stored(settings: Settings) -> tuple[int, int]:
     """(feedback rows, Feedback create events)."""
-    with read_snapshot(deployment_store(settings)) as session:
+    with consistent_read(deployment_store(settings)) as session:
         rows = session.scalar(select(func.count()).select_from(Feedback)) or 0
         events = select(func.count()).where(AuditEvent.entity_type == "Feedback", AuditEvent.action == "C")
         return rows, session.scalar(events) or 0
@@ -70,7 +70,7 @@ def test_a_burst_of_feedback_is_all_stored_and_the_trail_verifies(server, auth, 
     replies = post_all(server.url, auth("cds-client"), [overridden(card, i) for i in range(1, 121)])
     assert [r.json() for r in replies] == [{"stored": 1, "duplicates": 0}] * 120
     assert stored(api_settings) == (before[0] + 120, before[1] + 120)
-    with read_snapshot(deployment_store(api_settings)) as session:
+    with consistent_read(deployment_store(api_settings)) as session:
         report = verify_audit(session)
     assert report.ok, report.problem
 

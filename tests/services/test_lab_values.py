@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from clinrlhf.settings import Settings
-from clinrlhf.store import deployment_store, read_snapshot
+from clinrlhf.store import consistent_read, deployment_store
 from clinrlhf.store.models import Case
 from clinrlhf.world.facts import LOINC
 from clinrlhf.world.patients import generate_patients
@@ -41,7 +41,7 @@ def request_with_lab(patient_view, bundle: dict, loinc: str, raw_value: str) -> 
 
 
 def cases(settings: Settings) -> int:
-    with read_snapshot(deployment_store(settings)) as session:
+    with consistent_read(deployment_store(settings)) as session:
         return session.scalar(select(func.count()).select_from(Case)) or 0
 
 
@@ -91,7 +91,7 @@ def test_every_stored_case_is_standard_json(api_settings: Settings) -> None:
     def refuse(token: str) -> float:
         raise AssertionError(f"non-standard JSON constant {token} in the store")
 
-    with read_snapshot(deployment_store(api_settings)) as session:
+    with consistent_read(deployment_store(api_settings)) as session:
         for facts, counts in session.execute(select(Case.facts, Case.deid_counts)):
             labs = json.loads(facts, parse_constant=refuse)["labs"]
             assert all(math.isfinite(v) for v in labs.values())

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from clinrlhf.settings import Settings
-from clinrlhf.store import deployment_store, read_snapshot, verify_audit
+from clinrlhf.store import consistent_read, deployment_store, verify_audit
 from clinrlhf.world.patients import generate_patients
 from clinrlhf.world.world import World
 
@@ -189,7 +189,7 @@ def test_injection_strings_in_every_string_field_are_refused_or_stored_inert(
         assert_not_5xx(response)
         if response.status_code >= 400:
             assert payload not in response.text
-    with read_snapshot(deployment_store(api_settings)) as session:
+    with consistent_read(deployment_store(api_settings)) as session:
         report = verify_audit(session)
     assert report.ok, report.problem
 

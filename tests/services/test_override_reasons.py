@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from clinrlhf.settings import Settings
-from clinrlhf.store import deployment_store, read_snapshot
+from clinrlhf.store import consistent_read, deployment_store
 from clinrlhf.store.models import Feedback
 from clinrlhf.world.patients import generate_patients
 from clinrlhf.world.world import World
@@ -36,7 +36,7 @@ def overridden(card: str, reason: dict | None, when: str = "2026-05-01T10:00:00Z
 
 
 def stored_reasons(settings: Settings) -> list[tuple[str | None, str | None]]:
-    with read_snapshot(deployment_store(settings)) as session:
+    with consistent_read(deployment_store(settings)) as session:
         query = select(Feedback.override_reason_system, Feedback.override_reason_code)
         return [(system, code) for system, code in session.execute(query)]
 

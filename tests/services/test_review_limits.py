@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from clinrlhf.identity import mint_token
 from clinrlhf.settings import Settings
-from clinrlhf.store import deployment_store, read_snapshot
+from clinrlhf.store import consistent_read, deployment_store
 from clinrlhf.store.models import Review
 from clinrlhf.world.patients import generate_patients
 from clinrlhf.world.world import World
@@ -76,7 +76,7 @@ def post_all(url: str, posts: list[tuple[str, dict]]) -> list[httpx.Response]:
 
 
 def stored(settings: Settings, card: str) -> list[str]:
-    with read_snapshot(deployment_store(settings)) as session:
+    with consistent_read(deployment_store(settings)) as session:
         return list(session.scalars(select(Review.clinician).where(Review.card_id == card)))
 
 

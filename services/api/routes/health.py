@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from clinrlhf.store import read_snapshot
+from clinrlhf.store import consistent_read
 from services.api.deps import StateDep
 from services.api.errors import RETRY_AFTER_SECONDS, APIError
 
@@ -43,7 +43,7 @@ async def readyz(state: StateDep) -> dict[str, str]:
     read-only snapshot: the probe never waits behind SQLite's writer."""
 
     def probe() -> None:
-        with read_snapshot(state.sessions) as session:
+        with consistent_read(state.sessions) as session:
             session.execute(text("SELECT 1"))
 
     loop = asyncio.get_running_loop()

@@ -19,7 +19,7 @@ from clinrlhf.lineage.governance import RECORDS_FILE, record_sha256
 from clinrlhf.lineage.registry import MODEL_NAME, production_version
 from clinrlhf.lineage.sample import record_sample_run
 from clinrlhf.settings import Settings
-from clinrlhf.store import deployment_store, read_snapshot
+from clinrlhf.store import consistent_read, deployment_store
 from clinrlhf.store.models import AuditEvent
 
 LOOSE = {"min_concordance": 0.4, "max_unsafe_rate": 0.2, "max_subgroup_gap": 0.5}
@@ -58,7 +58,7 @@ def _token(settings, role="compliance", name=None, sub=None):
 
 
 def _events(settings):
-    with read_snapshot(deployment_store(settings)) as session:
+    with consistent_read(deployment_store(settings)) as session:
         return [
             SimpleNamespace(id=e.id, entity_type=e.entity_type, actor=e.actor, entity_sha256=e.entity_sha256)
             for e in session.scalars(select(AuditEvent).order_by(AuditEvent.seq))

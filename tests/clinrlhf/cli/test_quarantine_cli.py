@@ -11,7 +11,7 @@ from sqlalchemy import select
 from clinrlhf.cli import main
 from clinrlhf.identity import mint_token
 from clinrlhf.settings import Settings
-from clinrlhf.store import open_store, read_snapshot, transaction, verify_audit
+from clinrlhf.store import consistent_read, open_store, transaction, verify_audit
 from clinrlhf.store.models import AuditEvent
 from clinrlhf.store.quarantine import (
     QuarantineError,
@@ -42,7 +42,7 @@ def test_state_is_the_replay_of_decisions(tmp_path):
         release(session, "c1", reason="reviewed: rater misread the form", actor="cli", reasons=notes)
         with pytest.raises(QuarantineError):
             release(session, "c1", reason="twice", actor="cli")
-    with read_snapshot(sessions) as session:
+    with consistent_read(sessions) as session:
         assert sorted(quarantined(session)) == ["c2"]
         history = decisions(session)
         assert [(d.clinician, d.action) for d in history] == [

@@ -16,7 +16,7 @@ from clinrlhf.lineage.promotion import PromotionRefused, promote, rollback
 from clinrlhf.lineage.registry import HISTORY, MODEL_NAME, PRODUCTION, production_version
 from clinrlhf.lineage.sample import record_sample_run
 from clinrlhf.policy.registry import production_policy
-from clinrlhf.store import read_snapshot, verify_audit
+from clinrlhf.store import consistent_read, verify_audit
 from clinrlhf.store.models import AuditEvent
 
 OFFICER = Principal(sub="officer-1", role="compliance", scopes=frozenset(), issuer="test")
@@ -42,7 +42,7 @@ def _officer(sample):
 
 
 def _events(sample):
-    with read_snapshot(sample.sessions) as session:
+    with consistent_read(sample.sessions) as session:
         return [
             (e.entity_type, e.entity_id, e.outcome, e.actor)
             for e in session.scalars(select(AuditEvent).order_by(AuditEvent.seq))
@@ -80,7 +80,7 @@ def test_approval_is_a_tag_and_an_audit_event_that_agree(sample):
     mv = sample.client.get_model_version(MODEL_NAME, sample.good.version)
     assert mv.tags[ACTOR_TAG] == done.actor and done.actor.startswith("compliance:")
     assert "officer-1" not in done.actor  # a pseudonym, never the subject
-    with read_snapshot(sample.sessions) as session:
+    with consistent_read(sample.sessions) as session:
         assert find_approval(sample.client, session, sample.good.version) == done
     with pytest.raises(ApprovalError, match="already approved"):
         _approve(sample, sample.good.version)
@@ -148,6 +148,6 @@ def test_rollback_with_nothing_in_production_is_refused(sample):
 def test_registry_events_keep_the_audit_chain_intact(sample):
     _approve(sample, sample.good.version)
     _promote(sample, sample.good.version)
-    with read_snapshot(sample.sessions) as session:
+    with consistent_read(sample.sessions) as session:
         report = verify_audit(session)
     assert report.ok and report.events == 4  # approval, promotion, and the record beside each

@@ -11,7 +11,7 @@ from clinrlhf.lineage.criteria import AcceptanceCriteria
 from clinrlhf.lineage.promotion import promote
 from clinrlhf.lineage.provenance import provenance_bundle, registry_events
 from clinrlhf.lineage.registry import versions_of_run
-from clinrlhf.store import read_snapshot
+from clinrlhf.store import consistent_read
 
 OFFICER = Principal(sub="officer-1", role="compliance", scopes=frozenset(), issuer="test", name="Dr. Ada Lee")
 
@@ -19,7 +19,7 @@ OFFICER = Principal(sub="officer-1", role="compliance", scopes=frozenset(), issu
 def _bundle(sample):
     chain = load_chain(sample.client, sample.good.pipeline_run_id)
     versions = versions_of_run(sample.client, sample.good.pipeline_run_id)
-    with read_snapshot(sample.sessions) as session:
+    with consistent_read(sample.sessions) as session:
         return provenance_bundle(chain, versions, registry_events(session, versions))
 
 

@@ -13,7 +13,7 @@ from clinrlhf.panel.clinicians import panel_of
 from clinrlhf.panel.offline import practice_pair_reviews
 from clinrlhf.pipeline.screening import screen_snapshot
 from clinrlhf.rlaif.rubric import grade
-from clinrlhf.store import open_store, read_snapshot
+from clinrlhf.store import consistent_read, open_store
 from clinrlhf.store.quarantine import quarantined
 from clinrlhf.world.world import World
 
@@ -53,7 +53,7 @@ def test_screening_quarantines_the_adversary_and_leaves_out_their_judgments(tmp_
     assert rows["adversary"]["kappa_vs_others"] < 0 < rows["good-1"]["kappa_vs_others"]
     assert all(rows[f"good-{i}"]["accuracy"] > 0.75 for i in range(1, 5))
     assert set(quality["case_types"]) == {"hypertension"}
-    with read_snapshot(sessions) as session:
+    with consistent_read(sessions) as session:
         assert list(quarantined(session)) == ["adversary"]
     # A second screening finds them already quarantined: no second audit event, same exclusion.
     kept_again, _ = screen_snapshot(sessions, judgments, actor="test")
@@ -75,7 +75,7 @@ def test_screening_quarantines_them_with_the_reason_and_reports_the_check(world:
     section = quality["safety_check"]
     assert section["rule"]["alpha"] == SafetyCheckConfig().alpha
     assert sorted(r["clinician"] for r in section["clinicians"] if r["flagged"]) == blind
-    with read_snapshot(sessions) as session:
+    with consistent_read(sessions) as session:
         assert sorted(quarantined(session)) == blind
     # Without the guideline the check does not run, and the report says so.
     other = open_store(f"sqlite:///{tmp_path / 'other.db'}")

@@ -14,7 +14,7 @@ from clinrlhf.store import (
     FeedbackEntry,
     InvalidInputError,
     NotFoundError,
-    read_snapshot,
+    consistent_read,
     record_audit,
     record_feedback,
     transaction,
@@ -82,7 +82,7 @@ def test_an_entry_recorded_in_a_session_takes_the_batch_path_and_is_audited(engi
             select(AuditEvent).where(AuditEvent.entity_type == "Feedback", AuditEvent.action == "C")
         ).all()
     assert [(e.entity_id, e.actor) for e in created_events] == [(row.id, "cds-client:ehr")]
-    with read_snapshot(sessions) as session:
+    with consistent_read(sessions) as session:
         report = verify_audit(session)
     assert report.ok, report.problem
 
@@ -130,13 +130,13 @@ def test_the_trail_vouches_for_every_row_and_exposes_an_edited_one(engine: Engin
     with sessions() as session:
         events = session.scalars(select(AuditEvent).where(AuditEvent.entity_type == "Feedback")).all()
     assert len(events) == 4 and {e.actor for e in events} == {"cds-client:ehr"}
-    with read_snapshot(sessions) as session:
+    with consistent_read(sessions) as session:
         report = verify_audit(session)
     assert report.ok, report.problem
     assert report.rows == 4 + 2  # the feedback, and the case and card it refers to
     with engine.begin() as conn:  # someone edits a stored judgment behind the service's back
         conn.execute(text("UPDATE feedback SET outcome = 'accepted' WHERE outcome = 'overridden'"))
-    with read_snapshot(sessions) as session:
+    with consistent_read(sessions) as session:
         report = verify_audit(session)
     assert not report.ok and "Feedback" in (report.problem or "") and "was changed" in (report.problem or "")
 

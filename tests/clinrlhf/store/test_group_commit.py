@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Column, Connection, Engine, Integer, MetaData, String, Table, event, func, select
 from sqlalchemy.exc import OperationalError
 
-from clinrlhf.store import FeedbackEntry, read_snapshot, verify_audit
+from clinrlhf.store import FeedbackEntry, consistent_read, verify_audit
 from clinrlhf.store.feedback import FeedbackCounts, FeedbackJob, feedback_writer
 from clinrlhf.store.group_commit import GroupCommit
 from clinrlhf.store.models import Feedback
@@ -134,7 +134,7 @@ def test_a_commit_that_fails_or_seems_to_stores_feedback_once(engine, sessions, 
     event.remove(engine, "commit", lose_the_reply)
     # Retried alone, each entry is stored now or found stored already; either way, once.
     assert all(isinstance(r, FeedbackCounts) and r.stored + r.duplicates == 1 for r in results), results
-    with read_snapshot(sessions) as session:
+    with consistent_read(sessions) as session:
         assert session.scalar(select(func.count()).select_from(Feedback)) == 3
         assert verify_audit(session).ok
 
@@ -169,7 +169,7 @@ def test_feedback_is_acknowledged_only_once_another_connection_can_read_it(engin
             card=card, outcome="overridden", outcome_timestamp=datetime(2026, 1, 1, 0, minute)
         )
         counts = await writer.submit(FeedbackJob((entry,), actor="cds-client:x", clinician="c" * 64))
-        with read_snapshot(sessions) as session:  # a separate connection: sees only what was committed
+        with consistent_read(sessions) as session:  # a separate connection: sees only what was committed
             key = entry.idempotency_key("c" * 64)
             seen = session.scalar(select(func.count()).where(Feedback.idempotency_key == key))
         return counts, seen or 0

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from clinrlhf.store import read_snapshot, record_audit, transaction, verify_chain
+from clinrlhf.store import consistent_read, record_audit, transaction, verify_chain
 from clinrlhf.store.models import AuditEvent
 
 REPO = Path(__file__).parents[3]
@@ -67,7 +67,7 @@ def test_a_reader_does_not_wait_for_a_writer(sessions) -> None:
     writer.start()
     assert holding.wait(10)
     started = time.monotonic()
-    with read_snapshot(sessions) as session:
+    with consistent_read(sessions) as session:
         seen = session.scalar(select(func.count()).select_from(AuditEvent))
     assert seen == 1 and time.monotonic() - started < 1  # the uncommitted event is not seen
     release.set()

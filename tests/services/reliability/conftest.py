@@ -38,10 +38,10 @@ from clinrlhf.settings import Settings
 from clinrlhf.store import (
     add_card,
     add_case,
+    consistent_read,
     deidentify_case,
     deployment_store,
     make_engine,
-    read_snapshot,
     record_audit,
     transaction,
     verify_audit,
@@ -336,12 +336,12 @@ class Store:
         return feedback_bodies(self.cards, n)
 
     def feedback_rows(self) -> int:
-        with read_snapshot(deployment_store(self.settings)) as session:
+        with consistent_read(deployment_store(self.settings)) as session:
             return session.scalar(select(func.count()).select_from(Feedback)) or 0
 
     def duplicated_entries(self) -> int:
         """Entries stored more than once, by content (card and timestamp are unique per entry)."""
-        with read_snapshot(deployment_store(self.settings)) as session:
+        with consistent_read(deployment_store(self.settings)) as session:
             groups = (
                 select(Feedback.card_id, Feedback.outcome_timestamp)
                 .group_by(Feedback.card_id, Feedback.outcome_timestamp)
@@ -350,7 +350,7 @@ class Store:
             return session.scalar(select(func.count()).select_from(groups.subquery())) or 0
 
     def audit_problem(self) -> str | None:
-        with read_snapshot(deployment_store(self.settings)) as session:
+        with consistent_read(deployment_store(self.settings)) as session:
             report = verify_audit(session)
         return None if report.ok else report.problem
 
