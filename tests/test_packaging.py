@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # The first setuptools that reads `license = "<SPDX expression>"` (PEP 639) without warning.
-SPDX_SETUPTOOLS = (77, 0)
+SPDX_SETUPTOOLS = (77,)
 
 
 def _floor(requirement: str) -> tuple[int, ...]:
