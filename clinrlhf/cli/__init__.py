@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -54,6 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Everything a command writes (the database, MLflow's store, logs, reports) is its owner's only,
     # whatever umask the shell or container left: they hold pseudonyms and audit trails.
     os.umask(0o077)
+    # A command's output is its result and, on failure, one line: the development-key notice is
+    # for the service, whose start-up prints it (`clinrlhf serve`), not for every command.
+    logging.getLogger("clinrlhf.settings").addHandler(logging.NullHandler())
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
