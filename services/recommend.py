@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from clinrlhf.policy.generate import Suggestion, suggest
+from clinrlhf.policy.generate import PolicySuggestion, suggest
 from clinrlhf.policy.model import load_policy
 from clinrlhf.policy.registry import PolicyNotFoundError, resolve_policy
 from clinrlhf.settings import Settings
@@ -49,7 +49,7 @@ class Recommender:
 
     def suggest(
         self, world: World, prompt: str, *, seed: int, n: int = SUGGESTIONS_PER_CARD
-    ) -> list[Suggestion]:
+    ) -> list[PolicySuggestion]:
         """Up to `n` distinct suggestions, the greedy recommendation first. `seed` makes a request's
         sampled alternatives reproducible without making every request alike."""
         generator = torch.Generator().manual_seed(seed)

@@ -20,7 +20,7 @@ from clinrlhf.active.pairs import best_disagreement, thompson_pair
 from clinrlhf.active.selection import (
     STRATEGIES,
     Assignment,
-    Case,
+    ReviewCandidate,
     proportional_quotas,
     relevant_first,
     select_random,
@@ -43,7 +43,7 @@ __all__ = [
     "METHODS",
     "STRATEGIES",
     "Assignment",
-    "Case",
+    "ReviewCandidate",
     "bald",
     "best_disagreement",
     "design_scores",

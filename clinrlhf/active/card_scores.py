@@ -14,7 +14,7 @@ from clinrlhf.active.design import design_scores, fisher_weighted
 from clinrlhf.active.pairs import best_disagreement, thompson_pair
 from clinrlhf.active.pool import Pool
 from clinrlhf.active.review import Drugs
-from clinrlhf.active.selection import Case
+from clinrlhf.active.selection import ReviewCandidate
 from clinrlhf.active.study_settings import StudySettings
 from clinrlhf.active.uncertainty import (
     ensemble_rewards,
@@ -32,14 +32,14 @@ from clinrlhf.world.world import World
 def design_of(
     model: ScalarHeadModel,
     tokenizer: PreTrainedTokenizerBase,
-    asked: list[Case],
-    cases: list[Case],
+    asked: list[ReviewCandidate],
+    cases: list[ReviewCandidate],
     picks: int,
 ) -> list[float]:
     """Greedy D-optimal scores of `cases` given the pairs already `asked` (Fisher-weighted by the
     model's own preference probabilities), the first `picks` above the rest."""
 
-    def differences(chosen: list[Case]) -> torch.Tensor:
+    def differences(chosen: list[ReviewCandidate]) -> torch.Tensor:
         d = feature_differences(
             model,
             tokenizer,
@@ -55,7 +55,7 @@ def design_of(
 def uncertainty_of(
     members: list[ScalarHeadModel],
     tokenizer: PreTrainedTokenizerBase,
-    cases: list[Case],
+    cases: list[ReviewCandidate],
     settings: StudySettings,
     seed: int,
 ) -> list[float]:
@@ -85,9 +85,9 @@ def thompson_cases(
     members: list[ScalarHeadModel],
     tokenizer: PreTrainedTokenizerBase,
     pool: Pool,
-    remaining: list[Case],
+    remaining: list[ReviewCandidate],
     seed: int,
-) -> tuple[list[Case], list[float], Drugs]:
+) -> tuple[list[ReviewCandidate], list[float], Drugs]:
     """Each remaining card with its pair chosen by double Thompson sampling over the ensemble's
     rewards of the card's candidates (clinrlhf.active.pairs), scored by how unsure the ensemble is of
     its best candidate (then by the pair's probability std); cards with fewer than two valid
@@ -118,7 +118,11 @@ def thompson_cases(
 
 
 def oracle_scores(
-    world: World, pool: Pool, model: ScalarHeadModel, tokenizer: PreTrainedTokenizerBase, cases: list[Case]
+    world: World,
+    pool: Pool,
+    model: ScalarHeadModel,
+    tokenizer: PreTrainedTokenizerBase,
+    cases: list[ReviewCandidate],
 ) -> list[float]:
     """Per card, for the "oracle" reference only (it reads the world, which no selection rule may):
     pairs of unequal utility score in (1, 2), higher the more confidently the model orders them

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from clinrlhf.active.selection import Case
+from clinrlhf.active.selection import ReviewCandidate
 from clinrlhf.active.study_settings import DEID_KEY, TODAY, StudySettings
 from clinrlhf.eval.evaluate import Scenario
 from clinrlhf.pipeline.cohorts import practice_examples, scenarios
@@ -23,13 +23,13 @@ from clinrlhf.world.world import World
 
 @dataclass
 class Pool:
-    cases: list[Case]
+    cases: list[ReviewCandidate]
     facts: dict[str, Scenario] = field(default_factory=dict)  # case id -> (facts, target)
     drugs: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     patients: dict[str, str] = field(default_factory=dict)  # case id -> patient pseudonym
     valid: dict[str, bool] = field(default_factory=dict)  # case id -> both suggestions valid prescriptions
     options: dict[str, list[str]] = field(default_factory=dict)
-    """Case id -> the policy's distinct valid prescriptions for it, one per drug (for "thompson")."""
+    """ReviewCandidate id -> the policy's distinct valid prescriptions for it, one per drug (for "thompson")."""
 
 
 @dataclass
@@ -69,7 +69,7 @@ def build_pool(
             shown = suggest(model, tokenizer, world, prompt, n=2, generator=generator)
             if len(shown) < 2:
                 continue
-            case = Case(f"card{n}-{target}", prompt, (shown[0].text, shown[1].text), group=target)
+            case = ReviewCandidate(f"card{n}-{target}", prompt, (shown[0].text, shown[1].text), group=target)
             pool.cases.append(case)
             pool.facts[case.id] = Scenario(patient.facts, target)
             pool.drugs[case.id] = (shown[0].drug, shown[1].drug)

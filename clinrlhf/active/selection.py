@@ -38,7 +38,7 @@ in the mapping has no limit), or None for no limit."""
 
 
 @dataclass(frozen=True)
-class Case:
+class ReviewCandidate:
     id: str
     """Unique within a round's candidates: the card id."""
     prompt: str
@@ -50,7 +50,7 @@ class Case:
 
 @dataclass(frozen=True)
 class Assignment:
-    case: Case
+    case: ReviewCandidate
     clinicians: tuple[str, ...]
     """The `reviews_per_card` distinct clinicians who review it, least loaded first."""
 
@@ -58,7 +58,7 @@ class Assignment:
 class Strategy(Protocol):
     def __call__(
         self,
-        cases: Sequence[Case],
+        cases: Sequence[ReviewCandidate],
         uncertainty: Sequence[float] | None,
         clinicians: Sequence[str],
         *,
@@ -71,7 +71,7 @@ class Strategy(Protocol):
 
 
 def _check(
-    cases: Sequence[Case],
+    cases: Sequence[ReviewCandidate],
     clinicians: Sequence[str],
     cap: int,
     reviews_per_card: int,
@@ -101,7 +101,7 @@ def _check(
 
 def assign(
     order: Sequence[int],
-    cases: Sequence[Case],
+    cases: Sequence[ReviewCandidate],
     clinicians: Sequence[str],
     *,
     cap: int,
@@ -136,7 +136,7 @@ def assign(
 
 
 def select_uncertain(
-    cases: Sequence[Case],
+    cases: Sequence[ReviewCandidate],
     uncertainty: Sequence[float] | None,
     clinicians: Sequence[str],
     *,
@@ -203,7 +203,7 @@ def relevant_first(uncertainty: Sequence[float], relevant: Sequence[bool]) -> li
     return [u + offset if r else u for u, r in zip(scores, relevant, strict=True)]
 
 
-def proportional_quotas(cases: Sequence[Case], total: int) -> dict[str, int]:
+def proportional_quotas(cases: Sequence[ReviewCandidate], total: int) -> dict[str, int]:
     """Per-group limits for a round of `total` cases, proportional to each group's share of `cases`
     (rounded up, so that every group present gets at least one place and the quotas fill the round)."""
     if total < 0:
@@ -232,7 +232,7 @@ def _mix(order: list[int], explore: float, rng: random.Random) -> list[int]:
 
 
 def select_random(
-    cases: Sequence[Case],
+    cases: Sequence[ReviewCandidate],
     uncertainty: Sequence[float] | None,
     clinicians: Sequence[str],
     *,

@@ -31,7 +31,7 @@ class Clinician:
 
 
 @dataclass(frozen=True)
-class Review:
+class PanelReview:
     choice: str  # "a" | "b" | "tie"
     rating_a: int
     rating_b: int
@@ -101,7 +101,7 @@ def review_pair(
     drug_a: str | None,
     drug_b: str | None,
     rng: random.Random,
-) -> Review:
+) -> PanelReview:
     ua, ub = (value(world, clinician, facts, target, d) for d in (drug_a, drug_b))
     if abs(ua - ub) < clinician.tie_margin:
         choice = "tie"
@@ -115,7 +115,7 @@ def review_pair(
         if good and wrong and not clinician.adversarial and rng.random() < clinician.correction_rate
         else None
     )
-    return Review(
+    return PanelReview(
         choice, _rating(ua, rng, clinician.noise), _rating(ub, rng, clinician.noise), correction, None
     )
 

@@ -17,7 +17,7 @@ import httpx
 
 from clinrlhf.eval.evaluate import subgroup_of
 from clinrlhf.feedback.steering import SteeringConfig, steered_order
-from clinrlhf.panel.clinicians import Clinician, Review, cds_outcome, review_pair
+from clinrlhf.panel.clinicians import Clinician, PanelReview, cds_outcome, review_pair
 from clinrlhf.panel.ehr import SERVICE_ID, card_drug_codes, hook_instance, patient_view_request
 from clinrlhf.world.patients import SyntheticPatient
 from clinrlhf.world.world import World
@@ -53,7 +53,7 @@ def _name(bundle: dict) -> str:
     return " ".join([*name.get("given", []), name.get("family", "")]).strip()
 
 
-def questionnaire_response(card: str, a: str, b: str, review: Review, world: World) -> dict:
+def questionnaire_response(card: str, a: str, b: str, review: PanelReview, world: World) -> dict:
     items: list[dict] = [
         {"linkId": "card", "answer": [{"valueString": card}]},
         {"linkId": "suggestion-a", "answer": [{"valueString": a}]},
@@ -148,7 +148,9 @@ class PanelRun:
             review = review_pair(self.world, clinician, patient.facts, target.key, drugs[0], drugs[1], rng)
             if rng.random() < self.config.comment_rate:
                 # Clinicians write names into comments; the server must scrub them at the door.
-                review = Review(**{**review.__dict__, "comment": f"Discussed with {_name(patient.bundle)}."})
+                review = PanelReview(
+                    **{**review.__dict__, "comment": f"Discussed with {_name(patient.bundle)}."}
+                )
             qr = questionnaire_response(
                 card["uuid"], suggestions[0][0], suggestions[1][0], review, self.world
             )

@@ -82,7 +82,7 @@ def inverse_cdf(probs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class Suggestion:
+class PolicySuggestion:
     drug: str | None
     text: str
     logprob: float
@@ -98,7 +98,7 @@ def suggest(
     n: int = 2,
     tries: int = 16,
     generator: torch.Generator | None = None,
-) -> list[Suggestion]:
+) -> list[PolicySuggestion]:
     """Up to `n` distinct drugs for one prompt. The greedy answer leads, so the first suggestion is
     the policy's recommendation; the alternatives are *sampled* from the policy, not its runners-up.
 
@@ -115,7 +115,7 @@ def suggest(
         if len(seen) == n:
             break
     return [
-        Suggestion(drug, text, sequence_logprob(model, tokenizer, prompt, text))
+        PolicySuggestion(drug, text, sequence_logprob(model, tokenizer, prompt, text))
         for drug, text in seen.items()
     ]
 

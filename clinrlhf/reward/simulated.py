@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 from clinrlhf.feedback.judgment import Judgment
-from clinrlhf.panel.clinicians import Clinician, Review, cds_outcome, default_panel, review_pair
+from clinrlhf.panel.clinicians import Clinician, PanelReview, cds_outcome, default_panel, review_pair
 from clinrlhf.text.prompt import render_prompt, render_response
 from clinrlhf.world.patients import SyntheticPatient
 from clinrlhf.world.practice import historical_choice
@@ -92,7 +92,9 @@ def _card(
         yield from _review_judgments(world, card, clinician.id, review)
 
 
-def _review_judgments(world: World, card: Judgment, clinician: str, review: Review) -> Iterator[Judgment]:
+def _review_judgments(
+    world: World, card: Judgment, clinician: str, review: PanelReview
+) -> Iterator[Judgment]:
     """As clinrlhf.store.snapshot.review_judgments: pairwise, rating and (maybe) correction."""
     shown = {**card.to_dict(), "kind": "pairwise", "clinician": clinician, "accepted": None}
     yield Judgment(**{**shown, "preferred": _PREFERRED[review.choice]})

@@ -12,7 +12,7 @@ from clinrlhf.store.models import Card as StoredCard
 from clinrlhf.world.facts import RXNORM, SNOMED, PatientFacts
 from clinrlhf.world.scoring import contraindicated, findings_of
 from clinrlhf.world.world import World
-from services.cds.schemas import Action, Card, CardSuggestion, Coding, Source
+from services.cds.schemas import Action, CardSuggestion, CdsCard, Coding, Source
 
 OVERRIDE_REASON_SYSTEM = override_reasons.SYSTEM
 # Every card offers these; feedback may name only these (the store refuses any other).
@@ -88,7 +88,7 @@ def _detail(world: World, facts: PatientFacts, target: str, version: str, unsafe
 
 def build_card(
     world: World, card: StoredCard, facts: PatientFacts, patient_id: str, model_card_url: str
-) -> Card:
+) -> CdsCard:
     """The CDS Hooks card for a stored card; suggestions whose text names no drug are left out."""
     banned = contraindicated(world, facts)
     shown = [s for s in card.suggestions if s.drug is not None]
@@ -112,7 +112,7 @@ def build_card(
         )
     first = drug_name(shown[0].drug) if shown and shown[0].drug else "no suggestion"
     summary = f"{world.targets[card.target].display}: consider {first}"
-    return Card(
+    return CdsCard(
         uuid=card.id,
         summary=summary[:140],
         indicator="warning" if unsafe else "info",

@@ -97,7 +97,7 @@ class CardSuggestion(BaseModel):
     actions: list[Action] = Field(default_factory=list)
 
 
-class Card(BaseModel):
+class CdsCard(BaseModel):
     uuid: str
     summary: str = Field(max_length=140)
     detail: str | None = None
@@ -109,7 +109,7 @@ class Card(BaseModel):
 
 
 class CDSResponse(BaseModel):
-    cards: list[Card]
+    cards: list[CdsCard]
 
 
 class ServiceDefinition(BaseModel):

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session
 
 from clinrlhf.identity import Principal
-from clinrlhf.policy.generate import Suggestion
+from clinrlhf.policy.generate import PolicySuggestion
 from clinrlhf.store import FeedbackEntry, add_card, add_case, deidentify_case, record_audit
 from clinrlhf.store.feedback import FeedbackJob
 from clinrlhf.text.prompt import render_prompt
@@ -34,7 +34,7 @@ _CANDIDATES = SUGGESTIONS_PER_CARD + 1
 class _Plan:
     target: str
     prompt: str
-    suggestions: list[Suggestion]
+    suggestions: list[PolicySuggestion]
 
 
 def _seed(hook_instance: str, target: str) -> int:

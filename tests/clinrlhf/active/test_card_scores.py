@@ -9,7 +9,7 @@ import torch
 from clinrlhf.active import card_scores
 from clinrlhf.active.card_scores import oracle_scores, thompson_cases
 from clinrlhf.active.pool import Pool
-from clinrlhf.active.selection import Case
+from clinrlhf.active.selection import ReviewCandidate
 from clinrlhf.active.study_settings import TODAY
 from clinrlhf.eval.evaluate import Scenario
 from clinrlhf.pipeline.cohorts import make_cohorts
@@ -38,7 +38,7 @@ def test_thompson_cases_pair_two_valid_candidates_and_rank_by_doubt() -> None:
         target = patient.targets[0]
         prompt = render_prompt(world, patient.facts, target)
         treats = [render_response(world, d) for d in world.targets[target].drugs]
-        case = Case(f"card{n}", prompt, (treats[0], treats[-1]), group=target)
+        case = ReviewCandidate(f"card{n}", prompt, (treats[0], treats[-1]), group=target)
         pool.cases.append(case)
         pool.options[case.id] = treats if n % 2 == 0 else treats[:1]  # odd cards: one candidate
     cases, scores, shown = thompson_cases(world, members, tokenizer, pool, pool.cases, seed=0)
@@ -80,7 +80,7 @@ def test_oracle_asks_first_about_the_pairs_the_model_orders_wrongly(
         (best, best, ("x", "y")),
     ]
     for i, (a, b, texts) in enumerate(shown_pairs):
-        cases.append(Case(f"c{i}", "prompt", texts))
+        cases.append(ReviewCandidate(f"c{i}", "prompt", texts))
         pool.facts[f"c{i}"] = Scenario(patient.facts, target)
         pool.drugs[f"c{i}"] = (a, b)
     wrong, right, equal = oracle_scores(world, pool, None, None, cases)

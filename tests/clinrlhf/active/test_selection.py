@@ -8,7 +8,7 @@ import pytest
 
 from clinrlhf.active.selection import (
     STRATEGIES,
-    Case,
+    ReviewCandidate,
     proportional_quotas,
     relevant_first,
     select_random,
@@ -18,8 +18,11 @@ from clinrlhf.active.selection import (
 CLINICIANS = [f"dr-{i}" for i in range(5)]
 
 
-def cases(n: int, groups: int = 1) -> list[Case]:
-    return [Case(f"card-{i}", f"prompt {i}", (f"a {i}", f"b {i}"), group=f"g{i % groups}") for i in range(n)]
+def cases(n: int, groups: int = 1) -> list[ReviewCandidate]:
+    return [
+        ReviewCandidate(f"card-{i}", f"prompt {i}", (f"a {i}", f"b {i}"), group=f"g{i % groups}")
+        for i in range(n)
+    ]
 
 
 def test_the_most_uncertain_cases_come_first() -> None:
