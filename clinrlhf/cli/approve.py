@@ -5,11 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from clinrlhf.cli import CLIError
 from clinrlhf.cli.identity_arg import add_token_argument, required_principal
-from clinrlhf.settings import load_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,12 +46,14 @@ def add_governance_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mlflow.tracking import MlflowClient
+    from sqlalchemy.exc import SQLAlchemyError
 
     from clinrlhf.cli.promote import load_criteria_arg
     from clinrlhf.lineage.approval import ApprovalError, approve
     from clinrlhf.lineage.governance import RECORDS_FILE
     from clinrlhf.lineage.registry import VersionNotFound
     from clinrlhf.lineage.runs import configure_mlflow
+    from clinrlhf.settings import load_settings
     from clinrlhf.store import deployment_store
 
     criteria = load_criteria_arg(args.criteria)

@@ -7,13 +7,12 @@ import json
 import os
 import sys
 from pathlib import Path
-
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from typing import TYPE_CHECKING
 
 from clinrlhf.cli import CLIError
-from clinrlhf.settings import load_settings
-from clinrlhf.store import Anchor, AuditReport, Head, consistent_read, deployment_store, verify_audit
+
+if TYPE_CHECKING:  # the store pulls in SQLAlchemy: imported when the command runs, not for --help
+    from clinrlhf.store import Anchor, AuditReport, Head
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,6 +54,8 @@ def _read_witnesses(path: Path) -> dict[str, dict[str, object]]:
 
 
 def _witness(entry: object) -> Head | None:
+    from clinrlhf.store import Head
+
     if isinstance(entry, dict) and isinstance(entry.get("seq"), int) and isinstance(entry.get("hash"), str):
         return Head(entry["seq"], entry["hash"])
     return None
@@ -82,6 +83,7 @@ def _mlflow_anchors() -> list[Anchor]:
 
     from clinrlhf.lineage.audit_anchors import mlflow_anchors
     from clinrlhf.lineage.runs import configure_mlflow
+    from clinrlhf.settings import load_settings
 
     configure_mlflow(load_settings())
     try:
@@ -91,6 +93,12 @@ def _mlflow_anchors() -> list[Anchor]:
 
 
 def run_verify(args: argparse.Namespace) -> int:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from clinrlhf.settings import load_settings
+    from clinrlhf.store import consistent_read, deployment_store, verify_audit
+
     settings = load_settings()
     url = settings.resolved_database_url
     store = make_url(url).render_as_string(hide_password=True)

@@ -6,15 +6,12 @@ import argparse
 import json
 import os
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy.exc import SQLAlchemyError
+from typing import TYPE_CHECKING, Any
 
 from clinrlhf.cli import CLIError
-from clinrlhf.settings import load_settings
-from clinrlhf.store import SNAPSHOT_FORMAT, Snapshot, deployment_store, export_snapshot, transaction
-from clinrlhf.world.world import load_world
-from privacy.deid import config_sha256
+
+if TYPE_CHECKING:  # the store pulls in SQLAlchemy: imported when the command runs, not for --help
+    from clinrlhf.store import Snapshot
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,6 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def manifest(snapshot: Snapshot, name: str) -> dict[str, Any]:
+    from clinrlhf.store import SNAPSHOT_FORMAT
+    from clinrlhf.world.world import load_world
+    from privacy.deid import config_sha256
+
     return {
         "format": SNAPSHOT_FORMAT,
         "version": snapshot.version,
@@ -68,6 +69,12 @@ def _stage(out: Path, snapshot: Snapshot, staged: list[tuple[Path, Path]]) -> di
 
 
 def run(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from clinrlhf.settings import load_settings
+    from clinrlhf.store import deployment_store, export_snapshot, transaction
+    from clinrlhf.world.world import load_world
+
     settings = load_settings()
     out = (args.out or settings.resolved_home / "exports").expanduser()
     try:

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-
-from pydantic import SecretStr
+from typing import TYPE_CHECKING
 
 from clinrlhf.cli import CLIError
-from clinrlhf.identity import MemoryJtiCache, Principal, TokenError, verify_token
-from clinrlhf.settings import Settings
+
+if TYPE_CHECKING:  # imported when a command reads its token, not when the parser is built (--help)
+    from clinrlhf.identity import Principal
+    from clinrlhf.settings import Settings
 
 
 def add_token_argument(parser: argparse.ArgumentParser, whose: str) -> None:
@@ -40,6 +41,8 @@ def token_given(value: str | None, settings: Settings) -> str | None:
 
 
 def verified_principal(settings: Settings, token: str) -> Principal:
+    from clinrlhf.identity import MemoryJtiCache, TokenError, verify_token
+
     try:
         return verify_token(settings, token, MemoryJtiCache())
     except TokenError as err:
@@ -59,6 +62,8 @@ def required_principal(settings: Settings, value: str | None, action: str) -> Pr
 def with_launcher(settings: Settings, value: str | None) -> Settings:
     """`settings` carrying the token of `--token` (verified now: a bad one stops the command before
     any training) for clinrlhf.lineage.launcher to name who launched the run."""
+    from pydantic import SecretStr
+
     token = token_given(value, settings)
     if token is None:
         return settings

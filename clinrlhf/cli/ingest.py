@@ -13,12 +13,12 @@ import sys
 from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clinrlhf.cli import CLIError
-from clinrlhf.settings import MissingSecretError, load_settings
-from clinrlhf.store import deployment_store, transaction
-from clinrlhf.store.ingest import IngestSummary, Skip, ingest_patient_bundles, split_bundle, split_by_patient
+
+if TYPE_CHECKING:  # the store pulls in SQLAlchemy: imported when the command runs, not for --help
+    from clinrlhf.store.ingest import IngestSummary
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -92,6 +92,10 @@ def _read_ndjson(path: Path, n: str) -> Iterator[Mapping[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from clinrlhf.settings import MissingSecretError, load_settings
+    from clinrlhf.store import deployment_store, transaction
+    from clinrlhf.store.ingest import IngestSummary, split_bundle, split_by_patient
+
     settings = load_settings()
     try:
         key = settings.deid_secret
@@ -144,6 +148,8 @@ def _ingest(
     today: date,
     source: str,
 ) -> None:
+    from clinrlhf.store.ingest import Skip, ingest_patient_bundles
+
     summary.dropped.update(unlinked)
     if not bundles:
         summary.skipped["no-patient"] += 1

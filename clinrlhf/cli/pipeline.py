@@ -8,7 +8,6 @@ from pathlib import Path
 
 from clinrlhf.cli import CLIError
 from clinrlhf.cli.identity_arg import add_token_argument, with_launcher
-from clinrlhf.settings import load_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from clinrlhf.cli.progress import stage_progress
     from clinrlhf.pipeline.config import load_pipeline_config
     from clinrlhf.pipeline.run import run_pipeline
+    from clinrlhf.settings import load_settings
 
     if args.config and not args.config.is_file():
         raise CLIError(f"config file not found: {args.config}")

@@ -6,12 +6,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from clinrlhf.cli import CLIError
 from clinrlhf.cli.approve import add_governance_arguments
 from clinrlhf.cli.identity_arg import add_token_argument, required_principal
-from clinrlhf.settings import load_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,12 +40,14 @@ def load_criteria_arg(path: Path | None):  # noqa: ANN201 - AcceptanceCriteria; 
 
 def run(args: argparse.Namespace) -> int:
     from mlflow.tracking import MlflowClient
+    from sqlalchemy.exc import SQLAlchemyError
 
     from clinrlhf.lineage.governance import RECORDS_FILE
     from clinrlhf.lineage.promotion import PromotionRefused, promote
     from clinrlhf.lineage.registry import VersionNotFound
     from clinrlhf.lineage.runs import configure_mlflow
     from clinrlhf.policy.registry import PolicyNotFoundError
+    from clinrlhf.settings import load_settings
     from clinrlhf.store import deployment_store
 
     criteria = load_criteria_arg(args.criteria)

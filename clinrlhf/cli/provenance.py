@@ -6,10 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from clinrlhf.cli import CLIError, load_run_chain
-from clinrlhf.settings import load_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,9 +42,11 @@ def _stages(chain, run_id: str) -> tuple[str, ...]:  # noqa: ANN001 - a Chain, i
 def run(args: argparse.Namespace) -> int:
     from mlflow.tracking import MlflowClient
     from pydantic import ValidationError
+    from sqlalchemy.exc import SQLAlchemyError
 
     from clinrlhf.lineage.provenance import provenance_bundle, registry_events
     from clinrlhf.lineage.registry import versions_of_run
+    from clinrlhf.settings import load_settings
     from clinrlhf.store import consistent_read, deployment_store
 
     settings = load_settings()

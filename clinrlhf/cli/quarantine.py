@@ -11,19 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from clinrlhf.cli import CLIError
 from clinrlhf.cli.identity_arg import add_token_argument, required_principal
-from clinrlhf.settings import load_settings
-from clinrlhf.store import consistent_read, deployment_store, transaction
-from clinrlhf.store.quarantine import (
-    REASONS_FILE,
-    QuarantineError,
-    decisions,
-    read_reasons,
-    replay,
-)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,6 +53,12 @@ def _row(decision, reasons) -> dict:  # noqa: ANN001 - Decision and its Reason m
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from clinrlhf.settings import load_settings
+    from clinrlhf.store import consistent_read, deployment_store
+    from clinrlhf.store.quarantine import REASONS_FILE, decisions, read_reasons, replay
+
     settings = load_settings()
     try:
         with consistent_read(deployment_store(settings)) as session:
@@ -77,7 +72,12 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_decide(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from clinrlhf.lineage.governance import GovernanceRefused, decide_quarantine
+    from clinrlhf.settings import load_settings
+    from clinrlhf.store import deployment_store, transaction
+    from clinrlhf.store.quarantine import REASONS_FILE, QuarantineError
 
     settings = load_settings()
     principal = required_principal(settings, args.token, f"quarantine {'release' if args.release else 'add'}")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from clinrlhf.cli import CLIError
 from clinrlhf.cli.identity_arg import add_token_argument, with_launcher
-from clinrlhf.settings import load_settings
+
+if TYPE_CHECKING:  # imported when the command runs, not when the parser is built (--help)
+    from rich.console import Console
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def print_summary(summary: dict, console: Console) -> None:
+    from rich.table import Table
+
     table = Table(title="clinrlhf quickstart: held-out patients")
     for column in ("", "concordance", "unsafe rate"):
         table.add_column(column)
@@ -54,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from clinrlhf.cli.progress import stage_progress
     from clinrlhf.pipeline.config import PipelineConfig
     from clinrlhf.pipeline.run import run_pipeline
+    from clinrlhf.settings import load_settings
     from privacy.dp import BudgetExceededError
 
     settings = with_launcher(load_settings(), args.token)
@@ -65,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     out = settings.resolved_home / "quickstart" / "summary.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2))
+    from rich.console import Console
+
     print_summary(summary, Console())
     print(f"summary: {out}")
     return 0

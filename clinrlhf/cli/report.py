@@ -5,10 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from clinrlhf.cli import CLIError, load_run_chain
-from clinrlhf.settings import load_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,10 +41,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mlflow.tracking import MlflowClient
+    from sqlalchemy.exc import SQLAlchemyError
 
     from clinrlhf.cli.promote import load_criteria_arg
     from clinrlhf.lineage.pdf import PdfUnavailableError
     from clinrlhf.lineage.report import build_report, write_run_report
+    from clinrlhf.settings import load_settings
     from clinrlhf.store import deployment_store, record_audit, transaction
 
     criteria = load_criteria_arg(args.criteria)

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from clinrlhf.cli import CLIError
 from clinrlhf.cli.identity_arg import add_token_argument, required_principal
-from clinrlhf.settings import load_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,12 +22,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mlflow.tracking import MlflowClient
+    from sqlalchemy.exc import SQLAlchemyError
 
     from clinrlhf.lineage.governance import RECORDS_FILE
     from clinrlhf.lineage.promotion import PromotionRefused, rollback
     from clinrlhf.lineage.registry import VersionNotFound
     from clinrlhf.lineage.runs import configure_mlflow
     from clinrlhf.policy.registry import PolicyNotFoundError
+    from clinrlhf.settings import load_settings
     from clinrlhf.store import deployment_store
 
     settings = load_settings()

@@ -5,11 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from clinrlhf.cli import CLIError
-from clinrlhf.settings import load_settings
-from clinrlhf.store import counts, deployment_store
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,6 +19,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(_args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from clinrlhf.settings import load_settings
+    from clinrlhf.store import counts, deployment_store
+
     settings = load_settings()
     try:
         with deployment_store(settings)() as session:

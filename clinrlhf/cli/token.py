@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
 from clinrlhf.cli import CLIError
-from clinrlhf.identity import ROLES, mint_token
-from clinrlhf.settings import MissingSecretError, load_settings
+
+
+class _Roles(Sequence[str]):
+    """clinrlhf.identity's ROLES, looked up only when `token` parses its flags or prints its help:
+    importing the identity package (keys, JWKS, the pseudonymiser's name lists) would otherwise be
+    most of what every `clinrlhf --help` waits for."""
+
+    def _roles(self) -> tuple[str, ...]:
+        from clinrlhf.identity.roles import ROLES
+
+        return tuple(ROLES)
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def,override]  # Sequence's int and slice overloads
+        return self._roles()[index]
+
+    def __len__(self) -> int:
+        return len(self._roles())
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,7 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(created on first use). `clinrlhf serve` under the same $CLINRLHF_HOME accepts it. In production "
         "(CLINRLHF_ENV=production) tokens come from the hospital's identity provider instead.",
     )
-    parser.add_argument("--role", required=True, choices=ROLES, help="what the holder may do")
+    parser.add_argument(
+        "--role", required=True, choices=_Roles(), metavar="ROLE", help="what the holder may do: %(choices)s"
+    )
     parser.add_argument(
         "--sub", required=True, metavar="ID", help="who holds it (stored only as a pseudonym)"
     )
@@ -32,6 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from clinrlhf.identity import mint_token
+    from clinrlhf.settings import MissingSecretError, load_settings
+
     if args.ttl <= 0:
         raise CLIError("--ttl must be a positive number of seconds")
     if not args.sub.strip():

@@ -41,9 +41,28 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     stages = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
-    sft = stages.add_parser("sft", help="supervised policy on the historical practice")
-    reward = stages.add_parser("reward", help="DP-SGD reward model on a feedback snapshot")
-    ppo = stages.add_parser("ppo", help="KL-constrained PPO against the supervised policy")
+    sft = stages.add_parser(
+        "sft",
+        help="supervised policy on the historical practice",
+        description="Train the supervised policy on the synthetic world's historical practice and write it "
+        "to --out. Needs nothing else: it is the first stage.",
+    )
+    reward = stages.add_parser(
+        "reward",
+        help="DP-SGD reward model on a feedback snapshot",
+        description="Train the differentially private (DP-SGD, Opacus) reward model on the clinicians' "
+        "judgments and write it to --out. Needs --policy, the supervised policy folder from `train sft` "
+        "(the reward model starts from it), and --snapshot, the de-identified NDJSON from `clinrlhf export`. "
+        "The privacy ledger in $CLINRLHF_HOME is charged, and refuses a run past the budget.",
+    )
+    ppo = stages.add_parser(
+        "ppo",
+        help="KL-constrained PPO against the supervised policy",
+        description="Align the policy with KL-constrained PPO against the reward model, starting from and "
+        "penalised towards the supervised policy, and write it to --out. Needs --policy (from `train sft`), "
+        "--reward (from `train reward`) and --snapshot (the NDJSON the reward model learned from). Runs "
+        "data-parallel under torchrun.",
+    )
     for stage in (sft, reward, ppo):
         stage.add_argument("--out", type=Path, required=True, help="folder to write the model to")
         stage.add_argument("--config", type=Path, help="JSON overrides, as for `clinrlhf pipeline`")

@@ -91,7 +91,14 @@ def pipeline_config_from(raw: dict) -> PipelineConfig:
 
 def load_pipeline_config(path: Path | None, **overrides: object) -> PipelineConfig:
     """Defaults, then a JSON file of (nested) overrides, then keyword overrides."""
-    raw = json.loads(path.read_text()) if path else {}
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8")) if path else {}
+    except json.JSONDecodeError as err:  # the decoder's own words name a position, not the problem
+        raise ValueError(
+            f"{path} is not valid JSON ({err.msg}, line {err.lineno} column {err.colno})"
+        ) from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not valid JSON (not UTF-8 text)") from None
     if not isinstance(raw, dict):
         raise ValueError("the config file must hold a JSON object")
     return replace(pipeline_config_from(raw), **overrides)  # type: ignore[arg-type]
