@@ -6,8 +6,9 @@ import argparse
 import os
 
 from clinrlhf.cli import CLIError
-from clinrlhf.policy.registry import PolicyNotFoundError, resolve_policy
-from clinrlhf.settings import MissingSecretError, load_settings
+
+# A TCP port; uvicorn would take 99999 modulo 65536 (34463) without a word, and 0 as "any free port".
+PORTS = range(1, 65536)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,6 +37,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.port not in PORTS:
+        raise CLIError(f"--port {args.port} is not a TCP port (1-65535)")
+    from clinrlhf.policy.registry import PolicyNotFoundError, resolve_policy
+    from clinrlhf.settings import MissingSecretError, load_settings
+
     settings = load_settings()
     try:
         policy = resolve_policy(settings, args.policy)

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from clinrlhf.identity import JtiCache, Principal, TokenError, verify_token
 from clinrlhf.settings import Settings
-from clinrlhf.store.feedback import FeedbackCounts, FeedbackJob, feedback_writer
+from clinrlhf.store.feedback_batch import FeedbackCounts, FeedbackJob, feedback_writer
 from clinrlhf.store.group_commit import GroupCommit
 from clinrlhf.store.rate_limit import DatabaseRateLimiter
 from clinrlhf.world.world import World
