@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from opacus.grad_sample import AbstractGradSampleModule
@@ -179,6 +179,8 @@ def train_dpo(
     tracker = tracker or NullTracker()
     if not pairs:
         raise ValueError("DPO needs at least one preference pair")
+    if ledger is not None and config.dp.target_delta is None:  # one δ per deployment, as a reward run
+        config = replace(config, dp=replace(config.dp, target_delta=ledger.delta))
     torch.manual_seed(config.seed)
     encoded = encode_pairs(tokenizer, pairs)
     ref = reference_logps(sft_model, encoded)

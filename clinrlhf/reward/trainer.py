@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -86,6 +86,10 @@ def train_reward(
         raise ValueError("no preference pairs to train on")
     if ledger is not None and not snapshot_sha256:
         raise ValueError("a privacy ledger needs the snapshot_sha256 of the training data")
+    if ledger is not None and config.dp.target_delta is None:
+        # One δ per deployment: the run is calibrated at the δ its odometer composes at, so the
+        # (ε, δ) the run reports and the deployment's composed figure speak of the same δ.
+        config = replace(config, dp=replace(config.dp, target_delta=ledger.delta))
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         # Opacus' hooks on the token embedding see inputs (ids) that need no gradient; harmless.
         warnings.filterwarnings("ignore", message="Full backward hook is firing")

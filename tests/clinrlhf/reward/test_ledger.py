@@ -237,3 +237,19 @@ def test_a_ledger_without_a_snapshot_is_refused(
     ledger = PrivacyLedger(Path("unused.json"), Budget(epsilon=1.0, delta=1e-5))
     with pytest.raises(ValueError, match="snapshot_sha256"):
         train_reward(few_pairs, backbone(), tokenizer, CONFIG, ledger=ledger)
+
+
+def test_a_charged_run_is_calibrated_at_the_deployments_delta(
+    tmp_path: Path,
+    few_pairs: list[PreferencePair],
+    tokenizer: PreTrainedTokenizerFast,
+    backbone: Callable[..., GPT2Model],
+) -> None:
+    """One δ per deployment: the (ε, δ) a run reports is at the δ its odometer composes at, not at
+    the run's own default of 1/(10 n)."""
+    ledger = PrivacyLedger(tmp_path / LEDGER_FILE, Budget(epsilon=1e6, delta=3e-4))
+    result = train_reward(few_pairs, backbone(), tokenizer, CONFIG, ledger=ledger, snapshot_sha256=SNAPSHOT)
+    assert CONFIG.dp.delta_for(len(few_pairs)) != 3e-4  # the default would have been another δ
+    assert result.delta == 3e-4 and ledger.delta == 3e-4
+    (entry,) = ledger.entries()
+    assert entry.delta == 3e-4
