@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from clinrlhf.lineage.ledger import LEDGER_BUDGET, LEDGER_DELTA, LEDGER_EPSILON, LEDGER_RUNS, LEDGER_UNIT
 from privacy.dp import PRIVACY_UNITS, Accountant, PrivacyUnit
 from privacy.dp.ledger import (
     RDP_FILTER_ORDERS,
@@ -53,9 +54,6 @@ if TYPE_CHECKING:
     from clinrlhf.settings import Settings
 
 LEDGER_FILE = "privacy_ledger.json"
-# What a charged run logs to MLflow about the odometer it was charged to (the report reads them).
-LEDGER_DELTA, LEDGER_BUDGET, LEDGER_UNIT = "ledger.delta", "ledger.budget_epsilon", "ledger.privacy_unit"
-LEDGER_EPSILON, LEDGER_RUNS = "ledger.epsilon", "ledger.runs"
 _VERSION = 2
 _READABLE = (1, 2)  # version 1 keyed budgets by snapshot; its runs join the odometers unchanged
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from clinrlhf.identity import mint_token
-from clinrlhf.lineage.sample import record_sample_run
+from clinrlhf.pipeline.sample_run import record_sample_run
 from clinrlhf.settings import Settings
 
 

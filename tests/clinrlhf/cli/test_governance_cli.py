@@ -17,7 +17,7 @@ from clinrlhf.identity.replay import MemoryJtiCache
 from clinrlhf.lineage.approval import NAME_TAG, OVERRIDE_TAG
 from clinrlhf.lineage.governance import RECORDS_FILE, record_sha256
 from clinrlhf.lineage.registry import MODEL_NAME, production_version
-from clinrlhf.lineage.sample import record_sample_run
+from clinrlhf.pipeline.sample_run import record_sample_run
 from clinrlhf.settings import Settings
 from clinrlhf.store import consistent_read, deployment_store
 from clinrlhf.store.models import AuditEvent

@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from clinrlhf.cli import main
 from clinrlhf.identity import mint_token
 from clinrlhf.lineage.registry import MODEL_NAME, production_version
-from clinrlhf.lineage.sample import record_sample_run
+from clinrlhf.pipeline.sample_run import record_sample_run
 from clinrlhf.policy.registry import production_policy
 from clinrlhf.settings import Settings
 

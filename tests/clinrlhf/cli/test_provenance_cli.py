@@ -7,7 +7,7 @@ import torch
 from fhir.resources.R4B.bundle import Bundle
 
 from clinrlhf.cli import main
-from clinrlhf.lineage.sample import record_sample_run
+from clinrlhf.pipeline.sample_run import record_sample_run
 from clinrlhf.settings import Settings
 
 torch.set_num_threads(1)

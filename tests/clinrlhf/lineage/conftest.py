@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from clinrlhf.lineage.runs import configure_mlflow
-from clinrlhf.lineage.sample import SampleRun, record_sample_run
+from clinrlhf.pipeline.sample_run import SampleRun, record_sample_run
 from clinrlhf.settings import Settings
 from clinrlhf.store import deployment_store
 

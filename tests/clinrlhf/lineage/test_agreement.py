@@ -8,7 +8,7 @@ import pytest
 
 from clinrlhf.lineage.agreement import agreement_summary, category_counts, observed_agreement
 from clinrlhf.lineage.feedback_stats import feedback_stats
-from clinrlhf.lineage.sample import sample_judgments
+from clinrlhf.pipeline.sample_run import sample_judgments
 
 
 def test_observed_agreement_equals_counting_agreeing_pairs_of_raters():

@@ -6,7 +6,7 @@ import pytest
 
 from clinrlhf.lineage.criteria import AcceptanceCriteria, check_criteria, failures, load_criteria
 from clinrlhf.lineage.evalmetrics import parse_eval_run
-from clinrlhf.lineage.sample import eval_metrics
+from clinrlhf.pipeline.sample_run import eval_metrics
 
 
 def _after(metrics):

@@ -16,7 +16,7 @@ from clinrlhf.lineage.datasets import (
     log_snapshot_dataset,
     snapshot_source,
 )
-from clinrlhf.lineage.sample import sample_judgments
+from clinrlhf.pipeline.sample_run import sample_judgments
 
 
 def _inputs(client, run_id):

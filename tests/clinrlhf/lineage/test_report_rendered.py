@@ -28,7 +28,7 @@ from clinrlhf.lineage.feedback_stats import feedback_stats
 from clinrlhf.lineage.launcher import LAUNCHED_BY, launcher_tags
 from clinrlhf.lineage.report import build_report
 from clinrlhf.lineage.report_context import QUALITY_ARTIFACT
-from clinrlhf.lineage.sample import CLINICIANS
+from clinrlhf.pipeline.sample_run import CLINICIANS
 from clinrlhf.world.scoring import Outcome
 
 OFFICER = Principal(sub="officer-1", role="compliance", scopes=frozenset(), issuer="test", name="Dr. Ada Lee")
