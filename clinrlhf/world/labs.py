@@ -18,6 +18,15 @@ PHYSICAL_RANGE = {
     "6298-4": (0.0, 20.0),  # potassium, blood, mmol/L
 }
 
+# LOINC -> (name, unit) as the review page prints them. The unit is the world's: the UCUM code the
+# records carry (clinrlhf.world.patients), mL/min/{1.73_m2} written as a clinician writes it.
+LAB_DISPLAY = {
+    "33914-3": ("eGFR", "mL/min/1.73 m²"),
+    "62238-1": ("eGFR", "mL/min/1.73 m²"),
+    "2823-3": ("potassium", "mmol/L"),
+    "6298-4": ("potassium", "mmol/L"),
+}
+
 
 def is_possible(loinc: str, value: float) -> bool:
     """Whether `value` is a finite number the lab `loinc` can report; any finite value for a lab

@@ -16,6 +16,7 @@ class Drug:
     rxnorm: str
     drug_class: str
     sig: str
+    display: str  # the name a clinician reads: world.json's keys are tokens (insulin_glargine)
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,11 @@ class World:
 
 
 def _parse(raw: dict, sha256: str) -> World:
-    drugs = {k: Drug(k, v["rxnorm"], v["class"], v["sig"]) for k, v in raw["drugs"].items()}
+    # The benchmark world names no displays: its keys are generic names written as tokens.
+    drugs = {
+        k: Drug(k, v["rxnorm"], v["class"], v["sig"], v.get("display", k.replace("_", " ")))
+        for k, v in raw["drugs"].items()
+    }
     findings = {
         k: Finding(
             k, v.get("resource"), tuple(v.get("snomed", ())), tuple(v.get("loinc", ())), v.get("display", k)

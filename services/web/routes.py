@@ -37,7 +37,8 @@ from services.web.auth import (
     session_key_of,
     web_session,
 )
-from services.web.context import case_view
+from services.web.context import ModelView, case_view, model_view
+from services.web.production import production_model
 from services.web.session import (
     CSRF_HEADER,
     LOGIN_COOKIE,
@@ -139,11 +140,17 @@ def log_out(request: Request, state: StateDep) -> Response:
     return response
 
 
+def _model(state: AppState, version: str) -> ModelView:
+    production = production_model(state.settings.resolved_home)
+    current, label = production if production else (None, None)
+    return model_view(version, production=current, production_label=label)
+
+
 def _page(request: Request, state: AppState, clinician: str) -> dict[str, Any]:
     overlap = state.settings.review_overlap
     with consistent_read(state.sessions) as session:  # reads never hold SQLite's write lock
         card = next_card(session, clinician, overlap)
-        view = case_view(state.world, card, clinician) if card else None
+        view = case_view(state.world, card, clinician, _model(state, card.model_version)) if card else None
         done = progress(session, clinician, overlap)
     session_ = web_session(request, state)
     csrf = csrf_token(session_key_of(state), session_.sid) if session_ else ""

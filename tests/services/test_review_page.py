@@ -146,7 +146,9 @@ def test_a_clinician_chooses_and_rates_with_the_keyboard_and_the_review_is_store
         page.keyboard.press(key)
     expect(page.locator('input[name="choice"][value="b"]')).to_be_checked()
     expect(page.locator('input[name="rating_a"][value="4"]')).to_be_checked()
-    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")  # says what will be submitted
+    expect(page.locator("#status")).to_contain_text("B is better; A rated 4; B rated 5")
+    page.keyboard.press("Enter")  # submits
 
     expect(page.get_by_test_id("reviewed")).to_have_text("1")  # the next case has loaded
     expect(page.get_by_test_id("waiting")).to_have_text(str(CASES - 1))
@@ -176,6 +178,8 @@ def test_a_comment_typed_on_the_page_is_scrubbed_and_only_flagged(page, settings
     page.keyboard.type(COMMENT)
     page.keyboard.press("Escape")
     page.keyboard.press("t")  # equally good
+    page.keyboard.press("Enter")
+    expect(page.locator("#status")).to_contain_text("equally good; with a comment")
     page.keyboard.press("Enter")
     expect(page.get_by_test_id("reviewed")).to_have_text("1")
     (review,) = stored_reviews(settings)
