@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
-from services.api.errors import APIError, describe_errors
+from services.errors import APIError, describe_errors
 
 M = TypeVar("M", bound=BaseModel)
 

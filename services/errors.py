@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from clinrlhf.store.outage import Outage, outage_of
-from services.api.responses import FHIRResponse
+from services.responses import FHIRResponse
 
 log = logging.getLogger(__name__)
 

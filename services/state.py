@@ -1,4 +1,6 @@
-"""Typed dependencies: settings, a database session, the caller, and scope checks.
+"""The service's state and its typed dependencies: settings, a database session, the caller, and
+scope checks. Every router package (`services/api/routes`, `services/cds`, `services/fhir`,
+`services/web`) takes them from here, below itself; `services/api/app.py` builds the state.
 
 The cheap ones are `async def`: FastAPI runs a plain `def` dependency in the thread pool, and a
 thread hop per dependency cost more than the work of a small request (profiled on the feedback
@@ -21,15 +23,14 @@ from starlette.concurrency import run_in_threadpool
 
 from clinrlhf.identity import JtiCache, Principal, TokenError, verify_token
 from clinrlhf.settings import Settings
-from clinrlhf.store.feedback_batch import FeedbackCounts, FeedbackJob, feedback_writer
+from clinrlhf.store.feedback import FeedbackCounts, FeedbackJob, feedback_writer
 from clinrlhf.store.group_commit import GroupCommit
 from clinrlhf.store.rate_limit import DatabaseRateLimiter
 from clinrlhf.world.world import World
-from privacy.deid import pseudonym
-from services.api.errors import APIError
-from services.api.token_cache import VerifiedTokens, reusable
 from services.cds.fetch import FHIRFetcher
+from services.errors import APIError
 from services.recommend import PolicyHolder
+from services.token_cache import VerifiedTokens, reusable
 from services.web.ratelimit import ReviewLimiter, SharedRateLimiter
 
 
@@ -164,16 +165,3 @@ def require_scope(resource: str, permission: str) -> Callable[[Principal], Corou
         return ensure_scope(principal, resource, permission)
 
     return check
-
-
-def clinician_pseudonym(key: bytes, user: str) -> str:
-    """Pseudonym of a clinician. `Practitioner/123` and `123` name the same person, so a CDS context
-    userId and an identity-provider `sub` map to the same pseudonym."""
-    for prefix in ("Practitioner/", "PractitionerRole/"):
-        user = user.removeprefix(prefix)
-    return pseudonym(key, user, namespace="clinician")
-
-
-def actor(principal: Principal, key: bytes) -> str:
-    """How the audit trail names the caller: role and pseudonym, never the raw subject."""
-    return f"{principal.role or 'external'}:{pseudonym(key, f'{principal.issuer}|{principal.sub}', namespace='actor')}"

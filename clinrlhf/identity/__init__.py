@@ -1,7 +1,9 @@
-"""Who is calling: roles and SMART scopes, development signing keys, and bearer-token verification."""
+"""Who is calling: roles and SMART scopes, development signing keys, bearer-token verification, and
+the pseudonyms that name a caller, a clinician or a CDS client where they are recorded."""
 
 from clinrlhf.identity.jwks import IssuerConfigError, JWKSCache, parse_issuers
 from clinrlhf.identity.keys import DEV_ISSUER, dev_jwks, dev_signing_key
+from clinrlhf.identity.pseudonyms import actor, actor_pseudonym, client_pseudonym, clinician_pseudonym
 from clinrlhf.identity.replay import JtiCache, MemoryJtiCache
 from clinrlhf.identity.roles import ROLE_SCOPES, ROLES, Role
 from clinrlhf.identity.scopes import grants, parse_scope
@@ -18,6 +20,10 @@ __all__ = [
     "Principal",
     "Role",
     "TokenError",
+    "actor",
+    "actor_pseudonym",
+    "client_pseudonym",
+    "clinician_pseudonym",
     "dev_jwks",
     "dev_signing_key",
     "grants",

@@ -22,7 +22,6 @@ from clinrlhf.lineage.gate import evaluate_version
 from clinrlhf.lineage.governance import (
     COMPLIANCE_ROLE,
     GovernanceRefused,
-    actor_pseudonym,
     compliance_officer,
     governance_record,
     override_reason,
@@ -57,12 +56,6 @@ class Approval:
     event_id: str
     name: str = ""
     override_reason: str | None = None
-
-
-def actor_name(principal: Principal, key: bytes) -> str:
-    """`<role>:<pseudonym>`, exactly as services.api.deps.actor names an API caller, so one person
-    has one name across the audit trail; the raw subject is never stored."""
-    return f"{principal.role or 'external'}:{actor_pseudonym(principal, key)}"
 
 
 def entity_id(version: str, name: str = MODEL_NAME) -> str:

@@ -28,13 +28,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from clinrlhf.identity import ROLE_SCOPES, Principal
+from clinrlhf.identity import ROLE_SCOPES, Principal, actor_pseudonym
 from clinrlhf.lineage.criteria import AcceptanceCriteria
 from clinrlhf.store.audit import record_audit
 from clinrlhf.store.quarantine import Decision
 from clinrlhf.store.quarantine import quarantine as quarantine_clinician
 from clinrlhf.store.quarantine import release as release_clinician
-from privacy.deid import pseudonym
 
 COMPLIANCE_ROLE = "compliance"
 RECORD = "GovernanceRecord"  # audit entity types of the records
@@ -58,12 +57,6 @@ class Officer:
     @property
     def display(self) -> str:
         return f"{self.name} ({self.role})"
-
-
-def actor_pseudonym(principal: Principal, key: bytes) -> str:
-    """The subject's pseudonym, exactly as services.api.deps.actor names an API caller, so one person
-    has one name across the audit trail; the raw subject is never stored."""
-    return pseudonym(key, f"{principal.issuer}|{principal.sub}", namespace="actor")
 
 
 def is_compliance(principal: Principal) -> bool:

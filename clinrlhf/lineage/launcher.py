@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import getpass
 
-from clinrlhf.identity import MemoryJtiCache, TokenError, verify_token
-from clinrlhf.lineage.governance import actor_pseudonym
+from clinrlhf.identity import MemoryJtiCache, TokenError, actor, actor_pseudonym, verify_token
 from clinrlhf.settings import Settings
 
 LAUNCHED_BY = "clinrlhf.launched_by"  # display name, or "unverified: <os user>"
@@ -31,5 +30,5 @@ def launcher_tags(settings: Settings, token: str | None = None) -> dict[str, str
     except TokenError as err:
         return {LAUNCHED_BY: f"unverified: {_os_user()} (token rejected: {err})"}
     alias = actor_pseudonym(principal, settings.deid_secret)
-    role = principal.role or "external"
-    return {LAUNCHED_BY: f"{principal.name or alias} ({role})", LAUNCHED_BY_ACTOR: f"{role}:{alias}"}
+    by = f"{principal.name or alias} ({principal.role or 'external'})"
+    return {LAUNCHED_BY: by, LAUNCHED_BY_ACTOR: actor(principal, settings.deid_secret)}

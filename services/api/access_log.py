@@ -13,7 +13,9 @@ import logging
 from contextvars import ContextVar
 
 from starlette.routing import Mount
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from services.asgi import on_response_start
 
 UNMATCHED = "(no route)"  # a path no route matched: may be anything the caller typed
 _ROUTE: ContextVar[str] = ContextVar("clinrlhf_access_route", default=UNMATCHED)
@@ -36,16 +38,7 @@ class RouteTemplate:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def remember(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                _ROUTE.set(route_template(scope))
-            await send(message)
-
-        await self.app(scope, receive, remember)
+        await on_response_start(self.app, scope, receive, send, lambda _: _ROUTE.set(route_template(scope)))
 
 
 class RouteOnly(logging.Filter):

@@ -23,17 +23,19 @@ from clinrlhf.store import deployment_store
 from clinrlhf.store.replay import DatabaseJtiCache
 from clinrlhf.world.world import load_world
 from services.api.access_log import RouteTemplate, install_access_log_filter
-from services.api.body import BODY_COMPONENTS
-from services.api.deps import AppState
-from services.api.errors import install_error_handlers
 from services.api.middleware import ErrorShield, RequestGuard
 from services.api.refusals import RefusalAudit, RefusalCounter, stop_flushing
 from services.api.routes import cds_hooks, fhir, health, model_card
 from services.api.routes import compliance as compliance_pages
+from services.body import BODY_COMPONENTS
+from services.errors import install_error_handlers
 from services.recommend import PolicyHolder, PolicyUnavailableError
+from services.state import AppState
 from services.web import admin as review_admin
 from services.web import routes as review_page
+from services.web import dashboard
 from services.web.headers import SecurityHeaders
+from services.web.page_errors import install_page_errors
 
 log = logging.getLogger("services.api")
 REFUSAL_FLUSH_SECONDS = 30.0  # how often counted refusals are appended to the audit trail
@@ -115,8 +117,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(review_page.router)
     app.include_router(review_admin.router)  # its admin view: agreement, for compliance officers
     app.mount(f"{review_page.PREFIX}/static", review_page.static_files(), name="review-static")
-    # Compliance officers' read-only pages: registered versions and each run's report.
+    # Compliance officers' dashboard (governance actions from the page) and each run's report.
+    app.include_router(dashboard.router)
     app.include_router(compliance_pages.router)
+    install_page_errors(app)  # the compliance pages' errors: HTML pages for a browser
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     install_access_log_filter()
     return app

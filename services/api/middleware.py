@@ -9,7 +9,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.api.errors import outcome_response
+from services.asgi import on_response_start
+from services.errors import outcome_response
 
 log = logging.getLogger("services.api")
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -92,13 +93,12 @@ class ErrorShield:
             return
         started = False
 
-        async def tracking_send(message: Message) -> None:
+        def mark_started(_: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+            started = True
 
         try:
-            await self.app(scope, receive, tracking_send)
+            await on_response_start(self.app, scope, receive, send, mark_started)
         except Exception as exc:  # noqa: BLE001 -- the whole point is to catch everything
             log.error(
                 "unhandled %s in %s %s at %s",

@@ -1,7 +1,7 @@
 """Who a CDS client may speak for. CDS Hooks lets the EHR assert its user (`context.userId`), so
 feedback is credited to whoever the client names; a deployment restricts which practitioners each
 client may name (`CLINRLHF_CDS_CLIENT_PRACTITIONERS`), and the store records which client asserted
-each user, pseudonymised like the user.
+each user, pseudonymised like the user (`clinrlhf.identity.client_pseudonym`).
 
 Unset, every client may name anyone in development, and no client may name anyone in production
 (a deployment must say whom each EHR speaks for before feedback is credited to a practitioner).
@@ -15,7 +15,6 @@ from functools import cache
 
 from clinrlhf.identity import Principal
 from clinrlhf.settings import Settings
-from privacy.deid import pseudonym
 
 
 class AttributionError(PermissionError):
@@ -40,8 +39,3 @@ def check_user(settings: Settings, principal: Principal, user: str | None) -> No
     """Raises AttributionError unless the caller may assert `user` (no user asserts nothing)."""
     if user is not None and not may_speak_for(settings, principal.sub, user):
         raise AttributionError("this CDS client may not speak for the user it named in context.userId")
-
-
-def client_pseudonym(key: bytes, principal: Principal) -> str:
-    """How the store names a CDS client: a keyed hash of its issuer and subject, never either."""
-    return pseudonym(key, f"{principal.issuer}|{principal.sub}", namespace="cds-client")

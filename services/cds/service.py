@@ -13,18 +13,18 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
-from clinrlhf.identity import Principal
+from clinrlhf.identity import Principal, actor, client_pseudonym, clinician_pseudonym
 from clinrlhf.policy.generate import PolicySuggestion
 from clinrlhf.store import FeedbackEntry, add_card, add_case, deidentify_case, record_audit
 from clinrlhf.store.feedback import FeedbackJob
 from clinrlhf.text.prompt import render_prompt
 from clinrlhf.world.scoring import targets_of
-from services.api.deps import AppState, actor, clinician_pseudonym
-from services.cds.attribution import check_user, client_pseudonym
+from services.cds.attribution import check_user
 from services.cds.cards import OVERRIDE_REASON_SYSTEM, build_card
 from services.cds.prefetch import bundle_from_prefetch
 from services.cds.schemas import CDSRequest, CDSResponse, FeedbackItem, FeedbackResult
 from services.recommend import SUGGESTIONS_PER_CARD
+from services.state import AppState
 
 # Ask for one more than shown: a sampled text that names no drug is dropped, not shown.
 _CANDIDATES = SUGGESTIONS_PER_CARD + 1

@@ -13,7 +13,7 @@ from clinrlhf.store import ReviewEntry
 from clinrlhf.store.models import Review
 from clinrlhf.world.facts import RXNORM
 from clinrlhf.world.world import World
-from services.api.errors import describe_errors
+from services.errors import describe_errors
 from services.fhir.questionnaire import CHOICE_SYSTEM, CHOICES, LINK_IDS, QUESTIONNAIRE_URL
 
 _ACCEPTED_STATUS = ("completed", "amended")

@@ -11,22 +11,21 @@ the wrong scopes).
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
+from clinrlhf.identity import actor
 from clinrlhf.store import consistent_read, export_judgments, record_audit, transaction
-from services.api.deps import StateDep, actor
-from services.api.errors import APIError
-from services.api.urls import public_url
+from services.state import StateDep
+from services.urls import public_url
 from services.web.agreement_view import agreement_view
 from services.web.auth import (
-    CHALLENGE,
     MaybeAgreementReader,
     can_review,
     rate_limited,
     session_key_of,
     web_session,
 )
-from services.web.routes import PREFIX, TEMPLATES, wants_html
+from services.web.routes import PREFIX, TEMPLATES, login_first
 from services.web.session import csrf_token
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False, dependencies=[Depends(rate_limited)])
@@ -36,9 +35,7 @@ router = APIRouter(prefix=PREFIX, include_in_schema=False, dependencies=[Depends
 def agreement_page(request: Request, state: StateDep, principal: MaybeAgreementReader) -> Response:
     """Agreement by case type and by clinician, or word that too few cases overlap yet."""
     if principal is None:
-        if wants_html(request):  # a browser is sent to log in; other clients get a 401 outcome
-            return RedirectResponse(public_url(request, "login_page"), status_code=303)
-        raise APIError(401, "log in on /review/login, or send a bearer token", headers=CHALLENGE)
+        return login_first(request)
     with consistent_read(state.sessions) as session:  # reads never hold SQLite's write lock
         judgments = export_judgments(session, state.world)
     with transaction(state.sessions) as session:  # a read of every judgment: audited

@@ -13,8 +13,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from clinrlhf.identity import Principal
-from services.api.deps import AppState, StateDep, audiences_for, principal_of
-from services.api.errors import APIError
+from services.errors import APIError
+from services.state import AppState, StateDep, audiences_for, principal_of
 from services.web.session import (
     CSRF_HEADER,
     REVOKED_SESSIONS,

@@ -90,7 +90,7 @@ class SharedRateLimiter:
     timeout, or full), requests are counted in this process's own buckets instead. Rate limiting
     fails open to the per-process limit, never to no limit and never to an error: it guards against
     runaway clients, not for the data, so it must not turn requests into 503s by itself. A page
-    that needs the database still answers 503 with Retry-After on its own (`services.api.errors`),
+    that needs the database still answers 503 with Retry-After on its own (`services.errors`),
     and one that does not (the login form) goes on working. Any other database error is a bug and
     propagates (a 500)."""
 

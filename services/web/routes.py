@@ -18,14 +18,15 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from clinrlhf.identity import actor, clinician_pseudonym
 from clinrlhf.store import consistent_read
 from clinrlhf.store.review_queue import next_card, progress
-from services.api.body import json_body
-from services.api.deps import AppState, StateDep, actor, clinician_pseudonym, principal_of
-from services.api.errors import APIError
-from services.api.responses import FHIRResponse
-from services.api.urls import public_url
+from services.body import json_body
+from services.errors import APIError
 from services.fhir.review import render_review
+from services.responses import FHIRResponse
+from services.state import AppState, StateDep, principal_of
+from services.urls import public_url
 from services.web.auth import (
     CHALLENGE,
     MaybeReviewer,
@@ -68,12 +69,20 @@ def _private(response: Response) -> Response:
     return response
 
 
-def _set_cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
+# The session cookie is sent to the whole site: the compliance dashboard (/compliance) shares the
+# review page's login. It is SameSite=Strict, and every cookie-authenticated write checks its CSRF
+# token; the API proper reads bearer tokens only.
+SESSION_PATH = "/"
+
+
+def _set_cookie(
+    response: Response, request: Request, name: str, value: str, max_age: int, path: str = PREFIX
+) -> None:
     response.set_cookie(
         name,
         value,
         max_age=max_age,
-        path=PREFIX,
+        path=path,
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
@@ -82,6 +91,13 @@ def _set_cookie(response: Response, request: Request, name: str, value: str, max
 
 def wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
+
+
+def login_first(request: Request) -> Response:
+    """For a caller not logged in: a browser is sent to log in; other clients get a 401 outcome."""
+    if wants_html(request):
+        return RedirectResponse(public_url(request, "login_page"), status_code=303)
+    raise APIError(401, "log in on /review/login, or send a bearer token", headers=CHALLENGE)
 
 
 @router.get("/login", name="login_page")
@@ -105,7 +121,7 @@ def _token_expiry(token: str) -> int:
 @router.post("/session", name="log_in")
 def log_in(request: Request, state: StateDep, body: Annotated[Login, Depends(json_body(Login))]) -> Response:
     """Exchange a clinician's bearer token for a session cookie (or a compliance officer's, who is
-    sent on to the agreement view). The login form's CSRF token is a double-submit nonce: a cookie
+    sent on to the compliance dashboard). The login form's CSRF token is a double-submit nonce: a cookie
     set with the form, echoed in a header."""
     nonce, echoed = request.cookies.get(LOGIN_COOKIE), request.headers.get(CSRF_HEADER)
     if not nonce or not echoed or not hmac.compare_digest(nonce, echoed):
@@ -115,7 +131,7 @@ def log_in(request: Request, state: StateDep, body: Annotated[Login, Depends(jso
     token = body.token.strip()
     principal = require_page_user(principal_of(request, state, token))
     session = WebSession.open(principal, _token_expiry(token))
-    landing = "review_page" if can_review(principal) else "agreement_page"
+    landing = "review_page" if can_review(principal) else "compliance_dashboard"
     response = JSONResponse({"next": public_url(request, landing)})
     _set_cookie(
         response,
@@ -123,6 +139,7 @@ def log_in(request: Request, state: StateDep, body: Annotated[Login, Depends(jso
         SESSION_COOKIE,
         seal(session_key_of(state), session),
         max_age=max(1, session.expires - int(time.time())),
+        path=SESSION_PATH,
     )
     response.delete_cookie(LOGIN_COOKIE, path=PREFIX, httponly=True, samesite="strict")
     return _private(response)
@@ -136,7 +153,7 @@ def log_out(request: Request, state: StateDep) -> Response:
     if session:  # ended here for every copy of the cookie, not only the one the browser deletes
         state.jti_cache.first_use(REVOKED_SESSIONS, session.sid, float(session.expires))
     response = Response(status_code=204)
-    response.delete_cookie(SESSION_COOKIE, path=PREFIX, httponly=True, samesite="strict")
+    response.delete_cookie(SESSION_COOKIE, path=SESSION_PATH, httponly=True, samesite="strict")
     return response
 
 
@@ -162,9 +179,7 @@ def _page(request: Request, state: AppState, clinician: str) -> dict[str, Any]:
 def review_page(request: Request, state: StateDep, principal: MaybeReviewer) -> Response:
     """The next case in the clinician's queue, or word that the queue is empty."""
     if principal is None:
-        if wants_html(request):  # a browser is sent to log in; other clients get a 401 outcome
-            return RedirectResponse(public_url(request, "login_page"), status_code=303)
-        raise APIError(401, "log in on /review/login, or send a bearer token", headers=CHALLENGE)
+        return login_first(request)
     clinician = clinician_pseudonym(state.deid_key, principal.sub)
     page = _page(request, state, clinician)
     # The agreement view is linked only for those who may open it, never for a clinician alone.

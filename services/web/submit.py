@@ -13,7 +13,7 @@ from clinrlhf.store.errors import AlreadyReviewedError, ReviewsFullError
 from clinrlhf.store.models import Review
 from clinrlhf.world.facts import RXNORM
 from clinrlhf.world.world import World
-from services.api.errors import APIError
+from services.errors import APIError
 from services.fhir.questionnaire import QUESTIONNAIRE_URL
 from services.fhir.review import ReviewFormatError, parse_review
 from services.web.comment import scrub_comment

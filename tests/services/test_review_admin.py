@@ -22,7 +22,7 @@ import pytest
 
 from clinrlhf.feedback.agreement import Interval, krippendorff_alpha_ci
 from clinrlhf.feedback.clinician_agreement import CHOICES, pairwise_choices, per_case_type, per_clinician
-from clinrlhf.identity import ROLE_SCOPES, mint_token
+from clinrlhf.identity import ROLE_SCOPES, clinician_pseudonym, mint_token
 from clinrlhf.settings import Settings
 from clinrlhf.store import (
     ReviewEntry,
@@ -37,7 +37,6 @@ from clinrlhf.store import (
 from clinrlhf.text.prompt import render_response
 from clinrlhf.world.patients import generate_patients
 from clinrlhf.world.world import World
-from services.api.deps import clinician_pseudonym
 from services.web.agreement_view import ALPHA, COHEN, FLEISS, N_BOOT
 from services.web.headers import SECURITY_HEADERS
 

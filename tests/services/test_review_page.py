@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from clinrlhf.identity import mint_token
+from clinrlhf.identity import clinician_pseudonym, mint_token
 from clinrlhf.settings import Settings
 from clinrlhf.store import (
     add_card,
@@ -32,7 +32,6 @@ from clinrlhf.store.models import AuditEvent, Review
 from clinrlhf.text.prompt import render_response
 from clinrlhf.world.patients import generate_patients
 from clinrlhf.world.world import World
-from services.api.deps import clinician_pseudonym
 from services.web.headers import SECURITY_HEADERS
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -6,7 +6,7 @@ import httpx
 
 from clinrlhf.identity import DEV_ISSUER, Principal, mint_token
 from clinrlhf.settings import Settings
-from services.api.token_cache import VerifiedTokens, reusable
+from services.token_cache import VerifiedTokens, reusable
 
 DOCTOR = Principal(sub="dr", role="clinician", scopes=frozenset({"openid"}), issuer=DEV_ISSUER)
 

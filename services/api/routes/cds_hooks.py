@@ -11,8 +11,15 @@ from fastapi.responses import JSONResponse, Response
 from clinrlhf.identity import Principal
 from clinrlhf.store import InvalidInputError, NotFoundError, UnreadableRecordError
 from clinrlhf.store.errors import WrongClientError
-from services.api.body import body_schema, json_body
-from services.api.deps import (
+from services.body import body_schema, json_body
+from services.cds.attribution import AttributionError
+from services.cds.discovery import HOOK, SERVICE_ID, discovery
+from services.cds.prefetch import PrefetchError
+from services.cds.schemas import CDSRequest, CDSResponse, Discovery, FeedbackRequest, FeedbackResult
+from services.cds.service import patient_view, record_feedback_items
+from services.errors import APIError
+from services.recommend import PolicyUnavailableError
+from services.state import (
     AppState,
     Bearer,
     CurrentPrincipal,
@@ -23,14 +30,7 @@ from services.api.deps import (
     get_state,
     require_scope,
 )
-from services.api.errors import APIError
-from services.api.urls import public_url
-from services.cds.attribution import AttributionError
-from services.cds.discovery import HOOK, SERVICE_ID, discovery
-from services.cds.prefetch import PrefetchError
-from services.cds.schemas import CDSRequest, CDSResponse, Discovery, FeedbackRequest, FeedbackResult
-from services.cds.service import patient_view, record_feedback_items
-from services.recommend import PolicyUnavailableError
+from services.urls import public_url
 
 router = APIRouter(prefix="/cds-services", tags=["CDS Hooks"])
 CDSCaller = Annotated[Principal, Depends(require_scope("CDSHooks", "c"))]

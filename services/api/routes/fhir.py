@@ -5,26 +5,27 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
+from sqlalchemy.orm import Session
 
-from clinrlhf.identity import Principal
+from clinrlhf.identity import Principal, actor, clinician_pseudonym
 from clinrlhf.store import InvalidInputError, NotFoundError, record_audit, record_review
+from clinrlhf.store.audit import Action
 from clinrlhf.store.errors import AlreadyReviewedError, ReviewsFullError
 from clinrlhf.store.models import Review
-from services.api.body import body_schema, read_json
-from services.api.deps import (
-    CurrentPrincipal,
-    SessionDep,
-    StateDep,
-    actor,
-    clinician_pseudonym,
-    require_scope,
-)
-from services.api.errors import APIError
-from services.api.responses import FHIR_JSON, FHIRResponse
-from services.api.urls import public_url
+from services.body import body_schema, read_json
+from services.errors import APIError
 from services.fhir.capability import capability_statement
 from services.fhir.questionnaire import QUESTIONNAIRE_ID, review_questionnaire
 from services.fhir.review import ReviewFormatError, parse_review, render_review
+from services.responses import FHIR_JSON, FHIRResponse
+from services.state import (
+    AppState,
+    CurrentPrincipal,
+    SessionDep,
+    StateDep,
+    require_scope,
+)
+from services.urls import public_url
 
 router = APIRouter(prefix="/fhir", tags=["FHIR"], default_response_class=FHIRResponse)
 _RESOURCE = {"content": {FHIR_JSON: {"schema": {"type": "object"}}}}
@@ -77,13 +78,7 @@ def create_review(
                 session, entry, clinician=clinician, overlap=state.settings.review_overlap
             )
             if created:
-                record_audit(
-                    session,
-                    actor=actor(principal, state.deid_key),
-                    action="C",
-                    entity_type="QuestionnaireResponse",
-                    entity_id=review.id,
-                )
+                _audit(session, state, principal, "C", review.id)
     except NotFoundError:
         raise APIError(404, "the review names a card this service did not issue") from None
     except InvalidInputError as err:
@@ -111,11 +106,16 @@ def read_review(
         review = session.get(Review, review_id)
         if review is None:
             raise APIError(404, "no such QuestionnaireResponse")
-        record_audit(
-            session,
-            actor=actor(principal, state.deid_key),
-            action="R",
-            entity_type="QuestionnaireResponse",
-            entity_id=review.id,
-        )
+        _audit(session, state, principal, "R", review.id)
     return FHIRResponse(render_review(review, state.world))
+
+
+def _audit(session: Session, state: AppState, principal: Principal, action: Action, review_id: str) -> None:
+    """The audit event for `principal`'s `action` on one stored review, in the caller's transaction."""
+    record_audit(
+        session,
+        actor=actor(principal, state.deid_key),
+        action=action,
+        entity_type="QuestionnaireResponse",
+        entity_id=review_id,
+    )

@@ -14,8 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from clinrlhf.store import consistent_read
-from services.api.deps import StateDep
-from services.api.errors import RETRY_AFTER_SECONDS, APIError
+from services.errors import RETRY_AFTER_SECONDS, APIError
+from services.state import StateDep
 
 router = APIRouter(tags=["health"])
 # The probes never use the shared thread pool: when every pool thread is busy (slow FHIR servers,

@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from services.api.deps import CurrentPrincipal, StateDep
-from services.api.errors import APIError
+from services.errors import APIError
 from services.recommend import PolicyUnavailableError
+from services.state import CurrentPrincipal, StateDep
 
 router = APIRouter(tags=["model"])
 
