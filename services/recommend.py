@@ -13,7 +13,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from clinrlhf.policy.generate import PolicySuggestion, suggest
 from clinrlhf.policy.model import load_policy
-from clinrlhf.policy.registry import PolicyNotFoundError, resolve_policy
+from clinrlhf.policy.pointers import PolicyNotFoundError, resolve_policy
 from clinrlhf.settings import Settings
 from clinrlhf.world.world import World
 

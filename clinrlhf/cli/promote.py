@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from clinrlhf.lineage.promotion import PromotionRefused, promote
     from clinrlhf.lineage.registry import VersionNotFound
     from clinrlhf.lineage.runs import configure_mlflow
-    from clinrlhf.policy.registry import PolicyNotFoundError
+    from clinrlhf.policy.pointers import PolicyNotFoundError
     from clinrlhf.settings import load_settings
     from clinrlhf.store import deployment_store
 

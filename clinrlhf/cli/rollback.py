@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from clinrlhf.lineage.promotion import PromotionRefused, rollback
     from clinrlhf.lineage.registry import VersionNotFound
     from clinrlhf.lineage.runs import configure_mlflow
-    from clinrlhf.policy.registry import PolicyNotFoundError
+    from clinrlhf.policy.pointers import PolicyNotFoundError
     from clinrlhf.settings import load_settings
     from clinrlhf.store import deployment_store
 

@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.port not in PORTS:
         raise CLIError(f"--port {args.port} is not a TCP port (1-65535)")
-    from clinrlhf.policy.registry import PolicyNotFoundError, resolve_policy
+    from clinrlhf.policy.pointers import PolicyNotFoundError, resolve_policy
     from clinrlhf.settings import MissingSecretError, load_settings
 
     settings = load_settings()

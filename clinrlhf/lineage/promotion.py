@@ -40,7 +40,7 @@ from clinrlhf.lineage.registry import (
     production_version,
     set_history,
 )
-from clinrlhf.policy.registry import ProductionPolicy, download_policy, set_production
+from clinrlhf.policy.pointers import ProductionPolicy, download_policy, set_production
 from clinrlhf.settings import Settings
 from clinrlhf.store import record_audit, transaction
 from privacy.dp.opacus_config import NOISE_TAG

@@ -35,7 +35,7 @@ from clinrlhf.pipeline.logged import log_pipeline_config
 from clinrlhf.pipeline.prompts import ppo_prompts
 from clinrlhf.pipeline.screening import screen_snapshot
 from clinrlhf.pipeline.server import running_server
-from clinrlhf.policy.registry import set_latest_aligned
+from clinrlhf.policy.pointers import set_latest_aligned
 from clinrlhf.reward.ledger import deployment_ledger
 from clinrlhf.reward.raters import with_rater_accuracies
 from clinrlhf.rlaif import rubric

@@ -7,7 +7,6 @@ from functools import lru_cache
 from pathlib import Path
 
 from clinrlhf.policy.pointers import production_policy
-
 from services.recommend import model_version
 
 

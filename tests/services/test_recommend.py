@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from clinrlhf.policy.registry import set_latest_aligned
+from clinrlhf.policy.pointers import set_latest_aligned
 from clinrlhf.settings import Settings
 from services.recommend import PolicyHolder, PolicyUnavailableError, model_version
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from clinrlhf.policy.pointers import ProductionPolicy, set_production
 from sqlalchemy import select
 
 from clinrlhf.identity import mint_token
+from clinrlhf.policy.pointers import ProductionPolicy, set_production
 from clinrlhf.settings import Settings
 from clinrlhf.store import add_card, add_case, deidentify_case, deployment_store, transaction
 from clinrlhf.store.models import Review

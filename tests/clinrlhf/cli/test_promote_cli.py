@@ -13,7 +13,7 @@ from clinrlhf.cli import main
 from clinrlhf.identity import mint_token
 from clinrlhf.lineage.registry import MODEL_NAME, production_version
 from clinrlhf.pipeline.sample_run import record_sample_run
-from clinrlhf.policy.registry import production_policy
+from clinrlhf.policy.pointers import production_policy
 from clinrlhf.settings import Settings
 
 torch.set_num_threads(1)

@@ -15,7 +15,7 @@ from clinrlhf.lineage.governance import compliance_officer
 from clinrlhf.lineage.promotion import PromotionRefused, promote, rollback
 from clinrlhf.lineage.registry import HISTORY, MODEL_NAME, PRODUCTION, production_version
 from clinrlhf.pipeline.sample_run import record_sample_run
-from clinrlhf.policy.registry import production_policy
+from clinrlhf.policy.pointers import production_policy
 from clinrlhf.store import consistent_read, verify_audit
 from clinrlhf.store.models import AuditEvent
 

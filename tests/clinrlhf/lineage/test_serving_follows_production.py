@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from clinrlhf.policy.registry import (
+from clinrlhf.policy.pointers import (
     PolicyNotFoundError,
     ProductionPolicy,
     resolve_policy,
