@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from clinrlhf.policy.generate import PolicySuggestion, suggest
 from clinrlhf.policy.model import load_policy
 from clinrlhf.policy.pointers import PolicyNotFoundError, resolve_policy
+from clinrlhf.policy.version import model_version
 from clinrlhf.settings import Settings
 from clinrlhf.world.world import World
 
@@ -23,18 +23,6 @@ SUGGESTIONS_PER_CARD = 2
 
 class PolicyUnavailableError(RuntimeError):
     """No policy can be loaded; the CDS service answers 503 until one exists."""
-
-
-def model_version(policy_dir: Path) -> str:
-    """Folder name plus a short digest of the weights, so a card names exactly the model behind it."""
-    weights = policy_dir / "model.safetensors"
-    if not weights.is_file():
-        return policy_dir.name
-    digest = hashlib.sha256()
-    with weights.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return f"{policy_dir.name}@{digest.hexdigest()[:12]}"
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from clinrlhf.cli import CLIError
 
@@ -26,8 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--policy",
         metavar="PATH_OR_MODEL_URI",
         default=None,
-        help="policy folder or MLflow model URI (runs:/..., models:/...); "
-        "default: the latest aligned policy in $CLINRLHF_HOME",
+        help="policy folder or MLflow model URI (runs:/..., models:/...); default: the version the "
+        "MLflow alias `production` names, else the latest aligned policy in $CLINRLHF_HOME, which "
+        "is served marked NOT APPROVED",
     )
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument(
@@ -50,6 +52,10 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(str(err)) from None
     if args.workers < 1:
         raise CLIError("--workers must be at least 1")
+    from clinrlhf.cli.serve_startup import startup_lines
+
+    for line in startup_lines(settings.resolved_home, policy, args.host, args.port, settings.public_base_url):
+        print(f"clinrlhf serve: {line}", file=sys.stderr)
     import uvicorn
 
     # The app factory reads its settings from the environment, in this process or in each worker.

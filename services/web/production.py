@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from clinrlhf.policy.pointers import production_policy
-from services.recommend import model_version
+from clinrlhf.policy.version import model_version
 
 
 @lru_cache(maxsize=8)

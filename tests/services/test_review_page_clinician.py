@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from clinrlhf.identity import mint_token
 from clinrlhf.policy.pointers import ProductionPolicy, set_production
+from clinrlhf.policy.version import model_version
 from clinrlhf.settings import Settings
 from clinrlhf.store import add_card, add_case, deidentify_case, deployment_store, transaction
 from clinrlhf.store.models import Review
@@ -31,7 +32,6 @@ from clinrlhf.world.facts import facts_from_bundle
 from clinrlhf.world.patients import generate_patients
 from clinrlhf.world.scoring import contraindicated
 from clinrlhf.world.world import World
-from services.recommend import model_version
 
 TODAY = date(2026, 3, 1)
 DOCS = Path(__file__).parents[2] / "docs"
