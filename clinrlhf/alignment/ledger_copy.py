@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from clinrlhf.reward.ledger import LEDGER_FILE, Budget, PrivacyLedger
-from privacy.dp.ledger import Mechanism, filter_epsilon
+from privacy.dp.renyi_filter import Mechanism, filter_epsilon
 
 COPY_BUDGET_EPSILON = 1e9
 """The ledger copy's budget: large enough never to refuse, so every charge is recorded and composed."""

@@ -3,7 +3,7 @@ read and what ε it spent, and the deployment's odometers.
 
 Runs compose: a judgment may be read by every retrain, and a re-export of the same people is no
 fresh budget. What bounds their joint spend is the deployment's odometer (clinrlhf.reward.ledger):
-a Rényi filter over every charged run of a privacy unit (privacy.dp.ledger), whose composed ε each
+a Rényi filter over every charged run of a privacy unit (privacy.dp.renyi_filter), whose composed ε each
 charged reward run logs as `ledger.epsilon` at the moment it was admitted. The report shows that
 figure, from the newest charged run of each unit, never a sum of the runs' own ε.
 """

@@ -8,7 +8,7 @@ budget by a snapshot's digest gave every re-export a fresh budget.
 Each entry records one run's mechanism (noise multiplier, sample rate, steps), its own reported
 (ε, δ), its privacy unit and n (the units it trained on), and the digest of its snapshot (for the
 record only). Before a run starts, `charge` composes the unit's earlier runs with it under a Rényi
-filter (privacy.dp.ledger, valid however the retrains were chosen) at the deployment's δ, and
+filter (privacy.dp.renyi_filter, valid however the retrains were chosen) at the deployment's δ, and
 refuses with BudgetExceededError a run that would take the composed ε past the budget, or whose n
 makes δ > 1/n. An admitted run is recorded at once, before its first step, so a run that crashes
 still counts (what it released, if anything, is not known).
@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from clinrlhf.lineage.ledger import LEDGER_BUDGET, LEDGER_DELTA, LEDGER_EPSILON, LEDGER_RUNS, LEDGER_UNIT
 from privacy.dp import PRIVACY_UNITS, Accountant, PrivacyUnit
-from privacy.dp.ledger import (
+from privacy.dp.renyi_filter import (
     RDP_FILTER_ORDERS,
     Budget,
     BudgetExceededError,

@@ -51,9 +51,9 @@ from clinrlhf.reward.raters import RaterFlipLogits, pair_accuracies
 from clinrlhf.reward.result import RewardResult, run_metrics, run_params
 from clinrlhf.reward.units import UnitRows, bound_pairs, count_units
 from privacy.dp import epsilon_for, sum_by_unit
-from privacy.dp.ledger import Mechanism
 from privacy.dp.opacus_config import NoiseSource
 from privacy.dp.opacus_engine import NOISE_TAG, make_private
+from privacy.dp.renyi_filter import Mechanism
 
 Progress = Callable[[int, int], None]
 RATER_ACCURACIES_ARTIFACT = "raters/accuracies.json"

@@ -9,7 +9,7 @@ conversions GPT-2 needs before Opacus can compute per-sample gradients.
 from privacy.dp.accounting import ACCOUNTANTS, Accountant, calibrate_noise, epsilon_for
 from privacy.dp.compat import conv1d_to_linear, linear_to_conv1d, untie_parameters
 from privacy.dp.guarantee import PRIVACY_UNITS, PrivacyGuarantee, PrivacyUnit
-from privacy.dp.ledger import (
+from privacy.dp.renyi_filter import (
     Budget,
     BudgetExceededError,
     Mechanism,

@@ -9,7 +9,7 @@ import pytest
 
 from clinrlhf.alignment.ledger_copy import COPY_BUDGET_EPSILON, LedgerCopy, finite_or_none
 from clinrlhf.reward.ledger import LEDGER_FILE, Budget, PrivacyLedger
-from privacy.dp.ledger import Mechanism, filter_epsilon
+from privacy.dp.renyi_filter import Mechanism, filter_epsilon
 
 SNAPSHOT = "ab" * 32
 PIPELINE = Mechanism(1.1, 0.01, 500)

@@ -37,7 +37,7 @@ def test_help_lists_every_command(tmp_path):
 def _ledger_opened_at(home, delta: float) -> float:
     """A deployment whose privacy ledger was opened at `delta` by an earlier run -> its odometer."""
     from clinrlhf.reward.ledger import LEDGER_FILE, Budget, PrivacyLedger
-    from privacy.dp.ledger import Mechanism
+    from privacy.dp.renyi_filter import Mechanism
 
     ledger = PrivacyLedger(home / LEDGER_FILE, Budget(epsilon=24.0, delta=delta))
     ledger.charge(

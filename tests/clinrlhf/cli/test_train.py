@@ -35,7 +35,7 @@ from clinrlhf.world.patients import generate_patients
 from clinrlhf.world.practice import HABITS
 from clinrlhf.world.scoring import acceptable
 from clinrlhf.world.world import load_world
-from privacy.dp.ledger import Mechanism, filter_epsilon
+from privacy.dp.renyi_filter import Mechanism, filter_epsilon
 
 TINY = {
     "history_patients": 80,

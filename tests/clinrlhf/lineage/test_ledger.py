@@ -16,7 +16,7 @@ from clinrlhf.lineage.ledger import ledger, odometers
 from clinrlhf.lineage.report import build_report
 from clinrlhf.lineage.runs import lineage_tags, stage_run
 from clinrlhf.reward.ledger import LEDGER_FILE, Budget, PrivacyLedger
-from privacy.dp.ledger import Mechanism, filter_epsilon
+from privacy.dp.renyi_filter import Mechanism, filter_epsilon
 
 DELTA = 1e-6
 RUN = Mechanism(noise_multiplier=1.0, sample_rate=0.05, steps=200)

@@ -18,8 +18,8 @@ from clinrlhf.reward.config import RewardConfig
 from clinrlhf.reward.ledger import LEDGER_FILE, Budget, BudgetExceededError, PrivacyLedger
 from clinrlhf.reward.pairs import PreferencePair
 from clinrlhf.reward.trainer import train_reward
-from privacy.dp.ledger import Mechanism, filter_epsilon
 from privacy.dp.opacus_config import DPConfig
+from privacy.dp.renyi_filter import Mechanism, filter_epsilon
 
 torch.set_num_threads(1)
 

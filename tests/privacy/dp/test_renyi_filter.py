@@ -11,7 +11,7 @@ from dp_accounting.pld import PLDAccountant
 from dp_accounting.rdp import RdpAccountant
 
 from privacy.dp import epsilon_for
-from privacy.dp.ledger import (
+from privacy.dp.renyi_filter import (
     RDP_FILTER_ORDERS,
     Budget,
     BudgetExceededError,
