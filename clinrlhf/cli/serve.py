@@ -48,8 +48,18 @@ def run(args: argparse.Namespace) -> int:
     try:
         policy = resolve_policy(settings, args.policy)
         settings.deid_secret  # noqa: B018 -- fail now, not on the first request, if production lacks the key
+        settings.audit_secret  # noqa: B018 -- likewise the audit trail's key
     except (PolicyNotFoundError, MissingSecretError) as err:
         raise CLIError(str(err)) from None
+    generated = (
+        sorted(p.name for p in settings.keys_dir.glob("*.key")) if settings.env == "development" else []
+    )
+    if generated:  # development keys are never used silently
+        print(
+            f"clinrlhf serve: development keys generated in {settings.keys_dir} are in use "
+            f"({', '.join(generated)}); production needs CLINRLHF_DEID_KEY and CLINRLHF_AUDIT_KEY",
+            file=sys.stderr,
+        )
     if args.workers < 1:
         raise CLIError("--workers must be at least 1")
     from clinrlhf.cli.serve_startup import startup_lines
