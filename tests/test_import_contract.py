@@ -112,8 +112,8 @@ def test_the_packages_of_clinrlhf_form_no_cycle(project) -> None:
 
 def test_the_checks_fail_when_an_arrow_is_added_against_the_rule() -> None:
     """The checks above could fail: each rule, broken on purpose, is reported."""
-    assert back_arrows({"privacy.dp.audit": ["clinrlhf.reward.trainer"]}) == [
-        "privacy.dp.audit -> clinrlhf.reward.trainer"
+    assert back_arrows({"privacy.dp.canary_game": ["clinrlhf.reward.trainer"]}) == [
+        "privacy.dp.canary_game -> clinrlhf.reward.trainer"
     ]
     assert back_arrows({"clinrlhf.store.db": ["services.api.deps"]}) != []
     assert router_arrows({"services.web.admin": ["services.api.deps"]}) == [

@@ -1,4 +1,4 @@
-"""benchmarks/dp_audit.py plays the games it lists, at a size small enough for the unit tests, and
+"""benchmarks/dp_canary_game.py plays the games it lists, at a size small enough for the unit tests, and
 reports each one's figures; a broken control that lets 8 times the clipped norm through is caught
 even at 400 canaries."""
 
@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "dp_audit.py"
-_SPEC = importlib.util.spec_from_file_location("dp_audit", _PATH)
+_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "dp_canary_game.py"
+_SPEC = importlib.util.spec_from_file_location("dp_canary_game", _PATH)
 assert _SPEC is not None and _SPEC.loader is not None
 bench = importlib.util.module_from_spec(_SPEC)
-sys.modules["dp_audit"] = bench
+sys.modules["dp_canary_game"] = bench
 _SPEC.loader.exec_module(bench)
 
 torch.set_num_threads(1)

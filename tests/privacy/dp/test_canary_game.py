@@ -1,6 +1,6 @@
 """The one-run audit (Steinke, Nasr & Jagielski, 2023): the ε lower bound from a guessing game, checked
 against closed forms and against every row of Google DeepMind's jax_privacy reference values, δ term
-included. The audit played against the real mechanism is tests/privacy/dp/test_audit_dirac.py."""
+included. The audit played against the real mechanism is tests/privacy/dp/test_dirac_canaries.py."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from scipy import stats
 from scipy.optimize import brentq
 
-from privacy.dp.audit import (
-    AuditOutcome,
+from privacy.dp.canary_game import (
+    GameOutcome,
     epsilon_from_scores,
     epsilon_lower_bound,
     guess_from_scores,
@@ -66,7 +66,7 @@ def test_guesses_take_the_highest_scores_as_included_and_the_lowest_as_excluded(
     scores = [0.9, -0.5, 0.1, 0.7, -0.9, 0.0]
     included = [True, False, False, False, True, True]
     # highest two: 0.9 (in, right), 0.7 (out, wrong); lowest two: -0.9 (in, wrong), -0.5 (out, right)
-    assert guess_from_scores(scores, included, 2, 2) == AuditOutcome(m=6, guesses=4, correct=2)
+    assert guess_from_scores(scores, included, 2, 2) == GameOutcome(m=6, guesses=4, correct=2)
 
 
 @pytest.mark.parametrize(("m", "r", "v"), [(10, 5, 6), (10, 11, 5), (10, 5, -1)])
@@ -108,7 +108,7 @@ def test_the_bound_matches_jax_privacy_delta_term_included(row: dict[str, str]) 
 # jax_privacy's own expected values (its tests' rtol 1e-5) for 10,000 included canaries scoring at the
 # N(μ, 1) quantiles and 10,000 excluded at the N(0, 1) quantiles, 95% confidence, δ = 1e-6, the
 # threshold searched over the ROC frontier with a Bonferroni correction. The "fdp" rows (Mahloujifar
-# et al., 2024, an f-DP audit) are a different statistic that privacy.dp.audit does not compute.
+# et al., 2024, an f-DP audit) are a different statistic that privacy.dp.canary_game does not compute.
 GAUSSIAN = Path(__file__).parent / "reference" / "reference_eps_gaussian_canaries.tsv"
 
 

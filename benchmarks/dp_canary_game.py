@@ -1,8 +1,8 @@
-"""The one-run DP audit with gradient-space Dirac canaries (privacy.dp.audit_dirac), over several
+"""The one-run DP audit with gradient-space Dirac canaries (privacy.dp.dirac_canaries), over several
 games: a correct run and broken controls, at the pair unit and at a clinician unit of 4 pairs, with
 the default secret noise (a fresh draw every run, as in production).
 
-    python benchmarks/dp_audit.py --seeds 0 1 2 --out dp_audit.json     # about 3 minutes on one thread
+    python benchmarks/dp_canary_game.py --seeds 0 1 2 --out dp_canary_game.json     # about 3 minutes on one thread
 
 Each row is one game: canaries included by the seed's coin, one training run through
 privacy.dp.opacus_engine.make_private, the k₊ highest scores guessed "included", and the ε lower
@@ -24,15 +24,15 @@ from unittest import mock
 
 import torch
 
-from privacy.dp import audit_dirac
-from privacy.dp.audit_dirac import DiracAudit, Tamper, no_clipping, quarter_noise, run_dirac_audit
+from privacy.dp import dirac_canaries
+from privacy.dp.dirac_canaries import DiracGame, Tamper, no_clipping, play_dirac_game, quarter_noise
 from privacy.dp.opacus_config import DPConfig
 
 
 def _pairs_one_by_one() -> AbstractContextManager[Any]:
     """Broken control for a unit of several pairs: its pairs reach the DPOptimizer unsummed, so each
     is clipped on its own and one clinician moves the sum by (pairs)·C."""
-    return mock.patch.object(audit_dirac, "sum_by_unit", lambda per_row, owner, n_units: per_row)
+    return mock.patch.object(dirac_canaries, "sum_by_unit", lambda per_row, owner, n_units: per_row)
 
 
 Control = tuple[str, Tamper | None, Callable[[], AbstractContextManager[Any]]]
@@ -52,7 +52,7 @@ CONTROLS: dict[str, list[Control]] = {
 
 def run(seeds: list[int], epsilon: float, delta: float, canaries: int, k_plus: int) -> list[dict[str, Any]]:
     dp = DPConfig(target_epsilon=epsilon, target_delta=delta)
-    base = DiracAudit(canaries=canaries, k_plus=k_plus)
+    base = DiracGame(canaries=canaries, k_plus=k_plus)
     rows = []
     for unit, controls in CONTROLS.items():
         audit = replace(base, rows_per_unit=4 if unit.startswith("clinician") else 1)
@@ -60,7 +60,7 @@ def run(seeds: list[int], epsilon: float, delta: float, canaries: int, k_plus: i
             for seed in seeds:
                 started = time.perf_counter()
                 with context():
-                    result = run_dirac_audit(dp, replace(audit, seed=seed), tamper=tamper)
+                    result = play_dirac_game(dp, replace(audit, seed=seed), tamper=tamper)
                 rows.append(
                     {
                         "unit": unit,

@@ -1,4 +1,4 @@
-"""The one-run audit (privacy.dp.audit) played against the project's Opacus mechanism with gradient-space
+"""The one-run audit (privacy.dp.canary_game) played against the project's Opacus mechanism with gradient-space
 Dirac canaries (Nasr et al., 2023, https://arxiv.org/abs/2302.07956; Steinke, Nasr & Jagielski,
 2023, https://arxiv.org/abs/2305.08846, section 7).
 
@@ -34,7 +34,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from privacy.dp.accounting import epsilon_for
-from privacy.dp.audit import AuditOutcome, epsilon_lower_bound, guess_from_scores
+from privacy.dp.canary_game import GameOutcome, epsilon_lower_bound, guess_from_scores
 from privacy.dp.opacus_config import DPConfig
 from privacy.dp.opacus_engine import PrivateTraining, make_private
 from privacy.dp.units import sum_by_unit
@@ -45,7 +45,7 @@ reports the ε it was calibrated to."""
 
 
 @dataclass(frozen=True)
-class DiracAudit:
+class DiracGame:
     canaries: int = 5000
     """m: canaries planted, each included with probability 1/2 (the included ones are the data)."""
     rows_per_unit: int = 1
@@ -77,8 +77,8 @@ class DiracAudit:
 
 
 @dataclass(frozen=True)
-class DiracAuditResult:
-    outcome: AuditOutcome
+class DiracGameResult:
+    outcome: GameOutcome
     epsilon_lower_bound: float
     """With probability `confidence`, the mechanism's true ε (at `delta`) is at least this."""
     reported_epsilon: float
@@ -130,7 +130,7 @@ class _Coordinates(nn.Module):
         return self.coordinate(ids).squeeze(-1)
 
 
-def run_dirac_audit(dp: DPConfig, audit: DiracAudit, *, tamper: Tamper | None = None) -> DiracAuditResult:
+def play_dirac_game(dp: DPConfig, audit: DiracGame, *, tamper: Tamper | None = None) -> DiracGameResult:
     """Play the game once: train on the included canaries through make_private, score each canary by
     its coordinate, guess, and bound ε. `dp.target_delta` must be set (δ must not depend on how
     many canaries the coin included)."""
@@ -167,7 +167,7 @@ def run_dirac_audit(dp: DPConfig, audit: DiracAudit, *, tamper: Tamper | None = 
     bound = epsilon_lower_bound(
         outcome.m, outcome.guesses, outcome.correct, dp.target_delta, audit.confidence
     )
-    return DiracAuditResult(outcome, bound, reported, dp.target_delta, noise, rate, steps, len(units))
+    return DiracGameResult(outcome, bound, reported, dp.target_delta, noise, rate, steps, len(units))
 
 
 def _step(private: PrivateTraining, canaries: torch.Tensor, rows_per_unit: int, pull: float) -> None:

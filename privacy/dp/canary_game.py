@@ -26,7 +26,7 @@ from scipy import stats
 
 
 @dataclass(frozen=True)
-class AuditOutcome:
+class GameOutcome:
     m: int
     """Canaries planted (each included with probability 1/2)."""
     guesses: int
@@ -83,7 +83,7 @@ def _largest_rejected(
 
 def guess_from_scores(
     scores: Sequence[float], included: Sequence[bool], k_plus: int, k_minus: int
-) -> AuditOutcome:
+) -> GameOutcome:
     """Guess "included" for the k₊ highest scores and "excluded" for the k₋ lowest; count the hits.
 
     k₊ and k₋ must be fixed before the scores are seen, or the bound is not valid.
@@ -96,7 +96,7 @@ def guess_from_scores(
     order = sorted(range(m), key=lambda i: scores[i])  # ascending
     lowest, highest = order[:k_minus], order[m - k_plus :] if k_plus else []
     correct = sum(included[i] for i in highest) + sum(not included[i] for i in lowest)
-    return AuditOutcome(m, k_plus + k_minus, correct)
+    return GameOutcome(m, k_plus + k_minus, correct)
 
 
 def epsilon_from_scores(

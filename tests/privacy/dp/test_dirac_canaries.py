@@ -10,23 +10,23 @@ from __future__ import annotations
 import pytest
 import torch
 
-from privacy.dp import audit_dirac
-from privacy.dp.audit import epsilon_lower_bound
-from privacy.dp.audit_dirac import DiracAudit, DiracAuditResult, no_clipping, quarter_noise, run_dirac_audit
+from privacy.dp import dirac_canaries
+from privacy.dp.canary_game import epsilon_lower_bound
+from privacy.dp.dirac_canaries import DiracGame, DiracGameResult, no_clipping, play_dirac_game, quarter_noise
 from privacy.dp.opacus_config import DPConfig
 
 torch.set_num_threads(1)
 # Opacus warns whenever secure_mode is off; the reproducible mode below is chosen on purpose.
 pytestmark = pytest.mark.filterwarnings("ignore:Secure RNG turned off")
 
-# Reproducible noise so that each test is one fixed draw; the benchmark (benchmarks/dp_audit.py) plays
+# Reproducible noise so that each test is one fixed draw; the benchmark (benchmarks/dp_canary_game.py) plays
 # the same game with the default secret noise.
 DP = DPConfig(target_epsilon=1.0, target_delta=1e-5, reproducible_noise=True)
-PAIRS = DiracAudit(canaries=5000, k_plus=100)  # q = 1/2, 20 steps
-CLINICIANS = DiracAudit(canaries=5000, k_plus=100, rows_per_unit=4)
+PAIRS = DiracGame(canaries=5000, k_plus=100)  # q = 1/2, 20 steps
+CLINICIANS = DiracGame(canaries=5000, k_plus=100, rows_per_unit=4)
 
 
-def _assert_reports_the_calibrated_epsilon(result: DiracAuditResult) -> None:
+def _assert_reports_the_calibrated_epsilon(result: DiracGameResult) -> None:
     assert 0.9 <= result.reported_epsilon <= DP.target_epsilon
     assert result.delta == DP.target_delta and result.sample_rate == 0.5 and result.steps == 20
 
@@ -37,7 +37,7 @@ def test_the_audit_could_prove_far_more_than_the_epsilon_it_checks() -> None:
 
 
 def test_a_correct_run_is_not_caught_spending_more_than_it_reports() -> None:
-    result = run_dirac_audit(DP, PAIRS)
+    result = play_dirac_game(DP, PAIRS)
     _assert_reports_the_calibrated_epsilon(result)
     assert result.outcome.correct > result.outcome.guesses / 2  # the canaries do leak, within ε
     assert result.epsilon_lower_bound <= result.reported_epsilon
@@ -45,20 +45,20 @@ def test_a_correct_run_is_not_caught_spending_more_than_it_reports() -> None:
 
 
 def test_noise_divided_by_four_is_caught() -> None:
-    result = run_dirac_audit(DP, PAIRS, tamper=quarter_noise)
+    result = play_dirac_game(DP, PAIRS, tamper=quarter_noise)
     _assert_reports_the_calibrated_epsilon(result)
     assert result.caught, f"bound {result.epsilon_lower_bound:.2f} <= reported {result.reported_epsilon:.2f}"
 
 
 def test_disabled_clipping_is_caught() -> None:
-    result = run_dirac_audit(DP, PAIRS, tamper=no_clipping)
+    result = play_dirac_game(DP, PAIRS, tamper=no_clipping)
     _assert_reports_the_calibrated_epsilon(result)
     assert result.caught, f"bound {result.epsilon_lower_bound:.2f} <= reported {result.reported_epsilon:.2f}"
 
 
 def test_a_correct_clinician_unit_run_is_not_caught() -> None:
     # Each canary is a unit of 4 pairs, sampled together, its summed gradient clipped as one sample.
-    result = run_dirac_audit(DP, CLINICIANS)
+    result = play_dirac_game(DP, CLINICIANS)
     _assert_reports_the_calibrated_epsilon(result)
     assert result.epsilon_lower_bound <= result.reported_epsilon
 
@@ -68,8 +68,8 @@ def test_a_clinician_unit_whose_pairs_are_clipped_one_by_one_is_caught(
 ) -> None:
     # The bug: the per-pair gradients reach the DPOptimizer unsummed, so each pair is clipped to C
     # and one clinician moves the sum by 4·C while the accounting assumes C.
-    monkeypatch.setattr(audit_dirac, "sum_by_unit", lambda per_row, owner, n_units: per_row)
-    result = run_dirac_audit(DP, CLINICIANS)
+    monkeypatch.setattr(dirac_canaries, "sum_by_unit", lambda per_row, owner, n_units: per_row)
+    result = play_dirac_game(DP, CLINICIANS)
     _assert_reports_the_calibrated_epsilon(result)
     assert result.caught, f"bound {result.epsilon_lower_bound:.2f} <= reported {result.reported_epsilon:.2f}"
 
@@ -81,4 +81,4 @@ def test_a_clinician_unit_whose_pairs_are_clipped_one_by_one_is_caught(
 )
 def test_the_audit_needs_a_dp_run_with_a_fixed_delta(dp: DPConfig) -> None:
     with pytest.raises(ValueError, match="fixed target_delta"):
-        run_dirac_audit(dp, PAIRS)
+        play_dirac_game(dp, PAIRS)
