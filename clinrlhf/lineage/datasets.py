@@ -32,6 +32,10 @@ from mlflow.exceptions import MlflowException
 DIGEST_CHARS = 36  # mlflow.utils.validation.MAX_DATASET_DIGEST_SIZE
 SHA256_TAG = "clinrlhf.sha256"
 SNAPSHOT_ARTIFACTS = "snapshot"
+SNAPSHOTS_FOLDER = "snapshots"  # $CLINRLHF_HOME/snapshots/<sha256>.ndjson
+# The dataset inputs of the PPO and eval runs (log_rows_dataset).
+PPO_PROMPTS_DATASET = "ppo-prompts"
+HELDOUT_DATASET = "heldout-scenarios"
 EXAMPLES_ARTIFACTS = "examples"
 
 
@@ -90,15 +94,20 @@ def log_snapshot_dataset(
     return _log(frame, sha256, name, uri, context)
 
 
-def snapshot_source(run: Run) -> Path | None:
+def snapshot_source(run: Run, home: Path | None = None) -> Path | None:
     """The local file a run's feedback snapshot was logged from (the dataset input's source), or
-    None when the run logged none or its source is not a local file."""
+    None when the run logged none or its source is not a local file. MLflow's local source holds an
+    absolute path; with `home`, a snapshot kept in a home's `snapshots/` is found in `home`'s, so a
+    copied home reads its own copy."""
     for item in run.inputs.dataset_inputs if run.inputs else ():
         if {t.key for t in item.tags} & {SHA256_TAG} and item.dataset.source_type == "local":
             uri = json.loads(item.dataset.source).get("uri", "")
             parsed = urlparse(uri)
             if parsed.scheme in ("", "file"):
-                return Path(unquote(parsed.path))
+                path = Path(unquote(parsed.path))
+                if home is not None and path.parent.name == SNAPSHOTS_FOLDER:
+                    return home / SNAPSHOTS_FOLDER / path.name
+                return path
     return None
 
 
@@ -121,3 +130,19 @@ def log_examples_dataset(
     frame = pd.DataFrame(examples, columns=["prompt", "response"])
     uri = mlflow.get_artifact_uri(filename)
     return _log(frame, sha256, name, uri, context)
+
+
+def prompt_rows(prompts: list[str]) -> list[dict[str, str]]:
+    return [{"prompt": p} for p in prompts]
+
+
+def log_rows_dataset(rows: list[dict[str, str]], name: str, context: str) -> PandasDataset:
+    """Log rows a stage read (PPO's prompts, the held-out scenarios) as a dataset input of the active
+    run: digest, row count and columns, named by the SHA-256 of their sorted-key JSON lines. The rows
+    themselves stay out of MLflow, as the snapshot's do."""
+    text = "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows)
+    sha256 = hashlib.sha256(text.encode()).hexdigest()
+    source = CodeDatasetSource(tags={"clinrlhf.dataset": name})  # built in memory by the stage
+    dataset = from_pandas(pd.DataFrame(rows), source=source, name=name, digest=mlflow_digest(sha256))
+    mlflow.log_input(dataset, context=context, tags={SHA256_TAG: sha256})
+    return dataset

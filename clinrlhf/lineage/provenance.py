@@ -84,7 +84,9 @@ def _datasets(run: Run) -> list[dict[str, Any]]:
             }
         )
     tagged = run.data.tags.get("clinrlhf.dataset_sha256")
-    if not entities and tagged:  # runs logged before datasets were: the lineage tag still names the data
+    # The lineage tag names the training data where no input does: runs logged before datasets were,
+    # and PPO, whose input is the prompts drawn from the snapshot its reward model learned from.
+    if tagged and all(e["what"]["identifier"]["value"] != tagged for e in entities):
         entities.append({"role": "source", "what": {"identifier": _identifier("dataset-sha256", tagged)}})
     return entities
 

@@ -12,12 +12,25 @@ from pathlib import Path
 
 import mlflow
 
+from clinrlhf.lineage import home_artifacts
 from clinrlhf.settings import Settings
 
 EXPERIMENT = "clinrlhf"
 STAGES = ("sft", "reward", "ppo", "eval", "pipeline")
 # On the PPO run: where its prompts came from (clinrlhf.pipeline.prompts), for the privacy statement.
 PPO_PROMPT_SOURCE = "clinrlhf.ppo_prompt_source"
+# MLflow 3's experiment type. Untagged, its UI asks, and then opens in GenAI mode (traces, "Detect
+# Issues", an assistant); "custom_model_development" is what it calls model training.
+EXPERIMENT_KIND = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
+# A run's description in the MLflow UI (`mlflow.note.content`), per stage.
+DESCRIPTIONS = {
+    "sft": "Supervised policy trained on de-identified historical practice (prompt -> prescription).",
+    "reward": "Reward model trained with differential privacy on the clinicians' de-identified judgments.",
+    "ppo": "Policy aligned to the reward model by PPO, held near the supervised policy by a KL penalty.",
+    "eval": "Supervised (before) and aligned (after) policies scored on held-out synthetic patients.",
+    "pipeline": "One pass of the loop: supervised policy, clinician feedback, DP reward model, PPO, evaluation.",
+}
 
 
 @cache
@@ -38,16 +51,26 @@ def git_commit() -> str:
 
 
 def configure_mlflow(settings: Settings) -> str:
-    """Point MLflow at the configured store; create the experiment with artifacts under CLINRLHF_HOME."""
+    """Point MLflow at the configured store; create the experiment with artifacts under CLINRLHF_HOME,
+    at a location relative to it when the store is the home's own SQLite file (home_artifacts), and
+    tag it as model training."""
     uri = settings.mlflow_tracking_uri
     for noisy in ("mlflow", "alembic"):  # store migrations log at INFO on every fresh store
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # Progress bars for downloads of small artifacts (snapshots, policies) only clutter CLI output.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(uri)
+    home = settings.resolved_home
     if mlflow.get_experiment_by_name(EXPERIMENT) is None:
-        mlflow.create_experiment(EXPERIMENT, artifact_location=settings.mlflow_artifact_location)
-    mlflow.set_experiment(EXPERIMENT)
+        location = (
+            home_artifacts.home_uri(home_artifacts.ARTIFACTS)
+            if home_artifacts.is_home_store(uri, home)
+            else settings.mlflow_artifact_location
+        )
+        mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+    experiment = mlflow.set_experiment(EXPERIMENT)
+    if experiment.tags.get(EXPERIMENT_KIND) != MODEL_TRAINING:  # also experiments made before the tag
+        mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND, MODEL_TRAINING)
     return uri
 
 
@@ -58,8 +81,10 @@ def stage_run(
     lineage: dict[str, str] | None = None,
     tags: dict[str, str] | None = None,
     nested: bool = True,
+    description: str | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
-    """One stage = one run, tagged with its stage and, for training, its lineage tags."""
+    """One stage = one run, tagged with its stage and, for training, its lineage tags, and described
+    (the stage's DESCRIPTIONS entry unless `description` says more)."""
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")
     all_tags = {
@@ -68,7 +93,8 @@ def stage_run(
         **(lineage or {}),
         **(tags or {}),
     }
-    with mlflow.start_run(run_name=stage, nested=nested, tags=all_tags) as run:
+    note = description or DESCRIPTIONS[stage]
+    with mlflow.start_run(run_name=stage, nested=nested, tags=all_tags, description=note) as run:
         yield run
 
 

@@ -21,6 +21,7 @@ from clinrlhf.identity.tokens import mint_token
 from clinrlhf.lineage.audit_anchors import anchor_audit_head
 from clinrlhf.lineage.environment import log_environment
 from clinrlhf.lineage.facts import log_report_facts
+from clinrlhf.lineage.headline import log_headline
 from clinrlhf.lineage.launcher import launcher_tags
 from clinrlhf.lineage.pdf import PdfUnavailableError
 from clinrlhf.lineage.registry import register_policy
@@ -35,6 +36,7 @@ from clinrlhf.pipeline.logged import log_pipeline_config
 from clinrlhf.pipeline.prompts import ppo_prompts
 from clinrlhf.pipeline.screening import screen_snapshot
 from clinrlhf.pipeline.server import running_server
+from clinrlhf.pipeline.summary import with_home_relative
 from clinrlhf.policy.pointers import set_latest_aligned
 from clinrlhf.reward.ledger import deployment_ledger
 from clinrlhf.reward.raters import with_rater_accuracies
@@ -236,6 +238,8 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
             scenarios=scenarios(cohorts.heldout),
             policy_run=ppo_run.run_id,
         )
+        # On the pipeline run itself: one row of MLflow's run table per retrain, and its description.
+        log_headline(_eval_summary(evals), epsilon=reward.epsilon, delta=reward.delta, kl=ppo.final_kl)
         set_latest_aligned(home, out / "policy")
         client = MlflowClient()
         version = register_policy(client, parent.info.run_id, out / "policy")
@@ -246,7 +250,7 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
         anchor_audit_head(store)  # before the report, which prints it
         files = _write_report(client, store, home / "reports", parent.info.run_id, tracking_uri)
         seconds = time.monotonic() - started
-        summary = {
+        summary: dict[str, Any] = {
             **_eval_summary(evals),
             "kl": ppo.final_kl,
             "kl_target": config.ppo.kl_target,
@@ -261,6 +265,7 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
             "model_version": version.version,
             "seconds": seconds,
         }
+        summary = with_home_relative(summary, home)  # so that a copy of the home still finds them
         mlflow.log_metrics(
             {
                 "pipeline.seconds": seconds,

@@ -16,9 +16,18 @@ from mlflow.tracking import MlflowClient
 from clinrlhf.eval.bootstrap import interval_metrics, outcome_intervals
 from clinrlhf.eval.evaluate import rates
 from clinrlhf.feedback import Judgment, snapshot_sha256, to_ndjson
-from clinrlhf.lineage.datasets import examples_ndjson, log_examples_dataset, log_snapshot_dataset
+from clinrlhf.lineage.datasets import (
+    HELDOUT_DATASET,
+    PPO_PROMPTS_DATASET,
+    examples_ndjson,
+    log_examples_dataset,
+    log_rows_dataset,
+    log_snapshot_dataset,
+    prompt_rows,
+)
 from clinrlhf.lineage.environment import log_environment
 from clinrlhf.lineage.facts import log_report_facts
+from clinrlhf.lineage.headline import log_headline
 from clinrlhf.lineage.registry import register_policy
 from clinrlhf.lineage.runs import configure_mlflow, lineage_tags, stage_run
 from clinrlhf.settings import Settings
@@ -27,6 +36,7 @@ from privacy.dp.opacus_config import NOISE_TAG
 
 DEID_SHA = "d" * 64
 CLINICIANS = ("clin-a", "clin-b", "clin-c")
+PROMPTS = [f"sex female age 40-44 ; treat t{i} ->" for i in range(6)]
 GROUPS = [{"sex": s, "age_band": a} for s in ("female", "male") for a in ("20-39", "40-59", "60-79")]
 
 
@@ -125,6 +135,7 @@ def _reward(snapshot: Path, digest: str, epsilon: float, dp_noise: str | None) -
 def _ppo(digest: str, reward_run: str) -> str:
     tags = {"clinrlhf.reward_run_id": reward_run}
     with stage_run("ppo", lineage=lineage_tags(digest, DEID_SHA), tags=tags) as run:
+        log_rows_dataset(prompt_rows(PROMPTS), PPO_PROMPTS_DATASET, "training")
         mlflow.log_params({"ppo.kl_target": 1.0})
         for step in range(5):
             mlflow.log_metrics(
@@ -160,9 +171,16 @@ def record_sample_run(
         stages["reward"] = _reward(snapshot, digest, epsilon, dp_noise)
         stages["ppo"] = _ppo(digest, stages["reward"])
         with stage_run("eval", tags={"clinrlhf.policy_run_id": stages["ppo"]}) as ev:
-            mlflow.log_metrics(eval_metrics(concordance, unsafe_rate, seed=seed))
-            mlflow.log_metrics(eval_metrics(0.5, 0.2, seed=seed + 1, prefix="eval.before."))
+            log_rows_dataset(prompt_rows(PROMPTS[::-1]), HELDOUT_DATASET, "evaluation")
+            after = eval_metrics(concordance, unsafe_rate, seed=seed)
+            before = eval_metrics(0.5, 0.2, seed=seed + 1, prefix="eval.before.")
+            mlflow.log_metrics(after | before)
         stages["eval"] = ev.info.run_id
+        evals = {
+            side: {k: m[f"{prefix}{k}"] for k in ("concordance", "unsafe_rate")}
+            for side, m, prefix in (("before", before, "eval.before."), ("after", after, "eval."))
+        }
+        log_headline(evals, epsilon=epsilon, delta=1e-5, kl=0.8)
     run_id = parent.info.run_id
     policy = _fake_policy(home / "runs" / run_id / "policy", seed)
     version = str(register_policy(MlflowClient(), run_id, policy).version) if register else None

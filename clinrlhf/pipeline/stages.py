@@ -16,7 +16,14 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from clinrlhf.eval.bootstrap import interval_metrics, outcome_intervals
 from clinrlhf.eval.evaluate import Evaluation, Scenario, evaluate_policy, subgroup_of
 from clinrlhf.feedback import Judgment, snapshot_sha256, to_ndjson
-from clinrlhf.lineage.datasets import log_examples_dataset, log_snapshot_dataset
+from clinrlhf.lineage.datasets import (
+    HELDOUT_DATASET,
+    PPO_PROMPTS_DATASET,
+    log_examples_dataset,
+    log_rows_dataset,
+    log_snapshot_dataset,
+    prompt_rows,
+)
 from clinrlhf.lineage.runs import PPO_PROMPT_SOURCE, lineage_tags, stage_run
 from clinrlhf.lineage.tracker import MLflowTracker, Tracker
 from clinrlhf.pipeline.cohorts import examples_sha256
@@ -42,7 +49,7 @@ from clinrlhf.reward.rater_release import log_rater_release
 from clinrlhf.reward.trainer import RewardResult, train_reward
 from clinrlhf.sft.config import SFTConfig
 from clinrlhf.sft.trainer import train_sft
-from clinrlhf.text.prompt import vocabulary_corpus
+from clinrlhf.text.prompt import render_prompt, vocabulary_corpus
 from clinrlhf.world.world import World
 
 Progress = Callable[[int, int], None]
@@ -186,6 +193,7 @@ def ppo_stage(
     digest = reward_run.dataset_sha256
     tags = {"clinrlhf.reward_run_id": reward_run.run_id, PPO_PROMPT_SOURCE: prompt_source}
     with stage_run("ppo", lineage=lineage_tags(digest, deid_sha), tags=tags) as run:
+        log_rows_dataset(prompt_rows(prompts), PPO_PROMPTS_DATASET, "training")
         result = run_ppo(
             world=world,
             sft_model=sft_model,
@@ -271,6 +279,8 @@ def eval_stage(
 ) -> tuple[dict[str, Evaluation], str]:
     """Evaluate each model on the held-out scenarios in one eval run; `after` gets the bare names."""
     with stage_run("eval", tags={"clinrlhf.policy_run_id": policy_run}) as run:
+        rows = prompt_rows([render_prompt(world, s.facts, s.target) for s in scenarios])
+        log_rows_dataset(rows, HELDOUT_DATASET, "evaluation")
         results = {
             name: evaluate_policy(model, tokenizer, world, scenarios) for name, model in models.items()
         }

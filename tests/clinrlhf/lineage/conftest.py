@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
+from mlflow.tracking._tracking_service import utils as tracking_utils
 from sqlalchemy.orm import Session, sessionmaker
 
 from clinrlhf.lineage.runs import configure_mlflow
@@ -45,7 +46,10 @@ def sample_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Sam
 def sample(sample_template, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sample]:
     template, good, poor = sample_template
     home = tmp_path / "home"
-    shutil.copytree(template, home)  # the runs' artifacts stay in the template, read-only here
+    # The runs' artifacts are copied too: their locations are relative to the home (home_artifacts).
+    # MLflow caches each run's artifact repository by run id, as built for the template: forget them.
+    shutil.copytree(template, home)
+    tracking_utils._artifact_repos_cache.clear()
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("CLINRLHF_HOME", str(home))
     settings = Settings(home=home)

@@ -67,3 +67,14 @@ def test_mlflow_itself_refuses_a_full_sha256_digest(sample):
     dataset = mlflow.data.from_pandas(pd.DataFrame({"a": [1]}), source="file:///x.ndjson", digest="a" * 64)
     with mlflow.start_run(), pytest.raises(MlflowException, match="digest"):
         mlflow.log_input(dataset)
+
+
+def test_ppo_and_eval_runs_name_the_data_they_read(sample):
+    ppo = _inputs(sample.client, sample.good.stages["ppo"])["ppo-prompts"]
+    ev = _inputs(sample.client, sample.good.stages["eval"])["heldout-scenarios"]
+    assert {t.key: t.value for t in ppo.tags}["mlflow.data.context"] == "training"
+    assert {t.key: t.value for t in ev.tags}["mlflow.data.context"] == "evaluation"
+    for item in (ppo, ev):
+        sha = {t.key: t.value for t in item.tags}[SHA256_TAG]
+        assert len(sha) == 64 and item.dataset.digest == sha[:DIGEST_CHARS]
+        assert '"num_rows": ' in item.dataset.profile and '"num_rows": 0' not in item.dataset.profile
