@@ -23,7 +23,10 @@ from clinrlhf.policy.pointers import ProductionPolicy, set_latest_aligned, set_p
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CLINRLHF_HOME", str(tmp_path / "home"))
     for name in ("CLINRLHF_DATABASE_URL", "CLINRLHF_POLICY", "CLINRLHF_ENV", "CLINRLHF_DEID_KEY"):
-        monkeypatch.delenv(name, raising=False)
+        # set, then deleted: monkeypatch restores what was there before, so the CLINRLHF_POLICY that
+        # serve sets for its workers does not leak into later tests
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     return tmp_path / "home"
 
 
