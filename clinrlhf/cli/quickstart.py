@@ -50,6 +50,21 @@ def print_summary(summary: dict, console: Console) -> None:
     console.print(
         f"report: {summary['report']}\nMLflow run: {summary['mlflow_run_id']} ({summary['mlflow_tracking_uri']})"
     )
+    if summary.get("mlflow_ui_url"):
+        uri = summary["mlflow_tracking_uri"]
+        start = (
+            "" if uri.startswith(("http://", "https://")) else f"mlflow ui --backend-store-uri {uri}, then "
+        )
+        console.print(f"MLflow UI: {start}{summary['mlflow_ui_url']}")
+
+
+def _ui_url(tracking_uri: str, run_id: str) -> str:
+    """Where to see the run: on a tracking server, the server itself; else `mlflow ui`'s default address."""
+    from clinrlhf.lineage.runs import run_ui_url
+
+    if tracking_uri.startswith(("http://", "https://")):
+        return run_ui_url(tracking_uri, run_id, base_url=tracking_uri.rstrip("/"))
+    return run_ui_url(tracking_uri, run_id)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
             summary = run_pipeline(settings, PipelineConfig(seed=args.seed), reporter)
     except BudgetExceededError as err:  # the privacy ledger refused the reward run
         raise CLIError(str(err)) from None
+    summary["mlflow_ui_url"] = _ui_url(summary["mlflow_tracking_uri"], summary["mlflow_run_id"])
     out = settings.resolved_home / "quickstart" / "summary.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2))

@@ -74,6 +74,14 @@ def configure_mlflow(settings: Settings) -> str:
     return uri
 
 
+def run_ui_url(tracking_uri: str, run_id: str, base_url: str = "http://127.0.0.1:5000") -> str:
+    """The run's page in `mlflow ui`, in model-training mode. MLflow 3.17's UI takes its mode from the
+    URL's `workflowType` or the browser's last choice (GenAI in a fresh one), not from the experiment's
+    kind, so the link says it."""
+    experiment_id = mlflow.MlflowClient(tracking_uri).get_run(run_id).info.experiment_id
+    return f"{base_url}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
+
+
 @contextmanager
 def stage_run(
     stage: str,

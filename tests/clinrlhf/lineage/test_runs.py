@@ -3,7 +3,7 @@
 import mlflow
 import pytest
 
-from clinrlhf.lineage.runs import EXPERIMENT, configure_mlflow
+from clinrlhf.lineage.runs import EXPERIMENT, configure_mlflow, run_ui_url
 from clinrlhf.settings import Settings
 
 NOTE = "mlflow.note.content"  # what the MLflow UI shows as a run's description
@@ -50,3 +50,13 @@ def test_the_pipeline_run_carries_the_headline(sample):
     # The description states the same figures, for whoever opens the run in the UI.
     note = parent.data.tags[NOTE]
     assert f"{ev['eval.concordance']:.3f}" in note and f"{reward['dp.epsilon']:.2f}" in note
+
+
+def test_the_ui_link_opens_the_run_in_model_training_mode(sample):
+    run_id = sample.good.pipeline_run_id
+    experiment_id = sample.client.get_run(run_id).info.experiment_id
+    url = run_ui_url(sample.settings.mlflow_tracking_uri, run_id)
+    assert (
+        url
+        == f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
+    )
