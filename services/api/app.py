@@ -32,8 +32,10 @@ from services.errors import install_error_handlers
 from services.recommend import PolicyHolder, PolicyUnavailableError
 from services.state import AppState
 from services.web import admin as review_admin
+from services.web import dashboard
 from services.web import routes as review_page
 from services.web.headers import SecurityHeaders
+from services.web.page_errors import install_page_errors
 
 log = logging.getLogger("services.api")
 REFUSAL_FLUSH_SECONDS = 30.0  # how often counted refusals are appended to the audit trail
@@ -115,8 +117,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(review_page.router)
     app.include_router(review_admin.router)  # its admin view: agreement, for compliance officers
     app.mount(f"{review_page.PREFIX}/static", review_page.static_files(), name="review-static")
-    # Compliance officers' read-only pages: registered versions and each run's report.
+    # Compliance officers' dashboard (governance actions from the page) and each run's report.
+    app.include_router(dashboard.router)
     app.include_router(compliance_pages.router)
+    install_page_errors(app)  # the compliance pages' errors: HTML pages for a browser
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     install_access_log_filter()
     return app

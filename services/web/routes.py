@@ -69,12 +69,20 @@ def _private(response: Response) -> Response:
     return response
 
 
-def _set_cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
+# The session cookie is sent to the whole site: the compliance dashboard (/compliance) shares the
+# review page's login. It is SameSite=Strict, and every cookie-authenticated write checks its CSRF
+# token; the API proper reads bearer tokens only.
+SESSION_PATH = "/"
+
+
+def _set_cookie(
+    response: Response, request: Request, name: str, value: str, max_age: int, path: str = PREFIX
+) -> None:
     response.set_cookie(
         name,
         value,
         max_age=max_age,
-        path=PREFIX,
+        path=path,
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
@@ -113,7 +121,7 @@ def _token_expiry(token: str) -> int:
 @router.post("/session", name="log_in")
 def log_in(request: Request, state: StateDep, body: Annotated[Login, Depends(json_body(Login))]) -> Response:
     """Exchange a clinician's bearer token for a session cookie (or a compliance officer's, who is
-    sent on to the agreement view). The login form's CSRF token is a double-submit nonce: a cookie
+    sent on to the compliance dashboard). The login form's CSRF token is a double-submit nonce: a cookie
     set with the form, echoed in a header."""
     nonce, echoed = request.cookies.get(LOGIN_COOKIE), request.headers.get(CSRF_HEADER)
     if not nonce or not echoed or not hmac.compare_digest(nonce, echoed):
@@ -123,7 +131,7 @@ def log_in(request: Request, state: StateDep, body: Annotated[Login, Depends(jso
     token = body.token.strip()
     principal = require_page_user(principal_of(request, state, token))
     session = WebSession.open(principal, _token_expiry(token))
-    landing = "review_page" if can_review(principal) else "agreement_page"
+    landing = "review_page" if can_review(principal) else "compliance_dashboard"
     response = JSONResponse({"next": public_url(request, landing)})
     _set_cookie(
         response,
@@ -131,6 +139,7 @@ def log_in(request: Request, state: StateDep, body: Annotated[Login, Depends(jso
         SESSION_COOKIE,
         seal(session_key_of(state), session),
         max_age=max(1, session.expires - int(time.time())),
+        path=SESSION_PATH,
     )
     response.delete_cookie(LOGIN_COOKIE, path=PREFIX, httponly=True, samesite="strict")
     return _private(response)
@@ -144,7 +153,7 @@ def log_out(request: Request, state: StateDep) -> Response:
     if session:  # ended here for every copy of the cookie, not only the one the browser deletes
         state.jti_cache.first_use(REVOKED_SESSIONS, session.sid, float(session.expires))
     response = Response(status_code=204)
-    response.delete_cookie(SESSION_COOKIE, path=PREFIX, httponly=True, samesite="strict")
+    response.delete_cookie(SESSION_COOKIE, path=SESSION_PATH, httponly=True, samesite="strict")
     return response
 
 

@@ -55,6 +55,9 @@ class WebSession:
     role: str | None
     scopes: tuple[str, ...]
     expires: int  # Unix time
+    # The token's display name (its `name` claim), for the governance records of the compliance
+    # dashboard's actions; optional, so a cookie sealed before it existed still opens.
+    name: str | None = None
 
     @classmethod
     def open(cls, principal: Principal, token_expires: int, now: float | None = None) -> WebSession:
@@ -66,10 +69,13 @@ class WebSession:
             role=principal.role,
             scopes=tuple(sorted(principal.scopes)),
             expires=min(int(now) + SESSION_SECONDS, token_expires),
+            name=principal.name,
         )
 
     def principal(self) -> Principal:
-        return Principal(sub=self.sub, role=self.role, scopes=frozenset(self.scopes), issuer=self.issuer)
+        return Principal(
+            sub=self.sub, role=self.role, scopes=frozenset(self.scopes), issuer=self.issuer, name=self.name
+        )
 
 
 def seal(key: bytes, session: WebSession) -> str:

@@ -278,7 +278,7 @@ def test_without_a_session_a_browser_logs_in_and_an_api_client_gets_401(
         assert outcome.status_code == 401 and outcome.json()["resourceType"] == "OperationOutcome"
     officer, landing = log_in(site, token(settings, "officer", "compliance"))
     with closing(officer):
-        assert landing.endswith("/review/admin/agreement")  # where the login form sends an officer
+        assert landing.endswith("/compliance")  # the login form sends an officer to the dashboard
         page = officer.get("/review/admin/agreement", headers=HTML)
         assert page.status_code == 200 and rows_of(page.text, "by-clinician")
         assert "Back to reviewing" not in page.text  # a compliance officer does not review
@@ -343,6 +343,8 @@ def test_a_compliance_officer_logs_in_reads_the_tables_and_logs_out(page, settin
     expect(page).to_have_url(re.compile(r"/review/login$"))
     page.fill("#token", token(settings, "officer", "compliance"))
     page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/compliance$"))  # an officer lands on the dashboard
+    page.get_by_role("link", name="Clinician agreement").first.click()
     expect(page).to_have_url(re.compile(r"/review/admin/agreement$"))
     expect(page.get_by_test_id("by-case-type").locator("tbody tr")).to_have_count(8)
     expect(page.get_by_test_id("by-clinician").locator("tbody tr")).to_have_count(len(DOCTORS))
