@@ -11,15 +11,15 @@ audit (reads a finished run, trains and writes nothing in the home)
   home's MLflow store (sqlite:///HOME/mlflow.db) with MlflowClient, takes the newest FINISHED
   pipeline run (or --run-id: a pipeline run or any of its stages) and walks to its `eval` stage with
   clinrlhf.lineage.chain.load_chain, as `clinrlhf report` does. Its metrics are read back with
-  clinrlhf.lineage.evalmetrics.parse_eval_run, as `clinrlhf promote` does: the aligned policy under
+  clinrlhf.compliance.evalmetrics.parse_eval_run, as `clinrlhf promote` does: the aligned policy under
   `eval.`, the supervised baseline under `eval.before.`, 95% percentile-bootstrap bounds as
   `<metric>_ci_low` / `<metric>_ci_high`. Nothing is re-evaluated: the figures are the run's own.
   Reported per attribute (sex, age band, OMB race and ethnicity) and group: the held-out scenarios n,
   concordance and unsafe rate with their intervals, supervised and aligned. Then per metric the
   largest gap between two groups of one attribute, counting only groups with n >= min_subgroup_n
-  (30 by default): the figure is clinrlhf.lineage.evalmetrics.max_gap's, the one the promotion gate
+  (30 by default): the figure is clinrlhf.compliance.evalmetrics.max_gap's, the one the promotion gate
   uses, and the two groups behind it are named. Last, the gate's own verdict
-  (clinrlhf.lineage.criteria.check_criteria) on its two subgroup-gap criteria for the aligned policy.
+  (clinrlhf.compliance.criteria.check_criteria) on its two subgroup-gap criteria for the aligned policy.
   Smaller groups are listed but marked "(n < 30: not in the gap)".
   Not measured: whether a gap is statistically real (the gate compares point estimates; the
   intervals are per group, not of the difference), and attributes the eval run did not log.
@@ -88,7 +88,7 @@ from common import write_json  # noqa: E402
 from fairness_report import audit_markdown, loop_markdown, steering_markdown  # noqa: E402
 from fairness_runs import DEFAULT_DATE, DEFAULT_SEEDS, audit, loop, steering  # noqa: E402
 
-from clinrlhf.lineage.criteria import AcceptanceCriteria, load_criteria  # noqa: E402
+from clinrlhf.compliance.criteria import AcceptanceCriteria, load_criteria  # noqa: E402
 from clinrlhf.pipeline.config import PipelineConfig  # noqa: E402
 
 ATTRIBUTES = ("sex", "age_band", "race", "ethnicity")

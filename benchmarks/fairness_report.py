@@ -8,7 +8,7 @@ from typing import Any
 
 from fairness_runs import LOOP_ARMS
 
-from clinrlhf.lineage.fairness_audit import METRICS, POLICIES
+from clinrlhf.compliance.fairness_gaps import METRICS, POLICIES
 
 
 def _ci(fig: Mapping[str, float | None]) -> str:
@@ -53,7 +53,7 @@ def audit_markdown(report: Mapping[str, Any]) -> str:
         "|---|---|---|---|---|---|",
         *(_gap_line(g, limit, min_n) for g in report["gaps"]),
         "",
-        "Promotion gate (clinrlhf.lineage.criteria.check_criteria, aligned policy):",
+        "Promotion gate (clinrlhf.compliance.criteria.check_criteria, aligned policy):",
         "",
         *(
             f"- {g['name']}: {g['measured']} (required {g['required']}): {'pass' if g['passed'] else 'FAIL'}"

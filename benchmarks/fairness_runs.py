@@ -15,12 +15,12 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from pipeline_runs import SEQUENTIAL, merged, run_pipeline
 
+from clinrlhf.compliance.criteria import AcceptanceCriteria
+from clinrlhf.compliance.evalmetrics import parse_eval_run
+from clinrlhf.compliance.fairness_gaps import METRICS, attribute_gap, audit_report
 from clinrlhf.eval.evaluate import subgroup_of
 from clinrlhf.feedback.steering_arms import draw_counts, heldout_counts, steering_arms
 from clinrlhf.lineage.chain import Chain, RunNotFound, load_chain
-from clinrlhf.lineage.criteria import AcceptanceCriteria
-from clinrlhf.lineage.evalmetrics import parse_eval_run
-from clinrlhf.lineage.fairness_audit import METRICS, attribute_gap, audit_report
 from clinrlhf.pipeline.cohorts import make_cohorts, scenarios
 from clinrlhf.pipeline.config import PipelineConfig
 from clinrlhf.world.world import load_world

@@ -49,9 +49,9 @@ def run(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from clinrlhf.cli.promote import load_criteria_arg
-    from clinrlhf.lineage.approval import ApprovalError, approve
-    from clinrlhf.lineage.governance import RECORDS_FILE
-    from clinrlhf.lineage.registry import VersionNotFound
+    from clinrlhf.compliance.approval import ApprovalError, approve
+    from clinrlhf.compliance.governance import RECORDS_FILE
+    from clinrlhf.compliance.registry import VersionNotFound
     from clinrlhf.lineage.runs import configure_mlflow
     from clinrlhf.settings import load_settings
     from clinrlhf.store import deployment_store

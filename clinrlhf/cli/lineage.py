@@ -22,9 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from mlflow.tracking import MlflowClient
 
-    from clinrlhf.lineage.approval import ACTOR_TAG, NAME_TAG
+    from clinrlhf.compliance.approval import ACTOR_TAG, NAME_TAG
+    from clinrlhf.compliance.registry import production_version, versions_of_run
     from clinrlhf.lineage.chain import describe, read_ingestion
-    from clinrlhf.lineage.registry import production_version, versions_of_run
 
     chain = load_run_chain(args.run_id)
     client = MlflowClient()

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def load_criteria_arg(path: Path | None):  # noqa: ANN201 - AcceptanceCriteria; imported lazily
-    from clinrlhf.lineage.criteria import load_criteria
+    from clinrlhf.compliance.criteria import load_criteria
 
     try:
         return load_criteria(path)
@@ -42,9 +42,9 @@ def run(args: argparse.Namespace) -> int:
     from mlflow.tracking import MlflowClient
     from sqlalchemy.exc import SQLAlchemyError
 
-    from clinrlhf.lineage.governance import RECORDS_FILE
-    from clinrlhf.lineage.promotion import PromotionRefused, promote
-    from clinrlhf.lineage.registry import VersionNotFound
+    from clinrlhf.compliance.governance import RECORDS_FILE
+    from clinrlhf.compliance.promotion import PromotionRefused, promote
+    from clinrlhf.compliance.registry import VersionNotFound
     from clinrlhf.lineage.runs import configure_mlflow
     from clinrlhf.policy.pointers import PolicyNotFoundError
     from clinrlhf.settings import load_settings

@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _stages(chain, run_id: str) -> tuple[str, ...]:  # noqa: ANN001 - a Chain, imported lazily
-    from clinrlhf.lineage.provenance import TRAINING_STAGES
+    from clinrlhf.compliance.provenance import TRAINING_STAGES
 
     for stage, run in chain.stages.items():
         if run.info.run_id == run_id:
@@ -44,8 +44,8 @@ def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
     from sqlalchemy.exc import SQLAlchemyError
 
-    from clinrlhf.lineage.provenance import provenance_bundle, registry_events
-    from clinrlhf.lineage.registry import versions_of_run
+    from clinrlhf.compliance.provenance import provenance_bundle, registry_events
+    from clinrlhf.compliance.registry import versions_of_run
     from clinrlhf.settings import load_settings
     from clinrlhf.store import consistent_read, deployment_store
 

@@ -3,7 +3,7 @@
 The pipeline quarantines clinicians whose estimated reliability is an outlier (see
 clinrlhf.feedback.screening); a person reviews them and releases them, or quarantines someone by
 hand. Every decision is an event in the hash-chained audit trail, with its reason beside it, and is
-taken by a compliance officer (a verified token; clinrlhf.lineage.governance decides who may).
+taken by a compliance officer (a verified token; clinrlhf.compliance.governance decides who may).
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def run_list(args: argparse.Namespace) -> int:
 def run_decide(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from clinrlhf.lineage.governance import GovernanceRefused, decide_quarantine
+    from clinrlhf.compliance.governance import GovernanceRefused, decide_quarantine
     from clinrlhf.settings import load_settings
     from clinrlhf.store import deployment_store, transaction
     from clinrlhf.store.quarantine import REASONS_FILE, QuarantineError

@@ -44,8 +44,8 @@ def run(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from clinrlhf.cli.promote import load_criteria_arg
-    from clinrlhf.lineage.pdf import PdfUnavailableError
-    from clinrlhf.lineage.report import build_report, write_run_report
+    from clinrlhf.compliance.pdf import PdfUnavailableError
+    from clinrlhf.compliance.report import build_report, write_run_report
     from clinrlhf.settings import load_settings
     from clinrlhf.store import deployment_store, record_audit, transaction
 

@@ -24,9 +24,9 @@ def run(args: argparse.Namespace) -> int:
     from mlflow.tracking import MlflowClient
     from sqlalchemy.exc import SQLAlchemyError
 
-    from clinrlhf.lineage.governance import RECORDS_FILE
-    from clinrlhf.lineage.promotion import PromotionRefused, rollback
-    from clinrlhf.lineage.registry import VersionNotFound
+    from clinrlhf.compliance.governance import RECORDS_FILE
+    from clinrlhf.compliance.promotion import PromotionRefused, rollback
+    from clinrlhf.compliance.registry import VersionNotFound
     from clinrlhf.lineage.runs import configure_mlflow
     from clinrlhf.policy.pointers import PolicyNotFoundError
     from clinrlhf.settings import load_settings

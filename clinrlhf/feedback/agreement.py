@@ -9,7 +9,7 @@ category counts, coincidence matrix) of all resamples come from one matrix produ
 - Fleiss (1971), "Measuring nominal scale agreement among many raters",
   https://doi.org/10.1037/h0031619: (items, categories) counts; P̄ is the mean share of agreeing
   rater pairs per item, P_e = Σ_k p_k², κ = (P̄ − P_e) / (1 − P_e). Written for a fixed number of
-  ratings per item; like clinrlhf.lineage.agreement, items rated fewer than twice are left out and
+  ratings per item; like clinrlhf.compliance.agreement, items rated fewer than twice are left out and
   the per-item pair share is used when the number varies, so it reduces to Fleiss' κ when it is fixed.
 - Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability",
   https://repository.upenn.edu/asc_papers/43: a (raters, items) reliability matrix with NaN where

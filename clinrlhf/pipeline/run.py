@@ -13,6 +13,9 @@ import torch
 from mlflow import MlflowClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from clinrlhf.compliance.pdf import PdfUnavailableError
+from clinrlhf.compliance.registry import register_policy
+from clinrlhf.compliance.report import ReportFiles, report_for_run
 from clinrlhf.feedback import Judgment
 from clinrlhf.feedback.anonymity import suppress_rare_patients
 from clinrlhf.feedback.judgment import from_ndjson
@@ -23,9 +26,6 @@ from clinrlhf.lineage.environment import log_environment
 from clinrlhf.lineage.facts import log_report_facts
 from clinrlhf.lineage.headline import log_headline
 from clinrlhf.lineage.launcher import launcher_tags
-from clinrlhf.lineage.pdf import PdfUnavailableError
-from clinrlhf.lineage.registry import register_policy
-from clinrlhf.lineage.report import ReportFiles, report_for_run
 from clinrlhf.lineage.runs import configure_mlflow, stage_run
 from clinrlhf.panel.clinicians import panel_of
 from clinrlhf.panel.session import PanelRun, PanelStats

@@ -13,6 +13,7 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from clinrlhf.compliance.registry import register_policy
 from clinrlhf.eval.bootstrap import interval_metrics, outcome_intervals
 from clinrlhf.eval.evaluate import rates
 from clinrlhf.feedback import Judgment, snapshot_sha256, to_ndjson
@@ -28,7 +29,6 @@ from clinrlhf.lineage.datasets import (
 from clinrlhf.lineage.environment import log_environment
 from clinrlhf.lineage.facts import log_report_facts
 from clinrlhf.lineage.headline import log_headline
-from clinrlhf.lineage.registry import register_policy
 from clinrlhf.lineage.runs import configure_mlflow, lineage_tags, stage_run
 from clinrlhf.settings import Settings
 from clinrlhf.world.scoring import Outcome

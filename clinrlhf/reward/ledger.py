@@ -38,7 +38,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clinrlhf.lineage.ledger import LEDGER_BUDGET, LEDGER_DELTA, LEDGER_EPSILON, LEDGER_RUNS, LEDGER_UNIT
+from clinrlhf.lineage.odometer_names import (
+    LEDGER_BUDGET,
+    LEDGER_DELTA,
+    LEDGER_EPSILON,
+    LEDGER_RUNS,
+    LEDGER_UNIT,
+)
 from privacy.dp import PRIVACY_UNITS, Accountant, PrivacyUnit
 from privacy.dp.renyi_filter import (
     RDP_FILTER_ORDERS,

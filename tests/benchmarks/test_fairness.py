@@ -16,10 +16,10 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from clinrlhf.compliance.fairness_gaps import attribute_gap
 from clinrlhf.eval.evaluate import subgroup_of
 from clinrlhf.feedback.steering import SteeringConfig, steered_order
 from clinrlhf.feedback.steering_arms import floor_shares
-from clinrlhf.lineage.fairness_audit import attribute_gap
 from clinrlhf.lineage.runs import configure_mlflow, stage_run
 from clinrlhf.pipeline.cohorts import make_cohorts, scenarios
 from clinrlhf.settings import Settings

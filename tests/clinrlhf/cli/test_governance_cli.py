@@ -12,11 +12,11 @@ from mlflow.tracking import MlflowClient
 from sqlalchemy import select
 
 from clinrlhf.cli import main
+from clinrlhf.compliance.approval import NAME_TAG, OVERRIDE_TAG
+from clinrlhf.compliance.governance import RECORDS_FILE, record_sha256
+from clinrlhf.compliance.registry import MODEL_NAME, production_version
 from clinrlhf.identity import mint_token, verify_token
 from clinrlhf.identity.replay import MemoryJtiCache
-from clinrlhf.lineage.approval import NAME_TAG, OVERRIDE_TAG
-from clinrlhf.lineage.governance import RECORDS_FILE, record_sha256
-from clinrlhf.lineage.registry import MODEL_NAME, production_version
 from clinrlhf.pipeline.sample_run import record_sample_run
 from clinrlhf.settings import Settings
 from clinrlhf.store import consistent_read, deployment_store

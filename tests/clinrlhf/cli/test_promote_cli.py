@@ -10,8 +10,8 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from clinrlhf.cli import main
+from clinrlhf.compliance.registry import MODEL_NAME, production_version
 from clinrlhf.identity import mint_token
-from clinrlhf.lineage.registry import MODEL_NAME, production_version
 from clinrlhf.pipeline.sample_run import record_sample_run
 from clinrlhf.policy.pointers import production_policy
 from clinrlhf.settings import Settings

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from clinrlhf.compliance.criteria import AcceptanceCriteria, check_criteria
+from clinrlhf.compliance.evalmetrics import parse_rates
 from clinrlhf.eval.bootstrap import interval_metrics, outcome_intervals
 from clinrlhf.eval.evaluate import Evaluation, rates, subgroup_of
-from clinrlhf.lineage.criteria import AcceptanceCriteria, check_criteria
-from clinrlhf.lineage.evalmetrics import parse_rates
 from clinrlhf.world.facts import PatientFacts
 from clinrlhf.world.scoring import Outcome
 

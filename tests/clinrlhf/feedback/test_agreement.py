@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
+from clinrlhf.compliance import agreement as lineage
 from clinrlhf.feedback import Judgment
 from clinrlhf.feedback.agreement import (
     TIE,
@@ -21,7 +22,6 @@ from clinrlhf.feedback.agreement import (
     reliability_data,
     value_counts,
 )
-from clinrlhf.lineage import agreement as lineage
 
 N = np.nan
 # Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability", section C: 4 observers,

@@ -3,6 +3,7 @@ raw identifier, the same wherever it is written (services' audit events, the gov
 
 from __future__ import annotations
 
+from clinrlhf.compliance.governance import compliance_officer
 from clinrlhf.identity import (
     Principal,
     actor,
@@ -10,7 +11,6 @@ from clinrlhf.identity import (
     client_pseudonym,
     clinician_pseudonym,
 )
-from clinrlhf.lineage.governance import compliance_officer
 
 KEY = b"k" * 32
 

@@ -12,9 +12,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from mlflow.tracking._tracking_service import utils as tracking_utils
 
+from clinrlhf.compliance.registry import MODEL_NAME
 from clinrlhf.lineage.datasets import snapshot_source
 from clinrlhf.lineage.home_artifacts import SERVER_STORE_ENV
-from clinrlhf.lineage.registry import MODEL_NAME
 from clinrlhf.lineage.runs import EXPERIMENT, configure_mlflow
 from clinrlhf.pipeline.sample_run import record_sample_run
 from clinrlhf.settings import Settings

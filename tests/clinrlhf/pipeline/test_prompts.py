@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from clinrlhf.compliance.report_context import policy_privacy
 from clinrlhf.feedback import Judgment
-from clinrlhf.lineage.report_context import policy_privacy
 from clinrlhf.pipeline.config import PipelineConfig, load_pipeline_config
 from clinrlhf.pipeline.prompts import ppo_prompts
 

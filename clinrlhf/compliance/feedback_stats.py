@@ -8,9 +8,9 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from clinrlhf.compliance.agreement import agreement_summary
 from clinrlhf.feedback import Judgment
 from clinrlhf.feedback.clinician_agreement import pairwise_choices
-from clinrlhf.lineage.agreement import agreement_summary
 
 
 def _pairwise_choices(judgments: Sequence[Judgment]) -> dict[str, list[str]]:

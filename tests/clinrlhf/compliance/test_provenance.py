@@ -4,13 +4,13 @@ from fhir.resources.R4B.auditevent import AuditEvent as FhirAuditEvent
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.provenance import Provenance
 
+from clinrlhf.compliance.approval import approve
+from clinrlhf.compliance.criteria import AcceptanceCriteria
+from clinrlhf.compliance.promotion import promote
+from clinrlhf.compliance.provenance import provenance_bundle, registry_events
+from clinrlhf.compliance.registry import versions_of_run
 from clinrlhf.identity import Principal
-from clinrlhf.lineage.approval import approve
 from clinrlhf.lineage.chain import load_chain
-from clinrlhf.lineage.criteria import AcceptanceCriteria
-from clinrlhf.lineage.promotion import promote
-from clinrlhf.lineage.provenance import provenance_bundle, registry_events
-from clinrlhf.lineage.registry import versions_of_run
 from clinrlhf.store import consistent_read
 
 OFFICER = Principal(sub="officer-1", role="compliance", scopes=frozenset(), issuer="test", name="Dr. Ada Lee")

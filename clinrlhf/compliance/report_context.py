@@ -13,8 +13,8 @@ from mlflow.tracking import MlflowClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from clinrlhf.lineage import plots
-from clinrlhf.lineage.approval import (
+from clinrlhf.compliance import plots
+from clinrlhf.compliance.approval import (
     ACTOR_TAG,
     NAME_TAG,
     OVERRIDE_TAG,
@@ -22,19 +22,19 @@ from clinrlhf.lineage.approval import (
     TIME_TAG,
     find_approval,
 )
+from clinrlhf.compliance.criteria import AcceptanceCriteria, check_criteria
+from clinrlhf.compliance.evalmetrics import Rates
+from clinrlhf.compliance.evidence import Evidence, when
+from clinrlhf.compliance.governance import custom_criteria, describe_custom, record_sha256
+from clinrlhf.compliance.hti1 import source_attributes
+from clinrlhf.compliance.modelcard import model_card
+from clinrlhf.compliance.privacy_spent import odometers
+from clinrlhf.compliance.promotion import PROMOTION_TAGS
+from clinrlhf.compliance.report_privacy import privacy_statement
+from clinrlhf.compliance.wilson import wilson_interval
 from clinrlhf.lineage.artifacts import read_artifact_text
-from clinrlhf.lineage.criteria import AcceptanceCriteria, check_criteria
-from clinrlhf.lineage.evalmetrics import Rates
-from clinrlhf.lineage.evidence import Evidence, when
-from clinrlhf.lineage.governance import custom_criteria, describe_custom, record_sha256
-from clinrlhf.lineage.hti1 import source_attributes
 from clinrlhf.lineage.launcher import LAUNCHED_BY
-from clinrlhf.lineage.ledger import odometers
-from clinrlhf.lineage.modelcard import model_card
-from clinrlhf.lineage.promotion import PROMOTION_TAGS
-from clinrlhf.lineage.report_privacy import privacy_statement
 from clinrlhf.lineage.runs import PPO_PROMPT_SOURCE
-from clinrlhf.lineage.wilson import wilson_interval
 from clinrlhf.store import consistent_read
 from clinrlhf.store.models import AuditEvent
 

@@ -12,11 +12,11 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from mlflow.tracking import MlflowClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from clinrlhf.compliance.criteria import AcceptanceCriteria
+from clinrlhf.compliance.evidence import gather
+from clinrlhf.compliance.pdf import html_to_pdf
+from clinrlhf.compliance.report_context import report_context
 from clinrlhf.lineage.chain import Chain, load_chain
-from clinrlhf.lineage.criteria import AcceptanceCriteria
-from clinrlhf.lineage.evidence import gather
-from clinrlhf.lineage.pdf import html_to_pdf
-from clinrlhf.lineage.report_context import report_context
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class Criterion:
 
 def _environment() -> Environment:
     return Environment(
-        loader=PackageLoader("clinrlhf.lineage", "templates"), autoescape=select_autoescape(["html"])
+        loader=PackageLoader("clinrlhf.compliance", "templates"), autoescape=select_autoescape(["html"])
     )
 
 

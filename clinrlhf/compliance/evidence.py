@@ -13,17 +13,17 @@ from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
 
+from clinrlhf.compliance.evalmetrics import Rates, parse_eval_run
+from clinrlhf.compliance.feedback_stats import feedback_stats
+from clinrlhf.compliance.privacy_spent import LedgerEntry, guarantee_of, ledger
+from clinrlhf.compliance.registry import production_version, versions_of_run
 from clinrlhf.feedback import Judgment
 from clinrlhf.feedback.judgment import from_ndjson
 from clinrlhf.lineage.artifacts import read_artifact_text
 from clinrlhf.lineage.chain import Chain
 from clinrlhf.lineage.datasets import SNAPSHOT_ARTIFACTS, file_sha256, snapshot_source
 from clinrlhf.lineage.environment import SHA256_TAG as ENVIRONMENT_TAG
-from clinrlhf.lineage.evalmetrics import Rates, parse_eval_run
 from clinrlhf.lineage.facts import read_report_facts
-from clinrlhf.lineage.feedback_stats import feedback_stats
-from clinrlhf.lineage.ledger import LedgerEntry, guarantee_of, ledger
-from clinrlhf.lineage.registry import production_version, versions_of_run
 from privacy.dp.guarantee import PrivacyGuarantee
 
 NAN = float("nan")

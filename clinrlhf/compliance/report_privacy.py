@@ -17,8 +17,8 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
+from clinrlhf.compliance.evidence import Evidence
 from clinrlhf.lineage.artifacts import read_artifact_text
-from clinrlhf.lineage.evidence import Evidence
 from clinrlhf.lineage.runs import PPO_PROMPT_SOURCE
 
 # Set on a DP reward run by the trainer (privacy.dp.opacus_config.NOISE_TAG): "secure" for noise from

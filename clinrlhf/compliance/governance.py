@@ -28,8 +28,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from clinrlhf.compliance.criteria import AcceptanceCriteria
 from clinrlhf.identity import ROLE_SCOPES, Principal, actor_pseudonym
-from clinrlhf.lineage.criteria import AcceptanceCriteria
 from clinrlhf.store.audit import record_audit
 from clinrlhf.store.quarantine import Decision
 from clinrlhf.store.quarantine import quarantine as quarantine_clinician

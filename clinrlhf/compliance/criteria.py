@@ -11,7 +11,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from clinrlhf.lineage.evalmetrics import Rates, max_gap
+from clinrlhf.compliance.evalmetrics import Rates, max_gap
 
 
 @dataclass(frozen=True)

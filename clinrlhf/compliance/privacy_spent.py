@@ -17,12 +17,8 @@ from datetime import UTC, datetime
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
+from clinrlhf.lineage.odometer_names import LEDGER_BUDGET, LEDGER_DELTA, LEDGER_EPSILON, LEDGER_RUNS
 from privacy.dp.guarantee import PRIVACY_UNITS, PrivacyGuarantee
-
-# What a charged run logs to MLflow about the odometer it was charged to (clinrlhf.reward.ledger
-# writes them, the report reads them here).
-LEDGER_DELTA, LEDGER_BUDGET, LEDGER_UNIT = "ledger.delta", "ledger.budget_epsilon", "ledger.privacy_unit"
-LEDGER_EPSILON, LEDGER_RUNS = "ledger.epsilon", "ledger.runs"
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,12 @@ from sqlalchemy import select
 
 from clinrlhf.cli import CLIError
 from clinrlhf.cli.promote import run as promote_cli
+from clinrlhf.compliance.approval import ACTOR_TAG, EVENT_TAG, ApprovalError, approve, find_approval
+from clinrlhf.compliance.criteria import AcceptanceCriteria
+from clinrlhf.compliance.governance import compliance_officer
+from clinrlhf.compliance.promotion import PromotionRefused, promote, rollback
+from clinrlhf.compliance.registry import HISTORY, MODEL_NAME, PRODUCTION, production_version
 from clinrlhf.identity import Principal, mint_token
-from clinrlhf.lineage.approval import ACTOR_TAG, EVENT_TAG, ApprovalError, approve, find_approval
-from clinrlhf.lineage.criteria import AcceptanceCriteria
-from clinrlhf.lineage.governance import compliance_officer
-from clinrlhf.lineage.promotion import PromotionRefused, promote, rollback
-from clinrlhf.lineage.registry import HISTORY, MODEL_NAME, PRODUCTION, production_version
 from clinrlhf.pipeline.sample_run import record_sample_run
 from clinrlhf.policy.pointers import production_policy
 from clinrlhf.store import consistent_read, verify_audit

@@ -9,8 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from clinrlhf.lineage.criteria import AcceptanceCriteria, CriterionResult, check_criteria
-from clinrlhf.lineage.evalmetrics import Rates, max_gap
+from clinrlhf.compliance.criteria import AcceptanceCriteria, CriterionResult, check_criteria
+from clinrlhf.compliance.evalmetrics import Rates, max_gap
 
 METRICS = {"concordance": "concordance", "unsafe_rate": "unsafe"}
 POLICIES = {"supervised": "before", "aligned": "after"}  # label -> parse_eval_run's key

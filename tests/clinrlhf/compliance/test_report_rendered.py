@@ -14,20 +14,20 @@ from html.parser import HTMLParser
 import mlflow
 import pytest
 
+from clinrlhf.compliance.approval import approve
+from clinrlhf.compliance.criteria import AcceptanceCriteria
+from clinrlhf.compliance.feedback_stats import feedback_stats
+from clinrlhf.compliance.report import build_report
+from clinrlhf.compliance.report_context import QUALITY_ARTIFACT
 from clinrlhf.eval.bootstrap import interval_metrics, outcome_intervals
 from clinrlhf.eval.evaluate import rates
 from clinrlhf.feedback.judgment import Judgment
 from clinrlhf.feedback.reliability import dawid_skene, preference_labels, rater_table
 from clinrlhf.feedback.screening import ScreeningConfig, quality_report
 from clinrlhf.identity import Principal, mint_token
-from clinrlhf.lineage.approval import approve
 from clinrlhf.lineage.chain import load_chain
-from clinrlhf.lineage.criteria import AcceptanceCriteria
 from clinrlhf.lineage.facts import log_report_facts
-from clinrlhf.lineage.feedback_stats import feedback_stats
 from clinrlhf.lineage.launcher import LAUNCHED_BY, launcher_tags
-from clinrlhf.lineage.report import build_report
-from clinrlhf.lineage.report_context import QUALITY_ARTIFACT
 from clinrlhf.pipeline.sample_run import CLINICIANS
 from clinrlhf.world.scoring import Outcome
 

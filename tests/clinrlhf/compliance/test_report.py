@@ -8,8 +8,8 @@ from html.parser import HTMLParser
 import pytest
 from PIL import Image
 
+from clinrlhf.compliance.report import build_report, write_run_report
 from clinrlhf.lineage.chain import load_chain
-from clinrlhf.lineage.report import build_report, write_run_report
 
 SECTIONS = {
     "summary",

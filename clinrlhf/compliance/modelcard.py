@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from clinrlhf.lineage.evidence import Evidence
-from clinrlhf.lineage.report_privacy import noise_line
+from clinrlhf.compliance.evidence import Evidence
+from clinrlhf.compliance.report_privacy import noise_line
 
 INTENDED_USE = (
     "Drafts a first-line prescription (drug, dose, route, frequency) for one target problem of an adult or "

@@ -8,9 +8,9 @@ import math
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
 
-from clinrlhf.lineage.criteria import AcceptanceCriteria, CriterionResult, check_criteria
-from clinrlhf.lineage.evalmetrics import parse_eval_run
-from clinrlhf.lineage.registry import EVAL_RUN, REWARD_RUN
+from clinrlhf.compliance.criteria import AcceptanceCriteria, CriterionResult, check_criteria
+from clinrlhf.compliance.evalmetrics import parse_eval_run
+from clinrlhf.compliance.registry import EVAL_RUN, REWARD_RUN
 
 
 def evaluate_version(

@@ -8,10 +8,10 @@ from html.parser import HTMLParser
 
 import pytest
 
+from clinrlhf.compliance.evidence import gather
+from clinrlhf.compliance.modelcard import model_card
+from clinrlhf.compliance.report import build_report
 from clinrlhf.lineage.chain import load_chain
-from clinrlhf.lineage.evidence import gather
-from clinrlhf.lineage.modelcard import model_card
-from clinrlhf.lineage.report import build_report
 
 NOISE_TAG = "clinrlhf.dp_noise"  # what the reward trainer tags a DP run with
 

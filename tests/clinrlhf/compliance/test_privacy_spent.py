@@ -11,9 +11,9 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from clinrlhf.compliance.privacy_spent import ledger, odometers
+from clinrlhf.compliance.report import build_report
 from clinrlhf.lineage.chain import load_chain
-from clinrlhf.lineage.ledger import ledger, odometers
-from clinrlhf.lineage.report import build_report
 from clinrlhf.lineage.runs import lineage_tags, stage_run
 from clinrlhf.reward.ledger import LEDGER_FILE, Budget, PrivacyLedger
 from privacy.dp.renyi_filter import Mechanism, filter_epsilon

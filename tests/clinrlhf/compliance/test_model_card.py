@@ -5,8 +5,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any, cast
 
-from clinrlhf.lineage.evalmetrics import parse_eval_run
-from clinrlhf.lineage.modelcard import _factors
+from clinrlhf.compliance.evalmetrics import parse_eval_run
+from clinrlhf.compliance.modelcard import _factors
 
 
 def _evidence(metrics: dict[str, float]) -> Any:

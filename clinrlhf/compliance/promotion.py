@@ -1,6 +1,6 @@
 """Move the `production` alias: promotion needs passing acceptance criteria (or a written override)
 and a recorded approval; rollback returns to the version promoted before. Both are taken by a
-compliance officer (clinrlhf.lineage.governance). Each change is an audit event whose entity is the
+compliance officer (clinrlhf.compliance.governance). Each change is an audit event whose entity is the
 version that is in production afterwards, so the trail alone replays the alias; the criteria used,
 the override and the officer's display name are in the governance record beside it."""
 
@@ -15,12 +15,10 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from clinrlhf.identity import Principal
-from clinrlhf.lineage.approval import PROMOTION, ROLLBACK, entity_id, find_approval
-from clinrlhf.lineage.criteria import AcceptanceCriteria, failures
-from clinrlhf.lineage.datasets import file_sha256
-from clinrlhf.lineage.gate import evaluate_version
-from clinrlhf.lineage.governance import (
+from clinrlhf.compliance.approval import PROMOTION, ROLLBACK, entity_id, find_approval
+from clinrlhf.compliance.criteria import AcceptanceCriteria, failures
+from clinrlhf.compliance.gate import evaluate_version
+from clinrlhf.compliance.governance import (
     GovernanceRefused,
     Officer,
     compliance_officer,
@@ -28,7 +26,7 @@ from clinrlhf.lineage.governance import (
     override_reason,
     record_governance,
 )
-from clinrlhf.lineage.registry import (
+from clinrlhf.compliance.registry import (
     MODEL_NAME,
     POLICY_SHA256,
     PRODUCTION,
@@ -40,6 +38,8 @@ from clinrlhf.lineage.registry import (
     production_version,
     set_history,
 )
+from clinrlhf.identity import Principal
+from clinrlhf.lineage.datasets import file_sha256
 from clinrlhf.policy.pointers import ProductionPolicy, download_policy, set_production
 from clinrlhf.settings import Settings
 from clinrlhf.store import record_audit, transaction

@@ -20,11 +20,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from clinrlhf import __version__
-from clinrlhf.lineage.approval import ACTOR_TAG, APPROVAL, NAME_TAG, PROMOTION, ROLLBACK, entity_id
+from clinrlhf.compliance.approval import ACTOR_TAG, APPROVAL, NAME_TAG, PROMOTION, ROLLBACK, entity_id
+from clinrlhf.compliance.registry import MODEL_NAME
 from clinrlhf.lineage.chain import Chain
 from clinrlhf.lineage.datasets import SHA256_TAG
 from clinrlhf.lineage.launcher import LAUNCHED_BY, LAUNCHED_BY_ACTOR
-from clinrlhf.lineage.registry import MODEL_NAME
 from clinrlhf.store.models import AuditEvent
 
 SYSTEM = "urn:clinrlhf"

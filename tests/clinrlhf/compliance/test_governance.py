@@ -3,15 +3,15 @@ and the dashboard share."""
 
 import pytest
 
-from clinrlhf.identity import ROLE_SCOPES, Principal
-from clinrlhf.lineage.criteria import AcceptanceCriteria
-from clinrlhf.lineage.governance import (
+from clinrlhf.compliance.criteria import AcceptanceCriteria
+from clinrlhf.compliance.governance import (
     GovernanceRefused,
     compliance_officer,
     custom_criteria,
     is_compliance,
     override_reason,
 )
+from clinrlhf.identity import ROLE_SCOPES, Principal
 
 COMPLIANCE_SCOPES = frozenset(ROLE_SCOPES["compliance"].split())
 KEY = b"k" * 32

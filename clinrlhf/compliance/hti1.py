@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from clinrlhf.lineage.evalmetrics import max_gap
-from clinrlhf.lineage.evidence import Evidence
-from clinrlhf.lineage.modelcard import INTENDED_USE, OUT_OF_SCOPE
+from clinrlhf.compliance.evalmetrics import max_gap
+from clinrlhf.compliance.evidence import Evidence
+from clinrlhf.compliance.modelcard import INTENDED_USE, OUT_OF_SCOPE
 
 NOT_DONE = "Not performed: the model has been evaluated on synthetic data from the training source only."
 

@@ -8,15 +8,15 @@ import random
 
 import pytest
 
+from clinrlhf.compliance import report as report_module
+from clinrlhf.compliance import report_context
+from clinrlhf.compliance.report import build_report
 from clinrlhf.feedback.judgment import Judgment
 from clinrlhf.feedback.reliability import dawid_skene, preference_labels, rater_table
 from clinrlhf.feedback.safety import SafetyRow
 from clinrlhf.feedback.screening import ScreeningConfig, quality_report
 from clinrlhf.feedback.screening_release import released_quality
-from clinrlhf.lineage import report as report_module
-from clinrlhf.lineage import report_context
 from clinrlhf.lineage.chain import load_chain
-from clinrlhf.lineage.report import build_report
 
 
 def _quality(safety: list[SafetyRow] | None = None) -> dict:

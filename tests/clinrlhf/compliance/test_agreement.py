@@ -6,8 +6,8 @@ from itertools import combinations
 import numpy as np
 import pytest
 
-from clinrlhf.lineage.agreement import agreement_summary, category_counts, observed_agreement
-from clinrlhf.lineage.feedback_stats import feedback_stats
+from clinrlhf.compliance.agreement import agreement_summary, category_counts, observed_agreement
+from clinrlhf.compliance.feedback_stats import feedback_stats
 from clinrlhf.pipeline.sample_run import sample_judgments
 
 

@@ -4,7 +4,7 @@ model version (what people browsing MLflow see) and as an event in the hash-chai
 tag typed into the MLflow UI by hand does not count.
 
 Approval checks the acceptance gate too: a version that fails it is approved only with a written
-override reason, recorded with the criteria in a governance record (clinrlhf.lineage.governance)."""
+override reason, recorded with the criteria in a governance record (clinrlhf.compliance.governance)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,9 @@ from mlflow.tracking import MlflowClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from clinrlhf.identity import Principal
-from clinrlhf.lineage.criteria import AcceptanceCriteria, failures
-from clinrlhf.lineage.gate import evaluate_version
-from clinrlhf.lineage.governance import (
+from clinrlhf.compliance.criteria import AcceptanceCriteria, failures
+from clinrlhf.compliance.gate import evaluate_version
+from clinrlhf.compliance.governance import (
     COMPLIANCE_ROLE,
     GovernanceRefused,
     compliance_officer,
@@ -27,7 +26,8 @@ from clinrlhf.lineage.governance import (
     override_reason,
     record_governance,
 )
-from clinrlhf.lineage.registry import MODEL_NAME, POLICY_SHA256, get_version
+from clinrlhf.compliance.registry import MODEL_NAME, POLICY_SHA256, get_version
+from clinrlhf.identity import Principal
 from clinrlhf.store import record_audit, transaction
 from clinrlhf.store.models import AuditEvent
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from clinrlhf.lineage.criteria import AcceptanceCriteria, check_criteria, failures, load_criteria
-from clinrlhf.lineage.evalmetrics import parse_eval_run
+from clinrlhf.compliance.criteria import AcceptanceCriteria, check_criteria, failures, load_criteria
+from clinrlhf.compliance.evalmetrics import parse_eval_run
 from clinrlhf.pipeline.sample_run import eval_metrics
 
 

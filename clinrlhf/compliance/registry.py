@@ -1,5 +1,5 @@
 """Aligned policies as versions of one MLflow registered model. The alias `production` names the
-version that serving uses; only clinrlhf.lineage.promotion moves it."""
+version that serving uses; only clinrlhf.compliance.promotion moves it."""
 
 from __future__ import annotations
 
