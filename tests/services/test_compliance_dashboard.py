@@ -23,6 +23,7 @@ from clinrlhf.pipeline.sample_run import record_sample_run
 from clinrlhf.settings import Settings
 from clinrlhf.store import consistent_read, deployment_store
 from clinrlhf.store.models import AuditEvent
+from clinrlhf.store.quarantine import quarantined
 
 pytestmark = pytest.mark.browser
 
@@ -145,6 +146,37 @@ def test_a_failing_version_needs_a_written_override_reason(page, settings, world
     expect(card).to_contain_text("Pilot on the renal ward only")
     tags = get_version(registry(settings), failing.version).tags
     assert tags["clinrlhf.approval.override_reason"].startswith("Pilot on the renal ward")
+
+
+def test_a_failing_version_is_promoted_with_a_reason_and_rolled_back(page, settings, world_site) -> None:
+    """After the tests above: v1 is in production, v2 approved with an override."""
+    _, _, passing, failing = world_site
+    log_in(page, settings, "compliance", "/compliance")
+    card = page.get_by_test_id(f"version-{failing.version}")
+    card.get_by_label(re.compile("Override reason")).fill("Renal ward pilot, approved by the board.")
+    card.get_by_role("button", name=f"Promote v{failing.version}").click()
+    expect(card.get_by_test_id("production")).to_be_visible()
+    page.get_by_role("button", name="Roll back production").click()
+    expect(page.get_by_test_id("status")).to_contain_text(f"version {passing.version} is in production again")
+    live = production_version(registry(settings))
+    assert live is not None and str(live.version) == passing.version
+    assert not page.errors, page.errors
+
+
+def test_an_officer_quarantines_and_releases_a_clinician_from_the_page(page, settings) -> None:
+    log_in(page, settings, "compliance", "/compliance")
+    page.fill("#q-clinician", "c-7f3a")
+    page.fill("#q-reason", "Ratings contradict the guideline on every case.")
+    page.get_by_role("button", name="Quarantine").click()
+    row = page.get_by_test_id("quarantine").locator("tbody tr", has_text="c-7f3a")
+    expect(row).to_contain_text("Ratings contradict the guideline")
+    with consistent_read(deployment_store(settings)) as session:
+        assert "c-7f3a" in quarantined(session)
+    row.get_by_label("Reason to release").fill("Reviewed with the clinician; retrained.")
+    row.get_by_role("button", name="Release").click()
+    expect(page.get_by_test_id("status")).to_contain_text("c-7f3a released")
+    expect(page.get_by_test_id("quarantine")).to_contain_text("Nobody is quarantined")
+    assert not page.errors, page.errors
 
 
 def test_a_clinician_session_gets_an_error_page_not_json(page, settings) -> None:
