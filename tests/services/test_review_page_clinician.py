@@ -165,8 +165,11 @@ def test_on_a_phone_nothing_scrolls_sideways_and_the_guideline_and_both_suggesti
     page, settings: Settings, tmp_path: Path, width: int
 ) -> None:
     page.set_viewport_size({"width": width, "height": 844})
+    sideways = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    page.goto("/review/login")
+    assert page.evaluate(sideways) <= 0, f"the login page scrolls sideways at {width} px"
     log_in(page, settings, "dr-phone")
-    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    overflow = page.evaluate(sideways)
     assert overflow <= 0, f"the page scrolls {overflow} px sideways at {width} px"
     for selector in (".guideline", "#suggestion-a", "#suggestion-b", "#review button[type=submit]"):
         box = page.locator(selector).bounding_box()
