@@ -122,3 +122,42 @@ def test_the_checks_fail_when_an_arrow_is_added_against_the_rule() -> None:
     assert package_cycles(
         {"clinrlhf.store.x": ["clinrlhf.feedback.y"], "clinrlhf.feedback.y": ["clinrlhf.store.x"]}
     ) == [["clinrlhf.feedback", "clinrlhf.store", "clinrlhf.feedback"]]
+
+
+TRAINERS = ("clinrlhf.sft", "clinrlhf.reward", "clinrlhf.ppo", "clinrlhf.dpo", "clinrlhf.eval")
+
+
+def trainer_arrows(files: dict[str, list[str]]) -> list[str]:
+    """`trainer -> … -> clinrlhf.compliance.x` for each trainer module that reaches compliance,
+    directly or through the project's modules it imports: trainers log through clinrlhf.lineage
+    and never load the report, the registry or the governance code."""
+    found = []
+    for trainer in sorted(name for name in files if name.startswith(TRAINERS)):
+        seen, queue = {trainer}, [[trainer]]
+        while queue:
+            path = queue.pop(0)
+            for name in files.get(path[-1], []):
+                if name == "clinrlhf.compliance" or name.startswith("clinrlhf.compliance."):
+                    found.append(" -> ".join([*path, name]))
+                elif name in files and name not in seen:
+                    seen.add(name)
+                    queue.append([*path, name])
+    return found
+
+
+def test_trainers_never_reach_compliance(project) -> None:
+    assert trainer_arrows(project) == []
+
+
+def test_the_trainer_check_fails_when_a_trainer_reaches_compliance() -> None:
+    """Directly, or through a tracking module that imports compliance."""
+    assert trainer_arrows({"clinrlhf.ppo.trainer": ["clinrlhf.compliance.report"]}) == [
+        "clinrlhf.ppo.trainer -> clinrlhf.compliance.report"
+    ]
+    assert trainer_arrows(
+        {
+            "clinrlhf.reward.ledger": ["clinrlhf.lineage.odometer_names"],
+            "clinrlhf.lineage.odometer_names": ["clinrlhf.compliance.privacy_spent"],
+        }
+    ) == ["clinrlhf.reward.ledger -> clinrlhf.lineage.odometer_names -> clinrlhf.compliance.privacy_spent"]
+    assert trainer_arrows({"clinrlhf.pipeline.run": ["clinrlhf.compliance.registry"]}) == []

@@ -41,3 +41,33 @@ def test_a_read_session_of_the_store_is_a_consistent_read_not_a_snapshot() -> No
     names = functions_of(ROOT / "clinrlhf/store/db.py")
     assert "consistent_read" in names
     assert [name for name in names if "snapshot" in name] == []
+
+
+def modules_named(word: str) -> list[str]:
+    """The module files whose name contains `word`, in every package."""
+    return sorted(
+        path.relative_to(ROOT).as_posix()
+        for package in PACKAGES
+        for path in (ROOT / package).rglob(f"*{word}*.py")
+    )
+
+
+def test_registry_names_the_mlflow_model_registry_only() -> None:
+    """The local pointers to the latest aligned and the production policy are pointers."""
+    assert modules_named("registry") == ["clinrlhf/compliance/registry.py"]
+
+
+def test_the_ledger_is_the_deployments_privacy_odometer_only() -> None:
+    """The Rényi filter's arithmetic is the filter; the report's view is the privacy spent."""
+    assert modules_named("ledger") == ["clinrlhf/alignment/ledger_copy.py", "clinrlhf/reward/ledger.py"]
+
+
+def test_audit_names_the_hash_chained_audit_trail_only() -> None:
+    """Measuring a DP guarantee with canaries is a canary game, not an audit."""
+    assert modules_named("audit") == [
+        "clinrlhf/cli/audit.py",
+        "clinrlhf/lineage/audit_anchors.py",
+        "clinrlhf/store/audit.py",
+        "clinrlhf/store/audit_verify.py",
+        "clinrlhf/store/migrations/versions/0002_audit_entity_digest.py",
+    ]
