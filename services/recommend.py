@@ -13,6 +13,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from clinrlhf.policy.generate import PolicySuggestion, suggest
 from clinrlhf.policy.model import load_policy
 from clinrlhf.policy.pointers import PolicyNotFoundError, resolve_policy
+from clinrlhf.policy.served import served_status
 from clinrlhf.policy.version import model_version
 from clinrlhf.settings import Settings
 from clinrlhf.world.world import World
@@ -70,5 +71,6 @@ class PolicyHolder:
             if self._current is None or self._current.policy_dir != wanted:
                 model, tokenizer = load_policy(wanted)
                 self._current = Recommender(model, tokenizer, wanted, model_version(wanted))
-                log.info("serving policy %s", self._current.version)
+                approved, line = served_status(self._settings.resolved_home, wanted)
+                log.log(logging.INFO if approved else logging.WARNING, line)
             return self._current

@@ -1,0 +1,31 @@
+"""Whether the policy being served is the approved one, in one line for start-up and logs.
+
+The approved version is the one the MLflow alias `production` names (its local copy, written by
+`clinrlhf promote`; clinrlhf.policy.pointers). Any other policy is served marked NOT APPROVED."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from clinrlhf.policy.pointers import production_policy
+from clinrlhf.policy.version import model_version
+
+
+def served_status(home: Path, policy: Path) -> tuple[bool, str]:
+    """(approved, "serving policy <model version>: …") for the policy folder `policy`."""
+    version = model_version(policy)
+    production = production_policy(home)
+    if production is not None and Path(production.path).resolve() == policy.resolve():
+        return (
+            True,
+            f"serving policy {version}: the production version {production.name} v{production.version} (approved)",
+        )
+    where = (
+        f"{production.name} v{production.version} is the production version; serve it with no --policy"
+        if production is not None
+        else "no version is in production; `clinrlhf approve` then `clinrlhf promote` puts one there"
+    )
+    return (
+        False,
+        f"serving policy {version}: NOT APPROVED for production ({where}). Its suggestions are for review only.",
+    )
