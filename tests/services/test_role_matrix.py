@@ -18,8 +18,14 @@
 | GET  /review/admin/agreement               | 403       | 403        | 403         | 200        | 401      |
 | GET  /compliance                           | 403       | 403        | 403         | 200        | 401      |
 | GET  /compliance/report/{run_id}           | 403       | 403        | 403         | 404 *      | 401      |
+| POST /compliance/versions/{v}/approve      | 403       | 403        | 403         | 404 *      | 401      |
+| POST /compliance/versions/{v}/promote      | 403       | 403        | 403         | 404 *      | 401      |
+| POST /compliance/rollback                  | 403       | 403        | 403         | 409 †      | 401      |
+| POST /compliance/quarantine (release)      | 403       | 403        | 403         | 409 †      | 401      |
 
-* past the role check, the test store has no pipeline run to report on.
+* past the role check, the test store has no pipeline run to report on (and no registered version).
+† past the role check, refused by the governance rules: nothing is in production to roll back, and
+  nobody is quarantined to release (so the matrix changes nothing in the shared store).
 
 Routes are enumerated from the app itself, so a new route without a row here fails
 `test_every_route_of_the_app_has_a_row_in_the_matrix`.
@@ -77,6 +83,10 @@ MATRIX: dict[tuple[str, str], dict[str | None, int]] = {
     ("GET", "/review/admin/agreement"): only({"compliance"}),
     ("GET", "/compliance"): only({"compliance"}),
     ("GET", "/compliance/report/{run_id}"): only({"compliance"}, 404),  # no run in the test store
+    ("POST", "/compliance/versions/{version}/approve"): only({"compliance"}, 404),  # no version
+    ("POST", "/compliance/versions/{version}/promote"): only({"compliance"}, 404),
+    ("POST", "/compliance/rollback"): only({"compliance"}, 409),  # nothing in production
+    ("POST", "/compliance/quarantine"): only({"compliance"}, 409),  # releases someone not quarantined
 }
 
 
@@ -171,6 +181,18 @@ def send(
         ("GET", "/compliance"): lambda c, h: c.get("/compliance", headers=h),
         ("GET", "/compliance/report/{run_id}"): lambda c, h: c.get(
             f"/compliance/report/{'0' * 32}", headers=h
+        ),
+        ("POST", "/compliance/versions/{version}/approve"): lambda c, h: c.post(
+            "/compliance/versions/1/approve", json={}, headers=h
+        ),
+        ("POST", "/compliance/versions/{version}/promote"): lambda c, h: c.post(
+            "/compliance/versions/1/promote", json={}, headers=h
+        ),
+        ("POST", "/compliance/rollback"): lambda c, h: c.post("/compliance/rollback", json={}, headers=h),
+        ("POST", "/compliance/quarantine"): lambda c, h: c.post(
+            "/compliance/quarantine",
+            json={"clinician": "nobody-quarantined", "reason": "role matrix", "release": True},
+            headers=h,
         ),
     }
     return calls[(method, path)]
