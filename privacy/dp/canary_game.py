@@ -1,4 +1,4 @@
-"""Empirical privacy auditing with one training run (Steinke, Nasr & Jagielski, 2023,
+"""The canary game: empirical privacy auditing with one training run (Steinke, Nasr & Jagielski, 2023,
 https://arxiv.org/abs/2305.08846), as pure functions.
 
 The audit plants m canaries, includes each independently with probability 1/2, trains once, scores

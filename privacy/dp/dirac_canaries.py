@@ -1,4 +1,4 @@
-"""The one-run audit (privacy.dp.canary_game) played against the project's Opacus mechanism with gradient-space
+"""The one-run canary game (privacy.dp.canary_game) played against the project's Opacus mechanism with gradient-space
 Dirac canaries (Nasr et al., 2023, https://arxiv.org/abs/2302.07956; Steinke, Nasr & Jagielski,
 2023, https://arxiv.org/abs/2305.08846, section 7).
 
