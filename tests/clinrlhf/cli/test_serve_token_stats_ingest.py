@@ -18,7 +18,7 @@ import torch
 
 from clinrlhf.cli import CLIError, ingest, serve, stats, token
 from clinrlhf.identity import MemoryJtiCache, mint_token, verify_token
-from clinrlhf.policy import PolicyConfig, build_policy, build_tokenizer, registry, save_policy
+from clinrlhf.policy import PolicyConfig, build_policy, build_tokenizer, pointers, save_policy
 from clinrlhf.settings import Settings
 from clinrlhf.text.prompt import vocabulary_corpus
 from clinrlhf.world.patients import generate_patients
@@ -231,7 +231,7 @@ def test_serve_resolves_an_mlflow_run_uri_to_a_local_policy(
     experiment = mlflow.create_experiment("serve-test", artifact_location=(tmp_path / "artifacts").as_uri())
     with mlflow.start_run(experiment_id=experiment) as run:
         mlflow.log_artifacts(str(policy), "policy")
-    resolved = registry.resolve_policy(Settings(home=home), f"runs:/{run.info.run_id}/policy")
+    resolved = pointers.resolve_policy(Settings(home=home), f"runs:/{run.info.run_id}/policy")
     assert (resolved / "config.json").read_text() == "{}" and home in resolved.parents
     with pytest.raises(serve.PolicyNotFoundError, match="cannot download"):
-        registry.resolve_policy(Settings(home=home), "runs:/0123456789abcdef/policy")
+        pointers.resolve_policy(Settings(home=home), "runs:/0123456789abcdef/policy")

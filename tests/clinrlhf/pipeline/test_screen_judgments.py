@@ -54,7 +54,9 @@ def test_under_the_clinician_unit_the_quality_report_names_no_clinician(
     found = {str(p): [c for c in judged if c.encode() in p.read_bytes()] for p in files}
     assert not {path: names for path, names in found.items() if names}
     quality = json.loads(
-        Path(MlflowClient().download_artifacts(run_id, "feedback/quality.json", str(mlflow_store))).read_text()
+        Path(
+            MlflowClient().download_artifacts(run_id, "feedback/quality.json", str(mlflow_store))
+        ).read_text()
     )
     assert quality["raters"] == [] and quality["clinicians_quarantined"] >= 1  # counts still published
     assert "withheld" in quality
@@ -69,7 +71,9 @@ def test_under_the_pair_unit_rows_follow_the_roster_enrolled_before_feedback(
     judgments, run_id = _screen(world, mlflow_store, config)
     assert "dr-0-2" in enrolled and "dr-0-2" not in {j.clinician for j in judgments}
     quality = json.loads(
-        Path(MlflowClient().download_artifacts(run_id, "feedback/quality.json", str(mlflow_store))).read_text()
+        Path(
+            MlflowClient().download_artifacts(run_id, "feedback/quality.json", str(mlflow_store))
+        ).read_text()
     )
     rows = {r["clinician"]: r for r in quality["raters"]}
     assert [r["clinician"] for r in quality["raters"]] == enrolled

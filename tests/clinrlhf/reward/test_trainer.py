@@ -110,7 +110,9 @@ def test_steps_history_and_accountant_agree(run: Run, train_pairs: list[Preferen
 
 def test_contract_params_and_metrics_are_logged(run: Run) -> None:
     assert set(run.result.params) >= set(CONTRACT_PARAMS) and set(run.tracker.params) >= set(CONTRACT_PARAMS)
-    assert run.tracker.params["dp.accountant"] == "prv" and run.tracker.params["dp.privacy_unit"] == "judgment"
+    assert (
+        run.tracker.params["dp.accountant"] == "prv" and run.tracker.params["dp.privacy_unit"] == "judgment"
+    )
     final = run.tracker.metrics[-1][1]
     assert {"dp.epsilon", "dp.epsilon_rdp", "reward.train_loss", "reward.train_accuracy"} <= set(final)
     assert len(run.tracker.series("reward.loss")) == run.result.steps
@@ -160,7 +162,9 @@ def test_non_private_baseline_reports_no_guarantee(
         train_pairs,
         backbone(),
         tokenizer,
-        RewardConfig(dp=DPConfig(enabled=False), epochs=3, batch_size=50, learning_rate=1e-2, trainable_blocks=None),
+        RewardConfig(
+            dp=DPConfig(enabled=False), epochs=3, batch_size=50, learning_rate=1e-2, trainable_blocks=None
+        ),
         tracker,
     )
     assert result.epsilon == float("inf") and result.noise_multiplier == 0.0 and result.guarantee is None
