@@ -71,3 +71,8 @@ def test_audit_names_the_hash_chained_audit_trail_only() -> None:
         "clinrlhf/store/audit_verify.py",
         "clinrlhf/store/migrations/versions/0002_audit_entity_digest.py",
     ]
+
+
+def test_a_ledger_entry_is_a_charge_to_the_deployments_odometer_only() -> None:
+    """The report's row for one reward run is the privacy that run spent, not a ledger entry."""
+    assert class_homes(("LedgerEntry",)) == {"LedgerEntry": ["clinrlhf/reward/ledger.py"]}

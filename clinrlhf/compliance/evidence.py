@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from clinrlhf.compliance.evalmetrics import Rates, parse_eval_run
 from clinrlhf.compliance.feedback_stats import feedback_stats
-from clinrlhf.compliance.privacy_spent import LedgerEntry, guarantee_of, ledger
+from clinrlhf.compliance.privacy_spent import SpentRun, guarantee_of, spent_runs
 from clinrlhf.compliance.registry import production_version, versions_of_run
 from clinrlhf.feedback import Judgment
 from clinrlhf.feedback.judgment import from_ndjson
@@ -49,7 +49,7 @@ class Evidence:
     history: dict[str, list[float]]
     versions: list[ModelVersion]
     production: ModelVersion | None
-    ledger: list[LedgerEntry] = field(default_factory=list)
+    spent_runs: list[SpentRun] = field(default_factory=list)
     snapshot_in_mlflow: bool = False
     """Whether the reward run logged the snapshot file itself (readable by whoever reads the store)."""
 
@@ -132,6 +132,6 @@ def gather(client: MlflowClient, chain: Chain, tracking_uri: str) -> Evidence:
         | _history(client, reward, ("reward.loss",)),
         versions=versions_of_run(client, chain.pipeline.info.run_id),
         production=production_version(client),
-        ledger=ledger(client, chain.pipeline.info.experiment_id),
+        spent_runs=spent_runs(client, chain.pipeline.info.experiment_id),
         snapshot_in_mlflow=snapshot_in_mlflow,
     )

@@ -22,7 +22,7 @@ from privacy.dp.guarantee import PRIVACY_UNITS, PrivacyGuarantee
 
 
 @dataclass(frozen=True)
-class LedgerEntry:
+class SpentRun:
     run_id: str
     pipeline_run_id: str
     started: str
@@ -52,7 +52,7 @@ class Odometer:
     """The newest reward run charged to it (in this experiment)."""
 
 
-def ledger(client: MlflowClient, experiment_id: str, limit: int = 200) -> list[LedgerEntry]:
+def spent_runs(client: MlflowClient, experiment_id: str, limit: int = 200) -> list[SpentRun]:
     """The newest `limit` reward runs, oldest first: the search runs newest first, so a long history
     loses its oldest rows, never the latest retrain."""
     runs = client.search_runs(
@@ -64,9 +64,9 @@ def ledger(client: MlflowClient, experiment_id: str, limit: int = 200) -> list[L
     return [_entry(run) for run in reversed(runs)]
 
 
-def _entry(run: Run) -> LedgerEntry:
+def _entry(run: Run) -> SpentRun:
     p, m, t = run.data.params, run.data.metrics, run.data.tags
-    return LedgerEntry(
+    return SpentRun(
         run_id=run.info.run_id,
         pipeline_run_id=t.get("mlflow.parentRunId", ""),
         started=datetime.fromtimestamp(run.info.start_time / 1000, UTC).strftime("%Y-%m-%d %H:%M"),
@@ -82,9 +82,9 @@ def _entry(run: Run) -> LedgerEntry:
     )
 
 
-def odometers(entries: list[LedgerEntry]) -> list[Odometer]:
+def odometers(entries: list[SpentRun]) -> list[Odometer]:
     """Each unit's odometer from the newest entry charged to it (entries oldest first)."""
-    newest: dict[str, LedgerEntry] = {}
+    newest: dict[str, SpentRun] = {}
     for e in entries:
         if e.odometer_epsilon is not None:
             newest[e.unit] = e

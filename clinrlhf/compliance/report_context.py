@@ -386,8 +386,8 @@ def _privacy(client: MlflowClient, ev: Evidence) -> dict[str, Any]:
     policy = policy_privacy(ev.tag("ppo", PPO_PROMPT_SOURCE, "feedback"))
     return privacy_statement(client, ev, policy) | {
         "params": ev.dp_params | {"dp.epsilon": f"{ev.epsilon:.3f}"},
-        "ledger": [asdict(e) for e in ev.ledger],
-        "odometers": [asdict(o) for o in odometers(ev.ledger)],  # composed by the filter, never summed
+        "ledger": [asdict(e) for e in ev.spent_runs],
+        "odometers": [asdict(o) for o in odometers(ev.spent_runs)],  # composed by the filter, never summed
     }
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from clinrlhf.compliance.privacy_spent import ledger, odometers
+from clinrlhf.compliance.privacy_spent import odometers, spent_runs
 from clinrlhf.compliance.report import build_report
 from clinrlhf.lineage.chain import load_chain
 from clinrlhf.lineage.runs import lineage_tags, stage_run
@@ -48,7 +48,7 @@ def _reward_run(odometer: PrivacyLedger | None, epsilon: float, digest: str = "e
 def test_the_ledger_keeps_the_newest_runs_when_there_are_more_than_it_shows(sample) -> None:  # type: ignore[no-untyped-def]
     runs = [_reward_run(None, 1.0 + i) for i in range(4)]
     experiment_id = sample.client.get_run(runs[0]).info.experiment_id
-    shown = [e.run_id for e in ledger(sample.client, experiment_id, limit=3)]
+    shown = [e.run_id for e in spent_runs(sample.client, experiment_id, limit=3)]
     assert shown == runs[-3:]  # oldest first, and the newest is never dropped
 
 
@@ -62,7 +62,7 @@ def test_the_report_shows_the_odometers_composed_epsilon_including_the_last_run(
     composed = filter_epsilon([RUN] * 3, DELTA)
     assert composed < sum(filter_epsilon([RUN], DELTA) for _ in own)
 
-    entries = ledger(sample.client, sample.client.get_run(runs[0]).info.experiment_id)
+    entries = spent_runs(sample.client, sample.client.get_run(runs[0]).info.experiment_id)
     assert entries[-1].run_id == runs[-1]
     (judgment,) = [o for o in odometers(entries) if o.unit == "judgment"]
     assert judgment.epsilon == pytest.approx(composed) and judgment.run_id == runs[-1]
