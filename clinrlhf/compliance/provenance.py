@@ -70,7 +70,7 @@ def model_device(run: Run, stage: str, versions: list[ModelVersion]) -> dict[str
 
 def _datasets(run: Run) -> list[dict[str, Any]]:
     """Each dataset input of the run (mlflow.data), named by its full SHA-256."""
-    entities = []
+    entities: list[dict[str, Any]] = []
     for item in run.inputs.dataset_inputs if run.inputs else []:
         tags = {t.key: t.value for t in item.tags}
         sha = tags.get(SHA256_TAG, item.dataset.digest)
