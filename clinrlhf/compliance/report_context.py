@@ -33,6 +33,7 @@ from clinrlhf.compliance.promotion import PROMOTION_TAGS
 from clinrlhf.compliance.report_privacy import privacy_statement
 from clinrlhf.compliance.wilson import wilson_interval
 from clinrlhf.lineage.artifacts import read_artifact_text
+from clinrlhf.lineage.audit_anchors import AUDIT_HEAD_TAG, parse_head
 from clinrlhf.lineage.launcher import LAUNCHED_BY
 from clinrlhf.lineage.runs import PPO_PROMPT_SOURCE
 from clinrlhf.store import consistent_read
@@ -397,6 +398,13 @@ def launched_by(ev: Evidence) -> str:
     return tags.get(LAUNCHED_BY) or f"unverified: {tags.get('mlflow.user', '?')}"
 
 
+def _audit_head(ev: Evidence) -> dict[str, Any] | None:
+    """The audit trail's head this run recorded: an anchor outside the database that
+    `clinrlhf audit verify` checks, printed here so the signed report carries it too."""
+    head = parse_head(ev.tag("pipeline", AUDIT_HEAD_TAG, ""))
+    return None if head is None else {"seq": head.seq, "hash": head.hash}
+
+
 def report_context(
     client: MlflowClient,
     ev: Evidence,
@@ -423,6 +431,7 @@ def report_context(
         "criteria_config": criteria.to_dict(),
         "governance_notes": governance_notes(ev, criteria, sessions),
         "approvals": approval_rows(client, ev, sessions),
+        "audit_head": _audit_head(ev),
         "privacy": _privacy(client, ev),
         "deid_config_sha256": ev.tag("reward", "clinrlhf.deid_config_sha256"),
         "deid_counts": sorted(ev.facts.get("deid_counts", {}).items()),

@@ -85,3 +85,17 @@ def test_pdf_renders_to_non_blank_pages(report_html, tmp_path):
     lo, hi = first.getextrema()
     assert hi - lo > 100  # ink on paper, not a blank page
     assert sum(1 for v in first.getdata() if v < 200) > 0.01 * first.width * first.height
+
+
+def test_the_report_prints_the_audit_head_its_run_recorded(sample) -> None:
+    """The head each pipeline run records in MLflow (an anchor `clinrlhf audit verify` checks) is
+    printed in the report, so a signed report carries it too."""
+    head = f"{7}:{'ab' * 32}"
+    sample.client.set_tag(sample.good.pipeline_run_id, "clinrlhf.audit_head", head)
+    chain = load_chain(sample.client, sample.good.pipeline_run_id)
+    html = build_report(sample.client, chain, sample.settings.mlflow_tracking_uri, sessions=sample.sessions)
+    page = Page()
+    page.feed(html)
+    text = " ".join(" ".join(page.text).split())
+    assert "audit-head" in page.ids
+    assert f"Audit trail head recorded by this run: event 7, hash {'ab' * 32}" in text
