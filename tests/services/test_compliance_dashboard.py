@@ -31,8 +31,11 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def world_site(tmp_path_factory, policy_dir, live_server):
     with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)  # the store under this home, for server and test
-        settings = Settings(home=tmp_path_factory.mktemp("dashboard"), policy=policy_dir)
+        home = tmp_path_factory.mktemp("dashboard")
+        # The store under this home, for server and test; set through monkeypatch (configure_mlflow
+        # sets the variable too) so that it is gone again for the modules that run after this one.
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
+        settings = Settings(home=home, policy=policy_dir)
         passing = record_sample_run(settings)
         failing = record_sample_run(settings, concordance=0.30, seed=1)
         with live_server(settings) as server:

@@ -17,8 +17,11 @@ from clinrlhf.settings import Settings
 def site(tmp_path_factory, policy_dir, live_server):
     """A server whose MLflow store holds one (miniature) pipeline run, with its registered version."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)  # the store under this home, for server and test
-        settings = Settings(home=tmp_path_factory.mktemp("compliance"), policy=policy_dir)
+        home = tmp_path_factory.mktemp("compliance")
+        # The store under this home, for server and test; set through monkeypatch (configure_mlflow
+        # sets the variable too) so that it is gone again for the modules that run after this one.
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
+        settings = Settings(home=home, policy=policy_dir)
         sample = record_sample_run(settings)
         tokens = {
             role: mint_token(settings, role=role, sub=f"t-{role}")
