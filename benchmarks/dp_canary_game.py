@@ -1,4 +1,4 @@
-"""The one-run DP audit with gradient-space Dirac canaries (privacy.dp.dirac_canaries), over several
+"""The one-run DP canary game with gradient-space Dirac canaries (privacy.dp.dirac_canaries), over several
 games: a correct run and broken controls, at the pair unit and at a clinician unit of 4 pairs, with
 the default secret noise (a fresh draw every run, as in production).
 
@@ -55,12 +55,12 @@ def run(seeds: list[int], epsilon: float, delta: float, canaries: int, k_plus: i
     base = DiracGame(canaries=canaries, k_plus=k_plus)
     rows = []
     for unit, controls in CONTROLS.items():
-        audit = replace(base, rows_per_unit=4 if unit.startswith("clinician") else 1)
+        setup = replace(base, rows_per_unit=4 if unit.startswith("clinician") else 1)
         for name, tamper, context in controls:
             for seed in seeds:
                 started = time.perf_counter()
                 with context():
-                    result = play_dirac_game(dp, replace(audit, seed=seed), tamper=tamper)
+                    result = play_dirac_game(dp, replace(setup, seed=seed), tamper=tamper)
                 rows.append(
                     {
                         "unit": unit,

@@ -1,7 +1,7 @@
 """The canary game: empirical privacy auditing with one training run (Steinke, Nasr & Jagielski, 2023,
 https://arxiv.org/abs/2305.08846), as pure functions.
 
-The audit plants m canaries, includes each independently with probability 1/2, trains once, scores
+The game plants m canaries, includes each independently with probability 1/2, trains once, scores
 every canary, and guesses "included" for the r₊ highest scores and "excluded" for the r₋ lowest
 (abstaining on the rest; r = r₊ + r₋ guesses). If training is (ε, δ)-DP with respect to one canary,
 the number of correct guesses V is at most a Binomial(r, e^ε / (1 + e^ε)) (ε-DP randomized response

@@ -3,12 +3,12 @@ Dirac canaries (Nasr et al., 2023, https://arxiv.org/abs/2302.07956; Steinke, Na
 2023, https://arxiv.org/abs/2305.08846, section 7).
 
 Why Dirac canaries: an input-space canary on a real model moves a shared gradient, so most of its
-clipped norm is lost among the other examples and the audit of the final model is weak (the old
+clipped norm is lost among the other examples and the game on the final model is weak (the old
 audit of a tiny reward model could not prove more than 3.4 even with every guess right). Here
 canary i owns one coordinate of the model, and every row of canary i has gradient
 `row_norm · C · e_i` and nothing else. So whatever the mechanism lets through of canary i lands,
 undiluted, on coordinate i, the only noise there is the mechanism's own, and the final value of
-coordinate i is the best linear score for "was canary i trained on". The audit then has about the
+coordinate i is the best linear score for "was canary i trained on". The game then has about the
 power the accounting allows: a correct run's bound stays below its reported ε, and a run that lets
 through more than its accounting says (noise too small, clipping off, a unit clipped pair by pair)
 is caught, its bound above the ε it reports.
@@ -130,19 +130,19 @@ class _Coordinates(nn.Module):
         return self.coordinate(ids).squeeze(-1)
 
 
-def play_dirac_game(dp: DPConfig, audit: DiracGame, *, tamper: Tamper | None = None) -> DiracGameResult:
+def play_dirac_game(dp: DPConfig, setup: DiracGame, *, tamper: Tamper | None = None) -> DiracGameResult:
     """Play the game once: train on the included canaries through make_private, score each canary by
     its coordinate, guess, and bound ε. `dp.target_delta` must be set (δ must not depend on how
     many canaries the coin included)."""
     if not dp.enabled or dp.target_delta is None:
-        raise ValueError("the audit needs a DP run with a fixed target_delta")
-    game = random.Random(audit.seed)
-    included = [game.random() < 0.5 for _ in range(audit.canaries)]
+        raise ValueError("the canary game needs a DP run with a fixed target_delta")
+    game = random.Random(setup.seed)
+    included = [game.random() < 0.5 for _ in range(setup.canaries)]
     units = torch.tensor([i for i, x in enumerate(included) if x], dtype=torch.long)
     if len(units) == 0:
         raise ValueError("the coin included no canary; use more canaries")
-    model = _Coordinates(audit.canaries)
-    batch = -(-len(units) // audit.batches_per_epoch)  # ceil: the loader then has 1/q batches
+    model = _Coordinates(setup.canaries)
+    batch = -(-len(units) // setup.batches_per_epoch)  # ceil: the loader then has 1/q batches
     loader = DataLoader(TensorDataset(torch.arange(len(units))), batch_size=batch, shuffle=True)
     private = make_private(
         module=model,
@@ -150,22 +150,22 @@ def play_dirac_game(dp: DPConfig, audit: DiracGame, *, tamper: Tamper | None = N
         data_loader=loader,
         config=dp,
         delta=dp.target_delta,
-        epochs=audit.epochs,
-        seed=audit.seed,
+        epochs=setup.epochs,
+        seed=setup.seed,
     )
     noise, rate = private.noise_multiplier, private.sample_rate
-    steps = audit.epochs * len(private.loader)
+    steps = setup.epochs * len(private.loader)
     reported = epsilon_for(noise, rate, steps, dp.target_delta, dp.accountant)
     if tamper is not None:
         tamper(private)
-    pull = audit.row_norm * dp.max_grad_norm
-    for _ in range(audit.epochs):
+    pull = setup.row_norm * dp.max_grad_norm
+    for _ in range(setup.epochs):
         for (positions,) in private.loader:
-            _step(private, units[positions], audit.rows_per_unit, pull)
+            _step(private, units[positions], setup.rows_per_unit, pull)
     scores = model.coordinate.weight.detach().squeeze(-1).tolist()
-    outcome = guess_from_scores(scores, included, audit.k_plus, audit.k_minus)
+    outcome = guess_from_scores(scores, included, setup.k_plus, setup.k_minus)
     bound = epsilon_lower_bound(
-        outcome.m, outcome.guesses, outcome.correct, dp.target_delta, audit.confidence
+        outcome.m, outcome.guesses, outcome.correct, dp.target_delta, setup.confidence
     )
     return DiracGameResult(outcome, bound, reported, dp.target_delta, noise, rate, steps, len(units))
 

@@ -1,6 +1,6 @@
-"""The one-run audit (Steinke, Nasr & Jagielski, 2023): the ε lower bound from a guessing game, checked
+"""The one-run canary game (Steinke, Nasr & Jagielski, 2023): the ε lower bound from a guessing game, checked
 against closed forms and against every row of Google DeepMind's jax_privacy reference values, δ term
-included. The audit played against the real mechanism is tests/privacy/dp/test_dirac_canaries.py."""
+included. The game played against the real mechanism is tests/privacy/dp/test_dirac_canaries.py."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""The one-run audit played against the project's Opacus mechanism (privacy.dp.opacus_engine.make_private,
+"""The one-run canary game played against the project's Opacus mechanism (privacy.dp.opacus_engine.make_private,
 what the reward model trains through) with gradient-space Dirac canaries: calibrated to ε = 1 at
 δ = 1e-5, a correct run's lower bound stays at or below the ε it reports, and each broken control
 that still reports ε = 1 — noise divided by 4, clipping disabled, a clinician unit's pairs clipped
-one by one instead of as one unit — is caught with a lower bound above it. If the audit lost its
+one by one instead of as one unit — is caught with a lower bound above it. If the game lost its
 power, the detection tests would fail."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def _assert_reports_the_calibrated_epsilon(result: DiracGameResult) -> None:
     assert result.delta == DP.target_delta and result.sample_rate == 0.5 and result.steps == 20
 
 
-def test_the_audit_could_prove_far_more_than_the_epsilon_it_checks() -> None:
+def test_the_game_could_prove_far_more_than_the_epsilon_it_checks() -> None:
     # All k₊ guesses right, δ term included: the most this game can prove is well above ε = 1.
     assert epsilon_lower_bound(PAIRS.canaries, PAIRS.k_plus, PAIRS.k_plus, 1e-5) > 3.0
 
@@ -79,6 +79,6 @@ def test_a_clinician_unit_whose_pairs_are_clipped_one_by_one_is_caught(
     [DPConfig(enabled=False, target_delta=1e-5), DPConfig(target_epsilon=1.0)],
     ids=["no-dp", "no-delta"],
 )
-def test_the_audit_needs_a_dp_run_with_a_fixed_delta(dp: DPConfig) -> None:
+def test_the_game_needs_a_dp_run_with_a_fixed_delta(dp: DPConfig) -> None:
     with pytest.raises(ValueError, match="fixed target_delta"):
         play_dirac_game(dp, PAIRS)
