@@ -17,7 +17,7 @@ from pipeline_runs import SEQUENTIAL, merged, run_pipeline
 
 from clinrlhf.compliance.criteria import AcceptanceCriteria
 from clinrlhf.compliance.evalmetrics import parse_eval_run
-from clinrlhf.compliance.fairness_gaps import METRICS, attribute_gap, audit_report
+from clinrlhf.compliance.fairness_gaps import METRICS, attribute_gap, gaps_report
 from clinrlhf.eval.evaluate import subgroup_of
 from clinrlhf.feedback.steering_arms import draw_counts, heldout_counts, steering_arms
 from clinrlhf.lineage.chain import Chain, RunNotFound, load_chain
@@ -51,7 +51,7 @@ def audit(
     pipeline, evaluation = chain.pipeline, chain.stage("eval")
     if evaluation is None:
         raise SystemExit(f"pipeline run {pipeline.info.run_id} has no eval run (did it finish?)")
-    report = audit_report(parse_eval_run(evaluation.data.metrics), criteria or AcceptanceCriteria())
+    report = gaps_report(parse_eval_run(evaluation.data.metrics), criteria or AcceptanceCriteria())
     started = datetime.fromtimestamp(pipeline.info.start_time / 1000, UTC).isoformat(timespec="seconds")
     return {
         "home": str(home.expanduser().resolve()),

@@ -75,8 +75,8 @@ def gate_verdicts(after: Rates, criteria: AcceptanceCriteria) -> list[CriterionR
     return [r for r in check_criteria(criteria, after, math.inf) if r.name.startswith("subgroup gap")]
 
 
-def audit_report(rates: Mapping[str, Rates], criteria: AcceptanceCriteria) -> dict[str, Any]:
-    """Everything the audit shows, from parse_eval_run's result: JSON-ready apart from NaN."""
+def gaps_report(rates: Mapping[str, Rates], criteria: AcceptanceCriteria) -> dict[str, Any]:
+    """Everything the fairness table shows, from parse_eval_run's result: JSON-ready apart from NaN."""
     min_n = criteria.min_subgroup_n
     gaps = {
         (metric, label): largest_gap(rates[key], metric, label, min_n)
