@@ -6,8 +6,8 @@ build isolated configurations without touching ``os.environ``.
 
 from __future__ import annotations
 
-import logging
 import json
+import logging
 import math
 import os
 import secrets
