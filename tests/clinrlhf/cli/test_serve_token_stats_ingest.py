@@ -233,5 +233,5 @@ def test_serve_resolves_an_mlflow_run_uri_to_a_local_policy(
         mlflow.log_artifacts(str(policy), "policy")
     resolved = pointers.resolve_policy(Settings(home=home), f"runs:/{run.info.run_id}/policy")
     assert (resolved / "config.json").read_text() == "{}" and home in resolved.parents
-    with pytest.raises(serve.PolicyNotFoundError, match="cannot download"):
+    with pytest.raises(pointers.PolicyNotFoundError, match="cannot download"):
         pointers.resolve_policy(Settings(home=home), "runs:/0123456789abcdef/policy")
