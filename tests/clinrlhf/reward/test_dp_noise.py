@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -100,8 +101,12 @@ def test_nothing_logged_or_stored_holds_the_seed_the_noise_came_from(
     replayed = _weights(train_reward(train_pairs[:60], backbone(), tokenizer, replay).model)
     assert not torch.equal(replayed, secure)
     # ... while the unlogged seed alone reproduces it: it is the only randomness the logs lack.
+    # (The charged run was calibrated at the ledger's δ; so is this one, without charging again.)
     monkeypatch.setattr(engine, "_secret_seed", lambda: drawn[0])
-    assert torch.equal(_weights(train_reward(train_pairs[:60], backbone(), tokenizer, CONFIG).model), secure)
+    at_ledger_delta = replace(CONFIG, dp=replace(CONFIG.dp, target_delta=ledger.delta))
+    assert torch.equal(
+        _weights(train_reward(train_pairs[:60], backbone(), tokenizer, at_ledger_delta).model), secure
+    )
 
 
 def test_reproducible_noise_replays_a_run_bit_for_bit_and_says_so_in_mlflow(
