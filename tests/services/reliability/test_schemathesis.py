@@ -27,7 +27,6 @@ EXAMPLES = int(os.environ.get("CLINRLHF_FUZZ_EXAMPLES", "25"))
 ROLE_OF = {
     ("POST", "/cds-services/{service_id}"): "cds-client",
     ("POST", "/cds-services/{service_id}/feedback"): "cds-client",
-    ("GET", "/compliance"): "compliance",
     ("GET", "/compliance/report/{run_id}"): "compliance",
 }
 
