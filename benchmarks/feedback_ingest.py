@@ -111,12 +111,13 @@ def cpu_seconds(pid: int) -> float:
 def uvicorn_server(
     app: str, env: dict[str, str], workers: int, factory: bool, app_dir: Path = REPO
 ) -> Iterator[tuple[str, int]]:
-    """uvicorn in a child process, configured as `clinrlhf serve` runs it (uvicorn[standard] picks
-    uvloop and httptools; they are named here so that the figures say what they measured); yields
-    its base URL and process id."""
+    """uvicorn in a child process, configured as `clinrlhf serve` runs it (uvloop, and h11 with
+    headers bounded at 32 KiB, CLINRLHF_MAX_HEADER_BYTES' default: httptools cannot bound them;
+    named here so that the figures say what they measured); yields its base URL and process id."""
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", app, "--app-dir", str(app_dir)]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "h11"]
+    command += ["--h11-max-incomplete-event-size", str(32 * 1024)]
     command += ["--workers", str(workers), "--log-level", "warning", "--no-proxy-headers"]
     command += ["--factory"] if factory else []
     child = subprocess.Popen(command, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.DEVNULL)
