@@ -119,7 +119,7 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     return outcome_response(exc.status_code, message, headers=exc.headers)
 
 
-async def _validation_error(_request: Request, exc: Exception) -> Response:
+async def validation_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
     if any(e.get("type") == "json_invalid" for e in errors):
@@ -145,4 +145,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(APIError, _api_error)
     app.add_exception_handler(SQLAlchemyError, _store_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(RequestValidationError, validation_error)

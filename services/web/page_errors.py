@@ -7,9 +7,10 @@ A browser is a caller that asks for HTML and sends no bearer token; tools keep t
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from starlette.responses import RedirectResponse, Response
 
-from services.errors import APIError, outcome_response
+from services.errors import APIError, outcome_response, validation_error
 from services.urls import public_url
 from services.web.auth import bearer_of
 from services.web.routes import TEMPLATES, wants_html
@@ -42,5 +43,16 @@ async def _page_error(request: Request, exc: Exception) -> Response:
     return error_page(request, exc.status, exc.message)
 
 
+PAGES = ("/compliance", "/review")  # the pages a browser opens; the API's own routes keep JSON
+
+
+async def _page_validation_error(request: Request, exc: Exception) -> Response:
+    """A malformed address typed or followed in a browser (a run id that is not one) is a page."""
+    if is_browser(request) and request.url.path.startswith(PAGES):
+        return error_page(request, 404, "There is nothing at this address: check the link you followed.")
+    return await validation_error(request, exc)
+
+
 def install_page_errors(app: FastAPI) -> None:
     app.add_exception_handler(PageError, _page_error)
+    app.add_exception_handler(RequestValidationError, _page_validation_error)
