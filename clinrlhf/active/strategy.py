@@ -45,7 +45,9 @@ def run_strategy(
     config = RewardConfig(
         epochs=settings.reward_epochs,
         batch_size=settings.reward_batch_size,
-        dp=DPConfig(enabled=settings.dp),
+        # Replayable noise: the arms are compared paired, from the same first-round reward model,
+        # so they share noise draws by seed. A benchmark of selection rules, not a DP release.
+        dp=DPConfig(enabled=settings.dp, reproducible_noise=True),
         seed=seed,
     )
     ensemble = name == "thompson" or (name == "active" and settings.uncertainty == "ensemble")
