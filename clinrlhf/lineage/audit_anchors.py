@@ -11,22 +11,19 @@ from __future__ import annotations
 import mlflow
 from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from clinrlhf.store.audit import last_link
 from clinrlhf.store.audit_verify import Anchor, Head
 from clinrlhf.store.db import consistent_read
-from clinrlhf.store.models import AuditEvent
 
 AUDIT_HEAD_TAG = "clinrlhf.audit_head"
 
 
 def current_head(session: Session) -> Head | None:
     """The last event of the chain, or None for an empty trail."""
-    last = session.execute(
-        select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
-    ).first()
-    return None if last is None else Head(last.seq, last.hash)
+    last = last_link(session)
+    return None if last is None else Head(*last)
 
 
 def anchor_audit_head(store: sessionmaker[Session]) -> Head | None:

@@ -31,7 +31,7 @@ Action = Literal["C", "R", "U", "D", "E"]  # FHIR AuditEvent.action: create read
 Outcome = Literal["0", "4", "8", "12"]  # FHIR AuditEvent.outcome: success .. major failure
 _PG_AUDIT_LOCK = 7_142_025  # arbitrary constant naming the advisory lock that serialises appends
 _LOCK = text("SELECT pg_advisory_xact_lock(:k)")
-_HEAD = select(AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+_LAST = select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
 _INSERT = insert(AuditEvent)
 _HASHED = ("id", "recorded", "actor", "action", "entity_type", "entity_id", "outcome", "prev_hash")
 _KEYS: WeakKeyDictionary[Engine, bytes] = WeakKeyDictionary()
@@ -81,9 +81,16 @@ def lock_chain(connection: Connection | Session) -> None:
         connection.execute(_LOCK, {"k": _PG_AUDIT_LOCK})
 
 
+def last_link(connection: Connection | Session) -> tuple[int, str] | None:
+    """(seq, hash) of the last event, or None for an empty trail: the one query for the chain's head."""
+    row = connection.execute(_LAST).first()
+    return None if row is None else (row.seq, row.hash)
+
+
 def chain_head(connection: Connection | Session) -> str:
     """The hash of the last event, or GENESIS; call `lock_chain` first in the same transaction."""
-    return connection.execute(_HEAD).scalar() or GENESIS
+    last = last_link(connection)
+    return GENESIS if last is None else last[1]
 
 
 def append_events(connection: Connection, events: Sequence[Mapping[str, Any]]) -> None:
