@@ -27,7 +27,7 @@ are operational telemetry, not covered by the guarantee (pass a NullTracker to w
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -50,10 +50,11 @@ from clinrlhf.reward.pairs import PreferencePair
 from clinrlhf.reward.raters import RaterFlipLogits, pair_accuracies
 from clinrlhf.reward.result import RewardResult, run_metrics, run_params
 from clinrlhf.reward.units import UnitRows, bound_pairs, count_units
-from privacy.dp import epsilon_for, sum_by_unit
+from privacy.dp import epsilon_for
 from privacy.dp.opacus_config import NoiseSource
 from privacy.dp.opacus_engine import NOISE_TAG, make_private
 from privacy.dp.renyi_filter import Mechanism
+from privacy.dp.unit_step import noise_only_step, unit_step
 
 Progress = Callable[[int, int], None]
 RATER_ACCURACIES_ARTIFACT = "raters/accuracies.json"
@@ -366,7 +367,7 @@ def _step(
     if input_ids.shape[0] == 0:
         # An empty Poisson sample is still a step of the mechanism (the accountant charges for it):
         # release the noise alone.
-        _noise_only_step(module, optimizer, ghost=isinstance(optimizer, DPOptimizerFastGradientClipping))
+        noise_only_step(module, optimizer, ghost=isinstance(optimizer, DPOptimizerFastGradientClipping))
         return {"batch_size": 0, "units": 0, "loss": float("nan"), "accuracy": float("nan")}
     rewards, flip_logits = module(input_ids, lengths, rater_ids)
     loss = criterion(rewards, margins, flip_logits, accuracy)
@@ -378,53 +379,34 @@ def _step(
 
 
 def _unit_step(run: TrainingRun, units: UnitRows, unit_ids: torch.Tensor) -> dict:
-    """One DP step over a Poisson sample of units: per-pair gradients (Opacus hooks), summed per
-    unit, then DPOptimizer clips each unit's sum to C, adds noise and steps. The rows go through
-    in passes of `rows_per_pass`; the per-unit sums carry over between passes."""
-    run.optimizer.zero_grad(set_to_none=True)
+    """One DP step over a Poisson sample of units (privacy.dp.unit_step: per-pair gradients summed
+    per unit, each unit's sum clipped to C, noise added). The rows go through in passes of
+    `rows_per_pass`; the per-unit sums carry over between passes."""
     rows, owner = units.gather(unit_ids)
-    if len(rows) == 0:
-        _noise_only_step(run.module, run.optimizer, ghost=False)
-        return {"batch_size": 0, "units": 0, "loss": float("nan"), "accuracy": float("nan")}
-    params = [p for p in run.module.parameters() if p.requires_grad]
-    sums: list[torch.Tensor | None] = [None] * len(params)  # allocated by the first pass
-    loss_sum, correct, width = 0.0, 0.0, run.config.rows_per_pass
-    for start in range(0, len(rows), width):
-        chunk, who = rows[start : start + width], owner[start : start + width]
-        enc = run.encoded
-        margins = enc.margins[chunk] if run.config.use_margin else None
-        accuracy = enc.accuracy[chunk] if run.rater_accuracies else None
-        rewards, flip_logits = run.module(enc.input_ids[chunk], enc.lengths[chunk], enc.raters[chunk])
-        loss = run.criterion(rewards, margins, flip_logits, accuracy)  # a mean: Opacus rescales it per pair
-        loss.backward()
-        for i, p in enumerate(params):
-            sums[i] = sum_by_unit(_grad_sample(p), who, len(unit_ids), out=sums[i])
-            p.grad_sample = None  # type: ignore[attr-defined]  # the next pass starts afresh
-        loss_sum += float(loss.item()) * len(chunk)
-        correct += float((rewards[:, 0] > rewards[:, 1]).float().sum())
-    for p, per_unit in zip(params, sums, strict=True):
-        p.grad_sample = per_unit  # type: ignore[attr-defined]  # one "sample" per unit
-    run.optimizer.step()
+    stats = {"loss": 0.0, "correct": 0.0}
+
+    def passes() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        enc, width = run.encoded, run.config.rows_per_pass
+        for start in range(0, len(rows), width):
+            chunk, who = rows[start : start + width], owner[start : start + width]
+            margins = enc.margins[chunk] if run.config.use_margin else None
+            accuracy = enc.accuracy[chunk] if run.rater_accuracies else None
+            rewards, flip_logits = run.module(enc.input_ids[chunk], enc.lengths[chunk], enc.raters[chunk])
+            loss = run.criterion(rewards, margins, flip_logits, accuracy)
+            yield loss, who
+            stats["loss"] += float(loss.item()) * len(chunk)
+            stats["correct"] += float((rewards[:, 0] > rewards[:, 1]).float().sum())
+
+    unit_step(run.module, run.optimizer, passes(), len(unit_ids) if len(rows) else 0)
     n = len(rows)
-    return {"batch_size": n, "units": len(unit_ids), "loss": loss_sum / n, "accuracy": correct / n}
-
-
-def _grad_sample(p: torch.Tensor) -> torch.Tensor:
-    """A parameter's per-pair gradients from the last backward pass, as one (rows, ...) tensor."""
-    sample = p.grad_sample  # type: ignore[attr-defined]
-    return torch.cat(sample) if isinstance(sample, list) else sample
-
-
-def _noise_only_step(module: nn.Module, optimizer: torch.optim.Optimizer, ghost: bool) -> None:
-    """What a backward pass over zero samples would leave: no per-sample gradients (hooks mode) or a
-    zero clipped gradient (ghost mode). Opacus then adds only the noise."""
-    for p in module.parameters():
-        if p.requires_grad:
-            if ghost:
-                p.grad = torch.zeros_like(p)
-            else:
-                p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype, device=p.device)  # type: ignore[attr-defined]
-    optimizer.step()
+    if n == 0:
+        return {"batch_size": 0, "units": 0, "loss": float("nan"), "accuracy": float("nan")}
+    return {
+        "batch_size": n,
+        "units": len(unit_ids),
+        "loss": stats["loss"] / n,
+        "accuracy": stats["correct"] / n,
+    }
 
 
 def _strip_opacus_attributes(model: nn.Module) -> None:

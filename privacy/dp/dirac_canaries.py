@@ -15,9 +15,9 @@ is caught, its bound above the ε it reports.
 
 What is real: `privacy.dp.opacus_engine.make_private` (the wrapper the reward model trains through:
 noise calibrated to the target ε by Opacus, Poisson sampling from the mechanism's generator,
-Opacus' DPOptimizer clipping and noising), per-row gradients from Opacus' hooks, and for a unit of
-several rows `privacy.dp.units.sum_by_unit` summing them before the DPOptimizer clips the sum as
-one sample, as the reward trainer's clinician unit does. What is the auditor's: the model (one
+Opacus' DPOptimizer clipping and noising), per-row gradients from Opacus' hooks, and and the step itself
+(`privacy.dp.unit_step`, the very function the reward trainer steps with: per-row gradients summed
+per unit before the DPOptimizer clips each sum as one sample). What is the auditor's: the model (one
 coordinate per canary), the loss, plain SGD at rate 1 (so the final coordinate is the sum of the
 noisy gradients), and the game (which canaries are included, the guesses).
 """
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import random
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -37,7 +37,7 @@ from privacy.dp.accounting import epsilon_for
 from privacy.dp.canary_game import GameOutcome, epsilon_lower_bound, guess_from_scores
 from privacy.dp.opacus_config import DPConfig
 from privacy.dp.opacus_engine import PrivateTraining, make_private
-from privacy.dp.units import sum_by_unit
+from privacy.dp.unit_step import unit_step
 
 Tamper = Callable[[PrivateTraining], None]
 """Changes the mechanism after it is built and calibrated (tests' broken controls): the run still
@@ -171,24 +171,17 @@ def play_dirac_game(dp: DPConfig, setup: DiracGame, *, tamper: Tamper | None = N
 
 
 def _step(private: PrivateTraining, canaries: torch.Tensor, rows_per_unit: int, pull: float) -> None:
-    """One DP-SGD step on a Poisson sample of canary units. The loss -pull·mean(coordinate) gives each
-    row the gradient -pull·e_i (Opacus rescales a mean loss per row). With one row per unit the
-    per-row gradients go to the DPOptimizer as they are; with several, they are summed per unit
-    first (sum_by_unit), so the DPOptimizer clips each unit's sum as one sample."""
-    optimizer, module = private.optimizer, private.module
-    optimizer.zero_grad(set_to_none=True)
-    (weight,) = [p for p in module.parameters() if p.requires_grad]
-    if len(canaries) == 0:  # an empty Poisson sample is still a step: noise only
-        weight.grad_sample = torch.zeros((0, *weight.shape))  # type: ignore[attr-defined]
-        optimizer.step()
-        return
+    """One DP-SGD step on a Poisson sample of canary units, through the reward model's own step
+    (privacy.dp.unit_step). The loss -pull·mean(coordinate) gives each row the gradient -pull·e_i
+    (Opacus rescales a mean loss per row); the rows' gradients are summed per unit, so the
+    DPOptimizer clips each unit's sum as one sample."""
     rows = canaries.repeat_interleave(rows_per_unit)
-    loss = -pull * module(rows).mean()
-    with warnings.catch_warnings():
-        # Opacus' hook on the embedding sees inputs (ids) that need no gradient; harmless.
-        warnings.filterwarnings("ignore", message="Full backward hook is firing")
-        loss.backward()
-    if rows_per_unit > 1:
-        owner = torch.arange(len(canaries)).repeat_interleave(rows_per_unit)
-        weight.grad_sample = sum_by_unit(weight.grad_sample, owner, len(canaries))  # type: ignore[attr-defined]
-    optimizer.step()
+    owner = torch.arange(len(canaries)).repeat_interleave(rows_per_unit)
+
+    def passes() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        with warnings.catch_warnings():
+            # Opacus' hook on the embedding sees inputs (ids) that need no gradient; harmless.
+            warnings.filterwarnings("ignore", message="Full backward hook is firing")
+            yield -pull * private.module(rows).mean(), owner
+
+    unit_step(private.module, private.optimizer, passes(), len(canaries))

@@ -224,3 +224,25 @@ def test_a_pipeline_size_run_learns_under_user_level_dp(
     result = train_reward(pairs, backbone(), tokenizer, config)
     assert result.epsilon <= 8.0 and result.units == (1600 if unit == "patient" else 10)
     assert evaluate_reward(result.model, tokenizer, heldout_pairs)["accuracy"] > floor
+
+
+def test_the_canary_game_audits_the_step_the_reward_model_trains_with(monkeypatch):
+    """The canary game must exercise the reward trainer's per-unit DP step itself, not a copy of it:
+    a step that goes wrong in the trainer then goes wrong in the audit too."""
+    from privacy.dp import dirac_canaries, unit_step
+    from privacy.dp.dirac_canaries import DiracGame, play_dirac_game
+
+    calls = []
+    real = unit_step.unit_step
+
+    def counting(*args, **kwargs):
+        calls.append(args[3])
+        return real(*args, **kwargs)
+
+    import clinrlhf.reward.trainer as trainer
+
+    assert trainer.unit_step is real
+    monkeypatch.setattr(dirac_canaries, "unit_step", counting)
+    dp = DPConfig(target_epsilon=1.0, target_delta=1e-5, reproducible_noise=True)
+    play_dirac_game(dp, DiracGame(canaries=20, rows_per_unit=2, epochs=1, k_plus=2))
+    assert len(calls) == 2  # two Poisson batches per epoch, each one call of the shared step

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from privacy.dp import dirac_canaries
+from privacy.dp import unit_step
 from privacy.dp.canary_game import epsilon_lower_bound
 from privacy.dp.dirac_canaries import DiracGame, DiracGameResult, no_clipping, play_dirac_game, quarter_noise
 from privacy.dp.opacus_config import DPConfig
@@ -67,8 +67,9 @@ def test_a_clinician_unit_whose_pairs_are_clipped_one_by_one_is_caught(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The bug: the per-pair gradients reach the DPOptimizer unsummed, so each pair is clipped to C
-    # and one clinician moves the sum by 4·C while the accounting assumes C.
-    monkeypatch.setattr(dirac_canaries, "sum_by_unit", lambda per_row, owner, n_units: per_row)
+    # and one clinician moves the sum by 4·C while the accounting assumes C. It is planted in the
+    # step the reward trainer itself uses (privacy.dp.unit_step), which the game plays through.
+    monkeypatch.setattr(unit_step, "sum_by_unit", lambda per_row, owner, n_units, out=None: per_row)
     result = play_dirac_game(DP, CLINICIANS)
     _assert_reports_the_calibrated_epsilon(result)
     assert result.caught, f"bound {result.epsilon_lower_bound:.2f} <= reported {result.reported_epsilon:.2f}"
