@@ -14,6 +14,9 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 Kind = Literal["pairwise", "rating", "cds", "correction"]
+# What a CDS override's stated reason says (clinrlhf.store.override_reasons holds the table):
+# "clinical" = the recommendation was clinically wrong here; "non-clinical" = nothing about that.
+OverrideSignal = Literal["clinical", "non-clinical"]
 CLINICIAN = "clinician"
 """The source of clinicians' own judgments; machine labels carry another (e.g. "rlaif")."""
 
@@ -31,9 +34,13 @@ class Judgment:
     accepted: int | None = None  # cds: index of the accepted suggestion; None means overridden
     correction: str | None = None  # correction: the response the clinician wrote instead
     source: str = CLINICIAN  # or e.g. "rlaif" for machine labels kept apart
+    override_signal: OverrideSignal | None = None  # cds overrides: the signal of the stated reason
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        raw = asdict(self)
+        if raw["override_signal"] is None:
+            del raw["override_signal"]  # written as before it existed: old snapshots keep their digest
+        return raw
 
     @classmethod
     def from_dict(cls, raw: dict) -> Judgment:

@@ -9,6 +9,8 @@ from: for this prompt, response A is better than response B.
   is read as "the recommended suggestion (index 0) was wrong": it loses to each alternative shown.
   The alternatives are not known to be right, only not rejected as the top pick, so this is the
   weakest signal; it is still the one that matters, since the top pick is what the policy acts on.
+  An override whose stated reason is non-clinical (patient preference, cost, an order already
+  placed: `Judgment.override_signal`) says nothing about the top pick's quality and gives no pair.
 - correction: what the clinician wrote instead beats every shown response that differs from it.
 """
 
@@ -73,7 +75,7 @@ def _cds(j: Judgment) -> Iterator[PreferencePair]:
         yield from (
             _pair(j, j.responses[j.accepted], other) for i, other in enumerate(j.responses) if i != j.accepted
         )
-    elif j.responses:
+    elif j.override_signal != "non-clinical":
         yield from (_pair(j, other, j.responses[0]) for other in j.responses[1:])
 
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Literal
 
 from clinrlhf.store.errors import InvalidInputError, WrongClientError
-from clinrlhf.store.override_reasons import is_offered
+from clinrlhf.store.override_reasons import is_known
 
 
 @dataclass(frozen=True)
@@ -52,10 +52,10 @@ def check_client(issued_to: str | None, client: str | None) -> None:
 
 
 def check_override_reason(entry: FeedbackEntry) -> None:
-    """Raises InvalidInputError unless the entry names no reason or one the cards offer: only
-    offered codes are ever stored, never a string a client made up (it could carry PHI)."""
+    """Raises InvalidInputError unless the entry names no reason or one of `override_reasons`: only
+    those codes are ever stored, never a string a client made up (it could carry PHI)."""
     given = (entry.override_reason_system, entry.override_reason_code)
-    if given != (None, None) and not is_offered(*given):
+    if given != (None, None) and not is_known(*given):
         raise InvalidInputError("the override reason must be one of the reasons the card offered")
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from clinrlhf.feedback.judgment import Judgment
 from clinrlhf.store.models import Card, Feedback, Review
+from clinrlhf.store.override_reasons import signal_of
 from clinrlhf.text.prompt import render_response
 from clinrlhf.world.world import World, load_world
 
@@ -38,7 +39,8 @@ def review_judgments(review: Review, world: World) -> Iterator[Judgment]:
 
 
 def feedback_judgment(feedback: Feedback) -> Judgment:
-    """CDS feedback over every suggestion of the card, in rank order; accepted=None means overridden."""
+    """CDS feedback over every suggestion of the card, in rank order; accepted=None means overridden,
+    with the signal of its stated reason."""
     card = feedback.card
     ranked = list(card.suggestions)
     accepted = next((i for i, s in enumerate(ranked) if s.id == feedback.accepted_suggestion_id), None)
@@ -50,6 +52,9 @@ def feedback_judgment(feedback: Feedback) -> Judgment:
         prompt=card.prompt,
         responses=tuple(s.text for s in ranked),
         accepted=accepted,
+        override_signal=None
+        if accepted is not None
+        else signal_of(feedback.override_reason_system, feedback.override_reason_code),
     )
 
 

@@ -15,12 +15,9 @@ from clinrlhf.world.world import World
 from services.cds.schemas import Action, CardSuggestion, CdsCard, Coding, Source
 
 OVERRIDE_REASON_SYSTEM = override_reasons.SYSTEM
-# Every card offers these; feedback may name only these (the store refuses any other).
-OVERRIDE_REASONS = [
-    Coding(system=OVERRIDE_REASON_SYSTEM, code=code, display=display)
-    for code, display in override_reasons.REASONS.items()
-]
-OVERRIDE_CODES = frozenset(c.code for c in OVERRIDE_REASONS)
+# Every card offers CDS Hooks 3.0's clinical set of non-adherence reasons, each with its display
+# (cds-resp-4); feedback may name these, any other code of that CodeSystem, or the client's own.
+OVERRIDE_REASONS = [Coding(system=r.system, code=r.code, display=r.display) for r in override_reasons.OFFERED]
 _FINDING_NAMES = {
     "egfr_lt_30": "eGFR below 30",
     "potassium_gt_5": "potassium above 5.0 mmol/L",

@@ -15,14 +15,14 @@ from sqlalchemy.orm import Session
 
 from clinrlhf.identity import Principal, actor, client_pseudonym, clinician_pseudonym
 from clinrlhf.policy.generate import PolicySuggestion
-from clinrlhf.store import FeedbackEntry, add_card, add_case, deidentify_case, record_audit
+from clinrlhf.store import FeedbackEntry, add_card, add_case, deidentify_case, override_reasons, record_audit
 from clinrlhf.store.feedback import FeedbackJob
 from clinrlhf.text.prompt import render_prompt
 from clinrlhf.world.scoring import targets_of
 from services.cds.attribution import check_user
-from services.cds.cards import OVERRIDE_REASON_SYSTEM, build_card
+from services.cds.cards import build_card
 from services.cds.prefetch import bundle_from_prefetch
-from services.cds.schemas import CDSRequest, CDSResponse, FeedbackItem, FeedbackResult
+from services.cds.schemas import CDSRequest, CDSResponse, Coding, FeedbackItem, FeedbackResult
 from services.recommend import SUGGESTIONS_PER_CARD
 from services.state import AppState
 
@@ -87,21 +87,35 @@ def patient_view(
     )
 
 
+def stored_reason(reason: Coding | None) -> tuple[str | None, str | None]:
+    """The (system, code) to store for a feedback's override reason. A reason of this service's
+    table is stored in its own system (a code sent without one is read in the system defining it);
+    a client's own reason (CDS Hooks 3.0: clients "MAY augment the override reasons") is not
+    stored, though its outcome is; anything else is passed on for the store to refuse."""
+    if reason is None:
+        return None, None
+    known = override_reasons.lookup(reason.system, reason.code)
+    if known is not None:
+        return known.system, known.code
+    if override_reasons.classify(reason.system, reason.code) is override_reasons.Known.FOREIGN:
+        return None, None
+    return reason.system, reason.code
+
+
 def feedback_entry(item: FeedbackItem) -> FeedbackEntry:
-    """The entry to store. An override reason is kept as its coding only, and the store refuses one
-    the card did not offer; an offered code sent without its system is read in the cards' system."""
+    """The entry to store. An override reason is kept as its coding only (`stored_reason`), and the
+    free-text comment only as the fact that there was one."""
     reason = item.overrideReason.reason if item.overrideReason else None
     comment = item.overrideReason.userComment if item.overrideReason else None
     when = item.outcomeTimestamp
     when = when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
+    system, code = stored_reason(reason)
     return FeedbackEntry(
         card=item.card,
         outcome=item.outcome,
         accepted_suggestions=tuple(s.id for s in item.acceptedSuggestions),
-        override_reason_system=(reason.system or (OVERRIDE_REASON_SYSTEM if reason.code else None))
-        if reason
-        else None,
-        override_reason_code=reason.code if reason else None,
+        override_reason_system=system,
+        override_reason_code=code,
         has_comment=bool(comment and comment.strip()),
         outcome_timestamp=when,
     )

@@ -21,6 +21,7 @@ from clinrlhf.world.patients import generate_patients
 from clinrlhf.world.world import World
 
 SERVICE = "/cds-services/clinrlhf-treatment"
+NON_ADHERENCE = "http://terminology.hl7.org/CodeSystem/non-adherence-reason-codes"
 SYNTHEA = sorted((Path(__file__).parents[3] / "shared" / "data" / "synthea-r4").glob("*.json"))
 
 
@@ -50,7 +51,12 @@ def assert_card_shape(card: dict, world: World, patient_id: str) -> None:
     assert card["indicator"] in ("info", "warning") and card["source"]["label"].startswith("clinrlhf ")
     assert card["source"]["url"].endswith("/model-card")
     assert card["selectionBehavior"] == "at-most-one"
-    assert {r["code"] for r in card["overrideReasons"]} >= {"contraindicated", "not-indicated", "other"}
+    assert {r["system"] for r in card["overrideReasons"]} == {NON_ADHERENCE}
+    assert {r["code"] for r in card["overrideReasons"]} >= {
+        "patient-contraindication",
+        "recipient-disagrees-evidence",
+        "patient-refuses",
+    }
     suggestions = card["suggestions"]
     assert 1 <= len(suggestions) <= 2
     assert [s["isRecommended"] for s in suggestions] == [True] + [False] * (len(suggestions) - 1)

@@ -1,6 +1,7 @@
-"""CDS Hooks feedback may only name an override reason the card offered (CDS Hooks 2.0/3.0: the
-`reason` "MUST be one of the override reasons" of the card). Anything else is refused with an
-OperationOutcome, so nothing free-form from a feedback body reaches the store (issue 20, finding 1)."""
+"""CDS Hooks feedback's override reason: nothing free-form from a feedback body reaches the store
+(issue 20, finding 1). A code of this service's table (`clinrlhf.store.override_reasons`) is stored;
+a client's own reason (another system, which CDS Hooks 3.0 allows) counts the override without
+being stored; a code claimed in our system that it does not define is refused (issue 24)."""
 
 from __future__ import annotations
 
@@ -45,15 +46,11 @@ def stored_reasons(settings: Settings) -> list[tuple[str | None, str | None]]:
     "reason",
     [
         pytest.param({"system": "OFFERED", "code": PHI}, id="phi-in-code"),
-        pytest.param({"system": PHI, "code": "contraindicated"}, id="phi-in-system"),
-        pytest.param(
-            {"system": "https://example.org/reasons", "code": "contraindicated"}, id="foreign-system"
-        ),
         pytest.param({"system": "OFFERED", "code": "x" * 100}, id="code-longer-than-its-column"),
         pytest.param({"code": "nonsense"}, id="code-without-system"),
     ],
 )
-def test_a_reason_the_card_did_not_offer_is_refused_and_never_stored(
+def test_a_code_our_system_does_not_define_is_refused_and_never_stored(
     client: httpx.Client, auth, card: dict, api_settings: Settings, reason: dict
 ) -> None:
     offered_system = card["overrideReasons"][0]["system"]
@@ -68,6 +65,32 @@ def test_a_reason_the_card_did_not_offer_is_refused_and_never_stored(
     for system, code in stored_reasons(api_settings):
         assert "123-45-6789" not in f"{system}{code}"
         assert code is None or len(code) <= 64
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        pytest.param({"system": PHI, "code": "patient-refuses"}, id="phi-in-system"),
+        pytest.param({"system": "https://example.org/reasons", "code": PHI}, id="foreign-system"),
+    ],
+)
+def test_a_clients_own_reason_counts_the_outcome_but_is_never_stored(
+    client: httpx.Client, auth, card: dict, api_settings: Settings, reason: dict
+) -> None:
+    """CDS Hooks 3.0: "A CDS Client MAY augment the override reasons presented to the user with its
+    own reasons". The override is stored; the reason, which this service cannot read, is not."""
+    before = len(stored_reasons(api_settings))
+    body = overridden(card["uuid"], reason, when=f"2026-05-04T10:00:0{len(reason['system']) % 10}Z")
+    response = client.post(f"{SERVICE}/feedback", json=body, headers=auth("cds-client"))
+    assert response.status_code == 200, response.text
+    assert "123-45-6789" not in response.text
+    stored = stored_reasons(api_settings)
+    assert len(stored) == before + 1
+    assert all("123-45-6789" not in f"{system}{code}" for system, code in stored)
+    assert all(
+        system is None or system.startswith(("http://terminology.hl7.org/", "https://clinrlhf.dev/"))
+        for system, _ in stored
+    )
 
 
 def test_every_reason_the_card_offered_is_accepted_and_stored_as_offered(

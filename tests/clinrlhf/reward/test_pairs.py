@@ -112,3 +112,14 @@ def test_judgments_of_all_kinds_are_combined_in_order() -> None:
         judgment("correction", correction=B),
     ]
     assert orders(pairs_from_judgments(judgments)) == [(A, B), (B, A), (A, B), (B, A)]
+
+
+def test_cds_override_for_a_clinical_reason_makes_the_recommendation_lose() -> None:
+    overridden = judgment("cds", (A, B, C), accepted=None, override_signal="clinical")
+    assert orders(pairs_from_judgments([overridden])) == [(B, A), (C, A)]
+
+
+def test_cds_override_for_a_non_clinical_reason_gives_no_pair() -> None:
+    """Patient preference, cost or an order already placed do not say the suggestion was worse."""
+    overridden = judgment("cds", (A, B, C), accepted=None, override_signal="non-clinical")
+    assert pairs_from_judgments([overridden]) == []

@@ -12,6 +12,7 @@ from clinrlhf.store import (
     add_case,
     deidentify_case,
     export_judgments,
+    override_reasons,
     record_feedback,
     record_review,
     transaction,
@@ -92,3 +93,38 @@ def test_reviews_and_feedback_round_trip_into_judgments(sessions, world: World) 
 def test_an_empty_store_exports_nothing(sessions, world: World) -> None:
     with sessions() as session:
         assert export_judgments(session, world) == []
+
+
+def test_an_override_reason_is_exported_as_the_signal_it_gives(sessions, world: World) -> None:
+    """The snapshot holds what reward training reads: the signal of the reason, from the one table
+    in `clinrlhf.store.override_reasons`, never the code a client sent."""
+    patient = generate_patients(world, 1, seed=5, today=TODAY)[0]
+    with transaction(sessions) as session:
+        case, _ = add_case(session, deidentify_case(patient.bundle, key=KEY, today=TODAY), source="cds")
+        card = add_card(
+            session,
+            case_id=case.id,
+            target="hypertension",
+            prompt="sex male ; treat hypertension ->",
+            model_version="m@1",
+            clinician="doc" * 8,
+            suggestions=[("lisinopril", TEXTS[0]), ("amlodipine", TEXTS[1])],
+        )
+        for code in ("patient-contraindication", "too-costly-uncovered", None):
+            record_feedback(
+                session,
+                FeedbackEntry(
+                    card=card.id,
+                    outcome="overridden",
+                    override_reason_system=override_reasons.SYSTEM if code else None,
+                    override_reason_code=code,
+                ),
+                clinician="r1",
+                actor="test",
+            )
+    with sessions() as session:
+        judgments = export_judgments(session, world)
+    assert sorted(str(j.override_signal) for j in judgments) == ["None", "clinical", "non-clinical"]
+    unsignalled = [j for j in judgments if j.override_signal is None]
+    # A judgment without a signal is written as before 3.0: older snapshots keep their digests.
+    assert b"override_signal" not in to_ndjson(unsignalled)
