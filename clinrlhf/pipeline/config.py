@@ -9,7 +9,9 @@ from typing import cast
 
 from clinrlhf.feedback.screening import ScreeningConfig
 from clinrlhf.feedback.steering import SteeringConfig
+from clinrlhf.formulary import load_formulary
 from clinrlhf.panel.session import PanelConfig
+from clinrlhf.pipeline.policy_reward import INVALID_PENALTY
 from clinrlhf.pipeline.prompts import PROMPT_SOURCES
 from clinrlhf.policy.lora_config import LoRAConfig
 from clinrlhf.policy.model import PolicyConfig
@@ -55,12 +57,22 @@ class PipelineConfig:
     lora: LoRAConfig | None = None
     """LoRA adapters for PPO, e.g. {"rank": 16}: only they train, and the reference is the same base
     with them switched off (clinrlhf.policy.lora). None trains every weight of the policy."""
+    formulary: str | None = None
+    """The hospital's formulary file (JSON, clinrlhf.formulary): which drugs may treat which
+    condition, with their sigs. PPO's validity check reads it. None: the packaged formulary."""
+    validity_penalty: float = INVALID_PENALTY
+    """Subtracted from PPO's reward for a response that is no valid prescription under the formulary
+    (clinrlhf.pipeline.policy_reward); 0 turns the check off."""
 
     def __post_init__(self) -> None:
         if self.ppo_prompts not in PROMPT_SOURCES:
             raise ValueError(
                 f"ppo_prompts must be one of {', '.join(PROMPT_SOURCES)}, not {self.ppo_prompts!r}"
             )
+        if self.validity_penalty < 0:
+            raise ValueError(f"validity_penalty must be >= 0 (0 turns it off), not {self.validity_penalty}")
+        if self.formulary is not None:
+            load_formulary(self.formulary)  # a malformed file is refused here, before any training
 
 
 # Sections that are off (None) by default: a JSON object switches them on with these defaults.

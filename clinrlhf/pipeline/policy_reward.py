@@ -4,8 +4,9 @@ response the service could not turn into a MedicationRequest for the problem at 
 Why the penalty: the reward model has only seen well-formed prescriptions of drugs that treat the
 problem, so its score elsewhere is extrapolation, and PPO finds those places. Unchecked it learned to
 write "nitrofurantoin mg by mouth twice daily" for diabetes, which the reward model scored above the
-guideline drug. Validity is a property of the formulary (the drug, its sig, what it treats), never
-of the patient, so the check adds no knowledge of which drug is right for whom.
+guideline drug. Validity is a property of the formulary (the drug, its sig, what it may treat: the data file of
+clinrlhf.formulary, never the guideline's tiers), not of the patient, so the check adds no knowledge
+of which drug is right for whom. A penalty of 0 turns the check off (the ablation in docs/results.md).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from clinrlhf.formulary import Formulary, load_formulary
 from clinrlhf.ppo.rollout import RewardFn
 from clinrlhf.reward.evaluate import score_texts
 from clinrlhf.reward.model import ScalarHeadModel
@@ -29,13 +31,21 @@ def prescription_reward(
     reward_model: ScalarHeadModel,
     tokenizer: PreTrainedTokenizerBase,
     invalid_penalty: float = INVALID_PENALTY,
+    formulary: Formulary | None = None,
 ) -> RewardFn:
-    """(prompts, responses) -> scores, with `invalid_penalty` off every invalid response."""
+    """(prompts, responses) -> scores, with `invalid_penalty` off every response that is not a valid
+    prescription under `formulary` (default: the packaged one)."""
     reward_model.eval()
+    formulary = formulary or load_formulary()
 
     def reward(prompts: list[str], responses: list[str]) -> torch.Tensor:
         scores = score_texts(reward_model, tokenizer, prompts, responses)
-        invalid = [parse_prescription(world, p, r) is None for p, r in zip(prompts, responses, strict=True)]
+        if not invalid_penalty:
+            return scores
+        invalid = [
+            parse_prescription(world, p, r, formulary) is None
+            for p, r in zip(prompts, responses, strict=True)
+        ]
         return scores - invalid_penalty * torch.tensor(invalid, dtype=scores.dtype, device=scores.device)
 
     return reward

@@ -20,6 +20,7 @@ from clinrlhf.feedback import Judgment
 from clinrlhf.feedback.anonymity import suppress_rare_patients
 from clinrlhf.feedback.judgment import from_ndjson
 from clinrlhf.feedback.screening_release import released_quality
+from clinrlhf.formulary import load_formulary
 from clinrlhf.identity.tokens import mint_token
 from clinrlhf.lineage.audit_anchors import anchor_audit_head
 from clinrlhf.lineage.environment import log_environment
@@ -230,6 +231,8 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
             progress=reporter.callback("KL-constrained PPO"),
             lora=config.lora,
             prompt_source=config.ppo_prompts,
+            formulary=load_formulary(config.formulary),
+            invalid_penalty=config.validity_penalty,
         )
         evals, eval_run = stages.eval_stage(
             world=world,

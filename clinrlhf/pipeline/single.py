@@ -18,6 +18,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from clinrlhf.feedback import Judgment
 from clinrlhf.feedback.judgment import from_ndjson
+from clinrlhf.formulary import load_formulary
 from clinrlhf.lineage.runs import configure_mlflow
 from clinrlhf.pipeline import stages
 from clinrlhf.pipeline.cohorts import make_cohorts, practice_examples
@@ -182,6 +183,8 @@ def train_ppo_stage(
         progress=reporter.callback("KL-constrained PPO"),
         lora=config.lora,
         prompt_source=config.ppo_prompts,
+        formulary=load_formulary(config.formulary),
+        invalid_penalty=config.validity_penalty,
     )
     return {
         "stage": "ppo",
@@ -208,4 +211,6 @@ def follow_ppo_stage(
         config=config.ppo,
         lora=config.lora,
         checkpoint_dir=stages.ppo_checkpoint_dir(out),  # read on rank 0 only, and sent on
+        formulary=load_formulary(config.formulary),  # every rank scores alike
+        invalid_penalty=config.validity_penalty,
     )

@@ -16,6 +16,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from clinrlhf.eval.bootstrap import interval_metrics, outcome_intervals
 from clinrlhf.eval.evaluate import Evaluation, Scenario, evaluate_policy, subgroup_of
 from clinrlhf.feedback import Judgment, snapshot_sha256, to_ndjson
+from clinrlhf.formulary import Formulary, load_formulary
 from clinrlhf.lineage.datasets import (
     HELDOUT_DATASET,
     PPO_PROMPTS_DATASET,
@@ -27,7 +28,7 @@ from clinrlhf.lineage.datasets import (
 from clinrlhf.lineage.runs import PPO_PROMPT_SOURCE, lineage_tags, stage_run
 from clinrlhf.lineage.tracker import MLflowTracker, Tracker
 from clinrlhf.pipeline.cohorts import examples_sha256
-from clinrlhf.pipeline.policy_reward import prescription_reward
+from clinrlhf.pipeline.policy_reward import INVALID_PENALTY, prescription_reward
 from clinrlhf.policy.lora_config import LoRAConfig
 from clinrlhf.policy.model import PolicyConfig, build_policy, save_policy
 from clinrlhf.policy.tokenizer import build_tokenizer
@@ -187,6 +188,8 @@ def ppo_stage(
     progress: Progress,
     lora: LoRAConfig | None = None,
     prompt_source: str = "feedback",
+    formulary: Formulary | None = None,
+    invalid_penalty: float = INVALID_PENALTY,
 ) -> tuple[PPOResult, Trained]:
     """PPO (`run_ppo`) inside the stage's MLflow run, then the policy saved to `out`. Under torchrun
     this is rank 0's part; the other ranks run `run_ppo` alone on the same inputs."""
@@ -205,8 +208,17 @@ def ppo_stage(
             checkpoint_dir=ppo_checkpoint_dir(out),
             tracker=MLflowTracker(),
             progress=progress,
+            formulary=formulary,
+            invalid_penalty=invalid_penalty,
         )
-        mlflow.log_params(result.params | {"ppo.prompts": len(prompts)})
+        formulary = formulary or load_formulary()
+        validity = {
+            "ppo.validity_penalty": invalid_penalty,
+            "formulary.name": formulary.name,
+            "formulary.version": formulary.version,
+            "formulary.sha256": formulary.sha256,
+        }
+        mlflow.log_params(result.params | {"ppo.prompts": len(prompts)} | validity)
         mlflow.log_metrics(result.metrics)
         if lora is not None:
             from clinrlhf.policy.lora import merge_lora
@@ -235,17 +247,20 @@ def run_ppo(
     checkpoint_dir: Path | None,
     tracker: Tracker | None = None,
     progress: Progress | None = None,
+    formulary: Formulary | None = None,
+    invalid_penalty: float = INVALID_PENALTY,
 ) -> PPOResult:
     """KL-constrained PPO of a copy of `sft_model` against `reward`: what every torchrun rank runs,
     so that the policy, reference, value model and scoring cannot differ between ranks (ranks that
     scored differently would mix two objectives). Followers pass no tracker: only rank 0 logs.
-    Without `checkpoint_dir` nothing is saved or resumed (clinrlhf.alignment's comparisons)."""
+    Without `checkpoint_dir` nothing is saved or resumed (clinrlhf.alignment's comparisons).
+    `formulary` (default: the packaged one) and `invalid_penalty` (0: off) make the validity check."""
     policy, reference = policy_and_reference(sft_model, lora)
     return train_ppo(
         policy,
         reference,
         copy.deepcopy(reward),  # the value model starts from the reward model
-        prescription_reward(world, reward, tokenizer),
+        prescription_reward(world, reward, tokenizer, invalid_penalty, formulary),
         tokenizer,
         prompts,
         config,

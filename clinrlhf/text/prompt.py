@@ -10,6 +10,7 @@ never carries an identifier, whatever the source record held.
 
 from __future__ import annotations
 
+from clinrlhf.formulary import Formulary, load_formulary
 from clinrlhf.world.facts import AGE_CAP, PatientFacts
 from clinrlhf.world.scoring import EGFR_LIMIT, POTASSIUM_LIMIT
 from clinrlhf.world.world import World
@@ -94,15 +95,23 @@ def parse_target(world: World, prompt: str) -> str | None:
     return target if target in world.targets else None
 
 
-def parse_prescription(world: World, prompt: str, response: str) -> str | None:
+def parse_prescription(
+    world: World, prompt: str, response: str, formulary: Formulary | None = None
+) -> str | None:
     """The drug of a response that can become a coded MedicationRequest for the prompt's problem: a
-    formulary drug written with exactly its formulary sig, and indicated for the target (one of the
-    drugs that count as treating it). None for anything else, however it is spelled."""
+    drug the formulary dispenses, written with one of its formulary sigs, that the formulary says
+    may treat the target (by RxCUI and SNOMED CT code). None for anything else, however it is
+    spelled. The formulary (default: the packaged one) is data, not the guideline's tiers, so the
+    check knows which drugs treat a condition, never which is right for the patient."""
+    formulary = formulary or load_formulary()
     drug = parse_drug(world, response)
     target = parse_target(world, prompt)
-    if drug is None or target is None or response.strip() != render_response(world, drug):
+    if drug is None or target is None:
         return None
-    return drug if drug in world.targets[target].drugs else None
+    rxcui = world.drugs[drug].rxnorm
+    if response.strip() not in {f"{drug} {sig}" for sig in formulary.sigs(rxcui)}:
+        return None
+    return drug if formulary.may_treat(rxcui, world.targets[target].snomed) else None
 
 
 def vocabulary_corpus(world: World) -> list[str]:

@@ -35,7 +35,8 @@ class Target:
 
     @property
     def drugs(self) -> tuple[str, ...]:
-        """Every drug named in any tier: the drugs that count as treating this target."""
+        """Every drug named in any tier: the drugs the guideline prescribes for this target. What may
+        treat it at all (the validity check) is the formulary's to say (clinrlhf.formulary)."""
         seen: dict[str, None] = {}
         for tier in self.tiers:
             seen.update(dict.fromkeys(tier.drugs))

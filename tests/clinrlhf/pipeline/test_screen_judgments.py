@@ -79,3 +79,26 @@ def test_under_the_pair_unit_rows_follow_the_roster_enrolled_before_feedback(
     assert [r["clinician"] for r in quality["raters"]] == enrolled
     assert rows["dr-0-2"]["no_data"] and rows["dr-0-2"]["accuracy"] is None
     assert quality["quarantined"] == ["dr-adversary"] and rows["dr-adversary"]["quarantined"]
+
+
+def test_the_guideline_safety_check_can_be_switched_off_from_the_pipeline_config(
+    mlflow_store: Path, world: World
+) -> None:
+    # The ablation switch of issue 22: {"screening": {"safety": {"enabled": false}}}. Two of twenty
+    # raters are blind to contraindications; Dawid-Skene alone does not flag them, the check does.
+    from clinrlhf.panel.clinicians import panel_of
+    from clinrlhf.panel.offline import practice_pair_reviews
+    from clinrlhf.pipeline.config import load_pipeline_config
+
+    raters = panel_of(20, 2, "contraindication-blind")
+    blind = sorted(c.id for c in raters if c.blind_to_contraindications)
+    judgments = practice_pair_reviews(world, raters, 1500, 0)
+    file = mlflow_store / "off.json"
+    file.write_text('{"screening": {"safety": {"enabled": false}}}')
+    kept = {}
+    for name, config in (("on", PipelineConfig()), ("off", load_pipeline_config(file))):
+        store = open_store(f"sqlite:///{mlflow_store / f'{name}.db'}")
+        with mlflow.start_run():
+            kept[name] = screen_judgments(store, judgments, world, mlflow_store / name, config)
+    assert not {j.clinician for j in kept["on"]} & set(blind)
+    assert set(blind) <= {j.clinician for j in kept["off"]}

@@ -55,3 +55,16 @@ def test_only_a_well_formed_prescription_of_an_indicated_drug_is_valid():
     assert parse_prescription(W, prompt, "cephalexin mg by mouth") is None  # no dose: no MedicationRequest
     assert parse_prescription(W, prompt, render_response(W, "metformin")) is None  # does not treat cystitis
     assert parse_prescription(W, "no target here", render_response(W, "cephalexin")) is None
+
+
+def test_validity_reads_the_formulary_not_the_guideline_tiers():
+    from clinrlhf.formulary import load_formulary
+
+    prompt = "sex female age 30-34 ; problems cystitis ; allergies none ; labs egfr normal potassium normal ; treat cystitis ->"
+    # Ciprofloxacin may treat cystitis (MED-RT); the guideline's tiers never name it for cystitis.
+    assert "ciprofloxacin" not in W.targets["cystitis"].drugs
+    assert parse_prescription(W, prompt, render_response(W, "ciprofloxacin")) == "ciprofloxacin"
+    assert (
+        parse_prescription(W, prompt, render_response(W, "ciprofloxacin"), load_formulary())
+        == "ciprofloxacin"
+    )
