@@ -5,8 +5,15 @@ library's, the privacy layer's and the services' tests, so they are built once p
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import os
+import re
 from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
 
 import mlflow
 import mlflow.tracking.fluent as fluent
@@ -37,3 +44,57 @@ def world() -> World:
 @pytest.fixture(scope="session")
 def tokenizer(world: World) -> PreTrainedTokenizerFast:
     return build_tokenizer(vocabulary_corpus(world))
+
+
+# The 11 Synthea patients (and 2 files of hospitals and practitioners) that every de-identification
+# path is scanned against: `clinrlhf ingest`, `clinrlhf deidentify` and `POST /fhir/$deidentify`.
+SYNTHEA = sorted((Path(__file__).parents[2] / "shared" / "data" / "synthea-r4").glob("*.json"))
+_BASE64_RUN = re.compile(rb"[A-Za-z0-9+/]{24,}={0,2}")
+
+
+def patient_identifiers(patient: dict[str, Any]) -> set[str]:
+    """What identifies a Synthea patient: id, birth date (three spellings), names with and without
+    Synthea's digits, telecom, identifier values, address lines and city (4 characters or more)."""
+    found = {patient["id"], patient["birthDate"]}
+    born = date.fromisoformat(patient["birthDate"])
+    found |= {f"{born.month}/{born.day}/{born.year}", f"{born.month:02d}/{born.day:02d}/{born.year}"}
+    for name in patient.get("name", []):
+        for part in [*name.get("given", []), name.get("family", "")]:
+            found |= {part, part.rstrip("0123456789")}
+    found |= {t["value"] for t in patient.get("telecom", [])}
+    found |= {i["value"] for i in patient.get("identifier", [])}
+    for address in patient.get("address", []):
+        found |= {*address.get("line", []), address.get("city", "")}
+    return {s for s in found if len(s) >= 4}
+
+
+def decoded_runs(data: bytes) -> bytes:
+    """Whatever decodes from base64 runs in `data`, so an encoded note cannot hide a name."""
+    parts = []
+    for run in _BASE64_RUN.findall(data):
+        try:
+            parts.append(base64.b64decode(run + b"=" * (-len(run) % 4)))
+        except (binascii.Error, ValueError):
+            continue
+    return b"\n".join(parts)
+
+
+class IdentifierScan:
+    """The identifiers of the Synthea patients, and which of them a blob of bytes holds, in plain
+    text or inside a base64 run, case-insensitively. Callers count leaks, never print them."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.secrets: set[str] = set()
+        for path in paths:
+            for entry in json.loads(path.read_bytes()).get("entry", []):
+                if entry["resource"]["resourceType"] == "Patient":
+                    self.secrets |= patient_identifiers(entry["resource"])
+
+    def leaks(self, data: bytes) -> list[str]:
+        haystack = (data + decoded_runs(data)).lower()
+        return [s for s in self.secrets if s.lower().encode() in haystack]
+
+
+@pytest.fixture(scope="session")
+def synthea_scan() -> IdentifierScan:
+    return IdentifierScan(SYNTHEA)

@@ -9,10 +9,14 @@
 |               |                                      | `system/ModelCard.r`                                          |
 | `compliance`  | audits privacy and lineage           | `system/AuditEvent.rs system/QuestionnaireResponse.rs`        |
 |               |                                      | `system/Feedback.rs`                                          |
+| `deidentifier`| a hospital system or data steward    | `system/Deidentify.c` (`POST /fhir/$deidentify` only)         |
+|               | de-identifying its own exports       |                                                               |
 
 Scopes follow SMART v2 syntax, `<context>/<resource>.<permissions>` with permissions drawn in order
 from `cruds` (create, read, update, delete, search). `CDSHooks`, `Feedback` and `ModelCard` are not
-FHIR resource types; they name this service's non-FHIR endpoints in the same syntax. Routes check
+FHIR resource types; they name this service's non-FHIR endpoints in the same syntax, as `Deidentify`
+names the `$deidentify` operation: only the `deidentifier` holds it, and it holds nothing else, so
+a system sending whole exports to be de-identified can read no judgments and no reports. Routes check
 scopes, not role names, so a token from a hospital identity provider that carries scopes but no
 `role` claim is authorised the same way. Discovery (`GET /cds-services`), `GET /fhir/metadata`, the
 review Questionnaire and the model card need any valid token, whatever its scopes.
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-Role = Literal["clinician", "cds-client", "ml-engineer", "compliance"]
+Role = Literal["clinician", "cds-client", "ml-engineer", "compliance", "deidentifier"]
 ROLES: tuple[str, ...] = get_args(Role)
 
 ROLE_SCOPES: dict[str, str] = {
@@ -30,4 +34,5 @@ ROLE_SCOPES: dict[str, str] = {
     "cds-client": "system/CDSHooks.cr",
     "ml-engineer": "system/QuestionnaireResponse.rs system/Feedback.rs system/ModelCard.r",
     "compliance": "system/AuditEvent.rs system/QuestionnaireResponse.rs system/Feedback.rs",
+    "deidentifier": "system/Deidentify.c",
 }

@@ -25,7 +25,7 @@ from clinrlhf.world.world import load_world
 from services.api.access_log import RouteTemplate, install_access_log_filter
 from services.api.middleware import ErrorShield, RequestGuard
 from services.api.refusals import RefusalAudit, RefusalCounter, stop_flushing
-from services.api.routes import cds_hooks, fhir, health, model_card
+from services.api.routes import cds_hooks, deidentify, fhir, health, model_card
 from services.api.routes import compliance as compliance_pages
 from services.body import BODY_COMPONENTS
 from services.errors import install_error_handlers
@@ -111,7 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
     app.add_middleware(RouteTemplate)  # outermost: sees the route whatever answered
     app.add_middleware(RefusalAudit, counter=refusals)  # outermost: it sees every refusal
-    for module in (health, cds_hooks, fhir, model_card):
+    for module in (health, cds_hooks, fhir, deidentify, model_card):
         app.include_router(module.router)
     # The clinicians' review page (server-rendered HTML, its script and stylesheet).
     app.include_router(review_page.router)

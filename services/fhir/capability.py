@@ -8,6 +8,7 @@ from typing import Any
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
 from clinrlhf import __version__
+from services.fhir.deidentify import OPERATION_URL as DEIDENTIFY_URL
 from services.fhir.questionnaire import QUESTIONNAIRE_URL
 
 SMART_SECURITY = {
@@ -44,6 +45,8 @@ def capability_statement(base_url: str) -> dict[str, Any]:
                         "documentation": f"Answers to {QUESTIONNAIRE_URL}; idempotent create.",
                     },
                 ],
+                # DARTS draft: de-identify a hospital's own Bundle (role `deidentifier`).
+                "operation": [{"name": "deidentify", "definition": DEIDENTIFY_URL}],
             }
         ],
     }

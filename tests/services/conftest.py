@@ -82,7 +82,7 @@ def server(api_settings: Settings) -> Iterator[LiveServer]:
 def tokens(api_settings: Settings) -> dict[str, str]:
     return {
         role: mint_token(api_settings, role=role, sub=f"test-{role}")
-        for role in ("clinician", "cds-client", "ml-engineer", "compliance")
+        for role in ("clinician", "cds-client", "ml-engineer", "compliance", "deidentifier")
     }
 
 

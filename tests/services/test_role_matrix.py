@@ -1,31 +1,36 @@
 """Who may call what: every route of the app × every role, against the expected-access table below.
 
-| route                                      | clinician | cds-client | ml-engineer | compliance | no token |
-|--------------------------------------------|-----------|------------|-------------|------------|----------|
-| GET  /healthz, /readyz, /openapi.json      | 200       | 200        | 200         | 200        | 200      |
-| GET  /cds-services                         | 200       | 200        | 200         | 200        | 401      |
-| POST /cds-services/{id}                    | 403       | 200        | 403         | 403        | 401      |
-| POST /cds-services/{id}/feedback           | 403       | 200        | 403         | 403        | 401      |
-| GET  /fhir/metadata, /fhir/Questionnaire/x | 200       | 200        | 200         | 200        | 401      |
-| POST /fhir/QuestionnaireResponse           | 201       | 403        | 403         | 403        | 401      |
-| GET  /fhir/QuestionnaireResponse/{id}      | 200       | 403        | 200         | 200        | 401      |
-| GET  /model-card                           | 200       | 200        | 200         | 200        | 401      |
-| GET  /review/login, /review/static/…       | 200       | 200        | 200         | 200        | 200      |
-| POST /review/session (token in the body)   | 200       | 403        | 403         | 200        | 401      |
-| GET  /review                               | 200       | 403        | 403         | 403        | 401      |
-| POST /review/submit                        | 201       | 403        | 403         | 403        | 401      |
-| POST /review/logout                        | 204       | 204        | 204         | 204        | 204      |
-| GET  /review/admin/agreement               | 403       | 403        | 403         | 200        | 401      |
-| GET  /compliance                           | 403       | 403        | 403         | 200        | 401      |
-| GET  /compliance/report/{run_id}           | 403       | 403        | 403         | 404 *      | 401      |
-| POST /compliance/versions/{v}/approve      | 403       | 403        | 403         | 404 *      | 401      |
-| POST /compliance/versions/{v}/promote      | 403       | 403        | 403         | 404 *      | 401      |
-| POST /compliance/rollback                  | 403       | 403        | 403         | 409 †      | 401      |
-| POST /compliance/quarantine (release)      | 403       | 403        | 403         | 409 †      | 401      |
+| route                                      | clinician | cds-client | ml-engineer | compliance | deidentifier | no token |
+|--------------------------------------------|-----------|------------|-------------|------------|--------------|----------|
+| GET  /healthz, /readyz, /openapi.json      | 200       | 200        | 200         | 200        | 200          | 200      |
+| GET  /cds-services                         | 200       | 200        | 200         | 200        | 200          | 401      |
+| POST /cds-services/{id}                    | 403       | 200        | 403         | 403        | 403          | 401      |
+| POST /cds-services/{id}/feedback           | 403       | 200        | 403         | 403        | 403          | 401      |
+| GET  /fhir/metadata, /fhir/Questionnaire/x | 200       | 200        | 200         | 200        | 200          | 401      |
+| POST /fhir/QuestionnaireResponse           | 201       | 403        | 403         | 403        | 403          | 401      |
+| GET  /fhir/QuestionnaireResponse/{id}      | 200       | 403        | 200         | 200        | 403          | 401      |
+| POST /fhir/$deidentify                     | 403       | 403        | 403         | 403        | 200          | 401      |
+| GET  /model-card                           | 200       | 200        | 200         | 200        | 200          | 401      |
+| GET  /fhir/Provenance/{id} (a card's)      | 403       | 200        | 403         | 200        | 403          | 401      |
+| GET  /fhir/Device/{id}                     | 200       | 200        | 200         | 200        | 200          | 401      |
+| GET  /fhir/DocumentReference/{id}          | 404 ‡     | 404 ‡      | 404 ‡       | 404 ‡      | 404 ‡        | 401      |
+| GET  /review/login, /review/static/…       | 200       | 200        | 200         | 200        | 200          | 200      |
+| POST /review/session (token in the body)   | 200       | 403        | 403         | 200        | 403          | 401      |
+| GET  /review                               | 200       | 403        | 403         | 403        | 403          | 401      |
+| POST /review/submit                        | 201       | 403        | 403         | 403        | 403          | 401      |
+| POST /review/logout                        | 204       | 204        | 204         | 204        | 204          | 204      |
+| GET  /review/admin/agreement               | 403       | 403        | 403         | 200        | 403          | 401      |
+| GET  /compliance                           | 403       | 403        | 403         | 200        | 403          | 401      |
+| GET  /compliance/report/{run_id}           | 403       | 403        | 403         | 404 *      | 403          | 401      |
+| POST /compliance/versions/{v}/approve      | 403       | 403        | 403         | 404 *      | 403          | 401      |
+| POST /compliance/versions/{v}/promote      | 403       | 403        | 403         | 404 *      | 403          | 401      |
+| POST /compliance/rollback                  | 403       | 403        | 403         | 409 †      | 403          | 401      |
+| POST /compliance/quarantine (release)      | 403       | 403        | 403         | 409 †      | 403          | 401      |
 
 * past the role check, the test store has no pipeline run to report on (and no registered version).
 † past the role check, refused by the governance rules: nothing is in production to roll back, and
   nobody is quarantined to release (so the matrix changes nothing in the shared store).
+‡ past the token check, the test server's policy is no registered version, so it has no model card.
 
 Routes are enumerated from the app itself, so a new route without a row here fails
 `test_every_route_of_the_app_has_a_row_in_the_matrix`.
@@ -47,7 +52,7 @@ from clinrlhf.world.patients import generate_patients
 from clinrlhf.world.world import World
 from services.api.app import create_app
 
-ROLES: tuple[str | None, ...] = ("clinician", "cds-client", "ml-engineer", "compliance", None)
+ROLES: tuple[str | None, ...] = ("clinician", "cds-client", "ml-engineer", "compliance", "deidentifier", None)
 SERVICE = "/cds-services/clinrlhf-treatment"
 QUESTIONNAIRE = "https://clinrlhf.dev/fhir/Questionnaire/clinrlhf-review"
 
@@ -61,7 +66,7 @@ def only(allowed: set[str], status: int = 200) -> dict[str | None, int]:
     return {role: (status if role in allowed else 403) if role else 401 for role in ROLES}
 
 
-ANY_TOKEN = only({"clinician", "cds-client", "ml-engineer", "compliance"})
+ANY_TOKEN = only({"clinician", "cds-client", "ml-engineer", "compliance", "deidentifier"})
 MATRIX: dict[tuple[str, str], dict[str | None, int]] = {
     ("GET", "/healthz"): everyone(200),
     ("GET", "/readyz"): everyone(200),
@@ -73,7 +78,11 @@ MATRIX: dict[tuple[str, str], dict[str | None, int]] = {
     ("GET", "/fhir/Questionnaire/{questionnaire_id}"): ANY_TOKEN,
     ("POST", "/fhir/QuestionnaireResponse"): only({"clinician"}, 201),
     ("GET", "/fhir/QuestionnaireResponse/{review_id}"): only({"clinician", "ml-engineer", "compliance"}),
+    ("POST", "/fhir/$deidentify"): only({"deidentifier"}),
     ("GET", "/model-card"): ANY_TOKEN,
+    ("GET", "/fhir/Provenance/{provenance_id}"): only({"cds-client", "compliance"}),
+    ("GET", "/fhir/Device/{device_id}"): ANY_TOKEN,
+    ("GET", "/fhir/DocumentReference/{document_id}"): {r: 404 if r else 401 for r in ROLES},  # no card
     ("GET", "/review/login"): everyone(200),
     ("GET", "/review/static"): everyone(200),
     ("POST", "/review/session"): only({"clinician", "compliance"}),  # an officer, for the agreement view
@@ -139,7 +148,14 @@ def fixtures(server, tokens: dict[str, str], patient_view, world: World) -> dict
         pairs = [(c["uuid"], *(s["uuid"] for s in c["suggestions"])) for c in cards]
         stored = client.post("/fhir/QuestionnaireResponse", json=review(*pairs[0]), headers=doctor)
         assert stored.status_code == 201
-    return {"patient_view": body, "pairs": pairs, "review_id": stored.json()["id"]}
+    return {
+        "patient_view": body,
+        "pairs": pairs,
+        "review_id": stored.json()["id"],
+        "patient_bundle": patient.bundle,
+        # The Device of the model that drafted the cards, as their drafts name it.
+        "device": cards[0]["suggestions"][0]["actions"][0]["resource"]["meta"]["source"].rsplit("/", 1)[1],
+    }
 
 
 def send(
@@ -170,7 +186,17 @@ def send(
         ("GET", "/fhir/QuestionnaireResponse/{review_id}"): lambda c, h: c.get(
             f"/fhir/QuestionnaireResponse/{fixtures['review_id']}", headers=h
         ),
+        ("POST", "/fhir/$deidentify"): lambda c, h: c.post(
+            "/fhir/$deidentify", json=fixtures["patient_bundle"], headers=h
+        ),
         ("GET", "/model-card"): lambda c, h: c.get("/model-card", headers=h),
+        ("GET", "/fhir/Provenance/{provenance_id}"): lambda c, h: c.get(
+            f"/fhir/Provenance/{pairs[0][0]}", headers=h
+        ),
+        ("GET", "/fhir/Device/{device_id}"): lambda c, h: c.get(f"/fhir/Device/{fixtures['device']}", headers=h),
+        ("GET", "/fhir/DocumentReference/{document_id}"): lambda c, h: c.get(
+            f"/fhir/DocumentReference/{fixtures['device']}", headers=h
+        ),
         ("GET", "/review/login"): lambda c, h: c.get("/review/login", headers=h),
         ("GET", "/review/static"): lambda c, h: c.get("/review/static/review.js", headers=h),
         ("POST", "/review/session"): log_in,

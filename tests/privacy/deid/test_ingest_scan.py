@@ -5,44 +5,13 @@ patient ids, in plain text or inside a base64 run (as a clinical note would be s
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import json
-import re
-from datetime import date
 from pathlib import Path
 
 import pytest
 
 from clinrlhf.cli import ingest
-
-SYNTHEA = sorted((Path(__file__).parents[4] / "shared" / "data" / "synthea-r4").glob("*.json"))
-_BASE64_RUN = re.compile(rb"[A-Za-z0-9+/]{24,}={0,2}")
-
-
-def identifiers(patient: dict) -> set[str]:
-    found = {patient["id"], patient["birthDate"]}
-    born = date.fromisoformat(patient["birthDate"])
-    found |= {f"{born.month}/{born.day}/{born.year}", f"{born.month:02d}/{born.day:02d}/{born.year}"}
-    for name in patient.get("name", []):
-        for part in [*name.get("given", []), name.get("family", "")]:
-            found |= {part, part.rstrip("0123456789")}
-    found |= {t["value"] for t in patient.get("telecom", [])}
-    found |= {i["value"] for i in patient.get("identifier", [])}
-    for address in patient.get("address", []):
-        found |= {*address.get("line", []), address.get("city", "")}
-    return {s for s in found if len(s) >= 4}
-
-
-def _decoded_runs(data: bytes) -> bytes:
-    """Whatever decodes from base64 runs in `data`, so an encoded note cannot hide a name."""
-    parts = []
-    for run in _BASE64_RUN.findall(data):
-        try:
-            parts.append(base64.b64decode(run + b"=" * (-len(run) % 4)))
-        except (binascii.Error, ValueError):
-            continue
-    return b"\n".join(parts)
+from tests.conftest import SYNTHEA, IdentifierScan
 
 
 def _run_ingest(*argv: str) -> int:
@@ -60,7 +29,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "home"
 
 
-def test_no_patient_identifier_survives_ingest_anywhere_under_home(home: Path, capsys) -> None:
+def test_no_patient_identifier_survives_ingest_anywhere_under_home(
+    home: Path, capsys, synthea_scan: IdentifierScan
+) -> None:
     assert len(SYNTHEA) == 13
     assert _run_ingest(*map(str, SYNTHEA), "--today", "2026-03-01") == 0
     printed = capsys.readouterr().out
@@ -69,18 +40,8 @@ def test_no_patient_identifier_survives_ingest_anywhere_under_home(home: Path, c
     files = [p for p in sorted(home.rglob("*")) if p.is_file()]
     assert any(p.suffix == ".db" for p in files) and any("reports" in p.parts for p in files)
     on_disk = b"\n".join(p.read_bytes() for p in files) + printed.encode()
-    haystack = (on_disk + _decoded_runs(on_disk)).lower()
-    secrets: set[str] = set()
-    for path in SYNTHEA:
-        bundle = json.loads(path.read_bytes())
-        secrets |= {
-            s
-            for e in bundle["entry"]
-            if e["resource"]["resourceType"] == "Patient"
-            for s in identifiers(e["resource"])
-        }
-    assert len(secrets) > 100
-    leaked = [s for s in secrets if s.lower().encode() in haystack]
+    assert len(synthea_scan.secrets) > 100
+    leaked = synthea_scan.leaks(on_disk)
     assert not leaked, f"{len(leaked)} patient identifiers found under CLINRLHF_HOME"  # never print them
 
 
