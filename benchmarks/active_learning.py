@@ -81,7 +81,7 @@ OVERRIDES: tuple[tuple[str, type, str], ...] = (
     ("--history-patients", int, "historical-practice patients for SFT"),
     ("--sft-epochs", int, "SFT epochs of the supervised policy"),
     ("--pool-patients", int, "synthetic feedback patients in the pool"),
-    ("--heldout-patients", int, "held-out patients"),
+    ("--validation-patients", int, "validation-cohort patients"),
     ("--candidates", int, "n of best-of-n"),
     ("--reward-epochs", int, "reward-model epochs"),
     ("--explore", float, "share of each active round chosen at random"),

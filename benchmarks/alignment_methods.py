@@ -56,7 +56,7 @@ import torch
 from alignment_report import markdown, privacy_summary
 from alignment_rows import Measure, add_differences, dpo_row, ppo_row, rlaif_row, settings_summary, sft_row
 from common import write_json
-from finished_run import heldout_scenarios, locate_run
+from finished_run import cohort_scenarios, locate_run
 
 from clinrlhf.alignment.ledger_copy import LedgerCopy, finite_or_none
 from clinrlhf.alignment.settings import KL_SAMPLES, METHODS, NAMES, bench_settings, subsample
@@ -104,7 +104,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         _log(f"warning: {run.snapshot.name} does not hash to its name ({digest[:12]})")
     sft, tokenizer = load_policy(run.sft)
     sft.eval()
-    scenarios = heldout_scenarios(world, config, run.run_date)
+    scenarios = cohort_scenarios(world, config, run.run_date, "test")  # it reports
     prompts = sorted({j.prompt for j in judgments})  # PPO's prompts, as in the pipeline
 
     # The reward stage's split: by patient, a tenth held out; only the training side is trained on.
@@ -168,7 +168,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "judgments": len(judgments),
         "clinician_pairs": len(pairs),
         "clinician_train_pairs": len(train_pairs),
-        "heldout_scenarios": len(scenarios),
+        "test_scenarios": len(scenarios),
         "settings": settings_summary(settings, args.rubric_error_rate),
         "methods": {NAMES[k].format(eps=args.dpo_epsilon): v for k, v in rows.items()},
         "privacy": privacy,

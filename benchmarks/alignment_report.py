@@ -76,7 +76,7 @@ def markdown(result: dict[str, Any]) -> str:
     privacy = result["privacy"]
     notes = [
         "",
-        f"Run {result['run_id']} ({result['mode']}); {result['heldout_scenarios']} held-out scenarios, greedy; "
+        f"Run {result['run_id']} ({result['mode']}); {result['test_scenarios']} test scenarios, greedy; "
         "95% percentile-bootstrap intervals; Δ is paired on the same scenarios.",
         "KL(π‖SFT): sampled on held-out prompts at PPO's temperature, nats per response, ± 95% normal interval. "
         "PPO final KL: PPO's own measurement on its training prompts.",

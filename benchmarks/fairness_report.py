@@ -77,7 +77,7 @@ def _sent(row: Mapping[str, Any]) -> str:
     return f"{row['sent_mean']:.1f}{spread} ({100 * row['share']:.1f}%, {ratio})"
 
 
-def _heldout_cell(found: Mapping[str, Any] | None) -> str:
+def _validation_cell(found: Mapping[str, Any] | None) -> str:
     if not found:
         return "0 (no interval)"
     return f"{found['scenarios']} (±{found['half_width']:.2f})"
@@ -101,14 +101,14 @@ def _targets_table(
 def steering_markdown(report: Mapping[str, Any]) -> str:
     arms, floor = report["arms"], report["floor"]
     labels = {**ARM_LABELS, "floor": f"floor {floor:g}"}
-    groups = sorted(set(arms["unsteered"]["groups"]) | set(report["heldout"]))
+    groups = sorted(set(arms["unsteered"]["groups"]) | set(report["validation"]))
     head = " | ".join(f"{labels[a]}: sent (share, ×pop)" for a in arms)
     lines = [
         f"Feedback cohort {report['sizes']['feedback']} patients (cohort seed {report['cohort_seed']}, "
         f"{report['date']}), by {report['attribute']}; budget {report['budget']} patients; "
         f"steered arms drawn with seeds {' '.join(map(str, report['draw_seeds']))} (mean [min–max]).",
         "",
-        f"| group | population (share) | held-out scenarios (±95% half-width) | {head} |",
+        f"| group | population (share) | validation scenarios (±95% half-width) | {head} |",
         "|---" * (3 + len(arms)) + "|",
     ]
     for g in groups:
@@ -116,7 +116,9 @@ def steering_markdown(report: Mapping[str, Any]) -> str:
         pop_cell = f"{pop['population']} ({100 * pop['population_share']:.1f}%)" if pop else "0"
         cells = [_sent(arms[a]["groups"][g]) if pop else "–" for a in arms]
         lines.append(
-            f"| {g} | {pop_cell} | {_heldout_cell(report['heldout'].get(g))} | " + " | ".join(cells) + " |"
+            f"| {g} | {pop_cell} | {_validation_cell(report['validation'].get(g))} | "
+            + " | ".join(cells)
+            + " |"
         )
     lines += ["", *_targets_table(report["targets"], labels)]
     small = arms["unsteered"]["smallest_group"]

@@ -19,10 +19,11 @@ from clinrlhf.compliance.criteria import AcceptanceCriteria
 from clinrlhf.compliance.evalmetrics import parse_eval_run
 from clinrlhf.compliance.fairness_gaps import METRICS, attribute_gap, gaps_report
 from clinrlhf.eval.evaluate import subgroup_of
-from clinrlhf.feedback.steering_arms import draw_counts, heldout_counts, steering_arms
+from clinrlhf.feedback.steering_arms import draw_counts, evaluation_counts, steering_arms
 from clinrlhf.lineage.chain import Chain, RunNotFound, load_chain
-from clinrlhf.pipeline.cohorts import make_cohorts, scenarios
+from clinrlhf.pipeline.cohorts import CohortSizes, make_cohorts, scenarios
 from clinrlhf.pipeline.config import PipelineConfig
+from clinrlhf.pipeline.tuning import tuning_entry_point
 from clinrlhf.world.world import load_world
 
 DEFAULT_DATE = date(2025, 6, 1)
@@ -63,11 +64,13 @@ def audit(
     }
 
 
-def pipeline_sizes(config: PipelineConfig) -> tuple[int, int, int]:
-    """The pipeline's cohort sizes: history, feedback, held-out."""
-    return (config.history_patients, config.feedback_patients, config.heldout_patients)
+def pipeline_sizes(config: PipelineConfig) -> CohortSizes:
+    """The pipeline's cohort sizes, with the validation cohort the steering study counts (it chooses
+    settings, so it never reads the test cohort)."""
+    return config.cohort_sizes(validation=True)._replace(test=0)
 
 
+@tuning_entry_point("benchmarks/fairness_runs.py")  # it chooses steering settings
 def steering(
     attribute: str = "race",
     *,
@@ -76,7 +79,7 @@ def steering(
     seeds: Sequence[int] = DEFAULT_SEEDS,
     floor: float = 0.1,
     day: date = DEFAULT_DATE,
-    sizes: tuple[int, int, int] | None = None,
+    sizes: CohortSizes | None = None,
 ) -> dict[str, Any]:
     """The steering comparison on the pipeline's feedback cohort (cohort seed `seed`, date `day`)."""
     sizes = sizes or pipeline_sizes(PipelineConfig())
@@ -89,21 +92,21 @@ def steering(
     if floor * len(set(groups)) > 1 + 1e-12:
         raise SystemExit(f"--floor {floor} over {len(set(groups))} groups of {attribute} exceeds 1")
     arms, targets = steering_arms(groups, budget, seeds, floor)
-    heldout = heldout_counts(
-        [subgroup_of(p.facts).get(attribute) for p in cohorts.heldout],
-        [subgroup_of(s.facts).get(attribute) for s in scenarios(cohorts.heldout)],
+    validation = evaluation_counts(
+        [subgroup_of(p.facts).get(attribute) for p in cohorts.validation],
+        [subgroup_of(s.facts).get(attribute) for s in scenarios(cohorts.validation)],
     )
     return {
         "attribute": attribute,
         "cohort_seed": seed,
         "date": day.isoformat(),
-        "sizes": dict(zip(("history", "feedback", "heldout"), sizes, strict=True)),
+        "sizes": dict(CohortSizes(*sizes)._asdict()),
         "budget": budget,
         "draw_seeds": list(seeds),
         "floor": floor,
         "targets": targets,
         "arms": arms,
-        "heldout": heldout,
+        "validation": validation,
     }
 
 

@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 
 from clinrlhf.eval.evaluate import Scenario
 from clinrlhf.lineage.runs import EXPERIMENT
-from clinrlhf.pipeline.cohorts import make_cohorts
+from clinrlhf.pipeline.cohorts import CohortSizes, make_cohorts
 from clinrlhf.pipeline.cohorts import scenarios as scenarios_of
 from clinrlhf.pipeline.config import PipelineConfig
 from clinrlhf.pipeline.logged import ConfigNotLogged, UnreadableConfig, load_logged_config
@@ -138,8 +138,17 @@ def locate_run(home: Path, run_id: str | None = None, run_date: date | None = No
     )
 
 
-def heldout_scenarios(world: World, config: PipelineConfig, run_date: date) -> list[Scenario]:
-    """The pipeline's held-out scenarios: make_cohorts seeds each cohort on its own (3·seed + i), so
-    the held-out cohort alone is drawn exactly as in the run."""
-    cohorts = make_cohorts(world, (0, 0, config.heldout_patients), config.seed, run_date)
-    return scenarios_of(cohorts.heldout)
+def cohort_scenarios(
+    world: World, config: PipelineConfig, run_date: date, cohort: str = "test"
+) -> list[Scenario]:
+    """The scenarios of a finished run's `cohort` ("test": what it reported; "validation": what
+    tuning decides on). make_cohorts seeds each cohort on its own, so one cohort alone is drawn
+    exactly as in the run."""
+    if cohort == "test":
+        return scenarios_of(
+            make_cohorts(world, CohortSizes(test=config.test_patients), config.seed, run_date).test
+        )
+    if cohort == "validation":
+        sizes = CohortSizes(validation=config.validation_patients)
+        return scenarios_of(make_cohorts(world, sizes, config.seed, run_date).validation)
+    raise ValueError(f"cohort must be test or validation, not {cohort!r}")

@@ -80,12 +80,12 @@ def run_pipeline(
     return PipelineRun(home, summary, time.monotonic() - started)
 
 
-def heldout_scenarios(seed: int) -> int:
-    """How many held-out (patient, problem) scenarios the pipeline evaluates on, for the intervals."""
-    from clinrlhf.pipeline.cohorts import make_cohorts, scenarios
+def count_test_scenarios(seed: int) -> int:
+    """How many test-cohort (patient, problem) scenarios the pipeline reports on, for the intervals."""
+    from clinrlhf.pipeline.cohorts import CohortSizes, make_cohorts, scenarios
     from clinrlhf.pipeline.config import PipelineConfig
     from clinrlhf.world.world import load_world
 
     config = PipelineConfig()
-    sizes = (10, 10, config.heldout_patients)  # only the held-out cohort's size matters here
-    return len(scenarios(make_cohorts(load_world(), sizes, seed, date.today()).heldout))
+    sizes = CohortSizes(test=config.test_patients)  # each cohort is drawn on its own seed
+    return len(scenarios(make_cohorts(load_world(), sizes, seed, date.today()).test))

@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pipeline_runs import SEQUENTIAL, PipelineRun, heldout_scenarios, merged, run_pipeline, wilson  # noqa: E402
+from pipeline_runs import SEQUENTIAL, PipelineRun, count_test_scenarios, merged, run_pipeline, wilson  # noqa: E402
 
 _NO_SCREENING = {"screening": {"auto_quarantine": False}, "reward": {"rater_weighting": "none"}}
 _NOTHING = {
@@ -65,7 +65,7 @@ VARIANTS: dict[str, dict] = {
     "10%-blind-defended": _panel(2, "contraindication-blind"),
     "10%-blind-undefended": {**_panel(2, "contraindication-blind"), **_NOTHING},
 }
-HELDOUT_SCENARIOS_KEY = "heldout_scenarios"
+TEST_SCENARIOS_KEY = "test_scenarios"
 
 
 def shared_key(seed: int) -> str:
@@ -122,7 +122,7 @@ def main() -> None:
     unknown = sorted(set(chosen) - set(VARIANTS))
     if unknown:
         raise SystemExit(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
-    n = heldout_scenarios(args.seed)
+    n = count_test_scenarios(args.seed)
     report: dict[str, dict] = {}
     for name in chosen:
         print(f"{name}: running the pipeline …", file=sys.stderr, flush=True)
@@ -135,7 +135,7 @@ def main() -> None:
         clean = report["clean"]["concordance"]
         for row in report.values():
             row["drop_vs_clean_points"] = round(100 * (clean - row["concordance"]), 1)
-    output = {HELDOUT_SCENARIOS_KEY: n, "seed": args.seed, "sequential": args.sequential, "variants": report}
+    output = {TEST_SCENARIOS_KEY: n, "seed": args.seed, "sequential": args.sequential, "variants": report}
     print(json.dumps(output, indent=2))
     if args.out:
         args.out.write_text(json.dumps(output, indent=2))

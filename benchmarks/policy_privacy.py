@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pipeline_runs import SEQUENTIAL, PipelineRun, heldout_scenarios, merged, run_pipeline, wilson  # noqa: E402
+from pipeline_runs import SEQUENTIAL, PipelineRun, count_test_scenarios, merged, run_pipeline, wilson  # noqa: E402
 
 ARMS = {"feedback prompts": {}, "history prompts": {"ppo_prompts": "history"}}
 
@@ -86,7 +86,7 @@ def main() -> None:
     args = parser.parse_args()
     results: dict = {"arms": ARMS, "seeds": {}}
     for seed in args.seeds:
-        n = heldout_scenarios(seed)
+        n = count_test_scenarios(seed)
         results["seeds"][seed] = {}
         for arm, overrides in ARMS.items():
             print(f"seed {seed}, {arm}: running the pipeline (~10 min) …", file=sys.stderr, flush=True)

@@ -8,7 +8,8 @@ historical prescriptions, habits and errors included, with the world's utility a
 concordant, 0 off-target or none, -2 unsafe), so the reward is exact and the frontier is PPO's alone,
 not a reward model's. For each target the adaptive controller steers beta; we record the final KL
 (fresh samples after training), the final mean reward, and greedy concordance and unsafe rate on
-held-out patients that PPO never saw. The supervised policy is the point at KL 0.
+the validation cohort (patients PPO never saw; the frontier chooses settings, so never
+the test cohort). The supervised policy is the point at KL 0.
 
 Writes the JSON (--out) and the figure (--plot, docs/ppo_frontier.png by default).
 """
@@ -19,6 +20,7 @@ import argparse
 import json
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 import torch
@@ -29,10 +31,12 @@ sys.path.insert(0, str(ROOT / "tests" / "clinrlhf" / "ppo"))  # the tiny task li
 from conftest import Task, make_task  # noqa: E402
 
 from clinrlhf.eval.evaluate import Scenario, evaluate_policy  # noqa: E402
+from clinrlhf.pipeline.cohorts import CohortSizes, make_cohorts, scenarios  # noqa: E402
+from clinrlhf.pipeline.tuning import tuning_entry_point  # noqa: E402
 from clinrlhf.ppo import PPOConfig, train_ppo  # noqa: E402
-from clinrlhf.world.patients import generate_patients  # noqa: E402
 
 
+@tuning_entry_point("benchmarks/ppo_frontier.py")
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -40,23 +44,22 @@ def main() -> None:
     parser.add_argument("--targets", type=float, nargs="+", default=[0.25, 0.5, 1.0, 2.0, 4.0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--heldout-patients", type=int, default=300)
+    parser.add_argument("--validation-patients", type=int, default=300)
     parser.add_argument("--out", type=Path, default=Path("ppo_frontier.json"))
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "ppo_frontier.png")
     args = parser.parse_args()
     torch.set_num_threads(1)
     task = make_task()
-    heldout = [
-        Scenario(p.facts, t)
-        for p in generate_patients(task.world, args.heldout_patients, 11)
-        for t in p.targets
-    ]
-    rows = [_supervised(task, heldout)]
+    # The validation cohort of pipeline seed 0: this frontier chooses PPO's settings, so never test.
+    validation = scenarios(
+        make_cohorts(task.world, CohortSizes(validation=args.validation_patients), 0, date.today()).validation
+    )
+    rows = [_supervised(task, validation)]
     for seed in args.seeds:
         for target in args.targets:
-            rows.append(_run(task, heldout, target, seed, args.steps))
+            rows.append(_run(task, validation, target, seed, args.steps))
             print(json.dumps(rows[-1]))
-    args.out.write_text(json.dumps({"heldout_scenarios": len(heldout), "runs": rows}, indent=2))
+    args.out.write_text(json.dumps({"validation_scenarios": len(validation), "runs": rows}, indent=2))
     _plot(rows, args.plot)
     print(f"wrote {args.out} and {args.plot}")
 
@@ -81,40 +84,40 @@ def _config(target: float, seed: int, steps: int) -> PPOConfig:
     )
 
 
-def _run(task: Task, heldout: list[Scenario], target: float, seed: int, steps: int) -> dict:
+def _run(task: Task, validation: list[Scenario], target: float, seed: int, steps: int) -> dict:
     policy, ref, value = task.models(seed)
     tick = time.perf_counter()
     result = train_ppo(
         policy, ref, value, task.reward, task.tokenizer, task.prompts, _config(target, seed, steps)
     )
-    evaluation = evaluate_policy(result.policy, task.tokenizer, task.world, heldout)
+    evaluation = evaluate_policy(result.policy, task.tokenizer, task.world, validation)
     return {
         "kl_target": target,
         "seed": seed,
         "final_kl": result.final_kl,
         "final_reward": result.metrics["ppo.final_reward_mean"],
         "final_kl_coef": result.final_kl_coef,
-        "heldout_concordance": evaluation.concordance,
-        "heldout_unsafe_rate": evaluation.unsafe_rate,
+        "validation_concordance": evaluation.concordance,
+        "validation_unsafe_rate": evaluation.unsafe_rate,
         "seconds": time.perf_counter() - tick,
     }
 
 
-def _supervised(task: Task, heldout: list[Scenario]) -> dict:
-    """The starting point: KL 0 by definition, its sampled reward, its held-out greedy rates."""
+def _supervised(task: Task, validation: list[Scenario]) -> dict:
+    """The starting point: KL 0 by definition, its sampled reward, its validation greedy rates."""
     policy, ref, value = task.models(0)
     measured = train_ppo(
         policy, ref, value, task.reward, task.tokenizer, task.prompts, _config(1.0, 0, 0)
     )  # 0 steps: only the final measurement runs
-    evaluation = evaluate_policy(policy, task.tokenizer, task.world, heldout)
+    evaluation = evaluate_policy(policy, task.tokenizer, task.world, validation)
     return {
         "kl_target": 0.0,
         "seed": 0,
         "final_kl": measured.final_kl,
         "final_reward": measured.metrics["ppo.final_reward_mean"],
         "final_kl_coef": 0.0,
-        "heldout_concordance": evaluation.concordance,
-        "heldout_unsafe_rate": evaluation.unsafe_rate,
+        "validation_concordance": evaluation.concordance,
+        "validation_unsafe_rate": evaluation.unsafe_rate,
         "seconds": 0.0,
     }
 
@@ -133,8 +136,8 @@ def _plot(rows: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), constrained_layout=True)
     for ax, key, label in (
         (axes[0], "final_reward", "mean reward (world utility), sampled"),
-        (axes[1], "heldout_concordance", "held-out greedy concordance"),
-        (axes[2], "heldout_unsafe_rate", "held-out greedy unsafe rate"),
+        (axes[1], "validation_concordance", "validation greedy concordance"),
+        (axes[2], "validation_unsafe_rate", "validation greedy unsafe rate"),
     ):
         ax.scatter([rows[0]["final_kl"]], [rows[0][key]], marker="s", color="black", label="supervised")
         for target in targets:

@@ -4,7 +4,8 @@
 
 For each variant (the defaults; without per-rater flip rates; training only the top block, the old
 default) it trains on the quickstart's snapshot with its supervised policy as backbone, then
-measures on held-out patients (not the feedback cohort):
+measures on the validation cohort (not the feedback cohort; a diagnosis decides what to change,
+so it never reads the test cohort):
 
 - train accuracy (the fit to the pairs), the learned flip rate of each clinician;
 - the *KL-regularised optimum* of each reward: over the formulary, π*(y|x) ∝ π_sft(y|x)·exp(r(x,y)/β),
@@ -27,9 +28,10 @@ from pathlib import Path
 import torch
 
 from clinrlhf.eval.evaluate import Scenario
-from clinrlhf.pipeline.cohorts import make_cohorts, scenarios
+from clinrlhf.pipeline.cohorts import CohortSizes, make_cohorts, scenarios
 from clinrlhf.pipeline.config import PipelineConfig
 from clinrlhf.pipeline.single import consistent_read
+from clinrlhf.pipeline.tuning import tuning_entry_point
 from clinrlhf.policy import load_policy
 from clinrlhf.policy.generate import sequence_logprob
 from clinrlhf.reward.config import RewardConfig
@@ -91,12 +93,13 @@ def optimum(
     }
 
 
+@tuning_entry_point("benchmarks/reward_diagnostics.py")
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--run-home", type=Path, required=True, help="CLINRLHF_HOME of a finished quickstart")
-    parser.add_argument("--cases", type=int, default=300, help="held-out cases to score")
+    parser.add_argument("--cases", type=int, default=300, help="validation cases to score")
     parser.add_argument("--out", type=Path, default=Path("reward_diagnostics.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -104,8 +107,8 @@ def main() -> None:
     snapshot = next((args.run_home / "snapshots").glob("*.ndjson"))
     policy, tokenizer = load_policy(Path(summary["policy_dir"]).parent / "sft")
     world, config = load_world(), PipelineConfig()
-    heldout = make_cohorts(world, (0, 0, config.heldout_patients), config.seed, date.today()).heldout
-    cases = scenarios(heldout)[: args.cases]
+    sizes = CohortSizes(validation=config.validation_patients)
+    cases = scenarios(make_cohorts(world, sizes, config.seed, date.today()).validation)[: args.cases]
     prior = formulary_logprobs(policy.eval(), tokenizer, world, cases)
     judgments, _ = consistent_read(snapshot)
     pairs = pairs_from_judgments(judgments, world=world)

@@ -14,28 +14,29 @@ from clinrlhf.active.pool import build_pool, heldout_candidates, pool_options, s
 from clinrlhf.active.strategy import run_strategy
 from clinrlhf.active.study_settings import TODAY, StudySettings
 from clinrlhf.eval.evaluate import evaluate_policy
-from clinrlhf.pipeline.cohorts import make_cohorts
+from clinrlhf.pipeline.cohorts import CohortSizes, make_cohorts
+from clinrlhf.pipeline.tuning import tuning_entry_point
 from clinrlhf.world.world import load_world
 
 
+@tuning_entry_point("clinrlhf/active/study.py")  # it chooses an acquisition rule
 def run(settings: StudySettings, policy_dir: Path | None = None, log: Callable[[str], None] = print) -> dict:
     world = load_world()
     per_seed: list[dict[str, Any]] = []
     for seed in settings.seeds:
         started = time.monotonic()
-        cohorts = make_cohorts(
-            world, (settings.history_patients, settings.pool_patients, settings.heldout_patients), seed, TODAY
-        )
+        sizes = CohortSizes(settings.history_patients, settings.pool_patients, settings.validation_patients)
+        cohorts = make_cohorts(world, sizes, seed, TODAY)
         policy, tokenizer = supervised_policy(world, cohorts.history, settings, seed, policy_dir)
         pool = build_pool(world, policy, tokenizer, cohorts.feedback, seed)
-        held = heldout_candidates(world, policy, tokenizer, cohorts.heldout, settings.candidates, seed)
+        held = heldout_candidates(world, policy, tokenizer, cohorts.validation, settings.candidates, seed)
         if "thompson" in settings.strategies:
             pool_options(world, policy, tokenizer, pool, settings.candidates, seed)
         base = baselines(world, held)
         floor, ceiling = base["random_pick"], base["oracle"]
         greedy = evaluate_policy(policy, tokenizer, world, held.scenarios).concordance
         log(
-            f"seed {seed}: {len(pool.cases)} cards in the pool, {len(held.scenarios)} held-out scenarios; "
+            f"seed {seed}: {len(pool.cases)} cards in the pool, {len(held.scenarios)} validation scenarios; "
             f"supervised greedy {greedy:.3f}, best-of-{settings.candidates} random pick {floor:.3f}, "
             f"oracle {ceiling:.3f} ({time.monotonic() - started:.0f} s)"
         )
@@ -48,7 +49,7 @@ def run(settings: StudySettings, policy_dir: Path | None = None, log: Callable[[
             {
                 "seed": seed,
                 "pool_cards": len(pool.cases),
-                "heldout_scenarios": len(held.scenarios),
+                "validation_scenarios": len(held.scenarios),
                 "supervised_greedy_concordance": greedy,
                 "random_pick_concordance": floor,
                 "oracle_concordance": ceiling,
@@ -60,7 +61,7 @@ def run(settings: StudySettings, policy_dir: Path | None = None, log: Callable[[
     means = {name: mean_curve([s["curves"][name] for s in per_seed]) for name in settings.strategies}
     needs = {name: judgments_to_reach(c, settings.target) for name, c in means.items()}
     return {
-        "what": "held-out concordance of the best-of-n policy: the reward model's choice among n samples "
+        "what": "validation-cohort concordance of the best-of-n policy: the reward model's choice among n samples "
         "of the supervised policy (not a PPO run)",
         "reward_training": "DP-SGD (project trainer), per-model epsilon as reported"
         if settings.dp

@@ -15,8 +15,9 @@ class StudySettings:
     """Historical-practice patients the supervised policy imitates (the pipeline's default)."""
     pool_patients: int = 3000
     """Synthetic feedback patients: one card per (patient, target) with two distinct suggestions."""
-    heldout_patients: int = 1500
-    """Held-out patients whose scenarios measure the best-of-n policy."""
+    validation_patients: int = 1500
+    """Validation-cohort patients whose scenarios measure the best-of-n policy (the study chooses an
+    acquisition rule, so it never reads the test cohort)."""
     policy_layers: int = 2
     policy_width: int = 64
     sft_epochs: int = 24
@@ -63,7 +64,7 @@ FULL = StudySettings()
 QUICK = StudySettings(
     history_patients=1000,
     pool_patients=300,
-    heldout_patients=150,
+    validation_patients=150,
     policy_layers=1,
     policy_width=32,
     sft_epochs=20,

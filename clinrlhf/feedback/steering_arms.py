@@ -1,6 +1,6 @@
 """What steering does to who gets judged, without a server or training: for a budget of N patients,
 the patients each arm sends per group (unsteered, steered to population shares, to equal shares, to
-a floor), their shares against the population's, and the held-out n the eval will have per group."""
+a floor), their shares against the population's, and the evaluation n per group."""
 
 from __future__ import annotations
 
@@ -65,10 +65,10 @@ def summarise_arm(
     return {"groups": rows, "smallest_group": {"group": smallest, **rows[smallest]}}
 
 
-def heldout_counts(
+def evaluation_counts(
     patient_groups: Sequence[str | None], scenario_groups: Sequence[str | None]
 ) -> dict[str, Any]:
-    """Held-out patients and scenarios per group, and the worst-case 95% half-width at that n.
+    """Evaluation-cohort patients and scenarios per group, and the worst-case 95% half-width at that n.
     A missing attribute (None) is skipped, as the eval leaves such a scenario out of the group."""
     patients = Counter(g for g in patient_groups if g is not None)
     counted = Counter(g for g in scenario_groups if g is not None)

@@ -35,7 +35,7 @@ SNAPSHOT_ARTIFACTS = "snapshot"
 SNAPSHOTS_FOLDER = "snapshots"  # $CLINRLHF_HOME/snapshots/<sha256>.ndjson
 # The dataset inputs of the PPO and eval runs (log_rows_dataset).
 PPO_PROMPTS_DATASET = "ppo-prompts"
-HELDOUT_DATASET = "heldout-scenarios"
+TEST_DATASET = "test-scenarios"
 EXAMPLES_ARTIFACTS = "examples"
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from clinrlhf.feedback.screening import ScreeningConfig
 from clinrlhf.feedback.steering import SteeringConfig
 from clinrlhf.formulary import load_formulary
 from clinrlhf.panel.session import PanelConfig
+from clinrlhf.pipeline.cohorts import CohortSizes
 from clinrlhf.pipeline.policy_reward import INVALID_PENALTY
 from clinrlhf.pipeline.prompts import PROMPT_SOURCES
 from clinrlhf.policy.lora_config import LoRAConfig
@@ -26,8 +28,13 @@ class PipelineConfig:
     """Patients in the historical-practice corpus the supervised policy imitates."""
     feedback_patients: int = 1500
     """Patients the service sees and the panel judges."""
-    heldout_patients: int = 800
-    """Patients kept for evaluation only."""
+    validation_patients: int = 800
+    """Patients every tuning decision is made on (defaults, checkpoints, sweeps): never trained on,
+    never reported. A run does not evaluate them itself (benchmarks/pipeline_seeds.py --cohort
+    validation does, for tuning), which keeps the quickstart within its 10 minutes."""
+    test_patients: int = 800
+    """Patients the run reports on, once: never trained on and never used to decide anything.
+    (Called `heldout_patients` before validation and test were separated; that key still loads.)"""
     seed: int = 0
     """Seeds which patients fall in each cohort and the historical practice (`--seed`). The panel and
     each trainer keep their own seed (panel.seed, sft.seed, reward.seed, ppo.seed), so two runs that
@@ -63,6 +70,26 @@ class PipelineConfig:
     validity_penalty: float = INVALID_PENALTY
     """Subtracted from PPO's reward for a response that is no valid prescription under the formulary
     (clinrlhf.pipeline.policy_reward); 0 turns the check off."""
+
+    def cohort_sizes(self, *, validation: bool = False) -> CohortSizes:
+        """The patients per cohort a run draws; the validation cohort only when asked for."""
+        return CohortSizes(
+            self.history_patients,
+            self.feedback_patients,
+            self.validation_patients if validation else 0,
+            self.test_patients,
+        )
+
+    @staticmethod
+    def upgrade_settings(overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """Configs written before validation and test were separated name the reported cohort
+        `heldout_patients`: it was the cohort reported on, so it is read as `test_patients`."""
+        out = dict(overrides)
+        if "heldout_patients" in out:
+            if "test_patients" in out:
+                raise ValueError("heldout_patients is the old name of test_patients: give one of them")
+            out["test_patients"] = out.pop("heldout_patients")
+        return out
 
     def __post_init__(self) -> None:
         if self.ppo_prompts not in PROMPT_SOURCES:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from clinrlhf.compliance.pdf import PdfUnavailableError
 from clinrlhf.compliance.registry import register_policy
 from clinrlhf.compliance.report import ReportFiles, report_for_run
+from clinrlhf.eval.unseen import unseen_rates
 from clinrlhf.feedback import Judgment
 from clinrlhf.feedback.anonymity import suppress_rare_patients
 from clinrlhf.feedback.judgment import from_ndjson
@@ -46,6 +47,7 @@ from clinrlhf.settings import Settings
 from clinrlhf.store.db import deployment_store, transaction
 from clinrlhf.store.export import export_snapshot
 from clinrlhf.store.quarantine import REASONS_FILE
+from clinrlhf.text.prompt import render_prompt
 from clinrlhf.world.world import World, load_world
 from privacy.deid import DeidReport, config_sha256, default_rules, deidentify_with_report
 
@@ -162,6 +164,12 @@ def _feedback_facts(
     }
 
 
+def training_prompts(examples: list[tuple[str, str]], ppo: list[str]) -> set[str]:
+    """Every prompt a trainer read: the supervised corpus's and PPO's (the reward model reads the
+    feedback's, which PPO's default source already holds; with history prompts, the SFT corpus's)."""
+    return {prompt for prompt, _ in examples} | set(ppo)
+
+
 def _eval_summary(evals: dict[str, Any]) -> dict[str, dict[str, float]]:
     return {
         name: {"concordance": evals[name].concordance, "unsafe_rate": evals[name].unsafe_rate}
@@ -182,12 +190,7 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
         log_pipeline_config(config)  # whole, as an artifact: read back by load_logged_config
         log_environment()
         out = home / "runs" / parent.info.run_id
-        cohorts = make_cohorts(
-            world,
-            (config.history_patients, config.feedback_patients, config.heldout_patients),
-            config.seed,
-            today,
-        )
+        cohorts = make_cohorts(world, config.cohort_sizes(), config.seed, today)
         examples = practice_examples(world, cohorts.history, settings.deid_secret, today, config.seed)
         sft_model, tokenizer, sft_run = stages.sft_stage(
             world=world,
@@ -223,7 +226,7 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
             sft_model=sft_model,
             tokenizer=tokenizer,
             reward=reward.model,
-            prompts=ppo_prompts(config.ppo_prompts, judgments, examples),
+            prompts=(prompts := ppo_prompts(config.ppo_prompts, judgments, examples)),
             config=config.ppo,
             reward_run=reward_run,
             deid_sha=deid_sha,
@@ -238,8 +241,9 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
             world=world,
             models={"before": sft_model, "after": ppo.policy},
             tokenizer=tokenizer,
-            scenarios=scenarios(cohorts.heldout),
+            scenarios=(test := scenarios(cohorts.test)),  # reported once, never decided on
             policy_run=ppo_run.run_id,
+            training_prompts=(seen := training_prompts(examples, prompts)),
         )
         # On the pipeline run itself: one row of MLflow's run table per retrain, and its description.
         log_headline(_eval_summary(evals), epsilon=reward.epsilon, delta=reward.delta, kl=ppo.final_kl)
@@ -255,6 +259,9 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
         seconds = time.monotonic() - started
         summary: dict[str, Any] = {
             **_eval_summary(evals),
+            "unseen_prompts": unseen_rates(
+                [render_prompt(world, t.facts, t.target) for t in test], evals["after"].outcomes, seen
+            ),
             "kl": ppo.final_kl,
             "kl_target": config.ppo.kl_target,
             "epsilon": reward.epsilon,

@@ -18,8 +18,8 @@ from clinrlhf.eval.bootstrap import interval_metrics, outcome_intervals
 from clinrlhf.eval.evaluate import rates
 from clinrlhf.feedback import Judgment, snapshot_sha256, to_ndjson
 from clinrlhf.lineage.datasets import (
-    HELDOUT_DATASET,
     PPO_PROMPTS_DATASET,
+    TEST_DATASET,
     examples_ndjson,
     log_examples_dataset,
     log_rows_dataset,
@@ -171,7 +171,7 @@ def record_sample_run(
         stages["reward"] = _reward(snapshot, digest, epsilon, dp_noise)
         stages["ppo"] = _ppo(digest, stages["reward"])
         with stage_run("eval", tags={"clinrlhf.policy_run_id": stages["ppo"]}) as ev:
-            log_rows_dataset(prompt_rows(PROMPTS[::-1]), HELDOUT_DATASET, "evaluation")
+            log_rows_dataset(prompt_rows(PROMPTS[::-1]), TEST_DATASET, "evaluation")
             after = eval_metrics(concordance, unsafe_rate, seed=seed)
             before = eval_metrics(0.5, 0.2, seed=seed + 1, prefix="eval.before.")
             mlflow.log_metrics(after | before)

@@ -21,7 +21,7 @@ from clinrlhf.feedback.judgment import from_ndjson
 from clinrlhf.formulary import load_formulary
 from clinrlhf.lineage.runs import configure_mlflow
 from clinrlhf.pipeline import stages
-from clinrlhf.pipeline.cohorts import make_cohorts, practice_examples
+from clinrlhf.pipeline.cohorts import CohortSizes, make_cohorts, practice_examples
 from clinrlhf.pipeline.config import PipelineConfig
 from clinrlhf.pipeline.prompts import ppo_prompts
 from clinrlhf.pipeline.run import Reporter
@@ -55,7 +55,7 @@ def consistent_read(path: Path) -> tuple[list[Judgment], str]:
 def history_examples(settings: Settings, world: World, config: PipelineConfig) -> list[tuple[str, str]]:
     """The historical-practice corpus, as the pipeline builds it from the config's seed."""
     today = date.today()
-    cohorts = make_cohorts(world, (config.history_patients, 0, 0), config.seed, today)
+    cohorts = make_cohorts(world, CohortSizes(history=config.history_patients), config.seed, today)
     return practice_examples(world, cohorts.history, settings.deid_secret, today, config.seed)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -15,11 +15,12 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from clinrlhf.eval.bootstrap import interval_metrics, outcome_intervals
 from clinrlhf.eval.evaluate import Evaluation, Scenario, evaluate_policy, subgroup_of
+from clinrlhf.eval.unseen import unseen_metrics, unseen_rates
 from clinrlhf.feedback import Judgment, snapshot_sha256, to_ndjson
 from clinrlhf.formulary import Formulary, load_formulary
 from clinrlhf.lineage.datasets import (
-    HELDOUT_DATASET,
     PPO_PROMPTS_DATASET,
+    TEST_DATASET,
     log_examples_dataset,
     log_rows_dataset,
     log_snapshot_dataset,
@@ -291,11 +292,14 @@ def eval_stage(
     tokenizer: PreTrainedTokenizerBase,
     scenarios: list[Scenario],
     policy_run: str,
+    training_prompts: Collection[str] = (),
 ) -> tuple[dict[str, Evaluation], str]:
-    """Evaluate each model on the held-out scenarios in one eval run; `after` gets the bare names."""
+    """Evaluate each model on the test scenarios in one eval run; `after` gets the bare names. Also
+    logged: each model's rates on the scenarios whose prompt is not among `training_prompts`
+    (eval.unseen_prompts.*, eval.before.unseen_prompts.*; clinrlhf.eval.unseen)."""
     with stage_run("eval", tags={"clinrlhf.policy_run_id": policy_run}) as run:
-        rows = prompt_rows([render_prompt(world, s.facts, s.target) for s in scenarios])
-        log_rows_dataset(rows, HELDOUT_DATASET, "evaluation")
+        prompts = [render_prompt(world, s.facts, s.target) for s in scenarios]
+        log_rows_dataset(prompt_rows(prompts), TEST_DATASET, "evaluation")
         results = {
             name: evaluate_policy(model, tokenizer, world, scenarios) for name, model in models.items()
         }
@@ -307,5 +311,7 @@ def eval_stage(
         for name, prefix in (("after", "eval."), ("before", "eval.before.")):
             intervals = outcome_intervals(results[name].outcomes, groups)
             mlflow.log_metrics(interval_metrics(intervals, prefix))
+            unseen = unseen_rates(prompts, results[name].outcomes, set(training_prompts))
+            mlflow.log_metrics(unseen_metrics(unseen, prefix))
         mlflow.log_text(json.dumps({n: e.metrics() for n, e in results.items()}, indent=2), "eval.json")
     return results, run.info.run_id

@@ -88,12 +88,12 @@ def test_locate_run_reads_config_date_and_snapshot_from_mlflow(tmp_path):
     client.set_terminated(reward.info.run_id, "FINISHED", end_time=noon + 5000)
     mlflow.set_tracking_uri(client.tracking_uri)
     with mlflow.start_run(run_id=ids["r1"]):
-        log_pipeline_config(PipelineConfig(seed=7, heldout_patients=5))
+        log_pipeline_config(PipelineConfig(seed=7, test_patients=5))
     client.set_terminated(ids["r1"], "FINISHED", end_time=noon + 9000)
 
     run = locate_run(home)
     assert run.run_id == ids["r1"] and run.run_date == date(2026, 3, 4)
-    assert (run.config.seed, run.config.heldout_patients) == (7, 5) and "MLflow" in run.config_source
+    assert (run.config.seed, run.config.test_patients) == (7, 5) and "MLflow" in run.config_source
     assert run.snapshot.name == f"{'aa' * 32}.ndjson"  # the one its reward stage trained on
     assert run.mlflow["reward"]["metrics"] == {"reward.heldout_accuracy": 0.8}
     assert run.mlflow["reward"]["seconds"] == pytest.approx(4.0)
@@ -117,7 +117,7 @@ def test_output_is_strict_json_and_the_table_says_what_was_not_private():
     result = {
         "run_id": "r",
         "mode": "full",
-        "heldout_scenarios": 10,
+        "test_scenarios": 10,
         "methods": {"DPO (non-private)": row},
         "privacy": {
             "snapshot_sha256": "ab" * 32,

@@ -21,7 +21,7 @@ from clinrlhf.eval.evaluate import subgroup_of
 from clinrlhf.feedback.steering import SteeringConfig, steered_order
 from clinrlhf.feedback.steering_arms import floor_shares
 from clinrlhf.lineage.runs import configure_mlflow, stage_run
-from clinrlhf.pipeline.cohorts import make_cohorts, scenarios
+from clinrlhf.pipeline.cohorts import CohortSizes, make_cohorts, scenarios
 from clinrlhf.settings import Settings
 from clinrlhf.world.world import load_world
 
@@ -194,9 +194,12 @@ def test_steered_order_reaches_unequal_targets():
     assert got == pytest.approx(targets, abs=0.03)
 
 
+SMALL_SIZES = CohortSizes(feedback=300, validation=120)
+
+
 @pytest.fixture(scope="module")
 def small_steering() -> dict:
-    return steering("race", patients=100, seed=0, seeds=(0, 1), floor=0.1, day=DAY, sizes=(0, 300, 120))
+    return steering("race", patients=100, seed=0, seeds=(0, 1), floor=0.1, day=DAY, sizes=SMALL_SIZES)
 
 
 def test_steering_raises_the_smallest_groups_share_within_the_budget(small_steering):
@@ -217,19 +220,19 @@ def test_steering_raises_the_smallest_groups_share_within_the_budget(small_steer
     assert all(arms["equal"]["groups"][g]["share"] > groups[g]["share"] for g in minorities)
     assert arms["equal"]["groups"]["white"]["share"] < groups["white"]["share"]
     # The unsteered arm is the cohort's first 100 patients, counted by the session's grouping.
-    feedback = make_cohorts(load_world(), (0, 300, 120), 0, DAY).feedback
+    feedback = make_cohorts(load_world(), SMALL_SIZES, 0, DAY).feedback
     firsts = Counter(subgroup_of(p.facts).get("race", "unknown") for p in feedback[:100])
     assert {g: r["sent_mean"] for g, r in arms["unsteered"]["groups"].items() if r["sent_mean"]} == firsts
 
 
-def test_steering_is_deterministic_and_counts_the_heldout_scenarios(small_steering):
-    again = steering("race", patients=100, seed=0, seeds=(0, 1), floor=0.1, day=DAY, sizes=(0, 300, 120))
+def test_steering_is_deterministic_and_counts_the_validation_scenarios(small_steering):
+    again = steering("race", patients=100, seed=0, seeds=(0, 1), floor=0.1, day=DAY, sizes=SMALL_SIZES)
     assert again == small_steering
-    heldout = make_cohorts(load_world(), (0, 300, 120), 0, DAY).heldout
-    counted = small_steering["heldout"]
-    assert sum(g["scenarios"] for g in counted.values()) == len(scenarios(heldout))
-    assert sum(g["patients"] for g in counted.values()) == len(heldout)
-    other = steering("race", patients=100, seed=0, seeds=(5,), floor=0.1, day=DAY, sizes=(0, 300, 120))
+    validation = make_cohorts(load_world(), SMALL_SIZES, 0, DAY).validation
+    counted = small_steering["validation"]
+    assert sum(g["scenarios"] for g in counted.values()) == len(scenarios(validation))
+    assert sum(g["patients"] for g in counted.values()) == len(validation)
+    other = steering("race", patients=100, seed=0, seeds=(5,), floor=0.1, day=DAY, sizes=SMALL_SIZES)
     assert other["arms"]["unsteered"] == small_steering["arms"]["unsteered"]  # no draw in it
 
 

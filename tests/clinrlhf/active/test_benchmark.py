@@ -26,7 +26,7 @@ def benchmark():  # noqa: ANN201 - a module loaded from a file
 def test_quick_mode_writes_both_curves(benchmark, tmp_path: Path) -> None:  # noqa: ANN001
     out = tmp_path / "al.json"
     tiny = ["--history-patients", "150", "--sft-epochs", "2", "--pool-patients", "60"]
-    tiny += ["--heldout-patients", "20", "--rounds", "2", "--cap", "3", "--initial-cases", "10"]
+    tiny += ["--validation-patients", "20", "--rounds", "2", "--cap", "3", "--initial-cases", "10"]
     tiny += ["--reward-epochs", "1", "--passes", "2", "--target", "0.0"]
     returned = benchmark.main(["--quick", "--out", str(out), *tiny])
     written = json.loads(out.read_text())
@@ -65,7 +65,7 @@ def test_one_model_rules_ask_new_cards_each_round(
 ) -> None:  # noqa: ANN001
     out = tmp_path / "rule.json"
     tiny = ["--history-patients", "150", "--sft-epochs", "2", "--pool-patients", "60"]
-    tiny += ["--heldout-patients", "20", "--rounds", "2", "--cap", "3", "--initial-cases", "10"]
+    tiny += ["--validation-patients", "20", "--rounds", "2", "--cap", "3", "--initial-cases", "10"]
     tiny += ["--reward-epochs", "1", "--target", "0.0", "--strategies", strategy, *extra]
     written = benchmark.main(["--quick", "--out", str(out), *tiny])
     curve = written["seeds"][0]["curves"][strategy]

@@ -71,7 +71,7 @@ def test_mlflow_itself_refuses_a_full_sha256_digest(sample):
 
 def test_ppo_and_eval_runs_name_the_data_they_read(sample):
     ppo = _inputs(sample.client, sample.good.stages["ppo"])["ppo-prompts"]
-    ev = _inputs(sample.client, sample.good.stages["eval"])["heldout-scenarios"]
+    ev = _inputs(sample.client, sample.good.stages["eval"])["test-scenarios"]
     assert {t.key: t.value for t in ppo.tags}["mlflow.data.context"] == "training"
     assert {t.key: t.value for t in ev.tags}["mlflow.data.context"] == "evaluation"
     for item in (ppo, ev):

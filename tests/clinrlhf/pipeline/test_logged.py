@@ -32,7 +32,7 @@ def client(tmp_path: Path) -> MlflowClient:
 def _big_config() -> PipelineConfig:
     """A config whose JSON is far longer than an MLflow param: 400 clinicians' accuracies."""
     accuracies = {f"clinician-{i:04d}": 0.5 + i / 1000 for i in range(400)}
-    config = PipelineConfig(seed=7, heldout_patients=5, lora=LoRAConfig(rank=16))
+    config = PipelineConfig(seed=7, test_patients=5, lora=LoRAConfig(rank=16))
     config = replace(config, reward=replace(config.reward, rater_accuracies=accuracies))
     assert len(json.dumps(asdict(config))) > 6000
     return config
@@ -51,7 +51,7 @@ def test_an_old_run_with_the_whole_config_in_the_param_still_loads(client: Mlflo
     with mlflow.start_run() as run:
         mlflow.log_param(LEGACY_PARAM, json.dumps({"seed": 3, "heldout_patients": 9}))
     loaded, source = load_logged_config(client, run.info.run_id)
-    assert (loaded.seed, loaded.heldout_patients) == (3, 9)
+    assert (loaded.seed, loaded.test_patients) == (3, 9)  # the reported cohort's old name
     assert loaded.ppo == PipelineConfig().ppo  # what it did not log: today's defaults
     assert LEGACY_PARAM in source
 

@@ -18,7 +18,7 @@ from clinrlhf.world import load_world
 SMALL = {
     "history_patients": 900,
     "feedback_patients": 250,
-    "heldout_patients": 150,
+    "test_patients": 150,
     "seed": 3,
     "sft": {"epochs": 4},
     "reward": {"epochs": 2},
@@ -108,6 +108,11 @@ def test_mlflow_runs_are_nested_and_tagged_as_contract_says(run):
         assert tags["mlflow.source.git.commit"]
     assert ev.data.metrics["eval.concordance"] == pytest.approx(summary["after"]["concordance"])
     assert any(k.startswith("eval.concordance.sex.") for k in ev.data.metrics)
+    # The test scenarios no trainer read a prompt of: fewer than all (tiny cohorts share prompts).
+    unseen = summary["unseen_prompts"]
+    assert 0 < unseen["n"] < ev.data.metrics["eval.n"]
+    assert ev.data.metrics["eval.unseen_prompts.concordance"] == pytest.approx(unseen["concordance"])
+    assert "eval.before.unseen_prompts.concordance" in ev.data.metrics
 
 
 def test_snapshot_on_disk_matches_its_lineage_hash(run):
@@ -185,7 +190,7 @@ def test_no_patient_identifier_leaks(run):
     world = load_world()
     cohorts = make_cohorts(
         world,
-        (SMALL["history_patients"], SMALL["feedback_patients"], SMALL["heldout_patients"]),
+        (SMALL["history_patients"], SMALL["feedback_patients"], 0, SMALL["test_patients"]),
         SMALL["seed"],
         date.today(),
     )
