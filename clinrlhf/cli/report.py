@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Render the compliance report of a pipeline run (or of any of its stages) from what MLflow "
         "recorded and the audit trail confirms: outcome with bootstrap intervals, acceptance criteria, approvals, "
         "model card, ONC HTI-1 source attributes, lineage, privacy and its ledger, de-identification, feedback, "
-        "training curves and subgroup performance. It is rendered afresh each time, so it shows approvals and "
+        "training curves, subgroup performance, and the change record and CHAI Applied Model Card of each promoted version. It is rendered afresh each time, so it shows approvals and "
         "promotions made after training. Prints the path of each file written.",
     )
     parser.add_argument(
@@ -36,6 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="acceptance criteria JSON, as for `promote`",
     )
+    parser.add_argument(
+        "--records",
+        action="store_true",
+        help="also export the change record and CHAI Applied Model Card of each promoted version of the run "
+        "(JSON and Markdown, from MLflow's clinrlhf-compliance experiment)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -45,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
 
     from clinrlhf.cli.promote import load_criteria_arg
     from clinrlhf.compliance.pdf import PdfUnavailableError
+    from clinrlhf.compliance.promotion_records import RecordsUnreadable, export_records
+    from clinrlhf.compliance.registry import versions_of_run
     from clinrlhf.compliance.report import build_report, write_run_report
     from clinrlhf.settings import load_settings
     from clinrlhf.store import deployment_store, record_audit, transaction
@@ -60,13 +68,23 @@ def run(args: argparse.Namespace) -> int:
             record_audit(session, actor="cli", action="R", entity_type="Report", entity_id=run_id)
     except SQLAlchemyError as err:
         raise CLIError(f"cannot read the audit trail ({type(err).__name__})") from None
+    folder = args.out or settings.resolved_home / "reports"
     try:
-        files = write_run_report(html, args.out or settings.resolved_home / "reports", run_id, pdf=args.pdf)
+        files = write_run_report(html, folder, run_id, pdf=args.pdf)
+        records = (
+            export_records(MlflowClient(), versions_of_run(MlflowClient(), run_id), folder)
+            if args.records
+            else []
+        )
     except PdfUnavailableError as err:
         raise CLIError(str(err)) from None
+    except RecordsUnreadable as err:
+        raise CLIError(f"cannot export the records: {err}") from None
     except OSError as err:
         raise CLIError(f"cannot write the report ({err.strerror})") from None
     print(files.html)
     if files.pdf:
         print(files.pdf)
+    for path in records:
+        print(path)
     return 0

@@ -26,6 +26,7 @@ from clinrlhf.compliance.governance import (
     override_reason,
     record_governance,
 )
+from clinrlhf.compliance.promotion_records import build_records, finish_records_run, start_records_run
 from clinrlhf.compliance.registry import (
     MODEL_NAME,
     POLICY_SHA256,
@@ -103,6 +104,8 @@ def _tag(client: MlflowClient, mv: ModelVersion, prefix: str, record: dict[str, 
         tags["custom_criteria"] = json.dumps(record["custom_criteria"], sort_keys=True)
     if record.get("override_reason"):
         tags["override_reason"] = record["override_reason"]
+    if record.get("change_record_run_id"):  # promotion_records.RECORD_RUN_TAG
+        tags["change_record_run_id"] = record["change_record_run_id"]
     for key, value in tags.items():
         client.set_model_version_tag(mv.name, mv.version, prefix + key, str(value))
 
@@ -133,7 +136,8 @@ def _move_alias(
     client.set_registered_model_alias(mv.name, PRODUCTION, mv.version)
     set_history(client, new_history, mv.name)
     set_production(
-        settings.resolved_home, ProductionPolicy(mv.name, str(mv.version), model_uri(mv), str(local))
+        settings.resolved_home,
+        ProductionPolicy(mv.name, str(mv.version), model_uri(mv), str(local), mv.run_id or ""),
     )
     return event.id
 
@@ -204,19 +208,29 @@ def promote(
     record = governance_record(
         officer, "promote", event_id=None, criteria=criteria, failed=failed, override=used
     )
-    with transaction(sessions) as session:
-        previous = history(client, name)
-        event_id = _move_alias(
-            client,
-            session,
-            settings,
-            mv,
-            local,
-            kind=PROMOTION,
-            record=record,
-            new_history=[*previous, str(mv.version)],
-            records=records,
-        )
+    # The change record and CHAI card are written before the alias moves, and the governance
+    # record (pinned in the audit trail) carries their SHA-256 and the run that holds them.
+    written = build_records(client, settings.mlflow_tracking_uri, mv, current, criteria, record)
+    records_run = start_records_run(client, settings, mv, written)
+    record |= written.digests() | {"change_record_run_id": records_run}
+    try:
+        with transaction(sessions) as session:
+            previous = history(client, name)
+            event_id = _move_alias(
+                client,
+                session,
+                settings,
+                mv,
+                local,
+                kind=PROMOTION,
+                record=record,
+                new_history=[*previous, str(mv.version)],
+                records=records,
+            )
+    except BaseException:
+        finish_records_run(client, records_run, promoted=False)
+        raise
+    finish_records_run(client, records_run, promoted=True)
     return Promotion(str(mv.version), str(current.version) if current else None, event_id, local)
 
 

@@ -31,6 +31,7 @@ from clinrlhf.compliance.modelcard import model_card
 from clinrlhf.compliance.privacy_spent import odometers
 from clinrlhf.compliance.promotion import PROMOTION_TAGS
 from clinrlhf.compliance.report_privacy import privacy_statement
+from clinrlhf.compliance.report_records import promotion_records
 from clinrlhf.compliance.wilson import wilson_interval
 from clinrlhf.lineage.artifacts import read_artifact_text
 from clinrlhf.lineage.audit_anchors import AUDIT_HEAD_TAG, parse_head
@@ -427,6 +428,7 @@ def report_context(
         "after": _outcome(ev.rates["after"]),
         "model_card": model_card(ev),
         "hti1": source_attributes(ev),
+        **promotion_records(client, ev),  # change records and CHAI cards of promoted versions
         "criteria": check_criteria(criteria, ev.rates["after"], ev.epsilon),
         "criteria_config": criteria.to_dict(),
         "governance_notes": governance_notes(ev, criteria, sessions),

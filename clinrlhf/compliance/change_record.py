@@ -1,0 +1,222 @@
+"""The change record of one promotion, in the three parts of a Predetermined Change Control Plan: the
+description of the modification, the modification protocol that produced it, and its impact
+assessment. FDA, "Marketing Submission Recommendations for a Predetermined Change Control Plan for
+Artificial Intelligence-Enabled Device Software Functions", final guidance, August 2025
+(https://www.fda.gov/regulatory-information/search-fda-guidance-documents/marketing-submission-recommendations-predetermined-change-control-plan-artificial-intelligence).
+
+Pure: it reads the Evidence of the promoted version and of the version it replaces (None at the
+first promotion) and returns JSON-ready data; every value comes from what MLflow recorded."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from mlflow.entities.model_registry import ModelVersion
+
+from clinrlhf.compliance.criteria import AcceptanceCriteria, check_criteria
+from clinrlhf.compliance.evidence import Evidence, when
+from clinrlhf.compliance.registry import DATASET_SHA256, POLICY_SHA256
+
+SCHEMA = "clinrlhf.change-record/1"
+GUIDANCE = (
+    "FDA, Marketing Submission Recommendations for a Predetermined Change Control Plan for Artificial "
+    "Intelligence-Enabled Device Software Functions (final guidance, August 2025)"
+)
+NONE = "none"
+STAGES = ("sft", "reward", "ppo", "eval")
+METRICS = ("concordance", "unsafe_rate")
+
+
+@dataclass(frozen=True)
+class VersionEvidence:
+    """A registered version and the evidence of the pipeline run that made it."""
+
+    version: ModelVersion
+    evidence: Evidence
+
+
+def _number(value: float | None) -> float | None:
+    """JSON has no NaN: a metric the run did not log is null."""
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def config_sha256(ev: Evidence) -> str:
+    """SHA-256 of the stage runs' parameters as MLflow recorded them (canonical JSON, by stage): the
+    training configuration's digest, reproducible by anyone holding the store."""
+    params = {s: dict(sorted(r.data.params.items())) for s in STAGES if (r := ev.run(s)) is not None}
+    return hashlib.sha256(json.dumps(params, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def identity(v: VersionEvidence) -> dict[str, str]:
+    """What the version is, item by item: the description of the modification compares these."""
+    ev, mv = v.evidence, v.version
+    return {
+        "model version": str(mv.version),
+        "policy weights SHA-256": mv.tags.get(POLICY_SHA256, "not recorded"),
+        "pipeline run": ev.run_id,
+        "feedback snapshot SHA-256": ev.tag("reward", "clinrlhf.dataset_sha256", "not recorded"),
+        "supervised dataset SHA-256": ev.tag("sft", "clinrlhf.dataset_sha256", "not recorded"),
+        "PPO prompts dataset SHA-256": mv.tags.get(DATASET_SHA256) or "not recorded",
+        "de-identification config SHA-256": ev.tag("reward", "clinrlhf.deid_config_sha256", "not recorded"),
+        "training config SHA-256": config_sha256(ev),
+        "code commit": ev.tag("pipeline", "mlflow.source.git.commit", "not recorded"),
+        "environment SHA-256": ev.environment_sha256,
+        "reward model ε": f"{ev.epsilon:.3f}" if math.isfinite(ev.epsilon) else "not DP",
+    }
+
+
+def description(new: VersionEvidence, previous: VersionEvidence | None) -> dict[str, Any]:
+    mine = identity(new)
+    theirs = identity(previous) if previous else None
+    changes = [
+        {
+            "item": item,
+            "previous": theirs[item] if theirs else NONE,
+            "new": value,
+            "changed": theirs is None or theirs[item] != value,
+        }
+        for item, value in mine.items()
+    ]
+    was = f"version {previous.version.version}" if previous else "no version (first promotion)"
+    return {
+        "summary": f"{new.version.name} version {new.version.version} replaces {was} in production.",
+        "previous_version": str(previous.version.version) if previous else NONE,
+        "kind": "retraining of the same policy architecture by the clinrlhf pipeline (supervised "
+        "fine-tuning, reward model from clinician feedback, KL-constrained PPO); intended use unchanged",
+        "changes": changes,
+    }
+
+
+def _cohorts(ev: Evidence) -> list[dict[str, Any]]:
+    return [
+        {"attribute": a, "group": g, "n": int(values.get("n", 0))}
+        for a, g, values in ev.rates["after"].groups()
+    ]
+
+
+def data_protocol(ev: Evidence) -> dict[str, Any]:
+    fb = ev.feedback
+    feedback: dict[str, Any] = (
+        {
+            "judgments": fb["judgments"],
+            "by kind": fb["by_kind"],
+            "clinicians": fb["clinicians"],
+            "cards": fb["cards"],
+        }
+        if fb
+        else {"counts": "not available: the snapshot file is not readable here (MLflow holds its SHA-256)"}
+    )
+    return {
+        "feedback snapshot SHA-256": ev.tag("reward", "clinrlhf.dataset_sha256", "not recorded"),
+        "feedback": feedback,
+        "supervised dataset SHA-256": ev.tag("sft", "clinrlhf.dataset_sha256", "not recorded"),
+        "de-identification config SHA-256": ev.tag("reward", "clinrlhf.deid_config_sha256", "not recorded"),
+        "held-out evaluation": {
+            "eval run": ev.run_id_of("eval"),
+            "scenarios": int(ev.rates["after"].get("n", 0) or 0),
+            "cohorts": _cohorts(ev),
+        },
+    }
+
+
+def training_protocol(ev: Evidence) -> dict[str, Any]:
+    runs = {s: {"run": r.info.run_id, "started": when(r.info.start_time)} for s in STAGES if (r := ev.run(s))}
+    return {
+        "training config SHA-256": config_sha256(ev),
+        "stage runs": runs,
+        "differential privacy": ev.dp_params | {"dp.epsilon": _number(ev.epsilon)},
+        "final KL to the supervised policy": _number(ev.kl),
+        "KL target": _number(ev.kl_target),
+        "code commit": ev.tag("pipeline", "mlflow.source.git.commit", "not recorded"),
+        "environment SHA-256": ev.environment_sha256,
+    }
+
+
+def acceptance(ev: Evidence, criteria: AcceptanceCriteria, decision: dict[str, Any]) -> dict[str, Any]:
+    results = check_criteria(criteria, ev.rates["after"], ev.epsilon)
+    return {
+        "criteria": criteria.to_dict(),
+        "custom criteria": decision.get("custom_criteria", {}),
+        "results": [asdict(r) for r in results],
+        "all passed": all(r.passed for r in results),
+        "override reason": decision.get("override_reason"),
+    }
+
+
+def _figure(values: dict[str, float], metric: str) -> float | None:
+    return _number(values.get(metric))
+
+
+def _difference(new: float | None, old: float | None) -> float | None:
+    return None if new is None or old is None else new - old
+
+
+def _row(new: dict[str, float], old: dict[str, float] | None) -> dict[str, Any]:
+    row: dict[str, Any] = {"n": int(new.get("n", 0)), "previous n": int(old.get("n", 0)) if old else None}
+    for metric in METRICS:
+        mine, theirs = _figure(new, metric), _figure(old, metric) if old else None
+        row[metric] = {
+            "new": mine,
+            "new 95% CI": [_number(new.get(f"{metric}_ci_low")), _number(new.get(f"{metric}_ci_high"))],
+            "previous": theirs,
+            "difference": _difference(mine, theirs),
+        }
+    return row
+
+
+def impact(new: VersionEvidence, previous: VersionEvidence | None) -> dict[str, Any]:
+    """The new version's held-out results against the previous production version's, overall and
+    per subgroup, side by side; differences are new − previous."""
+    after = new.evidence.rates["after"]
+    before = previous.evidence.rates["after"] if previous else None
+    keys = {(a, g) for a, g, _ in after.groups()} | (
+        {(a, g) for a, g, _ in before.groups()} if before else set()
+    )
+    subgroups = []
+    for attribute, group in sorted(keys):
+        mine = after.subgroups.get(attribute, {}).get(group, {})
+        theirs = before.subgroups.get(attribute, {}).get(group) if before else None
+        subgroups.append({"attribute": attribute, "group": group, **_row(mine, theirs)})
+    return {
+        "compared with": f"version {previous.version.version} (eval run {previous.evidence.run_id_of('eval')})"
+        if previous
+        else "none: this is the first version promoted to production, so there is no previous version "
+        "to compare with",
+        "new eval run": new.evidence.run_id_of("eval"),
+        "overall": _row(after.overall, before.overall if before else None),
+        "subgroups": subgroups,
+    }
+
+
+def change_record(
+    new: VersionEvidence,
+    previous: VersionEvidence | None,
+    criteria: AcceptanceCriteria,
+    decision: dict[str, Any],
+) -> dict[str, Any]:
+    """The whole record. `decision` is the promotion's governance record (officer, time, criteria,
+    override)."""
+    ev = new.evidence
+    return {
+        "schema": SCHEMA,
+        "guidance": GUIDANCE,
+        "model": new.version.name,
+        "version": str(new.version.version),
+        "previous_version": str(previous.version.version) if previous else NONE,
+        "promoted": {k: decision.get(k) for k in ("name", "role", "actor", "time")},
+        "description_of_modification": description(new, previous),
+        "modification_protocol": {
+            "data": data_protocol(ev),
+            "training": training_protocol(ev),
+            "acceptance_criteria": acceptance(ev, criteria, decision),
+        },
+        "impact_assessment": impact(new, previous),
+    }
+
+
+def record_sha256(record: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(record, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

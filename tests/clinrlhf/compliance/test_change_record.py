@@ -1,0 +1,141 @@
+"""Every promotion writes a change record (FDA PCCP: description of the modification, modification
+protocol, impact assessment against the previous production version) and a CHAI Applied Model
+Card, to a run of the compliance experiment in MLflow, pinned by the promotion's governance record.
+A refused promotion writes neither. Real SQLite MLflow store, real sample runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from mlflow.entities import RunStatus
+
+from clinrlhf.compliance.approval import approve
+from clinrlhf.compliance.change_record import record_sha256
+from clinrlhf.compliance.criteria import AcceptanceCriteria
+from clinrlhf.compliance.promotion import PROMOTION_TAGS, PromotionRefused, promote
+from clinrlhf.compliance.promotion_records import (
+    COMPLIANCE_EXPERIMENT,
+    RECORD_RUN_TAG,
+    PromotionRecords,
+    read_records,
+)
+from clinrlhf.compliance.registry import EVAL_RUN, MODEL_NAME
+from clinrlhf.identity import Principal
+from clinrlhf.lineage.artifacts import read_artifact_text
+
+OFFICER = Principal(sub="officer-1", role="compliance", scopes=frozenset(), issuer="test", name="Dr. Ada Lee")
+LENIENT = AcceptanceCriteria(min_concordance=0.4, max_unsafe_rate=0.2, max_subgroup_gap=0.5)
+
+
+def _promote(sample, version, criteria=LENIENT):
+    approve(sample.client, sample.sessions, version, OFFICER, sample.settings.deid_secret, criteria=criteria)
+    return promote(sample.client, sample.sessions, sample.settings, version, criteria, OFFICER)
+
+
+def _version(sample, version):
+    return sample.client.get_model_version(MODEL_NAME, version)
+
+
+def _records(sample, version) -> PromotionRecords:
+    stored = read_records(sample.client, _version(sample, version))
+    assert stored is not None and stored.records is not None
+    return stored.records
+
+
+def _eval_metrics(sample, version) -> dict[str, float]:
+    return sample.client.get_run(_version(sample, version).tags[EVAL_RUN]).data.metrics
+
+
+def test_the_first_promotion_writes_both_records_to_the_compliance_experiment(sample) -> None:
+    _promote(sample, sample.good.version)
+    mv = _version(sample, sample.good.version)
+    run = sample.client.get_run(mv.tags[RECORD_RUN_TAG])
+    experiment = sample.client.get_experiment(run.info.experiment_id)
+    assert experiment.name == COMPLIANCE_EXPERIMENT  # apart from the training runs
+    assert run.info.status == RunStatus.to_string(RunStatus.FINISHED)
+    names = {a.path for a in sample.client.list_artifacts(run.info.run_id)}
+    assert names == {"change-record.json", "change-record.md", "chai-card.json", "chai-card.md"}
+
+    record = json.loads(read_artifact_text(sample.client, run.info.run_id, "change-record.json") or "{}")
+    assert record["version"] == sample.good.version and record["previous_version"] == "none"
+    assert record["impact_assessment"]["compared with"].startswith("none: this is the first version")
+    changes = record["description_of_modification"]["changes"]
+    assert all(c["previous"] == "none" and c["changed"] for c in changes)
+    assert record["promoted"]["name"] == "Dr. Ada Lee"
+    markdown = read_artifact_text(sample.client, run.info.run_id, "change-record.md") or ""
+    assert "Previous production version: none." in markdown and "## Impact assessment" in markdown
+
+
+def test_the_governance_record_pins_both_files(sample) -> None:
+    _promote(sample, sample.good.version)
+    mv = _version(sample, sample.good.version)
+    governance = json.loads(mv.tags[PROMOTION_TAGS + "record"])
+    stored = read_records(sample.client, mv)
+    assert stored is not None and stored.records is not None
+    assert governance["change_record_sha256"] == record_sha256(stored.records.change_record)
+    assert governance["chai_card_sha256"] == record_sha256(stored.records.chai_card)
+    assert governance["change_record_run_id"] == mv.tags[RECORD_RUN_TAG]
+
+
+def test_the_modification_protocol_names_the_data_training_and_criteria_that_produced_it(sample) -> None:
+    _promote(sample, sample.good.version)
+    record = _records(sample, sample.good.version).change_record
+    protocol = record["modification_protocol"]
+    reward = sample.client.get_run(sample.good.stages["reward"])
+    assert protocol["data"]["feedback snapshot SHA-256"] == reward.data.tags["clinrlhf.dataset_sha256"]
+    assert protocol["data"]["feedback"]["judgments"] == 24  # the sample snapshot: 18 pairwise + 6 CDS
+    cohorts = {
+        (c["attribute"], c["group"]): c["n"] for c in protocol["data"]["held-out evaluation"]["cohorts"]
+    }
+    assert cohorts[("sex", "female")] == int(_eval_metrics(sample, sample.good.version)["eval.n.sex.female"])
+    training = protocol["training"]
+    assert {s: r["run"] for s, r in training["stage runs"].items()} == sample.good.stages
+    assert len(training["training config SHA-256"]) == 64
+    assert protocol["acceptance_criteria"]["criteria"] == LENIENT.to_dict()
+    assert protocol["acceptance_criteria"]["all passed"] is True
+
+
+def test_the_impact_assessment_sets_the_new_version_beside_the_previous_production_version(sample) -> None:
+    _promote(sample, sample.good.version)
+    _promote(sample, sample.poor.version)
+    record = _records(sample, sample.poor.version).change_record
+    assert record["previous_version"] == sample.good.version
+    impact = record["impact_assessment"]
+    assert impact["compared with"].startswith(f"version {sample.good.version}")
+    old, new = _eval_metrics(sample, sample.good.version), _eval_metrics(sample, sample.poor.version)
+    rows = {(r["attribute"], r["group"]): r for r in impact["subgroups"]}
+    assert len(rows) == 5  # sex: 2 groups, age band: 3
+    for (attribute, group), row in rows.items():
+        for metric in ("concordance", "unsafe_rate"):
+            key = f"eval.{metric}.{attribute}.{group}"
+            assert row[metric]["previous"] == pytest.approx(old[key])
+            assert row[metric]["new"] == pytest.approx(new[key])
+            assert row[metric]["difference"] == pytest.approx(new[key] - old[key])
+    assert impact["overall"]["concordance"]["difference"] < 0  # the poor version is worse: said plainly
+    changed = {c["item"]: c["changed"] for c in record["description_of_modification"]["changes"]}
+    assert changed["policy weights SHA-256"] and changed["pipeline run"]
+    assert not changed["de-identification config SHA-256"]  # both runs used the same configuration
+
+
+def test_a_refused_promotion_writes_no_record(sample) -> None:
+    with pytest.raises(PromotionRefused, match="no approval"):
+        promote(sample.client, sample.sessions, sample.settings, sample.good.version, LENIENT, OFFICER)
+    assert RECORD_RUN_TAG not in _version(sample, sample.good.version).tags
+    experiment = sample.client.get_experiment_by_name(COMPLIANCE_EXPERIMENT)
+    assert experiment is None or not sample.client.search_runs([experiment.experiment_id])
+
+
+def test_the_chai_card_is_filled_from_the_run_and_says_where_it_has_no_source(sample) -> None:
+    _promote(sample, sample.good.version)
+    card = _records(sample, sample.good.version).chai_card
+    sections = ("BasicInfo", "ReleaseInfo", "ModelSummary", "UsesAndDirections", "Warnings")
+    assert set(sections) | {"TrustIngredients", "KeyMetrics", "Resources"} <= set(card)
+    metrics = _eval_metrics(sample, sample.good.version)
+    efficacy = card["KeyMetrics"]["UsefulnessUsabilityEfficacy"]["Results"][0]["value"]
+    assert efficacy.startswith(f"{metrics['eval.concordance']:.3f} (95% CI")
+    fairness = card["KeyMetrics"]["FairnessEquity"]["Results"]
+    assert {r["label"].split(" ")[0] for r in fairness} >= {"sex=female", "age_band=20-39"}
+    assert card["ReleaseInfo"]["ReleaseVersion"].startswith(f"{MODEL_NAME} v{sample.good.version}")
+    assert card["ReleaseInfo"]["RegulatoryApproval"].startswith("not recorded")  # nothing invented
+    assert card["Warnings"]["ClinicalRiskLevel"].startswith("not recorded")
