@@ -27,11 +27,16 @@ async def read_json(request: Request) -> Any:
         raise APIError(400, "request body is nested too deeply", code="structure") from None
 
 
-def json_body(model: type[M]) -> Callable[[Request], Awaitable[M]]:
-    """A dependency returning the body validated as `model` (400 bad JSON, 422 invalid)."""
+def json_body(
+    model: type[M], check: Callable[[Any], None] | None = None
+) -> Callable[[Request], Awaitable[M]]:
+    """A dependency returning the body validated as `model` (400 bad JSON, 422 invalid). `check`,
+    when given, sees the parsed JSON first and raises APIError for a rule the schema cannot say."""
 
     async def parse(request: Request) -> M:
         data = await read_json(request)
+        if check is not None:
+            check(data)
         try:
             return model.model_validate(data)
         except ValidationError as err:

@@ -1,4 +1,4 @@
-"""CDS Hooks 2.0: discovery, the `patient-view` service, and its feedback endpoint."""
+"""CDS Hooks 3.0 (and 2.0 clients): discovery, the `patient-view` service, and its feedback endpoint."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from clinrlhf.store.errors import WrongClientError
 from services.body import body_schema, json_body
 from services.cds.attribution import AttributionError
 from services.cds.discovery import HOOK, SERVICE_ID, discovery
+from services.cds.invariants import Violation, feedback_violations
 from services.cds.prefetch import PrefetchError
 from services.cds.schemas import CDSRequest, CDSResponse, Discovery, FeedbackRequest, FeedbackResult
 from services.cds.service import patient_view, record_feedback_items
@@ -48,7 +49,21 @@ async def known_service(service_id: str) -> str:
 
 
 ServiceId = Annotated[str, Depends(known_service)]
-_feedback_body = json_body(FeedbackRequest)
+
+
+def refuse_violations(violations: list[Violation]) -> None:
+    """400 naming every broken rule (`services.cds.invariants`); warnings pass."""
+    errors = [v for v in violations if v.severity == "error"]
+    if errors:
+        code = "required" if all(v.kind == "required" for v in errors) else "invariant"
+        raise APIError(400, "; ".join(str(v) for v in errors[:5]), code=code)
+
+
+def check_feedback(data: object) -> None:
+    refuse_violations(feedback_violations(data))
+
+
+_feedback_body = json_body(FeedbackRequest, check=check_feedback)
 
 
 @dataclass(frozen=True)
@@ -111,6 +126,7 @@ def call_service(
     response_model=FeedbackResult,
     summary="CDS Hooks feedback",
     openapi_extra=body_schema(FeedbackRequest),
+    responses={400: {"description": "breaks a CDS Hooks 3.0 feedback rule (cds-fb-1..3), named"}},
 )
 async def feedback(call: Annotated[FeedbackCall, Depends(feedback_call)]) -> Response:
     try:
