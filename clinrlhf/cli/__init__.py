@@ -17,6 +17,7 @@ COMMANDS = (
     "serve",
     "token",
     "ingest",
+    "deidentify",
     "stats",
     "export",
     "audit",
