@@ -70,6 +70,10 @@ class PipelineConfig:
     validity_penalty: float = INVALID_PENALTY
     """Subtracted from PPO's reward for a response that is no valid prescription under the formulary
     (clinrlhf.pipeline.policy_reward); 0 turns the check off."""
+    ppo_prompt_balance: float = 0.0
+    """How far PPO's prompt draws are balanced across 20-year age bands: each band is drawn in
+    proportion to its share of the prompts ** (1 - this); 0 as the prompts come, 1 equal shares
+    (clinrlhf.pipeline.prompts.balance_by_age_band)."""
 
     def cohort_sizes(self, *, validation: bool = False) -> CohortSizes:
         """The patients per cohort a run draws; the validation cohort only when asked for."""
@@ -98,6 +102,8 @@ class PipelineConfig:
             )
         if self.validity_penalty < 0:
             raise ValueError(f"validity_penalty must be >= 0 (0 turns it off), not {self.validity_penalty}")
+        if not 0.0 <= self.ppo_prompt_balance <= 1.0:
+            raise ValueError(f"ppo_prompt_balance must be between 0 and 1, not {self.ppo_prompt_balance}")
         if self.formulary is not None:
             load_formulary(self.formulary)  # a malformed file is refused here, before any training
 

@@ -35,7 +35,7 @@ from clinrlhf.pipeline import stages
 from clinrlhf.pipeline.cohorts import Cohorts, make_cohorts, practice_examples, scenarios
 from clinrlhf.pipeline.config import PipelineConfig
 from clinrlhf.pipeline.logged import log_pipeline_config
-from clinrlhf.pipeline.prompts import ppo_prompts
+from clinrlhf.pipeline.prompts import balance_by_age_band, ppo_prompts
 from clinrlhf.pipeline.screening import screen_snapshot
 from clinrlhf.pipeline.server import running_server
 from clinrlhf.pipeline.summary import with_home_relative
@@ -226,7 +226,11 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
             sft_model=sft_model,
             tokenizer=tokenizer,
             reward=reward.model,
-            prompts=(prompts := ppo_prompts(config.ppo_prompts, judgments, examples)),
+            prompts=(
+                prompts := balance_by_age_band(
+                    ppo_prompts(config.ppo_prompts, judgments, examples), config.ppo_prompt_balance
+                )
+            ),
             config=config.ppo,
             reward_run=reward_run,
             deid_sha=deid_sha,

@@ -23,7 +23,7 @@ from clinrlhf.lineage.runs import configure_mlflow
 from clinrlhf.pipeline import stages
 from clinrlhf.pipeline.cohorts import CohortSizes, make_cohorts, practice_examples
 from clinrlhf.pipeline.config import PipelineConfig
-from clinrlhf.pipeline.prompts import ppo_prompts
+from clinrlhf.pipeline.prompts import balance_by_age_band, ppo_prompts
 from clinrlhf.pipeline.run import Reporter
 from clinrlhf.policy import load_policy
 from clinrlhf.ppo.distributed import Dist, current
@@ -154,7 +154,10 @@ def _prompts(snapshot: Path, world: World, config: PipelineConfig) -> tuple[list
     """The prompts the config names, and the snapshot's SHA-256 (the lineage of the PPO run)."""
     judgments, digest = consistent_read(snapshot)
     history = history_examples(load_settings(), world, config) if config.ppo_prompts == "history" else []
-    return ppo_prompts(config.ppo_prompts, judgments, history), digest
+    prompts = balance_by_age_band(
+        ppo_prompts(config.ppo_prompts, judgments, history), config.ppo_prompt_balance
+    )
+    return prompts, digest
 
 
 def train_ppo_stage(

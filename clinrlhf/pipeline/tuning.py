@@ -19,8 +19,10 @@ R = TypeVar("R")
 TUNING_ENTRY_POINTS: dict[str, str] = {
     "benchmarks/ppo_frontier.py::main": "chooses PPO's iterations and KL target",
     "benchmarks/reward_diagnostics.py::main": "diagnoses the reward model to decide what to change",
+    "benchmarks/ppo_gap.py::main": "chooses PPO's defaults on one finished run's policy and reward model",
     "clinrlhf/active/study.py::run": "compares acquisition rules (benchmarks/active_learning.py) to choose one",
     "benchmarks/fairness_runs.py::steering": "compares steering arms and floors to choose one",
+    "benchmarks/age_band_gap.py::main": "diagnoses the age-band gap to decide how PPO's prompts are weighted",
 }
 """path::function (path from the repository root) → the decision it makes. Each function runs under
 `tuning_entry_point(path)` and its module reads the validation cohort only."""

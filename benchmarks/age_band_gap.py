@@ -1,0 +1,141 @@
+"""Why the aligned policy's age-band concordance gap opens: per 20-year band (the fairness gate's
+bands) of the validation cohort, the supervised and aligned policies' concordance and unsafe rate,
+what the band's patients need (renal dosing, pregnancy, anticoagulation, allergies), how well the
+reward model ranks a concordant drug above the rest for them, and how much feedback and how many
+PPO prompts the band had. Validation cohort only: this is a diagnosis that decides what to change.
+
+    python benchmarks/age_band_gap.py --run-home /tmp/ablations/default-seed0 --out /tmp/age_gap0.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from clinrlhf.eval.evaluate import Scenario, recommend_greedy, subgroup_of
+from clinrlhf.pipeline.cohorts import CohortSizes, make_cohorts, scenarios
+from clinrlhf.pipeline.config import PipelineConfig
+from clinrlhf.pipeline.single import consistent_read
+from clinrlhf.pipeline.tuning import tuning_entry_point
+from clinrlhf.policy import load_policy
+from clinrlhf.reward.evaluate import score_texts
+from clinrlhf.reward.io import load_reward_model
+from clinrlhf.text.prompt import parse_prescription, render_prompt, render_response
+from clinrlhf.world.scoring import Outcome, acceptable, findings_of, score
+from clinrlhf.world.world import World, load_world
+
+FINDINGS = ("egfr_lt_30", "potassium_gt_5", "pregnant", "chads_high", "penicillin_allergy")
+
+
+def band_of_prompt(prompt: str) -> str:
+    """The 20-year band (subgroup_of's) of a prompt's 5-year age band."""
+    words = prompt.split()
+    low = words[words.index("age") + 1]
+    if low == "90+":
+        return "90plus"
+    start = int(low.split("-")[0]) // 20 * 20
+    return f"{start}-{min(start + 19, 89)}"
+
+
+def reward_ranking(
+    world: World, reward: Any, tokenizer: Any, cases: Sequence[Scenario]
+) -> list[tuple[bool, float]]:
+    """Per case: whether the reward model's best valid drug is concordant, and the share of
+    (concordant, other valid drug) pairs it orders right."""
+    out = []
+    for case in cases:
+        prompt = render_prompt(world, case.facts, case.target)
+        valid = [
+            d for d in sorted(world.drugs) if parse_prescription(world, prompt, render_response(world, d))
+        ]
+        scores = score_texts(
+            reward, tokenizer, [prompt] * len(valid), [render_response(world, d) for d in valid]
+        )
+        by_drug = dict(zip(valid, scores.tolist(), strict=True))
+        good = acceptable(world, case.facts, case.target)
+        pairs = [(by_drug[g], by_drug[b]) for g in good if g in by_drug for b in by_drug if b not in good]
+        right = sum(g > b for g, b in pairs) / len(pairs) if pairs else float("nan")
+        out.append((max(by_drug, key=by_drug.__getitem__) in good, right))
+    return out
+
+
+@tuning_entry_point("benchmarks/age_band_gap.py")
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--run-home", type=Path, required=True, help="CLINRLHF_HOME of a finished pipeline run"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="the pipeline seed of that run")
+    parser.add_argument("--policy", type=Path, help="another aligned policy to score beside the run's own")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    run = next(p for p in (args.run_home / "runs").iterdir() if (p / "policy").is_dir())
+    world, config = load_world(), PipelineConfig()
+    cases = scenarios(
+        make_cohorts(
+            world, CohortSizes(validation=config.validation_patients), args.seed, date.today()
+        ).validation
+    )
+    bands = [subgroup_of(c.facts)["age_band"] for c in cases]
+    policies = {"supervised": run / "sft", "aligned": run / "policy"}
+    if args.policy:
+        policies["candidate"] = args.policy
+    outcomes: dict[str, list[Outcome]] = {}
+    for name, folder in policies.items():
+        model, tokenizer = load_policy(folder)
+        drugs = recommend_greedy(model.eval(), tokenizer, world, cases)
+        outcomes[name] = [score(world, c.facts, c.target, d) for c, d in zip(cases, drugs, strict=True)]
+    reward, reward_tokenizer, _ = load_reward_model(run / "reward")
+    ranking = reward_ranking(world, reward.eval(), reward_tokenizer, cases)
+    judgments, _ = consistent_read(next((args.run_home / "snapshots").glob("*.ndjson")))
+    feedback = Counter(band_of_prompt(j.prompt) for j in judgments)
+    prompts = Counter(band_of_prompt(p) for p in {j.prompt for j in judgments})
+    table: dict[str, dict[str, Any]] = {}
+    for band in sorted(set(bands)):
+        idx = [i for i, b in enumerate(bands) if b == band]
+        row: dict[str, Any] = {"n": len(idx), "judgments": feedback[band], "ppo_prompts": prompts[band]}
+        for name, outs in outcomes.items():
+            row[f"{name}.concordance"] = sum(outs[i] is Outcome.CONCORDANT for i in idx) / len(idx)
+            row[f"{name}.unsafe"] = sum(outs[i] is Outcome.UNSAFE for i in idx) / len(idx)
+        row["reward.top_concordant"] = sum(ranking[i][0] for i in idx) / len(idx)
+        ordered = [ranking[i][1] for i in idx if ranking[i][1] == ranking[i][1]]
+        row["reward.pairs_ordered"] = sum(ordered) / max(len(ordered), 1)
+        found = [findings_of(world, cases[i].facts) for i in idx]
+        row["findings"] = {f: sum(f in s for s in found) / len(idx) for f in FINDINGS}
+        misses: dict[str, Counter[str]] = defaultdict(Counter)
+        for i in idx:
+            if outcomes["aligned"][i] is not Outcome.CONCORDANT:
+                why = [f for f in FINDINGS if f in findings_of(world, cases[i].facts)] or ["none"]
+                misses[cases[i].target][",".join(why)] += 1
+        row["aligned_misses"] = {t: dict(c.most_common(4)) for t, c in misses.items()}
+        row["targets"] = dict(Counter(cases[i].target for i in idx).most_common())
+        by_finding = {}
+        for f in FINDINGS:
+            with_f = [i for i in idx if f in findings_of(world, cases[i].facts)]
+            if with_f:
+                by_finding[f] = {
+                    name: sum(outs[i] is Outcome.CONCORDANT for i in with_f) / len(with_f)
+                    for name, outs in outcomes.items()
+                } | {"n": len(with_f)}
+        row["concordance_given_finding"] = by_finding
+        table[band] = row
+    args.out.write_text(json.dumps(table, indent=2))
+    for band, row in table.items():
+        print(
+            band,
+            {k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items() if "." in k or k == "n"},
+        )
+
+
+if __name__ == "__main__":
+    main()
