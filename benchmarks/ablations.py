@@ -1,6 +1,8 @@
 """Issue 22's ablations: the default loop against the same loop with PPO's validity penalty off
-(`{"validity_penalty": 0}`) and with the guideline safety check in screening off
-(`{"screening": {"safety": {"enabled": false}}}`), each a real `clinrlhf pipeline` per seed.
+(`{"validity_penalty": 0}`), with the guideline safety check in screening off
+(`{"screening": {"safety": {"enabled": false}}}`) and with PPO's prompts balanced by age band
+(`{"ppo_prompt_balance": 1.0}`), each a real `clinrlhf pipeline` per seed. The runs report on the
+test cohort; benchmarks/age_band_gap.py reads each finished home on the validation cohort.
 
 Paired: every variant of a seed sees the same patients, pseudonyms (one shared de-identification key)
 and, with the panel posting one patient at a time (pipeline_runs.SEQUENTIAL), the same feedback
@@ -25,6 +27,7 @@ from pipeline_runs import SEQUENTIAL, merged, run_pipeline
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
+    "age-band-balanced": {"ppo_prompt_balance": 1.0},
     "no-validity-penalty": {"validity_penalty": 0},
     "no-safety-check": {"screening": {"safety": {"enabled": False}}},
 }
