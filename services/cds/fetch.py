@@ -1,6 +1,7 @@
-"""Fetch prefetch data the CDS client left out, from its FHIR server (CDS Hooks 2.0, "FHIR Resource
-Access"): each missing template is filled in, with the access token the client sent, and the answers
-go through the same de-identification as a prefetch does. Nothing fetched is stored or logged.
+"""Fetch prefetch data the CDS client left out, from its FHIR server (CDS Hooks 3.0, "FHIR Resource
+Access"): each missing template is filled in, with the access token the client sent (when its
+scopes cover what is missing: services.cds.authorization), and the answers go through the same
+de-identification as a prefetch does. Nothing fetched is stored or logged.
 
 The service only ever calls out to FHIR servers configured for the calling client
 (`CLINRLHF_FHIR_SERVERS`): a `fhirServer` naming any other host is refused before a connection is
@@ -23,6 +24,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from clinrlhf.settings import Settings
+from services.cds.authorization import refusal, ungranted
 from services.cds.discovery import PREFETCH
 from services.cds.prefetch import PrefetchError
 from services.cds.schemas import CDSRequest
@@ -94,8 +96,8 @@ class FHIRFetcher:
 
     def fill(self, request: CDSRequest, client_id: str) -> dict[str, Any] | None:
         """The request's prefetch with every missing key fetched from `fhirServer`, when it names
-        one configured for `client_id`. Raises PrefetchError: 412 (not allowed, or the server
-        failed), 503 (too many fetches in flight)."""
+        one configured for `client_id`. Raises PrefetchError: 412 (not allowed, scopes that do not
+        cover the missing keys, or the server failed), 503 (too many fetches in flight)."""
         prefetch = dict(request.prefetch or {})
         missing = missing_keys(prefetch)
         if not missing or not request.fhirServer:
@@ -103,6 +105,10 @@ class FHIRFetcher:
         base = normalize_base(request.fhirServer)
         if base is None or base not in self.allowed.get(client_id, frozenset()):
             raise PrefetchError(412, NOT_ALLOWED)
+        if request.fhirAuthorization is not None:
+            lacking = ungranted(request.fhirAuthorization, request.context.patientId, missing)
+            if lacking:
+                raise PrefetchError(412, refusal(lacking))
         if not self._slots.acquire(blocking=False):
             raise PrefetchError(503, BUSY)
         try:

@@ -36,8 +36,9 @@ class FHIRAuthorization(_Open):
     access_token: str
     token_type: str
     expires_in: int
-    scope: str
+    scope: str = Field(max_length=4096)  # SMART App Launch v2 scopes (v1 accepted), space-separated
     subject: str
+    patient: str | None = Field(default=None, max_length=256)  # 3.0: the patient of patient/ scopes
 
 
 class CDSRequest(_Open):

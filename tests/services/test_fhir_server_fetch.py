@@ -265,3 +265,52 @@ def test_synthea_patients_are_fetched_from_a_fhir_server_without_a_5xx(
     assert f"Patient/{patients[0]['id']}" in seen
     stored = b"".join(p.read_bytes() for p in api_settings.resolved_home.rglob("*") if p.is_file())
     assert patients[0]["name"][0]["family"].encode() not in stored
+
+
+def with_scope(body: dict[str, Any], scope: str, patient: str | None = None) -> dict[str, Any]:
+    auth = {**body["fhirAuthorization"], "scope": scope}
+    if patient is not None:
+        auth["patient"] = patient
+    return {**body, "fhirAuthorization": auth}
+
+
+V2_SCOPES = (
+    "launch/patient openid patient/Patient.r patient/Condition.rs patient/Observation.rs "
+    "patient/MedicationRequest.rs patient/AllergyIntolerance.rs"
+)
+
+
+def test_smart_v2_scopes_for_the_patient_let_the_service_fetch(
+    client: httpx.Client, auth, patient, fhir_server
+) -> None:
+    """CDS Hooks 3.0 passes SMART App Launch v2 scopes (`patient/Observation.rs`)."""
+    base, _ = fhir_server
+    pid = patient.bundle["entry"][0]["resource"]["id"]
+    response = post(client, auth, with_scope(request_without_prefetch(patient, base), V2_SCOPES, pid))
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    ("scope", "patient_field", "lacking"),
+    [
+        (V2_SCOPES.replace(" patient/AllergyIntolerance.rs", ""), None, "AllergyIntolerance.s"),
+        ("user/Patient.r user/Observation.read", None, "Condition.s"),  # the spec's example scopes
+        (V2_SCOPES.replace("patient/Condition.rs", "patient/Condition.r"), None, "Condition.s"),
+        (V2_SCOPES, "another-patient", "Patient.r"),  # the token is for someone else
+    ],
+    ids=["no-allergies", "v1-user-read-two-types", "read-without-search", "another-patient"],
+)
+def test_a_token_whose_scopes_miss_a_need_is_a_412_naming_it_and_the_server_is_not_called(
+    client: httpx.Client, auth, patient, fhir_server, scope: str, patient_field: str | None, lacking: str
+) -> None:
+    """The service checks its own prefetch needs against the scopes it was granted before it
+    calls the FHIR server: a clear refusal, not a fetch bound to fail or a silently partial record
+    (a missing allergy list could make a card suggest the drug the patient is allergic to)."""
+    base, seen = fhir_server
+    seen.clear()
+    body = with_scope(request_without_prefetch(patient, base), scope, patient_field)
+    response = post(client, auth, body)
+    assert response.status_code == 412, response.text
+    assert response.json()["resourceType"] == "OperationOutcome"
+    assert lacking in diagnostics(response) and "fhirAuthorization.scope" in diagnostics(response)
+    assert seen == []

@@ -14,7 +14,7 @@ from clinrlhf.store.errors import WrongClientError
 from services.body import body_schema, json_body
 from services.cds.attribution import AttributionError
 from services.cds.discovery import HOOK, SERVICE_ID, discovery
-from services.cds.invariants import Violation, feedback_violations
+from services.cds.invariants import Violation, feedback_violations, request_violations
 from services.cds.prefetch import PrefetchError
 from services.cds.schemas import CDSRequest, CDSResponse, Discovery, FeedbackRequest, FeedbackResult
 from services.cds.service import patient_view, record_feedback_items
@@ -63,6 +63,10 @@ def check_feedback(data: object) -> None:
     refuse_violations(feedback_violations(data))
 
 
+def check_request(data: object) -> None:
+    refuse_violations(request_violations(data))
+
+
 _feedback_body = json_body(FeedbackRequest, check=check_feedback)
 
 
@@ -97,12 +101,16 @@ def discover(_principal: CurrentPrincipal) -> Discovery:
     response_model_exclude_none=True,
     summary="Call the patient-view service",
     openapi_extra=body_schema(CDSRequest),
-    responses={412: {"description": "prefetch missing"}, 503: {"description": "no policy yet"}},
+    responses={
+        400: {"description": "breaks a CDS Hooks 3.0 request rule (cds-r-1), named"},
+        412: {"description": "prefetch missing, and not to be fetched with the scopes granted"},
+        503: {"description": "no policy yet"},
+    },
 )
 def call_service(
     principal: CDSCaller,
     _service: ServiceId,
-    body: Annotated[CDSRequest, Depends(json_body(CDSRequest))],
+    body: Annotated[CDSRequest, Depends(json_body(CDSRequest, check=check_request))],
     request: Request,
     state: StateDep,
     session: SessionDep,

@@ -78,3 +78,19 @@ def test_a_full_replay_cache_refuses_rather_than_forgets() -> None:
     assert cache.first_use("i", "a", time.time() + 60) and cache.first_use("i", "b", time.time() + 60)
     assert not cache.first_use("i", "c", time.time() + 60)
     assert not cache.first_use("i", "a", time.time() + 60)
+
+
+@pytest.mark.parametrize(
+    ("scope", "contexts", "granted"),
+    [
+        ("patient/Observation.rs", ("patient", "user", "system"), True),
+        ("patient/Observation.rs", ("user", "system"), False),  # a token for another patient
+        ("user/Observation.rs", ("user", "system"), True),
+        ("user/Observation.read", ("user",), True),  # SMART v1 still accepted
+        ("patient/Observation.rs?category=laboratory", ("patient",), False),  # v2: a subset only
+    ],
+)
+def test_scope_grants_only_in_the_contexts_asked_for(
+    scope: str, contexts: tuple[str, ...], granted: bool
+) -> None:
+    assert grants([scope], "Observation", "s", contexts=contexts) is granted
