@@ -13,8 +13,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from clinrlhf.policy.generate import PolicySuggestion, suggest
 from clinrlhf.policy.model import load_policy
 from clinrlhf.policy.pointers import PolicyNotFoundError, resolve_policy
-from clinrlhf.policy.served import served_status
-from clinrlhf.policy.version import model_version
+from clinrlhf.policy.served import served_identity, served_status
+from clinrlhf.policy.version import ModelIdentity, model_version
 from clinrlhf.settings import Settings
 from clinrlhf.world.world import World
 
@@ -32,6 +32,8 @@ class Recommender:
     tokenizer: PreTrainedTokenizerBase
     policy_dir: Path
     version: str
+    # Registry version and training run where known: the AI transparency of every card names them.
+    identity: ModelIdentity
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -70,7 +72,9 @@ class PolicyHolder:
         with self._lock:
             if self._current is None or self._current.policy_dir != wanted:
                 model, tokenizer = load_policy(wanted)
-                self._current = Recommender(model, tokenizer, wanted, model_version(wanted))
+                version = model_version(wanted)
+                identity = served_identity(self._settings.resolved_home, wanted, version)
+                self._current = Recommender(model, tokenizer, wanted, version, identity)
                 approved, line = served_status(self._settings.resolved_home, wanted)
                 log.log(logging.INFO if approved else logging.WARNING, line)
             return self._current

@@ -1,5 +1,6 @@
-"""Export a pipeline run's lineage as FHIR R4: a Bundle of Device resources (the models), one
-Provenance per training run (target: the model it made; entities: the datasets it read and the
+"""Export a pipeline run's lineage as FHIR R4: a Bundle of Device resources (the models, as HL7 AI
+Transparency AI-Devices, the registered policy's with its model card as an AI-ModelCard
+DocumentReference), one Provenance per training run (target: the model it made; entities: the datasets it read and the
 models it started from; agents: who launched it, the software, and who approved the model), and the
 AuditEvents that approved, promoted or rolled back its registered versions.
 
@@ -20,11 +21,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from clinrlhf import __version__
+from clinrlhf.compliance.ai_transparency import as_ai_device, model_card_document, model_card_id
 from clinrlhf.compliance.approval import ACTOR_TAG, APPROVAL, NAME_TAG, PROMOTION, ROLLBACK, entity_id
 from clinrlhf.compliance.registry import MODEL_NAME
 from clinrlhf.lineage.chain import Chain
 from clinrlhf.lineage.datasets import SHA256_TAG
 from clinrlhf.lineage.launcher import LAUNCHED_BY, LAUNCHED_BY_ACTOR
+from clinrlhf.policy.version import ModelIdentity
 from clinrlhf.store.models import AuditEvent
 
 SYSTEM = "urn:clinrlhf"
@@ -53,11 +56,14 @@ def _coding(system: str, code: str) -> dict[str, Any]:
     return {"coding": [{"system": system, "code": code}]}
 
 
-def model_device(run: Run, stage: str, versions: list[ModelVersion]) -> dict[str, Any]:
-    """The model a stage trained, as a Device; a registered policy carries its model versions."""
+def model_device(
+    run: Run, stage: str, versions: list[ModelVersion], model_card: str | None = None
+) -> dict[str, Any]:
+    """The model a stage trained, as an AI-Device; a registered policy carries its model versions,
+    and `model_card` references its AI-ModelCard."""
     names = [{"name": f"clinrlhf {MODEL_KIND[stage]} (MLflow run {run.info.run_id})", "type": "model-name"}]
     names += [{"name": f"{v.name} v{v.version}", "type": "user-friendly-name"} for v in versions]
-    return {
+    device = {
         "resourceType": "Device",
         "id": _urn("model", run.info.run_id).removeprefix("urn:uuid:"),
         "identifier": [_identifier("mlflow-run", run.info.run_id)]
@@ -66,6 +72,19 @@ def model_device(run: Run, stage: str, versions: list[ModelVersion]) -> dict[str
         "type": {"text": f"machine-learning model: {MODEL_KIND[stage]}"},
         "version": [{"value": str(v.version)} for v in versions],
     }
+    return as_ai_device(device, model_card=model_card)
+
+
+def policy_identity(run: Run, versions: list[ModelVersion]) -> ModelIdentity:
+    """The aligned policy as the service names it when it serves the latest of `versions`."""
+    latest = versions[-1] if versions else None
+    weights = latest.tags.get("clinrlhf.policy_sha256") if latest else None
+    return ModelIdentity(
+        f"sha256:{weights}" if weights else f"run:{run.info.run_id}",
+        latest.name if latest else None,
+        str(latest.version) if latest else None,
+        run.info.run_id,
+    )
 
 
 def _datasets(run: Run) -> list[dict[str, Any]]:
@@ -204,8 +223,10 @@ def provenance_bundle(
     versions: list[ModelVersion],
     events: list[AuditEvent],
     stages: tuple[str, ...] = TRAINING_STAGES,
+    model_card: str | None = None,
 ) -> dict[str, Any]:
-    """The Bundle (type `collection`) as JSON-ready dicts, validated against FHIR R4B."""
+    """The Bundle (type `collection`) as JSON-ready dicts, validated against FHIR R4B. `model_card`
+    (Markdown) is the aligned policy's model card, exported as an AI-ModelCard DocumentReference."""
     resources: list[tuple[str, dict[str, Any]]] = []
     devices: dict[str, Any] = {}
     for stage in stages:
@@ -213,7 +234,14 @@ def provenance_bundle(
         if run is None:
             continue
         mine = versions if stage == "ppo" else []
-        resources.append((_urn("model", run.info.run_id), model_device(run, stage, mine)))
+        card_url = None
+        if stage == "ppo" and model_card is not None:
+            identity = policy_identity(run, versions)
+            card_id = str(model_card_id(identity))
+            card_url = f"urn:uuid:{card_id}"
+            document = model_card_document(document_id=card_id, markdown=model_card, identity=identity)
+            resources.append((card_url, document))
+        resources.append((_urn("model", run.info.run_id), model_device(run, stage, mine, card_url)))
         devices |= {entity_id(v.version, v.name or MODEL_NAME): _urn("model", run.info.run_id) for v in mine}
         resources.append((_urn("provenance", run.info.run_id), provenance(chain, stage, mine)))
     resources += [(f"urn:uuid:{e.id}", audit_event(e, devices)) for e in events]

@@ -5,10 +5,11 @@
 | `clinician`   | a person reviewing suggestions       | `openid fhirUser launch/patient user/Questionnaire.rs`        |
 |               |                                      | `user/QuestionnaireResponse.cr`                               |
 | `cds-client`  | the EHR calling the CDS Hooks service | `system/CDSHooks.cr` (c: call the service, send feedback)    |
+|               |                                      | `system/Provenance.r` (the AI provenance of its cards)        |
 | `ml-engineer` | trains and evaluates models          | `system/QuestionnaireResponse.rs system/Feedback.rs`          |
 |               |                                      | `system/ModelCard.r`                                          |
 | `compliance`  | audits privacy and lineage           | `system/AuditEvent.rs system/QuestionnaireResponse.rs`        |
-|               |                                      | `system/Feedback.rs`                                          |
+|               |                                      | `system/Feedback.rs system/Provenance.rs`                     |
 | `deidentifier`| a hospital system or data steward    | `system/Deidentify.c` (`POST /fhir/$deidentify` only)         |
 |               | de-identifying its own exports       |                                                               |
 
@@ -19,7 +20,8 @@ names the `$deidentify` operation: only the `deidentifier` holds it, and it hold
 a system sending whole exports to be de-identified can read no judgments and no reports. Routes check
 scopes, not role names, so a token from a hospital identity provider that carries scopes but no
 `role` claim is authorised the same way. Discovery (`GET /cds-services`), `GET /fhir/metadata`, the
-review Questionnaire and the model card need any valid token, whatever its scopes.
+review Questionnaire, the model card, and the AI transparency Device and model-card DocumentReference
+need any valid token, whatever its scopes.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ ROLES: tuple[str, ...] = get_args(Role)
 
 ROLE_SCOPES: dict[str, str] = {
     "clinician": "openid fhirUser launch/patient user/Questionnaire.rs user/QuestionnaireResponse.cr",
-    "cds-client": "system/CDSHooks.cr",
+    "cds-client": "system/CDSHooks.cr system/Provenance.r",
     "ml-engineer": "system/QuestionnaireResponse.rs system/Feedback.rs system/ModelCard.r",
-    "compliance": "system/AuditEvent.rs system/QuestionnaireResponse.rs system/Feedback.rs",
+    "compliance": "system/AuditEvent.rs system/QuestionnaireResponse.rs system/Feedback.rs system/Provenance.rs",
     "deidentifier": "system/Deidentify.c",
 }

@@ -44,6 +44,9 @@ class ProductionPolicy:
     version: str
     uri: str
     path: str
+    # The MLflow run that trained the version, which the cards' AI transparency names; "" in a
+    # pointer written before it was kept.
+    run_id: str = ""
 
 
 def set_production(home: Path, production: ProductionPolicy) -> None:

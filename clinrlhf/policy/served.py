@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from clinrlhf.policy.pointers import production_policy
-from clinrlhf.policy.version import model_version
+from clinrlhf.policy.version import ModelIdentity, model_version
 
 
 def served_status(home: Path, policy: Path) -> tuple[bool, str]:
@@ -29,3 +29,13 @@ def served_status(home: Path, policy: Path) -> tuple[bool, str]:
         False,
         f"serving policy {version}: NOT APPROVED for production ({where}). Its suggestions are for review only.",
     )
+
+
+def served_identity(home: Path, policy: Path, version: str) -> ModelIdentity:
+    """The identity cards name for the policy folder `policy` (whose model version is `version`):
+    the production version's registry name, version and training run when `policy` is it; the
+    weights alone otherwise (an unapproved policy is not known to serving as a registered version)."""
+    production = production_policy(home)
+    if production is not None and Path(production.path).resolve() == policy.resolve():
+        return ModelIdentity(version, production.name, production.version, production.run_id or None)
+    return ModelIdentity(version)

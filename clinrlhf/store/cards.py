@@ -20,9 +20,11 @@ def add_card(
     suggestions: Sequence[tuple[str | None, str]],
     clinician: str | None = None,
     client: str | None = None,
+    device_id: str | None = None,
 ) -> Card:
     """Store a card with its suggestions, given as (drug, text) in rank order (0 is recommended).
-    `client` is the pseudonym of the CDS client that asserted `clinician` (the card's user)."""
+    `client` is the pseudonym of the CDS client that asserted `clinician` (the card's user);
+    `device_id` the model that drafted it (clinrlhf.store.devices)."""
     card = Card(
         case_id=case_id,
         target=target,
@@ -30,6 +32,7 @@ def add_card(
         model_version=model_version,
         clinician=clinician,
         client=client,
+        device_id=device_id,
     )
     card.suggestions = [
         Suggestion(rank=i, drug=drug, text=text) for i, (drug, text) in enumerate(suggestions)

@@ -67,6 +67,23 @@ class Case(Base):
     cards: Mapped[list[Card]] = relationship(back_populates="case", order_by="Card.created_at")
 
 
+class ModelDevice(Base):
+    """A model that drafted cards, served as an AI-Device (HL7 AI Transparency on FHIR): its weights,
+    and its MLflow registered version and training run where the service knew them. The id is derived
+    from the run (or the weights), so every replica names one model alike."""
+
+    __tablename__ = "model_devices"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    model_version: Mapped[str] = mapped_column(String(128))  # folder@weights digest
+    registry_name: Mapped[str | None] = mapped_column(String(128), default=None)
+    registry_version: Mapped[str | None] = mapped_column(String(32), default=None)
+    run_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Its AI-ModelCard DocumentReference, rendered from the training run: none without a known run.
+    model_card_id: Mapped[str | None] = mapped_column(String(36), unique=True, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Card(Base):
     """A CDS card: the suggestions made for one target problem of one case."""
 
@@ -82,6 +99,10 @@ class Card(Base):
     # Pseudonym of the CDS client (token issuer and subject) that asserted that user: the EHR speaks
     # for its user, so the record says which EHR did. None for cards stored before it was kept.
     client: Mapped[str | None] = mapped_column(String(64), default=None)
+    # The model_devices row of the model that drafted the card (AI transparency: its Provenance names
+    # that Device). None for cards stored before it was kept. No foreign key: SQLite cannot add one to
+    # an existing table without copying it; the device is written in the card's transaction.
+    device_id: Mapped[str | None] = mapped_column(String(36), index=True, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
     case: Mapped[Case] = relationship(back_populates="cards")

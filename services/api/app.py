@@ -29,6 +29,7 @@ from services.api.routes import cds_hooks, deidentify, fhir, health, model_card
 from services.api.routes import compliance as compliance_pages
 from services.body import BODY_COMPONENTS
 from services.errors import install_error_handlers
+from services.fhir import transparency as fhir_transparency
 from services.recommend import PolicyHolder, PolicyUnavailableError
 from services.state import AppState
 from services.web import admin as review_admin
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RefusalAudit, counter=refusals)  # outermost: it sees every refusal
     for module in (health, cds_hooks, fhir, deidentify, model_card):
         app.include_router(module.router)
+    app.include_router(fhir_transparency.router)  # each card's Provenance, Device and model card
     # The clinicians' review page (server-rendered HTML, its script and stylesheet).
     app.include_router(review_page.router)
     app.include_router(review_admin.router)  # its admin view: agreement, for compliance officers

@@ -23,6 +23,7 @@ from services.cds.attribution import check_user
 from services.cds.cards import build_card
 from services.cds.prefetch import bundle_from_prefetch
 from services.cds.schemas import CDSRequest, CDSResponse, Coding, FeedbackItem, FeedbackResult
+from services.cds.transparency import FhirLinks, label_card, record_model
 from services.recommend import SUGGESTIONS_PER_CARD
 from services.state import AppState
 
@@ -42,7 +43,12 @@ def _seed(hook_instance: str, target: str) -> int:
 
 
 def patient_view(
-    state: AppState, session: Session, request: CDSRequest, principal: Principal, model_card_url: str
+    state: AppState,
+    session: Session,
+    request: CDSRequest,
+    principal: Principal,
+    model_card_url: str,
+    fhir_base: str,
 ) -> CDSResponse:
     """Raises AttributionError, PrefetchError, UnreadableRecordError or PolicyUnavailableError."""
     # Before anything is fetched or stored: may this client speak for the user it named?
@@ -67,6 +73,7 @@ def patient_view(
     with session.begin():  # inference is done: hold the write lock only for the writes
         row, _ = add_case(session, case, source="cds")
         record_audit(session, actor=who, action="C", entity_type="Case", entity_id=row.id)
+        device_id = record_model(session, recommender.identity)  # what drafted the cards (AI transparency)
         stored = []
         for plan in plans:
             card = add_card(
@@ -78,12 +85,21 @@ def patient_view(
                 clinician=clinician,
                 client=client,
                 suggestions=[(s.drug, s.text) for s in plan.suggestions],
+                device_id=device_id,
             )
             record_audit(session, actor=who, action="C", entity_type="Card", entity_id=card.id)
             stored.append(card)
     patient_id = request.context.patientId
+    links = FhirLinks(fhir_base)
     return CDSResponse(
-        cards=[build_card(state.world, c, case.facts, patient_id, model_card_url) for c in stored]
+        cards=[
+            label_card(
+                build_card(state.world, c, case.facts, patient_id, model_card_url),
+                links=links,
+                device_id=device_id,
+            )
+            for c in stored
+        ]
     )
 
 

@@ -193,7 +193,9 @@ def send(
         ("GET", "/fhir/Provenance/{provenance_id}"): lambda c, h: c.get(
             f"/fhir/Provenance/{pairs[0][0]}", headers=h
         ),
-        ("GET", "/fhir/Device/{device_id}"): lambda c, h: c.get(f"/fhir/Device/{fixtures['device']}", headers=h),
+        ("GET", "/fhir/Device/{device_id}"): lambda c, h: c.get(
+            f"/fhir/Device/{fixtures['device']}", headers=h
+        ),
         ("GET", "/fhir/DocumentReference/{document_id}"): lambda c, h: c.get(
             f"/fhir/DocumentReference/{fixtures['device']}", headers=h
         ),

@@ -118,7 +118,8 @@ def call_service(
     if body.hook != HOOK:
         raise APIError(422, f"this service answers the {HOOK} hook only", code="not-supported")
     try:
-        return patient_view(state, session, body, principal, public_url(request, "model_card"))
+        fhir_base = public_url(request, "metadata").removesuffix("/metadata")
+        return patient_view(state, session, body, principal, public_url(request, "model_card"), fhir_base)
     except AttributionError as err:
         raise APIError(403, str(err), code="forbidden") from None
     except PrefetchError as err:

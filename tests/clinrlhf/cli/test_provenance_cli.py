@@ -55,3 +55,30 @@ def test_the_eval_run_is_not_a_training_run(sample, capsys):
 def test_unknown_run(capsys):
     assert main(["provenance", "0" * 32]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_the_export_uses_the_ai_transparency_profiles(sample, capsys):
+    """Every model is an AI-Device (HL7 AI Transparency on FHIR); the aligned policy's Device points
+    to its model card, an AI-ModelCard DocumentReference in the same Bundle that carries the card the
+    compliance report prints."""
+    from fhir.resources.R4B.device import Device
+    from fhir.resources.R4B.documentreference import DocumentReference
+
+    from clinrlhf.compliance.ai_transparency import AI_DEVICE, AI_MODEL_CARD, MODEL_CARD_EXTENSION
+
+    assert main(["provenance", sample[1].pipeline_run_id]) == 0
+    bundle = json.loads(capsys.readouterr().out)
+    Bundle.model_validate(bundle)
+    entries = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+    devices = [Device.model_validate(r) and r for r in entries.values() if r["resourceType"] == "Device"]
+    assert len(devices) == 3 and all(d["meta"]["profile"] == [AI_DEVICE] for d in devices)
+    assert all(d["type"]["coding"][0]["code"] == "Artificial-Intelligence" for d in devices)
+    (policy,) = [d for d in devices if d["version"]]
+    (card_url,) = [
+        e["valueReference"]["reference"] for e in policy["extension"] if e["url"] == MODEL_CARD_EXTENSION
+    ]
+    document = entries[card_url]
+    DocumentReference.model_validate(document)
+    assert document["meta"]["profile"] == [AI_MODEL_CARD]
+    assert document["description"].startswith(f"# Model card: clinrlhf-policy v{sample[1].version}")
+    assert "## Intended use" in document["description"]
