@@ -28,6 +28,7 @@ ROLE_OF = {
     ("POST", "/cds-services/{service_id}"): "cds-client",
     ("POST", "/cds-services/{service_id}/feedback"): "cds-client",
     ("GET", "/compliance/report/{run_id}"): "compliance",
+    ("POST", "/fhir/$deidentify"): "deidentifier",
 }
 
 
@@ -50,7 +51,7 @@ def api_schema(fuzzed: tuple[str, Settings]):  # noqa: ANN201 -- a schemathesis 
 @pytest.fixture(scope="module")
 def bearer(fuzzed: tuple[str, Settings]) -> dict[str, str]:
     _, api = fuzzed
-    roles = {"clinician", "cds-client", "compliance"}
+    roles = {"clinician", "cds-client", "compliance", "deidentifier"}
     return {role: f"Bearer {mint_token(api, role=role, sub=f'fuzz-{role}', ttl=3600)}" for role in roles}
 
 
