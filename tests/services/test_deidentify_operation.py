@@ -319,3 +319,14 @@ def test_the_capability_statement_names_the_operation(site: str, headers: dict[s
         statement = client.get("/fhir/metadata", headers={"Authorization": headers["Authorization"]}).json()
     operations = statement["rest"][0].get("operation", [])
     assert [o["name"] for o in operations if o["name"] == "deidentify"] == ["deidentify"]
+
+
+def test_after_every_request_above_no_log_line_holds_an_identifier_or_a_planted_value(
+    logs: Logs, synthea_scan: IdentifierScan
+) -> None:
+    """Last in the module (pytest keeps file order): the malformed bodies' planted values included."""
+    logged = "\n".join(logs.lines)
+    assert logged.count("$deidentify") >= 20  # the refused requests were logged too, by route
+    assert not synthea_scan.leaks(logged.encode())
+    for word in ("Zebulon", "Quartermaine", "555-0199"):
+        assert word not in logged
