@@ -2,10 +2,11 @@
 loop): one real `clinrlhf pipeline` per variant in its own CLINRLHF_HOME, the figures read back from
 its summary.
 
-Paired runs: with `SEQUENTIAL` laid over a variant the panel posts one patient at a time, and with a
-shared de-identification key every variant gets the same pseudonyms (so the same reward-model
-evaluation split); two runs then differ only in what their configs change. Without them the panel
-posts concurrently and the feedback's order, hence the snapshot, differs from run to run.
+Paired runs: the snapshot is canonical (clinrlhf.feedback.canonical) and the reward model's split
+does not depend on the de-identification key, so two runs of one seed get the same snapshot
+whatever the panel's concurrency. A shared key (`shared_key`) also gives them the same pseudonyms,
+hence byte-identical snapshots; `SEQUENTIAL` (one patient at a time) is kept for the benchmarks
+whose published runs used it.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ held-out pairs (docs/privacy.md).
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -164,20 +165,41 @@ def split_by_patient(
     By patient, not by pair: a patient's pairs share one prompt (often the same two responses judged
     by several clinicians), so a pair split would test on near-copies of training pairs and
     overstate accuracy; and a per-patient DP guarantee is about whole patients, so a patient is
-    either in the private training set or in the clear evaluation set, never both. The side is a
-    keyed hash of the pseudonym: a patient keeps their side as the snapshot grows.
+    either in the private training set or in the clear evaluation set, never both.
+
+    The side is a seeded hash of what the patient's pairs say, never of their pseudonym: pseudonyms
+    are keyed, and a split that followed the key gave every new home (new key) another held-out
+    set, hence another reward model and another run. Patients whose pairs say exactly the same are
+    numbered in pseudonym order; they are interchangeable, so which of them is which changes nothing
+    trained or measured. A patient keeps their side when other patients join the snapshot.
     """
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+    groups: dict[str, list[PreferencePair]] = defaultdict(list)
+    for pair in pairs:
+        groups[pair.patient].append(pair)
+    content = {patient: _content(group) for patient, group in groups.items()}
+    seen: dict[str, int] = defaultdict(int)
+    held: set[str] = set()
+    for patient in sorted(groups, key=lambda name: (content[name], name)):
+        if _hash_unit(f"{content[patient]}\x00{seen[content[patient]]}", seed) < fraction:
+            held.add(patient)
+        seen[content[patient]] += 1
     train: list[PreferencePair] = []
     heldout: list[PreferencePair] = []
     for pair in pairs:
-        (heldout if _hash_unit(pair.patient, seed) < fraction else train).append(pair)
+        (heldout if pair.patient in held else train).append(pair)
     return train, heldout
 
 
+def _content(pairs: Sequence[PreferencePair]) -> str:
+    """What a patient's pairs say, without a pseudonym (patient, clinician or card): key-free."""
+    lines = sorted(json.dumps([p.prompt, p.chosen, p.rejected, p.source, p.margin]) for p in pairs)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
 def _hash_unit(name: str, seed: int) -> float:
-    """A pseudonym's place in [0, 1), uniform and fixed for a seed."""
+    """A name's place in [0, 1), uniform and fixed for a seed."""
     digest = hashlib.sha256(f"heldout\x00{seed}\x00{name}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 

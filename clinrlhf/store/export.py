@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from clinrlhf.feedback.canonical import canonical_judgments
 from clinrlhf.feedback.judgment import snapshot_sha256, to_ndjson
 from clinrlhf.store.audit import record_audit
 from clinrlhf.store.models import utcnow
@@ -34,8 +35,10 @@ def export_snapshot(
     session: Session, *, actor: str, world: World | None = None, now: datetime | None = None
 ) -> Snapshot:
     """Export every judgment and append the export to the audit trail, in the caller's transaction:
-    the snapshot exists for the caller only if its audit event commits."""
-    judgments = export_judgments(session, world)
+    the snapshot exists for the caller only if its audit event commits. The snapshot is canonical
+    (clinrlhf.feedback.canonical): its bytes depend on what was judged, not on the order the panel's
+    threads recorded it or the random ids the store gave the cards."""
+    judgments = canonical_judgments(export_judgments(session, world))
     sha = snapshot_sha256(judgments)
     created = now or utcnow()
     snapshot = Snapshot(

@@ -59,8 +59,9 @@ def feedback_judgment(feedback: Feedback) -> Judgment:
 
 
 def export_judgments(session: Session, world: World | None = None) -> list[Judgment]:
-    """Every stored judgment, ordered by when it was recorded (then by row id): the same store always
-    exports the same list, so its `snapshot_sha256` names the training data exactly."""
+    """Every stored judgment, ordered by when it was recorded (then by row id), under the store's card
+    ids: the same store always exports the same list. The snapshot training reads is its canonical
+    form (clinrlhf.store.export.export_snapshot), which no thread timing or card id can change."""
     world = world or load_world()
     card_loads = (selectinload(Card.case), selectinload(Card.suggestions))
     reviews = session.scalars(

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from clinrlhf.cli import CLIError, export
+from clinrlhf.feedback.canonical import canonical_judgments
 from clinrlhf.feedback.judgment import Judgment, snapshot_sha256
 from clinrlhf.settings import load_settings
 from clinrlhf.store import (
@@ -88,7 +89,8 @@ def test_export_writes_ndjson_its_sha256_and_a_manifest(home: Path, capsys) -> N
     assert manifest["judgments"] == 2 and manifest["kinds"] == {"pairwise": 1, "rating": 1}
     assert manifest["format"] == "clinrlhf.judgments.v1"
     with deployment_store(load_settings())() as session:
-        assert snapshot_sha256(export_judgments(session)) == manifest["sha256"]  # what training hashes
+        training = canonical_judgments(export_judgments(session))  # the order and card names it hashes
+        assert snapshot_sha256(training) == manifest["sha256"]
     family = bundle["entry"][0]["resource"]["name"][0]["family"]
     assert family.encode() not in ndjson
     assert not list(out.glob(".*.partial"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 import torch
@@ -96,9 +97,27 @@ def test_split_by_patient_keeps_each_patient_on_one_side() -> None:
     assert 70 <= len(heldout_patients) <= 130  # Binomial(1000, 0.1): ±3.2 standard deviations
     assert split_by_patient(pairs, 0.1, seed=0) == (train, heldout)
     assert split_by_patient(pairs, 0.1, seed=1)[1] != heldout
-    # A patient keeps their side when the snapshot grows.
-    more = pairs + [_pair(f"new-{i}") for i in range(500)]
+    # A patient keeps their side when other patients join the snapshot.
+    more = pairs + [_pair(f"new-{i}", f"sex male age {i % 90}-{i % 90 + 4} ; treat x ->") for i in range(500)]
     assert {p.patient for p in split_by_patient(more, 0.1, seed=0)[1]} >= heldout_patients
+
+
+def test_the_split_does_not_depend_on_the_de_identification_key() -> None:
+    """Another key gives every patient another pseudonym; the same judgments must split into the same
+    held-out pairs, or a new home would evaluate (and train) the reward model on other pairs.
+    Patients whose pairs say the same are interchangeable, so the pairs are compared, not names."""
+    prompts = [f"sex female age {5 * (i % 18)}-{5 * (i % 18) + 4} ; treat t{i % 7} ->" for i in range(400)]
+    pairs = [replace(_pair(f"key1-{i % 400}", prompts[i % 400]), chosen=f"d{i % 3}") for i in range(1200)]
+    renamed = {f"key1-{i}": f"other-key-{(i * 7919) % 400:03d}" for i in range(400)}
+    rekeyed = [replace(p, patient=renamed[p.patient]) for p in reversed(pairs)]
+
+    def said(side: list[PreferencePair]) -> list[tuple[str, str]]:
+        return sorted((p.prompt, p.chosen) for p in side)
+
+    held, held_rekeyed = split_by_patient(pairs, 0.1, seed=3)[1], split_by_patient(rekeyed, 0.1, seed=3)[1]
+    assert 60 <= len(held) <= 180 and said(held) == said(held_rekeyed)
+    assert said(split_by_patient(pairs, 0.1, seed=4)[1]) != said(held)  # the seed still moves it
+    assert len({p.patient for p in held_rekeyed}) == len({p.patient for p in held})
 
 
 def test_subgroup_of_a_prompt_is_the_subgroup_of_the_patients_facts(world: World) -> None:
