@@ -5,7 +5,7 @@
 | `clinician`   | a person reviewing suggestions       | `openid fhirUser launch/patient user/Questionnaire.rs`        |
 |               |                                      | `user/QuestionnaireResponse.cr`                               |
 | `cds-client`  | the EHR calling the CDS Hooks service | `system/CDSHooks.cr` (c: call the service, send feedback)    |
-|               |                                      | `system/Provenance.r` (the AI provenance of its cards)        |
+|               |                                      | `system/Provenance.rs` (the AI provenance of its cards)       |
 | `ml-engineer` | trains and evaluates models          | `system/QuestionnaireResponse.rs system/Feedback.rs`          |
 |               |                                      | `system/ModelCard.r`                                          |
 | `compliance`  | audits privacy and lineage           | `system/AuditEvent.rs system/QuestionnaireResponse.rs`        |
@@ -33,7 +33,7 @@ ROLES: tuple[str, ...] = get_args(Role)
 
 ROLE_SCOPES: dict[str, str] = {
     "clinician": "openid fhirUser launch/patient user/Questionnaire.rs user/QuestionnaireResponse.cr",
-    "cds-client": "system/CDSHooks.cr system/Provenance.r",
+    "cds-client": "system/CDSHooks.cr system/Provenance.rs",
     "ml-engineer": "system/QuestionnaireResponse.rs system/Feedback.rs system/ModelCard.r",
     "compliance": "system/AuditEvent.rs system/QuestionnaireResponse.rs system/Feedback.rs system/Provenance.rs",
     "deidentifier": "system/Deidentify.c",

@@ -8,6 +8,7 @@ from typing import Any
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
 from clinrlhf import __version__
+from clinrlhf.compliance.ai_transparency import AI_DEVICE, AI_MODEL_CARD, AI_PROVENANCE
 from services.fhir.deidentify import OPERATION_URL as DEIDENTIFY_URL
 from services.fhir.questionnaire import QUESTIONNAIRE_URL
 
@@ -43,6 +44,27 @@ def capability_statement(base_url: str) -> dict[str, Any]:
                         "type": "QuestionnaireResponse",
                         "interaction": [{"code": "create"}, {"code": "read"}],
                         "documentation": f"Answers to {QUESTIONNAIRE_URL}; idempotent create.",
+                    },
+                    # HL7 AI Transparency on FHIR: what every card's drafts point to.
+                    {
+                        "type": "Provenance",
+                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "supportedProfile": [AI_PROVENANCE],
+                        "searchParam": [
+                            {
+                                "name": "target",
+                                "type": "reference",
+                                "documentation": "MedicationRequest/{id} of a card's draft",
+                            }
+                        ],
+                        "documentation": "A card's AI provenance; its id is the card's uuid.",
+                    },
+                    {"type": "Device", "interaction": [{"code": "read"}], "supportedProfile": [AI_DEVICE]},
+                    {
+                        "type": "DocumentReference",
+                        "interaction": [{"code": "read"}],
+                        "supportedProfile": [AI_MODEL_CARD],
+                        "documentation": "A model version's model card (Markdown).",
                     },
                 ],
                 # DARTS draft: de-identify a hospital's own Bundle (role `deidentifier`).

@@ -7,8 +7,9 @@ Its id is the card's. The model card is the one the compliance report prints
 (clinrlhf.compliance.modelcard), rendered from MLflow on request; its id is derived from the
 training run (clinrlhf.compliance.ai_transparency.model_card_id), as the lineage export names it.
 
-Reading a Provenance needs `Provenance.r` (the CDS client that received the card, and compliance
-officers), and is audited like other reads of feedback data; a Device and its model card describe
+Reading a Provenance needs `Provenance.r`, searching one by its target (the IG's way from a
+labelled resource to its Provenance) `Provenance.s`: the CDS client that received the card and
+compliance officers hold both. Both are audited like other reads of feedback data; a Device and its model card describe
 the model only, and any valid token reads them, as it reads /model-card.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -33,11 +34,12 @@ from clinrlhf.identity import Principal, actor
 from clinrlhf.lineage.chain import RunNotFound, load_chain
 from clinrlhf.policy.version import ModelIdentity
 from clinrlhf.store import record_audit
-from clinrlhf.store.models import Card, ModelDevice
+from clinrlhf.store.models import Card, ModelDevice, Suggestion
 from services.cds.transparency import SUGGESTION_SYSTEM
 from services.errors import APIError
 from services.responses import FHIR_JSON, FHIRResponse
 from services.state import CurrentPrincipal, SessionDep, StateDep, require_scope
+from services.urls import public_url
 
 router = APIRouter(prefix="/fhir", tags=["FHIR"], default_response_class=FHIRResponse)
 _RESOURCE = {"content": {FHIR_JSON: {"schema": {"type": "object"}}}}
@@ -104,6 +106,49 @@ def read_provenance(
             entity_id=card.id,
         )
     return FHIRResponse(resource)
+
+
+@router.get(
+    "/Provenance",
+    summary="Search AI Provenance by the drafted resource (target=MedicationRequest/{id})",
+    responses={200: _RESOURCE},
+)
+def search_provenance(
+    target: Annotated[str, Query(pattern=r"^MedicationRequest/[A-Za-z0-9\-.]{1,64}$")],
+    request: Request,
+    principal: Annotated[Principal, Depends(require_scope("Provenance", "s"))],
+    state: StateDep,
+    session: SessionDep,
+) -> FHIRResponse:
+    """The IG's way from a labelled resource to its Provenance; a draft's id is its suggestion's."""
+    suggestion_id = target.split("/", 1)[1]
+    with session.begin():
+        suggestion = session.get(Suggestion, suggestion_id)
+        card = suggestion.card if suggestion is not None and suggestion.drug is not None else None
+        device = session.get(ModelDevice, card.device_id) if card and card.device_id else None
+        found = [provenance_resource(card, device)] if card and device else []
+        for resource in found:
+            record_audit(
+                session,
+                actor=actor(principal, state.deid_key),
+                action="R",
+                entity_type="Provenance",
+                entity_id=resource["id"],
+            )
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(found),
+        "entry": [
+            {
+                "fullUrl": public_url(request, "read_provenance", provenance_id=r["id"]),
+                "resource": r,
+                "search": {"mode": "match"},
+            }
+            for r in found
+        ],
+    }
+    return FHIRResponse(bundle)
 
 
 @router.get("/Device/{device_id}", summary="The model version that drafted cards", responses={200: _RESOURCE})

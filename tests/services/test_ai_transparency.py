@@ -198,3 +198,38 @@ def test_a_policy_served_outside_the_registry_is_named_by_its_weights(
     assert (
         client.get(f"/fhir/DocumentReference/{device['id']}", headers=auth("cds-client")).status_code == 404
     )
+
+
+def test_the_capability_statement_lists_the_transparency_reads_with_their_profiles(
+    client: httpx.Client, auth
+) -> None:
+    statement = client.get("/fhir/metadata", headers=auth("clinician")).json()
+    profiles = {r["type"]: r.get("supportedProfile") for r in statement["rest"][0]["resource"]}
+    assert profiles["Provenance"] == [AI_PROVENANCE]
+    assert profiles["Device"] == [AI_DEVICE]
+    assert profiles["DocumentReference"] == [AI_MODEL_CARD]
+
+
+def test_a_drafts_provenance_is_found_by_searching_its_target(
+    site: str, card: dict[str, Any], headers
+) -> None:
+    """The IG's discovery: GET [base]/Provenance?target=MedicationRequest/{id} (a searchset Bundle)."""
+    from fhir.resources.R4B.bundle import Bundle
+
+    draft = drafts(card)[0]
+    response = get(site, f"/fhir/Provenance?target=MedicationRequest/{draft['id']}", headers["cds-client"])
+    assert response.status_code == 200, response.text
+    bundle = response.json()
+    Bundle.model_validate(bundle)
+    assert bundle["type"] == "searchset" and bundle["total"] == 1
+    assert bundle["entry"][0]["resource"]["id"] == card["uuid"]
+    assert bundle["entry"][0]["fullUrl"] == draft["eventHistory"][0]["reference"]
+    unknown = get(site, "/fhir/Provenance?target=MedicationRequest/no-such-draft", headers["cds-client"])
+    assert unknown.status_code == 200 and unknown.json()["total"] == 0
+    assert get(site, "/fhir/Provenance?target=Patient/p1", headers["cds-client"]).status_code == 422
+    assert (
+        get(
+            site, f"/fhir/Provenance?target=MedicationRequest/{draft['id']}", headers["clinician"]
+        ).status_code
+        == 403
+    )

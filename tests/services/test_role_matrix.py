@@ -12,6 +12,7 @@
 | POST /fhir/$deidentify                     | 403       | 403        | 403         | 403        | 200          | 401      |
 | GET  /model-card                           | 200       | 200        | 200         | 200        | 200          | 401      |
 | GET  /fhir/Provenance/{id} (a card's)      | 403       | 200        | 403         | 200        | 403          | 401      |
+| GET  /fhir/Provenance?target=…             | 403       | 200        | 403         | 200        | 403          | 401      |
 | GET  /fhir/Device/{id}                     | 200       | 200        | 200         | 200        | 200          | 401      |
 | GET  /fhir/DocumentReference/{id}          | 404 ‡     | 404 ‡      | 404 ‡       | 404 ‡      | 404 ‡        | 401      |
 | GET  /review/login, /review/static/…       | 200       | 200        | 200         | 200        | 200          | 200      |
@@ -81,6 +82,7 @@ MATRIX: dict[tuple[str, str], dict[str | None, int]] = {
     ("POST", "/fhir/$deidentify"): only({"deidentifier"}),
     ("GET", "/model-card"): ANY_TOKEN,
     ("GET", "/fhir/Provenance/{provenance_id}"): only({"cds-client", "compliance"}),
+    ("GET", "/fhir/Provenance"): only({"cds-client", "compliance"}),
     ("GET", "/fhir/Device/{device_id}"): ANY_TOKEN,
     ("GET", "/fhir/DocumentReference/{document_id}"): {r: 404 if r else 401 for r in ROLES},  # no card
     ("GET", "/review/login"): everyone(200),
@@ -192,6 +194,9 @@ def send(
         ("GET", "/model-card"): lambda c, h: c.get("/model-card", headers=h),
         ("GET", "/fhir/Provenance/{provenance_id}"): lambda c, h: c.get(
             f"/fhir/Provenance/{pairs[0][0]}", headers=h
+        ),
+        ("GET", "/fhir/Provenance"): lambda c, h: c.get(
+            f"/fhir/Provenance?target=MedicationRequest/{pairs[0][1]}", headers=h
         ),
         ("GET", "/fhir/Device/{device_id}"): lambda c, h: c.get(
             f"/fhir/Device/{fixtures['device']}", headers=h

@@ -29,6 +29,9 @@ ROLE_OF = {
     ("POST", "/cds-services/{service_id}/feedback"): "cds-client",
     ("GET", "/compliance/report/{run_id}"): "compliance",
     ("POST", "/fhir/$deidentify"): "deidentifier",
+    ("POST", "/fhir/$de-identify"): "deidentifier",
+    ("GET", "/fhir/Provenance/{provenance_id}"): "cds-client",
+    ("GET", "/fhir/Provenance"): "cds-client",
 }
 
 
