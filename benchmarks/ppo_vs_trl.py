@@ -9,8 +9,18 @@ as a subprocess (`--trl-worker`), so this file imports nothing from clinrlhf at 
 
 Both sides get the same randomly initialised GPT-2 policy, reference, reward and value models (saved
 once, loaded by each), the same tokenizer and prompts, batch, response length, 4 PPO epochs over 2
-mini-batches, no early stopping, fixed beta, one CPU thread. The clock runs from the end of one
-iteration (rollout + scoring + updates) to the end of the next; the first `--warmup` are dropped.
+mini-batches, no early stopping, fixed beta, one CPU thread, and the same work per iteration:
+- the same number of Adam steps, one per mini-batch (8). TRL's batch is per_device_train_batch_size x
+  gradient_accumulation_steps, and with accumulation above 1 it steps once per that many mini-batches,
+  so it runs with accumulation 1 and the whole batch per device. Every optimizer step on each side is
+  counted (a global post-step hook on torch's optimizers) and the run stops if the counts differ;
+- fp32: TRL's PPOConfig defaults to bf16 (autocast) unless told otherwise, so bf16 and fp16 are off,
+  and every model's parameters on both sides are checked to be float32.
+Before 2026-12-07 TRL ran with accumulation 2 (half the Adam steps) in its default bf16.
+
+The clock runs from the end of one iteration (rollout + scoring + updates) to the end of the next,
+in wall and in process CPU time (each side is its own process; on a shared machine compare CPU);
+the first `--warmup` are dropped.
 Throughput is sampled response tokens per second, counting `batch x response_length` slots on both
 sides (a random policy almost never samples EOS early, on either side).
 """
@@ -53,14 +63,25 @@ def main() -> None:
         results = {"setup": {k: v for k, v in setup.items() if k != "dir"}, "ours": _time_ours(setup)}
         if args.trl_python:
             results["trl"] = _time_trl(args.trl_python, setup)
+            check_equal_work(results["ours"], results["trl"], setup)
     args.out.write_text(json.dumps(results, indent=2))
     for name in ("ours", "trl"):
         if name in results:
             r = results[name]
             print(
-                f"{name:5} {r['tokens_per_second']:8.0f} tokens/s  {r['seconds_per_iteration']:.2f} s/iteration"
+                f"{name:5} {r['tokens_per_second']:8.0f} tokens/s  {r['seconds_per_iteration']:.2f} s/iteration  "
+                f"{r['tokens_per_cpu_second']:8.0f} tokens/CPU-s  {r['cpu_seconds_per_iteration']:.2f} CPU-s/iteration"
             )
     print(f"wrote {args.out}")
+
+
+def check_equal_work(ours: dict, trl: dict, setup: dict) -> None:
+    """SystemExit unless both sides took the same Adam steps in every iteration, on the same batch."""
+    if trl["config"]["batch_size"] != setup["batch_size"]:
+        raise SystemExit(f"TRL's batch is {trl['config']['batch_size']}, ours {setup['batch_size']}")
+    a, b = ours["optimizer_steps_per_iteration"], trl["optimizer_steps_per_iteration"]
+    if a != b:
+        raise SystemExit(f"unequal optimizer steps per iteration: ours {a}, TRL {b}")
 
 
 def _write_models(folder: Path, args: argparse.Namespace) -> dict:
@@ -112,6 +133,37 @@ def _write_models(folder: Path, args: argparse.Namespace) -> dict:
     }
 
 
+class StepCounter:
+    """Counts every optimizer step in this process (torch's global post-step hook) and, at each tick,
+    how many were taken since the last: the Adam steps of each PPO iteration."""
+
+    def __init__(self) -> None:
+        from torch.optim.optimizer import register_optimizer_step_post_hook
+
+        self.total, self.last = 0, 0
+        self.per_iteration: list[int] = []
+        self.handle = register_optimizer_step_post_hook(self._count)
+
+    def _count(self, optimizer, args, kwargs) -> None:
+        self.total += 1
+
+    def tick(self) -> None:
+        self.per_iteration.append(self.total - self.last)
+        self.last = self.total
+
+    def close(self) -> None:
+        self.handle.remove()
+
+
+def assert_fp32(models: dict, where: str) -> dict[str, str]:
+    """Each model's parameter dtype; SystemExit naming the first that is not float32."""
+    dtypes = {name: {str(p.dtype) for p in model.parameters()} for name, model in models.items()}
+    for name, found in dtypes.items():
+        if found != {"torch.float32"}:
+            raise SystemExit(f"{where}: {name} has parameters of {sorted(found)}, not float32")
+    return {name: "float32" for name in dtypes}
+
+
 def _time_ours(setup: dict) -> dict:
     import copy
 
@@ -138,18 +190,31 @@ def _time_ours(setup: dict) -> dict:
         final_kl_samples=0,
     )
     ticks: list[float] = []
-    start = time.perf_counter()
+    cpu: list[float] = []
+    steps = StepCounter()
+
+    def tick(step: int, total: int) -> None:
+        ticks.append(time.perf_counter())
+        cpu.append(time.process_time())
+        steps.tick()
+
+    reference, value = copy.deepcopy(policy), copy.deepcopy(reward)
+    dtypes = assert_fp32({"policy": policy, "reference": reference, "reward": reward, "value": value}, "ours")
+    start, cpu_start = time.perf_counter(), time.process_time()
     train_ppo(
         policy,
-        copy.deepcopy(policy),
-        copy.deepcopy(reward),
+        reference,
+        value,
         lambda prompts, texts: score_texts(reward, tokenizer, prompts, texts),
         tokenizer,
         json.loads((folder / "prompts.json").read_text()),
         config,
-        progress=lambda step, total: ticks.append(time.perf_counter()),
+        progress=tick,
     )
-    return _rates([start, *ticks], setup)
+    return _rates([start, *ticks], [cpu_start, *cpu], setup) | {
+        "optimizer_steps_per_iteration": steps.per_iteration,
+        "dtypes": dtypes,
+    }
 
 
 def _scalar_head(path: Path, auto_model, auto_classifier, scalar_head_model):
@@ -189,9 +254,12 @@ def _trl_worker(folder: Path) -> None:
     batch, steps = setup["batch_size"], setup["warmup"] + setup["iterations"]
     config = PPOConfig(
         output_dir=str(folder / "trl-out"),
-        per_device_train_batch_size=batch // 2,
-        gradient_accumulation_steps=2,  # batch = 2 x half; each mini-batch (half) one optimizer step
-        num_mini_batches=2,
+        # TRL's batch is per_device x accumulation; accumulation 2 would step once per 2 mini-batches.
+        per_device_train_batch_size=batch,
+        gradient_accumulation_steps=1,
+        num_mini_batches=2,  # 2 mini-batches of batch/2, one Adam step each, as ours
+        bf16=False,  # TRL's PPOConfig defaults to bf16 autocast
+        fp16=False,
         num_ppo_epochs=4,
         local_rollout_forward_batch_size=batch,
         response_length=setup["response_length"],
@@ -207,10 +275,14 @@ def _trl_worker(folder: Path) -> None:
     )
 
     ticks: list[float] = []
+    cpu: list[float] = []
+    steps = StepCounter()
 
     class Clock(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
             ticks.append(time.perf_counter())
+            cpu.append(time.process_time())
+            steps.tick()
 
     def load(auto):
         return auto.from_pretrained(folder / ("policy" if auto is AutoModelForCausalLM else "reward"))
@@ -225,22 +297,52 @@ def _trl_worker(folder: Path) -> None:
         train_dataset=dataset,
         callbacks=[Clock()],
     )
-    start = time.perf_counter()
+    if trainer.args.bf16 or trainer.args.fp16:
+        raise SystemExit("TRL: mixed precision is on; the comparison is fp32 on both sides")
+    models = {
+        "policy": trainer.policy_model,
+        "reference": trainer.ref_model,
+        "reward": trainer.reward_model,
+        "value": trainer.value_model,
+    }
+    dtypes = assert_fp32(models, "TRL")
+    start, cpu_start = time.perf_counter(), time.process_time()
     trainer.train()
-    result = _rates([start, *ticks], setup) | {"trl_version": trl.__version__}
+    result = _rates([start, *ticks], [cpu_start, *cpu], setup) | {
+        "trl_version": trl.__version__,
+        "optimizer_steps_per_iteration": steps.per_iteration,
+        "dtypes": dtypes,
+        "config": {
+            "per_device_train_batch_size": config.per_device_train_batch_size,
+            "gradient_accumulation_steps": config.gradient_accumulation_steps,
+            "num_mini_batches": config.num_mini_batches,
+            "batch_size": trainer.args.batch_size,
+            "bf16": trainer.args.bf16,
+        },
+    }
     (folder / "trl.json").write_text(json.dumps(result))
 
 
-def _rates(times: list[float], setup: dict) -> dict:
-    durations = [b - a for a, b in zip(times, times[1:], strict=False)][setup["warmup"] :]
+def _rates(times: list[float], cpu: list[float], setup: dict) -> dict:
+    """Median wall and process-CPU seconds per timed iteration; on a shared machine the CPU figure
+    is the one to compare (wall time there also counts other people's jobs)."""
+
+    def timed(clock: list[float]) -> list[float]:
+        return [b - a for a, b in zip(clock, clock[1:], strict=False)][setup["warmup"] :]
+
+    durations, cpu_durations = timed(times), timed(cpu)
     if not durations:
         raise RuntimeError("no timed iterations: raise --iterations")
-    seconds = statistics.median(durations)
+    seconds, cpu_seconds = statistics.median(durations), statistics.median(cpu_durations)
+    tokens = setup["batch_size"] * setup["response_length"]
     return {
         "seconds_per_iteration": seconds,
-        "tokens_per_second": setup["batch_size"] * setup["response_length"] / seconds,
+        "tokens_per_second": tokens / seconds,
+        "cpu_seconds_per_iteration": cpu_seconds,
+        "tokens_per_cpu_second": tokens / cpu_seconds,
         "episodes_per_second": setup["batch_size"] / seconds,
         "iteration_seconds": durations,
+        "iteration_cpu_seconds": cpu_durations,
         "torch": torch.__version__,
     }
 
