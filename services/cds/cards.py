@@ -111,7 +111,7 @@ def build_card(
     summary = f"{world.targets[card.target].display}: consider {first}"
     return CdsCard(
         uuid=card.id,
-        summary=summary[:140],
+        summary=summary[:139],  # CDS Hooks: a "<140-character summary"
         indicator="warning" if unsafe else "info",
         detail=_detail(world, facts, card.target, card.model_version, [d for d in unsafe if d]),
         source=Source(

@@ -1,4 +1,5 @@
-"""CDS Hooks 2.0 request and response bodies (https://cds-hooks.hl7.org/2.0/)."""
+"""CDS Hooks 3.0 request and response bodies (https://cds-hooks.hl7.org/), which 2.0 clients also
+send and read: 3.0 only adds optional elements to the ones this service uses."""
 
 from __future__ import annotations
 
@@ -82,35 +83,57 @@ class FeedbackResult(BaseModel):
 class Source(BaseModel):
     label: str
     url: str | None = None
+    icon: str | None = None
     topic: Coding | None = None
 
 
-class Action(BaseModel):
+class _ActionBase(BaseModel):
     type: Literal["create", "update", "delete"]
-    description: str
     resource: dict[str, Any] | None = None
+    resourceId: str | None = None  # 3.0: a relative reference, for delete (cds-resp-2)
+
+
+class Action(_ActionBase):
+    description: str  # cds-resp-5: every action of a suggestion has one
+
+
+class SystemAction(_ActionBase):
+    description: str | None = None  # optional for a systemAction only
+
+
+class Link(BaseModel):
+    label: str
+    url: str
+    type: Literal["absolute", "smart"]
+    appContext: str | None = None  # cds-resp-3: only with type smart
+    autolaunchable: bool | None = None
 
 
 class CardSuggestion(BaseModel):
     label: str
-    uuid: str
+    uuid: str  # optional in CDS Hooks; this service always sends one, as feedback names it
     isRecommended: bool = False
     actions: list[Action] = Field(default_factory=list)
+    # 3.0 (STU): never sent, as a service "SHALL NOT make use of" it without knowing the client
+    # supports it; kept so that the model describes a 3.0 suggestion in full.
+    actionSelectionBehavior: Literal["all", "any", "at-most-one"] | None = None
 
 
 class CdsCard(BaseModel):
-    uuid: str
-    summary: str = Field(max_length=140)
+    uuid: str  # optional in CDS Hooks; this service always sends one, as feedback names it
+    summary: str = Field(max_length=139)  # "<140-character"
     detail: str | None = None
     indicator: Literal["info", "warning", "critical"]
     source: Source
     suggestions: list[CardSuggestion] = Field(default_factory=list)
     selectionBehavior: Literal["at-most-one", "any"] | None = None
     overrideReasons: list[Coding] = Field(default_factory=list)
+    links: list[Link] | None = None
 
 
 class CDSResponse(BaseModel):
     cards: list[CdsCard]
+    systemActions: list[SystemAction] | None = None  # absent, not empty, when there are none
 
 
 class ServiceDefinition(BaseModel):
@@ -120,6 +143,8 @@ class ServiceDefinition(BaseModel):
     id: str
     prefetch: dict[str, str]
     usageRequirements: str | None = None
+    version: str | None = None  # 3.0: the semantic version of CDS Hooks the service implements
+    hookVersion: str | None = None  # 3.0: the hook definition's version
 
 
 class Discovery(BaseModel):

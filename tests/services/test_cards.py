@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 
 from clinrlhf.store.models import Card, Suggestion
@@ -64,3 +66,14 @@ def test_medication_request_is_valid_fhir_with_rxnorm_snomed_and_sig(world: Worl
     assert request.reasonCode[0].coding[0].code == "44054006"
     assert request.dosageInstruction[0].text == "10 units subcutaneously at bedtime"
     assert request.subject.reference == "Patient/abc"
+
+
+def test_a_long_summary_is_cut_below_140_characters(world: World) -> None:
+    """CDS Hooks: a "One-sentence, <140-character summary" (the model allows 139 at most)."""
+    long = replace(world.targets["hypertension"], display="Essential hypertension " * 8)
+    wordy = replace(world, targets={**world.targets, "hypertension": long})
+    facts = PatientFacts(age=50, sex="male", conditions=frozenset({"59621000"}))
+    card = build_card(
+        wordy, stored_card("hypertension", ["amlodipine"], wordy), facts, "p", "http://x/model-card"
+    )
+    assert len(card.summary) == 139

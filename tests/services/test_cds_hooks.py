@@ -19,6 +19,7 @@ from clinrlhf.store import counts, deployment_store
 from clinrlhf.world.facts import RXNORM, SNOMED
 from clinrlhf.world.patients import generate_patients
 from clinrlhf.world.world import World
+from services.cds.invariants import response_violations
 
 SERVICE = "/cds-services/clinrlhf-treatment"
 NON_ADHERENCE = "http://terminology.hl7.org/CodeSystem/non-adherence-reason-codes"
@@ -43,7 +44,10 @@ def stored_bytes(settings: Settings) -> bytes:
 
 
 def call(client: httpx.Client, auth, request: dict) -> httpx.Response:
-    return client.post(SERVICE, json=request, headers=auth("cds-client", "application/json"))
+    response = client.post(SERVICE, json=request, headers=auth("cds-client", "application/json"))
+    if response.status_code == 200:  # CDS Hooks 3.0's invariants cds-resp-1..7, on every response
+        assert response_violations(response.json()) == []
+    return response
 
 
 def assert_card_shape(card: dict, world: World, patient_id: str) -> None:
