@@ -9,6 +9,7 @@ from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
 from clinrlhf import __version__
 from clinrlhf.compliance.ai_transparency import AI_DEVICE, AI_MODEL_CARD, AI_PROVENANCE
+from services.fhir.deidentify import BALLOT_OPERATION_URL as BALLOT_DEIDENTIFY_URL
 from services.fhir.deidentify import OPERATION_URL as DEIDENTIFY_URL
 from services.fhir.questionnaire import QUESTIONNAIRE_URL
 
@@ -68,7 +69,10 @@ def capability_statement(base_url: str) -> dict[str, Any]:
                     },
                 ],
                 # DARTS draft: de-identify a hospital's own Bundle (role `deidentifier`).
-                "operation": [{"name": "deidentify", "definition": DEIDENTIFY_URL}],
+                "operation": [
+                    {"name": "deidentify", "definition": DEIDENTIFY_URL},
+                    {"name": "de-identify", "definition": BALLOT_DEIDENTIFY_URL},  # the 1.0.0 ballot's name
+                ],
             }
         ],
     }

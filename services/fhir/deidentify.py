@@ -12,6 +12,9 @@ would fetch from URLs a caller chose. `clinrlhf deidentify` reads NDJSON.
 
 Out: Parameters with `deidentifiedData` (the Bundle), `report` (counts only, as parts) and, when
 some resources named no patient of the input, `unlinkedResources` (counts by resource type).
+
+The draft's 1.0.0 ballot renames the operation `$de-identify` and its output `de-identifiedData`
+(inputs unchanged); both names are served, each answering with its own output name.
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ from privacy.deid.batch import Batch
 from privacy.deid.ruleset import RuleSet
 
 OPERATION_URL = "http://hl7.org/fhir/us/darts/OperationDefinition/deidentify"
+BALLOT_OPERATION_URL = "http://hl7.org/fhir/us/darts/OperationDefinition/de-identify"
 IN_DATA, IN_POLICY, IN_FILE_URLS = "identifiableData", "policy", "identifiableDataFileUrls"
 OUT_DATA, OUT_REPORT, OUT_UNLINKED = "deidentifiedData", "report", "unlinkedResources"
+BALLOT_OUT_DATA = "de-identifiedData"
 _LIST_ITEM = "item"  # a list in the report is a part whose parts are all named "item"
 
 
@@ -122,9 +127,10 @@ def report_from_parameter(parameter: Mapping[str, Any]) -> Any:
     return {p["name"]: report_from_parameter(p) for p in parts}
 
 
-def output(batch: Batch) -> dict[str, Any]:
-    """The operation's answer: the de-identified Bundle, its report and the unlinked counts."""
-    parameters: list[dict[str, Any]] = [{"name": OUT_DATA, "resource": batch.bundle}]
+def output(batch: Batch, data_name: str = OUT_DATA) -> dict[str, Any]:
+    """The operation's answer: the de-identified Bundle (as `data_name`), its report and the
+    unlinked counts."""
+    parameters: list[dict[str, Any]] = [{"name": data_name, "resource": batch.bundle}]
     report = as_parameter(OUT_REPORT, batch.report.to_dict())
     unlinked = as_parameter(OUT_UNLINKED, dict(sorted(batch.unlinked.items())))
     parameters += [p for p in (report, unlinked) if p is not None]

@@ -184,6 +184,19 @@ def test_the_darts_parameters_form_is_accepted(site: str, headers: dict[str, str
     assert report_from_parameter(part(response.json(), "report"))["bundles"] == 1
 
 
+def test_the_ballots_name_de_identify_answers_with_the_ballots_parameter_name(
+    site: str, headers: dict[str, str]
+) -> None:
+    """The draft's 1.0.0 ballot renamed the operation `$de-identify` and its output `de-identifiedData`."""
+    with httpx.Client(base_url=site, timeout=120) as client:
+        response = client.post("/fhir/$de-identify", content=PATIENTS[3].read_bytes(), headers=headers)
+    assert response.status_code == 200, response.text[:300]
+    out = response.json()
+    assert [p["name"] for p in out["parameter"]][0] == "de-identifiedData"
+    assert part(out, "de-identifiedData")["resource"]["resourceType"] == "Bundle"
+    assert report_from_parameter(part(out, "report"))["bundles"] == 1
+
+
 def test_nothing_of_the_input_is_stored_or_logged_and_one_audit_event_of_counts_is(
     site: str, headers: dict[str, str], settings: Settings, logs: Logs, synthea_scan: IdentifierScan
 ) -> None:
@@ -317,8 +330,9 @@ def test_a_body_over_the_deployments_limit_is_413(site: str, headers: dict[str, 
 def test_the_capability_statement_names_the_operation(site: str, headers: dict[str, str]) -> None:
     with httpx.Client(base_url=site, timeout=30) as client:
         statement = client.get("/fhir/metadata", headers={"Authorization": headers["Authorization"]}).json()
-    operations = statement["rest"][0].get("operation", [])
-    assert [o["name"] for o in operations if o["name"] == "deidentify"] == ["deidentify"]
+    operations = {o["name"]: o["definition"] for o in statement["rest"][0].get("operation", [])}
+    assert operations["deidentify"].endswith("/OperationDefinition/deidentify")
+    assert operations["de-identify"].endswith("/OperationDefinition/de-identify")
 
 
 def test_after_every_request_above_no_log_line_holds_an_identifier_or_a_planted_value(

@@ -10,6 +10,7 @@
 | POST /fhir/QuestionnaireResponse           | 201       | 403        | 403         | 403        | 403          | 401      |
 | GET  /fhir/QuestionnaireResponse/{id}      | 200       | 403        | 200         | 200        | 403          | 401      |
 | POST /fhir/$deidentify                     | 403       | 403        | 403         | 403        | 200          | 401      |
+| POST /fhir/$de-identify (ballot name)      | 403       | 403        | 403         | 403        | 200          | 401      |
 | GET  /model-card                           | 200       | 200        | 200         | 200        | 200          | 401      |
 | GET  /fhir/Provenance/{id} (a card's)      | 403       | 200        | 403         | 200        | 403          | 401      |
 | GET  /fhir/Provenance?target=…             | 403       | 200        | 403         | 200        | 403          | 401      |
@@ -80,6 +81,7 @@ MATRIX: dict[tuple[str, str], dict[str | None, int]] = {
     ("POST", "/fhir/QuestionnaireResponse"): only({"clinician"}, 201),
     ("GET", "/fhir/QuestionnaireResponse/{review_id}"): only({"clinician", "ml-engineer", "compliance"}),
     ("POST", "/fhir/$deidentify"): only({"deidentifier"}),
+    ("POST", "/fhir/$de-identify"): only({"deidentifier"}),
     ("GET", "/model-card"): ANY_TOKEN,
     ("GET", "/fhir/Provenance/{provenance_id}"): only({"cds-client", "compliance"}),
     ("GET", "/fhir/Provenance"): only({"cds-client", "compliance"}),
@@ -190,6 +192,9 @@ def send(
         ),
         ("POST", "/fhir/$deidentify"): lambda c, h: c.post(
             "/fhir/$deidentify", json=fixtures["patient_bundle"], headers=h
+        ),
+        ("POST", "/fhir/$de-identify"): lambda c, h: c.post(
+            "/fhir/$de-identify", json=fixtures["patient_bundle"], headers=h
         ),
         ("GET", "/model-card"): lambda c, h: c.get("/model-card", headers=h),
         ("GET", "/fhir/Provenance/{provenance_id}"): lambda c, h: c.get(

@@ -20,6 +20,7 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
+from sqlalchemy.orm import Session
 
 from clinrlhf.identity import Principal, actor
 from clinrlhf.store import record_audit
@@ -28,9 +29,9 @@ from privacy.deid.batch import Batch, BatchError, deidentify_batch
 from privacy.deid.split import split_bundle
 from services.body import body_schema, read_json
 from services.errors import APIError
-from services.fhir.deidentify import OperationInputError, output, read_input
+from services.fhir.deidentify import BALLOT_OUT_DATA, OUT_DATA, OperationInputError, output, read_input
 from services.responses import FHIR_JSON, FHIRResponse
-from services.state import SessionDep, StateDep, require_scope
+from services.state import AppState, SessionDep, StateDep, require_scope
 
 router = APIRouter(prefix="/fhir", tags=["FHIR"], default_response_class=FHIRResponse)
 KEY_BYTES = 32
@@ -46,23 +47,43 @@ def _audit_id(batch: Batch) -> str:
     return f"patients={batch.patients} resources={report.resources_in} kept={report.resources_out}"[:64]
 
 
+_DESCRIPTION = (
+    "Send a Bundle (or Parameters with identifiableData) holding one or more patients; get Parameters "
+    "with {data} (the Bundle, under the deployment's rule file and a key of this request's own) and "
+    "report (counts by identifier type and method, k-anonymity; no values)."
+)
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {FHIR_JSON: {"schema": {"type": "object"}}}},
+    422: {"description": "a policy other than the rule file, no Patient, or a record the rules refuse"},
+}
+Caller = Annotated[Principal, Depends(require_scope("Deidentify", "c"))]
+Body = Annotated[Any, Depends(operation_body)]
+
+
 @router.post(
     "/$deidentify",
     summary="De-identify a Bundle (DARTS $deidentify)",
-    description="Send a Bundle (or Parameters with identifiableData) holding one or more patients; get "
-    "Parameters with deidentifiedData (the Bundle, under the deployment's rule file and a key of this "
-    "request's own) and report (counts by identifier type and method, k-anonymity; no values).",
-    responses={
-        200: {"content": {FHIR_JSON: {"schema": {"type": "object"}}}},
-        422: {"description": "a policy other than the rule file, no Patient, or a record the rules refuse"},
-    },
+    description=_DESCRIPTION.format(data=OUT_DATA),
+    responses=_RESPONSES,
     openapi_extra=body_schema(None, FHIR_JSON),
 )
-def deidentify(
-    principal: Annotated[Principal, Depends(require_scope("Deidentify", "c"))],
-    body: Annotated[Any, Depends(operation_body)],
-    state: StateDep,
-    session: SessionDep,
+def deidentify(principal: Caller, body: Body, state: StateDep, session: SessionDep) -> FHIRResponse:
+    return _deidentify(principal, body, state, session, OUT_DATA)
+
+
+@router.post(
+    "/$de-identify",
+    summary="De-identify a Bundle (the DARTS 1.0.0 ballot's name for $deidentify)",
+    description=_DESCRIPTION.format(data=BALLOT_OUT_DATA),
+    responses=_RESPONSES,
+    openapi_extra=body_schema(None, FHIR_JSON),
+)
+def de_identify(principal: Caller, body: Body, state: StateDep, session: SessionDep) -> FHIRResponse:
+    return _deidentify(principal, body, state, session, BALLOT_OUT_DATA)
+
+
+def _deidentify(
+    principal: Principal, body: Any, state: AppState, session: Session, data_name: str
 ) -> FHIRResponse:
     rules = default_rules()
     try:
@@ -87,4 +108,4 @@ def deidentify(
             entity_id=_audit_id(batch),
             entity_sha256=hashlib.sha256(report).hexdigest(),  # binds the report the caller received
         )
-    return FHIRResponse(output(batch))
+    return FHIRResponse(output(batch, data_name))
