@@ -26,7 +26,7 @@ DOCKERFILES = {
 }
 
 SECRET_NAME = re.compile(
-    r"PASSWORD|SECRET|DEID_KEY|ACCESS_KEY|DATABASE_URL|BACKEND_STORE_URI|TOKEN(?!_AUDIENCE)", re.I
+    r"PASSWORD|SECRET|DEID_KEY|AUDIT_KEY|ACCESS_KEY|DATABASE_URL|BACKEND_STORE_URI|TOKEN(?!_AUDIENCE)", re.I
 )
 # A value that is entirely a compose reference, or a URL whose password part is one.
 REFERENCE = re.compile(r"^\$\{[A-Z0-9_]+(:?[-?][^}]*)?\}$")
@@ -125,7 +125,7 @@ def test_dockerfile_is_non_root_with_healthcheck(kind: str) -> None:
     assert not re.search(r"^HEALTHCHECK\s+NONE", text, re.M)
     # nothing secret is baked in: no ENV/ARG of a password, key or database URL with a value
     for line in re.findall(r"^(?:ENV|ARG)\s+.*$", text, re.M):
-        assert not re.search(r"(PASSWORD|SECRET|DEID_KEY|DATABASE_URL|ACCESS_KEY)\S*=", line), line
+        assert not re.search(r"(PASSWORD|SECRET|DEID_KEY|AUDIT_KEY|DATABASE_URL|ACCESS_KEY)\S*=", line), line
     assert ".env" not in re.findall(r"^COPY\s+(.*)$", text, re.M)
 
 
@@ -186,7 +186,12 @@ def test_helm_chart_metadata_and_templates() -> None:
     deployment = templates["deployment.yaml"]
     for key in ("secretKeyRef", "livenessProbe", "readinessProbe", "resources", "configMapRef"):
         assert key in deployment, key
-    for env in ("CLINRLHF_DATABASE_URL", "CLINRLHF_DEID_KEY", "MLFLOW_TRACKING_PASSWORD"):
+    for env in (
+        "CLINRLHF_DATABASE_URL",
+        "CLINRLHF_DEID_KEY",
+        "CLINRLHF_AUDIT_KEY",
+        "MLFLOW_TRACKING_PASSWORD",
+    ):
         block = deployment.split(f"name: {env}", 1)[1].split("- name:", 1)[0]
         assert "secretKeyRef" in block, env
     # the chart never creates a Secret and the ConfigMap never carries a secret variable
@@ -236,14 +241,21 @@ def test_helm_template_renders_and_validates(autoscaling: bool) -> None:
     helm = shutil.which("helm")
     if helm is None:
         pytest.skip("helm not installed; chart checked statically only")
-    args = [helm, "template", "clinrlhf", str(CHART)]
+    args = [
+        helm,
+        "template",
+        "clinrlhf",
+        str(CHART),
+        "--set",
+        "config.publicBaseUrl=https://clinrlhf.example.org",
+    ]
     if autoscaling:
         args += ["--set", "autoscaling.enabled=true"]
     rendered = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert rendered.returncode == 0, rendered.stderr
     docs = [d for d in yaml.safe_load_all(rendered.stdout) if d]
     kinds = {d["kind"] for d in docs}
-    assert {"Deployment", "Service", "ConfigMap"} <= kinds
+    assert {"Deployment", "Service", "ConfigMap", "Job"} <= kinds
     assert ("HorizontalPodAutoscaler" in kinds) == autoscaling
     assert "Secret" not in kinds
     kubectl = shutil.which("kubectl")
