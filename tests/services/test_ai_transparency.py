@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import mlflow
 import pytest
 from fhir.resources.R4B.device import Device
 from fhir.resources.R4B.documentreference import DocumentReference
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.provenance import Provenance
+from mlflow.tracking._tracking_service import utils as tracking_utils
 
 from clinrlhf.compliance.ai_transparency import AI_DEVICE, AI_MODEL_CARD, AI_PROVENANCE, AIAST
 from clinrlhf.identity import mint_token
@@ -37,10 +39,16 @@ ROLES = ("clinician", "cds-client", "ml-engineer", "compliance")
 def registered(tmp_path_factory: pytest.TempPathFactory, policy_dir: Path) -> tuple[Settings, SampleRun]:
     """A home whose production version (registered in its MLflow store) is served from `policy_dir`."""
     home = tmp_path_factory.mktemp("transparency-home")
+    saved = tracking_utils._tracking_uri
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         settings = Settings(home=home, database_url=None)
-        run = record_sample_run(settings)
+        try:
+            run = record_sample_run(settings)
+        finally:
+            # MLflow keeps the URI globally and in MLFLOW_TRACKING_URI: later modules' servers would
+            # read this store. This server reads it from its home without them.
+            mlflow.set_tracking_uri(saved)  # type: ignore[arg-type]
     assert run.version is not None
     uri = f"models:/clinrlhf-policy/{run.version}"
     set_production(
