@@ -22,47 +22,46 @@ import torch
 from clinrlhf.eval.evaluate import Scenario, recommend_greedy, subgroup_of
 from clinrlhf.pipeline.cohorts import CohortSizes, make_cohorts, scenarios
 from clinrlhf.pipeline.config import PipelineConfig
+from clinrlhf.pipeline.policy_reward import INVALID_PENALTY
+from clinrlhf.pipeline.prompts import age_band_of_prompt
 from clinrlhf.pipeline.single import consistent_read
 from clinrlhf.pipeline.tuning import tuning_entry_point
 from clinrlhf.policy import load_policy
+from clinrlhf.policy.generate import sequence_logprob
 from clinrlhf.reward.evaluate import score_texts
 from clinrlhf.reward.io import load_reward_model
 from clinrlhf.text.prompt import parse_prescription, render_prompt, render_response
 from clinrlhf.world.scoring import Outcome, acceptable, findings_of, score
 from clinrlhf.world.world import World, load_world
 
+MIN_N = 30  # AcceptanceCriteria.min_subgroup_n
+BETA = 0.3  # PPOConfig.init_kl_coef, as benchmarks/reward_diagnostics.py
 FINDINGS = ("egfr_lt_30", "potassium_gt_5", "pregnant", "chads_high", "penicillin_allergy")
 
 
-def band_of_prompt(prompt: str) -> str:
-    """The 20-year band (subgroup_of's) of a prompt's 5-year age band."""
-    words = prompt.split()
-    low = words[words.index("age") + 1]
-    if low == "90+":
-        return "90plus"
-    start = int(low.split("-")[0]) // 20 * 20
-    return f"{start}-{min(start + 19, 89)}"
-
-
 def reward_ranking(
-    world: World, reward: Any, tokenizer: Any, cases: Sequence[Scenario]
-) -> list[tuple[bool, float]]:
-    """Per case: whether the reward model's best valid drug is concordant, and the share of
-    (concordant, other valid drug) pairs it orders right."""
+    world: World, reward: Any, tokenizer: Any, sft: Any, sft_tokenizer: Any, cases: Sequence[Scenario]
+) -> list[tuple[bool, float, bool]]:
+    """Per case: whether the reward model's best valid drug is concordant; the share of
+    (concordant, other valid drug) pairs it orders right; and whether the KL-regularised optimum of
+    PPO's reward (score less the validity penalty) over the world's drugs, argmax of
+    log π_sft + r / β (Rafailov et al., 2023, eq. 4), is concordant: what the reward asks for."""
     out = []
+    drugs = sorted(world.drugs)
     for case in cases:
         prompt = render_prompt(world, case.facts, case.target)
-        valid = [
-            d for d in sorted(world.drugs) if parse_prescription(world, prompt, render_response(world, d))
-        ]
-        scores = score_texts(
-            reward, tokenizer, [prompt] * len(valid), [render_response(world, d) for d in valid]
-        )
-        by_drug = dict(zip(valid, scores.tolist(), strict=True))
+        texts = [render_response(world, d) for d in drugs]
+        with torch.no_grad():
+            scores = score_texts(reward, tokenizer, [prompt] * len(drugs), texts)
+            prior = torch.tensor([sequence_logprob(sft, sft_tokenizer, prompt, t) for t in texts])
+        valid = torch.tensor([parse_prescription(world, prompt, t) is not None for t in texts])
+        shaped = scores - INVALID_PENALTY * (~valid).float()
+        by_drug = {d: float(v) for d, v, ok in zip(drugs, scores, valid, strict=True) if ok}
         good = acceptable(world, case.facts, case.target)
         pairs = [(by_drug[g], by_drug[b]) for g in good if g in by_drug for b in by_drug if b not in good]
         right = sum(g > b for g, b in pairs) / len(pairs) if pairs else float("nan")
-        out.append((max(by_drug, key=by_drug.__getitem__) in good, right))
+        best = drugs[int((prior + shaped / BETA).argmax())]
+        out.append((max(by_drug, key=by_drug.__getitem__) in good, right, best in good))
     return out
 
 
@@ -75,7 +74,13 @@ def main() -> None:
         "--run-home", type=Path, required=True, help="CLINRLHF_HOME of a finished pipeline run"
     )
     parser.add_argument("--seed", type=int, default=0, help="the pipeline seed of that run")
-    parser.add_argument("--policy", type=Path, help="another aligned policy to score beside the run's own")
+    parser.add_argument(
+        "--policy",
+        nargs="*",
+        default=[],
+        metavar="NAME=DIR",
+        help="more policies to score beside the run's own",
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -88,18 +93,18 @@ def main() -> None:
     )
     bands = [subgroup_of(c.facts)["age_band"] for c in cases]
     policies = {"supervised": run / "sft", "aligned": run / "policy"}
-    if args.policy:
-        policies["candidate"] = args.policy
+    policies |= {name: Path(folder) for name, folder in (p.split("=", 1) for p in args.policy)}
     outcomes: dict[str, list[Outcome]] = {}
     for name, folder in policies.items():
         model, tokenizer = load_policy(folder)
         drugs = recommend_greedy(model.eval(), tokenizer, world, cases)
         outcomes[name] = [score(world, c.facts, c.target, d) for c, d in zip(cases, drugs, strict=True)]
     reward, reward_tokenizer, _ = load_reward_model(run / "reward")
-    ranking = reward_ranking(world, reward.eval(), reward_tokenizer, cases)
+    sft, sft_tokenizer = load_policy(run / "sft")
+    ranking = reward_ranking(world, reward.eval(), reward_tokenizer, sft.eval(), sft_tokenizer, cases)
     judgments, _ = consistent_read(next((args.run_home / "snapshots").glob("*.ndjson")))
-    feedback = Counter(band_of_prompt(j.prompt) for j in judgments)
-    prompts = Counter(band_of_prompt(p) for p in {j.prompt for j in judgments})
+    feedback = Counter(age_band_of_prompt(j.prompt) for j in judgments)
+    prompts = Counter(age_band_of_prompt(p) for p in {j.prompt for j in judgments})
     table: dict[str, dict[str, Any]] = {}
     for band in sorted(set(bands)):
         idx = [i for i, b in enumerate(bands) if b == band]
@@ -108,6 +113,7 @@ def main() -> None:
             row[f"{name}.concordance"] = sum(outs[i] is Outcome.CONCORDANT for i in idx) / len(idx)
             row[f"{name}.unsafe"] = sum(outs[i] is Outcome.UNSAFE for i in idx) / len(idx)
         row["reward.top_concordant"] = sum(ranking[i][0] for i in idx) / len(idx)
+        row["optimum.concordance"] = sum(ranking[i][2] for i in idx) / len(idx)
         ordered = [ranking[i][1] for i in idx if ranking[i][1] == ranking[i][1]]
         row["reward.pairs_ordered"] = sum(ordered) / max(len(ordered), 1)
         found = [findings_of(world, cases[i].facts) for i in idx]
@@ -129,12 +135,19 @@ def main() -> None:
                 } | {"n": len(with_f)}
         row["concordance_given_finding"] = by_finding
         table[band] = row
-    args.out.write_text(json.dumps(table, indent=2))
+    # The promotion gate's figure: the largest concordance gap between two bands of n >= 30.
+    gaps = {}
+    for name in [*policies, "optimum"]:
+        key = f"{name}.concordance"
+        values = [row[key] for row in table.values() if row["n"] >= MIN_N]
+        gaps[name] = max(values) - min(values)
+    args.out.write_text(json.dumps({"bands": table, "gaps": gaps}, indent=2))
     for band, row in table.items():
         print(
             band,
             {k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items() if "." in k or k == "n"},
         )
+    print("largest concordance gap, bands of n >= 30:", {k: round(v, 3) for k, v in gaps.items()})
 
 
 if __name__ == "__main__":
