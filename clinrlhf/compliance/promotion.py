@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -40,6 +41,7 @@ from clinrlhf.compliance.registry import (
     set_history,
 )
 from clinrlhf.identity import Principal
+from clinrlhf.lineage.chain import RunNotFound
 from clinrlhf.lineage.datasets import file_sha256
 from clinrlhf.policy.pointers import ProductionPolicy, download_policy, set_production
 from clinrlhf.settings import Settings
@@ -210,8 +212,14 @@ def promote(
     )
     # The change record and CHAI card are written before the alias moves, and the governance
     # record (pinned in the audit trail) carries their SHA-256 and the run that holds them.
-    written = build_records(client, settings.mlflow_tracking_uri, mv, current, criteria, record)
-    records_run = start_records_run(client, settings, mv, written)
+    try:
+        written = build_records(client, settings.mlflow_tracking_uri, mv, current, criteria, record)
+        records_run = start_records_run(client, settings, mv, written)
+    except (MlflowException, RunNotFound) as err:
+        why = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise PromotionRefused(
+            f"cannot write the change record to MLflow ({why}); the alias was not moved"
+        ) from None
     record |= written.digests() | {"change_record_run_id": records_run}
     try:
         with transaction(sessions) as session:

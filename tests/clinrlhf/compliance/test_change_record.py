@@ -20,7 +20,7 @@ from clinrlhf.compliance.promotion_records import (
     PromotionRecords,
     read_records,
 )
-from clinrlhf.compliance.registry import EVAL_RUN, MODEL_NAME
+from clinrlhf.compliance.registry import EVAL_RUN, MODEL_NAME, production_version
 from clinrlhf.identity import Principal
 from clinrlhf.lineage.artifacts import read_artifact_text
 
@@ -139,3 +139,22 @@ def test_the_chai_card_is_filled_from_the_run_and_says_where_it_has_no_source(sa
     assert card["ReleaseInfo"]["ReleaseVersion"].startswith(f"{MODEL_NAME} v{sample.good.version}")
     assert card["ReleaseInfo"]["RegulatoryApproval"].startswith("not recorded")  # nothing invented
     assert card["Warnings"]["ClinicalRiskLevel"].startswith("not recorded")
+
+
+def test_a_promotion_whose_change_record_cannot_be_written_is_refused_and_the_alias_stays(sample) -> None:
+    """The compliance experiment deleted (as a store that refuses the write would): no record, no
+    promotion, and one line saying why."""
+    experiment = sample.client.create_experiment(COMPLIANCE_EXPERIMENT)
+    sample.client.delete_experiment(experiment)
+    approve(
+        sample.client,
+        sample.sessions,
+        sample.good.version,
+        OFFICER,
+        sample.settings.deid_secret,
+        criteria=LENIENT,
+    )
+    with pytest.raises(PromotionRefused, match="cannot write the change record to MLflow"):
+        promote(sample.client, sample.sessions, sample.settings, sample.good.version, LENIENT, OFFICER)
+    assert production_version(sample.client) is None
+    assert RECORD_RUN_TAG not in _version(sample, sample.good.version).tags
