@@ -44,6 +44,8 @@ NOT_STORED = {
     "CDSRequest.hook": "checked against the one hook served",
     "CDSRequest.hookInstance": "seeds sampling only",
     "CDSRequest.fhirServer": "fetched from, never stored",
+    "FHIRAuthorization.scope": "compared with the service's needs, never stored",
+    "FHIRAuthorization.patient": "compared with context.patientId, never stored",
     "PageReview.correction": "an RxNorm code mapped to a formulary drug key",
     "PageReview.comment": "scrubbed, then kept only as 'a comment was given'",
 }
