@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--dpo-refine", type=int, default=1, help="extra matched-β DPO runs if KL is off by >25%%"
     )
+    parser.add_argument(
+        "--train-seed", type=int, help="seed of PPO, RLOO and DPO (default: the run's PPO seed)"
+    )
     parser.add_argument("--ppo-steps", type=int, help="override ours' PPO iterations (smoke runs)")
     parser.add_argument("--max-pairs", type=int, help="train DPO on at most this many pairs (smoke runs)")
     parser.add_argument("--kl-samples", type=int, default=256, help="responses per KL estimate")
@@ -112,6 +115,8 @@ class CpuClock:
 
 
 def load_run(args: argparse.Namespace) -> dict[str, Any]:
+    from dataclasses import replace
+
     from finished_run import locate_run
 
     from clinrlhf.feedback.screening import check_sources
@@ -125,6 +130,8 @@ def load_run(args: argparse.Namespace) -> dict[str, Any]:
 
     run_files = locate_run(args.home, args.run_id, args.run_date)
     config = run_files.config
+    if args.train_seed is not None:  # another draw of the training randomness on the same data
+        config = replace(config, ppo=replace(config.ppo, seed=args.train_seed))
     world = load_world()
     judgments, _ = consistent_read(run_files.snapshot)
     check_sources(judgments)
@@ -156,10 +163,18 @@ def load_run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def validity_penalty(config: Any) -> float:
+    """The run's validity penalty (a config field since the formulary; the constant before)."""
+    from clinrlhf.pipeline.policy_reward import INVALID_PENALTY
+
+    return float(getattr(config, "validity_penalty", INVALID_PENALTY))
+
+
 def reward_fn(data: dict[str, Any]):
     from clinrlhf.pipeline.policy_reward import prescription_reward
 
-    return prescription_reward(data["world"], data["reward"], data["tokenizer"])
+    penalty = validity_penalty(data["config"])
+    return prescription_reward(data["world"], data["reward"], data["tokenizer"], penalty)
 
 
 def measure(data: dict[str, Any], model: Any, cohort: str, kl_samples: int, *, with_kl: bool = True) -> dict:
@@ -275,6 +290,7 @@ def run_rloo(
         "response_length": ppo.response_length,
         "temperature": ppo.temperature,
         "missing_eos_penalty": ppo.missing_eos_penalty,
+        "validity_penalty": validity_penalty(data["config"]),
         "cpu_budget": cpu_budget,
         "checkpoints": CHECKPOINTS,
         "seed": ppo.seed,
@@ -331,7 +347,8 @@ def _trl_worker(folder: Path) -> None:
     reward_model, reward_tokenizer, _ = load_reward_model(setup["reward"])
     _assert_fp32(model, "RLOO's policy")
     _assert_fp32(reward_model, "RLOO's reward model")
-    score = prescription_reward(load_world(), reward_model, reward_tokenizer)
+    penalty_kw = {"invalid_penalty": setup["validity_penalty"]} if "validity_penalty" in setup else {}
+    score = prescription_reward(load_world(), reward_model, reward_tokenizer, **penalty_kw)
     eos, penalty = tokenizer.eos_token_id, setup["missing_eos_penalty"]
 
     def reward(prompts: list[str], completions: list[str], completion_ids: list[list[int]], **_: Any):
@@ -431,7 +448,8 @@ def run_dpo(data: dict[str, Any], beta: float, max_pairs: int | None) -> dict[st
 
     pairs = data["pairs"][:max_pairs] if max_pairs else data["pairs"]
     clock = CpuClock()
-    result = train_dpo(pairs, data["sft"], data["tokenizer"], DPOConfig(beta=beta, seed=data["config"].seed))
+    config = DPOConfig(beta=beta, seed=data["config"].ppo.seed)
+    result = train_dpo(pairs, data["sft"], data["tokenizer"], config)
     seconds = clock.now()
     _log(f"dpo β={beta:.3g}: {result.steps} steps on {len(pairs)} pairs in {seconds:.0f} CPU s")
     return {"beta": beta, "cpu_seconds": seconds, "steps": result.steps, "policy": result.policy}
@@ -476,6 +494,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "home": str(data["files"].home),
         "run_id": data["files"].run_id,
         "seed": data["config"].seed,
+        "train_seed": data["config"].ppo.seed,
         "prompts": len(data["prompts"]),
         "pairs": len(data["pairs"]),
         "validation_scenarios": len(data["validation"]),
@@ -554,7 +573,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def report(result: dict[str, Any]) -> str:
     lines = [
-        f"seed {result['seed']}: {result['test_scenarios']} test scenarios",
+        f"seed {result['seed']} (training seed {result.get('train_seed')}): "
+        f"{result['test_scenarios']} test scenarios",
         "| method | CPU s | test concordance | unsafe | KL test | KL validation | ours' CPU to reach it / its CPU |",
         "|---|---|---|---|---|---|---|",
         f"| SFT | 0 | {result['sft']['test']['concordance']:.3f} | {result['sft']['test']['unsafe_rate']:.3f} | 0 | 0 | |",
