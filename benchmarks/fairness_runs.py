@@ -22,7 +22,7 @@ from clinrlhf.eval.evaluate import subgroup_of
 from clinrlhf.feedback.steering_arms import draw_counts, evaluation_counts, steering_arms
 from clinrlhf.lineage.chain import Chain, RunNotFound, load_chain
 from clinrlhf.pipeline.cohorts import CohortSizes, make_cohorts, scenarios
-from clinrlhf.pipeline.config import PipelineConfig
+from clinrlhf.pipeline.config import PipelineConfig, with_stage_seeds
 from clinrlhf.pipeline.tuning import tuning_entry_point
 from clinrlhf.world.world import load_world
 
@@ -146,13 +146,13 @@ def loop(
     attribute: str, work: Path, *, patients: int | None, seed: int, criteria: AcceptanceCriteria
 ) -> dict[str, Any]:
     """Run both arms (one pipeline each, in `work/<arm>`) and read back their subgroup tables."""
-    config = PipelineConfig()
+    config = with_stage_seeds(PipelineConfig(seed=seed))  # the panel seed each arm's run derives
     cohorts = make_cohorts(load_world(), pipeline_sizes(config), seed, date.today())  # as the pipeline
     groups = [subgroup_of(p.facts).get(attribute, "unknown") for p in cohorts.feedback]
     budget = len(groups) // 2 if patients is None else patients
     if not 1 <= budget < len(groups):
         raise SystemExit(f"--patients must be between 1 and the cohort's {len(groups) - 1} patients")
-    sent = loop_sent(groups, budget, config.panel.seed)
+    sent = loop_sent(groups, budget, config.panel.seed or 0)
     arms = {}
     for arm, overrides in loop_overrides(attribute, budget).items():
         print(f"{arm}: running the pipeline (~8 min) …", file=sys.stderr, flush=True)

@@ -71,8 +71,8 @@ def train_ensemble(
         data = (
             list(pairs)
             if k == 0 and first_on_all
-            else subsample(pairs, fraction, config.seed * 1_000_003 + k, _case_of)
+            else subsample(pairs, fraction, (config.seed or 0) * 1_000_003 + k, _case_of)
         )
-        member = replace(config, seed=config.seed + k)
+        member = replace(config, seed=(config.seed or 0) + k)
         results.append(train_reward(data, copy.deepcopy(backbone), tokenizer, member))
     return results

@@ -32,7 +32,7 @@ class PanelConfig:
     reviewers_per_card: int = 2  # k: overlap, so agreement can be measured
     comment_rate: float = 0.2  # how often a reviewer writes a free-text comment
     concurrency: int = 8  # parallel HTTP clients
-    seed: int = 0
+    seed: int | None = None  # None: derived from the pipeline seed in a run, 0 alone
     steering: SteeringConfig | None = None  # None: every patient offered, in order (the default)
     clinicians: int = 10  # the simulated panel's size (clinicians.panel_of)
     adversaries: int = 1  # how many of them are adversaries: 1 of 10 is the default 10%
@@ -110,12 +110,12 @@ class PanelRun:
         return response
 
     def one_patient(self, client: httpx.Client, index: int, patient: SyntheticPatient) -> None:
-        rng = random.Random(self.config.seed * 1_000_003 + index)
+        rng = random.Random((self.config.seed or 0) * 1_000_003 + index)
         doctor = rng.choice(list(self.panel))  # the clinician at the point of care opens the chart
         request = patient_view_request(
             patient.bundle,
             user=f"Practitioner/{doctor.id}",
-            instance=hook_instance(self.config.seed, index),
+            instance=hook_instance(self.config.seed or 0, index),
         )
         response = self._post(
             client, f"/cds-services/{SERVICE_ID}", self.tokens["cds-client"], request, "application/json"
@@ -206,7 +206,7 @@ class PanelRun:
         if steering is None:
             return list(range(len(patients)))
         groups = [subgroup_of(p.facts).get(steering.attribute, "unknown") for p in patients]
-        return steered_order(groups, steering, random.Random(self.config.seed))
+        return steered_order(groups, steering, random.Random(self.config.seed or 0))
 
     def run(
         self, patients: Sequence[SyntheticPatient], progress: Callable[[int, int], None] | None = None

@@ -15,6 +15,7 @@ from clinrlhf.panel.session import PanelConfig
 from clinrlhf.pipeline.cohorts import CohortSizes
 from clinrlhf.pipeline.policy_reward import INVALID_PENALTY
 from clinrlhf.pipeline.prompts import PROMPT_SOURCES
+from clinrlhf.pipeline.seeds import derive_seed
 from clinrlhf.policy.lora_config import LoRAConfig
 from clinrlhf.policy.model import PolicyConfig
 from clinrlhf.ppo.config import PPOConfig
@@ -36,9 +37,10 @@ class PipelineConfig:
     """Patients the run reports on, once: never trained on and never used to decide anything.
     (Called `heldout_patients` before validation and test were separated; that key still loads.)"""
     seed: int = 0
-    """Seeds which patients fall in each cohort and the historical practice (`--seed`). The panel and
-    each trainer keep their own seed (panel.seed, sft.seed, reward.seed, ppo.seed), so two runs that
-    differ only here differ in their patients, not in their training randomness."""
+    """The one knob of a run's randomness (`--seed`): which patients fall in each cohort, the
+    historical practice, and every stage's seed not set alone (panel.seed, sft.seed, reward.seed,
+    ppo.seed: None derives each from this one, clinrlhf.pipeline.seeds.derive_seed). The reward
+    model's DP noise is never seeded (secret by design) unless reward.dp.reproducible_noise."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     """The policy's architecture (a GPT-2 built from config)."""
     sft: SFTConfig = field(default_factory=SFTConfig)
@@ -108,6 +110,21 @@ class PipelineConfig:
             load_formulary(self.formulary)  # a malformed file is refused here, before any training
 
 
+STAGE_SEEDS = ("panel", "sft", "reward", "ppo")
+"""The sections whose `seed` the pipeline seed sets when it is None."""
+
+
+def with_stage_seeds(config: PipelineConfig) -> PipelineConfig:
+    """`config` with every stage seed left None derived from the pipeline seed, by stage name: what a
+    run uses and logs, so a logged config reruns the same stages."""
+    changes = {
+        name: replace(section, seed=derive_seed(config.seed, name))
+        for name in STAGE_SEEDS
+        if (section := getattr(config, name)).seed is None
+    }
+    return replace(config, **changes)
+
+
 # Sections that are off (None) by default: a JSON object switches them on with these defaults.
 # Converting them here, not where they are used, refuses a misspelt key at load time, by name.
 _OPTIONAL_SECTIONS: dict[str, type] = {"lora": LoRAConfig, "steering": SteeringConfig}
@@ -135,7 +152,8 @@ def pipeline_config_from(raw: dict) -> PipelineConfig:
 
 
 def load_pipeline_config(path: Path | None, **overrides: object) -> PipelineConfig:
-    """Defaults, then a JSON file of (nested) overrides, then keyword overrides."""
+    """Defaults, then a JSON file of (nested) overrides, then keyword overrides; stage seeds left
+    None are then derived from the resulting pipeline seed (with_stage_seeds)."""
     try:
         raw = json.loads(path.read_text(encoding="utf-8")) if path else {}
     except json.JSONDecodeError as err:  # the decoder's own words name a position, not the problem
@@ -146,4 +164,4 @@ def load_pipeline_config(path: Path | None, **overrides: object) -> PipelineConf
         raise ValueError(f"{path} is not valid JSON (not UTF-8 text)") from None
     if not isinstance(raw, dict):
         raise ValueError("the config file must hold a JSON object")
-    return replace(pipeline_config_from(raw), **overrides)  # type: ignore[arg-type]
+    return with_stage_seeds(replace(pipeline_config_from(raw), **overrides))  # type: ignore[arg-type]

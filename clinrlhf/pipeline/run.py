@@ -33,7 +33,7 @@ from clinrlhf.panel.clinicians import panel_of
 from clinrlhf.panel.session import PanelRun, PanelStats
 from clinrlhf.pipeline import stages
 from clinrlhf.pipeline.cohorts import Cohorts, make_cohorts, practice_examples, scenarios
-from clinrlhf.pipeline.config import PipelineConfig
+from clinrlhf.pipeline.config import PipelineConfig, with_stage_seeds
 from clinrlhf.pipeline.logged import log_pipeline_config
 from clinrlhf.pipeline.prompts import balance_by_age_band, ppo_prompts
 from clinrlhf.pipeline.screening import screen_snapshot
@@ -182,6 +182,7 @@ def run_pipeline(settings: Settings, config: PipelineConfig, reporter: Reporter)
     # this small, thread hand-offs cost more than they parallelise (PPO measured 4.7x faster).
     torch.set_num_threads(1)
     started, today, world = time.monotonic(), date.today(), load_world()
+    config = with_stage_seeds(config)  # one knob: stage seeds not set alone follow config.seed
     home, deid_sha = settings.resolved_home, config_sha256()
     # What the reward stage's charge would refuse (another δ, a spent odometer), refused before SFT.
     deployment_ledger(settings, config.reward.dp.accountant).preflight(config.reward.privacy_unit)

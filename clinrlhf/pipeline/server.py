@@ -22,9 +22,11 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(
-    home: Path, policy: Path, *, log: Path, env: dict[str, str] | None = None, timeout: float = 60.0
+    home: Path, policy: Path, *, log: Path, env: dict[str, str] | None = None, timeout: float = 300.0
 ) -> Iterator[str]:
-    """Start the API in a subprocess, wait until /healthz answers, yield its base URL, stop it."""
+    """Start the API in a subprocess, wait until /healthz answers, yield its base URL, stop it. The
+    wait is long because a loaded machine can take minutes to import the server; a server that
+    exits is noticed at once."""
     port = free_port()
     command = [
         sys.executable,

@@ -91,7 +91,7 @@ def sft_stage(
     digest = examples_sha256(examples)
     with stage_run("sft", lineage=lineage_tags(digest, deid_sha)) as run:
         tokenizer = build_tokenizer(vocabulary_corpus(world))
-        torch.manual_seed(config.seed)
+        torch.manual_seed(config.seed or 0)
         model = build_policy(policy_config, tokenizer)
         mlflow.log_params({f"sft.{k}": v for k, v in vars(config).items()} | {"sft.examples": len(examples)})
         log_examples_dataset(examples, digest)
@@ -142,7 +142,7 @@ def reward_stage(
     # Held out by patient, before training: a patient's pairs share one prompt, so a pair split would
     # test on near-copies of training pairs; and a held-out patient never enters the DP mechanism, so
     # the guarantee (per pair, clinician or patient) covers exactly the training side.
-    train_pairs, heldout_pairs = split_by_patient(pairs, HELDOUT_FRACTION, config.seed)
+    train_pairs, heldout_pairs = split_by_patient(pairs, HELDOUT_FRACTION, config.seed or 0)
     if not train_pairs:  # too few patients to hold any out: train on all, measure nothing held out
         train_pairs, heldout_pairs = pairs, []
     with stage_run("reward", lineage=lineage_tags(digest, deid_sha)) as run:

@@ -69,8 +69,9 @@ class PPOConfig:
     """Save a resumable checkpoint every this many iterations (and after the last one)."""
     final_kl_samples: int = 256
     """Responses sampled after training to measure the final KL and reward."""
-    seed: int = 0
-    """Seeds torch and the generator used for sampling, prompt choice and mini-batch order."""
+    seed: int | None = None
+    """Seeds torch and the generator used for sampling, prompt choice and mini-batch order.
+    None: derived from the pipeline seed (clinrlhf.pipeline.seeds) in a pipeline run, 0 when trained alone."""
 
     def __post_init__(self) -> None:
         if self.batch_size % self.mini_batches:

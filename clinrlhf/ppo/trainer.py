@@ -96,9 +96,9 @@ def train_ppo(
     dist.require_same("PPO prompts", prompts_sha256(prompts))
     tracker = (tracker or NullTracker()) if dist.is_main else NullTracker()
     local = dist.shard(config)  # this rank's share of each batch, drawn from its own random stream
-    torch.manual_seed(config.seed + dist.rank)
+    torch.manual_seed((config.seed or 0) + dist.rank)
     # On the CPU whatever the device, so a checkpoint's random stream resumes anywhere.
-    generator = torch.Generator().manual_seed(config.seed + dist.rank)
+    generator = torch.Generator().manual_seed((config.seed or 0) + dist.rank)
     # Dropout off everywhere, so log-probs are the same at rollout and update (Huang et al., detail 9).
     for model in (policy, ref_policy, value_model):
         model.to(dist.device).eval()

@@ -90,10 +90,10 @@ class RewardConfig:
     setting: train_reward refuses "dawid-skene" without it."""
     center_rewards_coef: float = 0.01
     """Weight of (r_c + r_r)² in the loss, keeping rewards centered at 0 (Eisenstein et al., 2023)."""
-    seed: int = 0
+    seed: int | None = None
     """Public seed: the head's initialisation, data order and which pairs a bounded unit keeps.
     Never the DP noise or Poisson sampling (a CSPRNG-seeded generator, privacy.dp.opacus_engine),
-    unless `dp.reproducible_noise` (debugging only: not a DP release)."""
+    unless `dp.reproducible_noise` (debugging only: not a DP release). None: derived from the pipeline seed (clinrlhf.pipeline.seeds) in a pipeline run, 0 when trained alone."""
     dp: DPConfig = field(default_factory=DPConfig)
     """DP-SGD (privacy.dp.opacus_config): budget, δ, clipping norm C, accountant and where the
     noise comes from; `dp.enabled` false trains a non-private baseline, never for real data."""

@@ -91,7 +91,7 @@ def run_params(
         "reward.max_grad_norm": str(config.dp.max_grad_norm),
         "reward.use_margin": str(config.use_margin),
         "reward.center_rewards_coef": str(config.center_rewards_coef),
-        "reward.seed": str(config.seed),
+        "reward.seed": str(config.seed or 0),
         "reward.trainable_blocks": str(config.trainable_blocks),
         "reward.rater_buckets": str(config.rater_buckets),
         "reward.rater_weighting": config.rater_weighting,

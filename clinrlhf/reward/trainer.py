@@ -94,7 +94,7 @@ def train_reward(
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         # Opacus' hooks on the token embedding see inputs (ids) that need no gradient; harmless.
         warnings.filterwarnings("ignore", message="Full backward hook is firing")
-        torch.manual_seed(config.seed)
+        torch.manual_seed(config.seed or 0)
         n_units = count_units(pairs, config.privacy_unit)  # what δ ≤ 1/n is checked against
         charge = None if ledger is None else _ledger_charge(ledger, snapshot_sha256 or "", config, n_units)
         return _train(list(pairs), backbone, tokenizer, config, tracker, progress, charge)
@@ -110,7 +110,7 @@ def _train(
     charge: Callable[[float, float, int, float], object] | None = None,
 ) -> RewardResult:
     supplied = len(pairs)
-    pairs = bound_pairs(pairs, config.privacy_unit, config.max_pairs_per_unit, config.seed)
+    pairs = bound_pairs(pairs, config.privacy_unit, config.max_pairs_per_unit, config.seed or 0)
     run = prepare_training(pairs, backbone, tokenizer, config)
     noise, rate, total = run.noise_multiplier, run.sample_rate, config.epochs * len(run.loader)
     if charge is not None:  # before any step: a refused run touches no data
@@ -261,7 +261,7 @@ def prepare_training(
     encoded = encode_pairs(
         tokenizer, pairs, getattr(backbone.config, "n_positions", None), config.rater_buckets, accuracies
     )
-    generator = torch.Generator().manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed or 0)
     loader = _loader(encoded, units, config, generator)
     groups: list[dict[str, Any]] = [{"params": [p for p in model.parameters() if p.requires_grad]}]
     if raters is not None:
@@ -283,7 +283,7 @@ def prepare_training(
         config=config.dp,
         delta=delta,
         epochs=config.epochs,
-        seed=config.seed,
+        seed=config.seed or 0,
         grad_sample_mode=config.grad_sample_mode,
     )
     return TrainingRun(

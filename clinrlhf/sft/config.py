@@ -14,5 +14,5 @@ class SFTConfig:
     """AdamW step size; high because the model is tiny and the language small."""
     weight_decay: float = 0.0
     """AdamW decoupled weight decay."""
-    seed: int = 0
-    """Seeds initialization and shuffling."""
+    seed: int | None = None
+    """Seeds initialization and shuffling. None: derived from the pipeline seed (clinrlhf.pipeline.seeds) in a pipeline run, 0 when trained alone."""

@@ -67,7 +67,7 @@ def train_sft(
     progress: Callable[[int, int], None] | None = None,
 ) -> SFTResult:
     tracker = tracker or NullTracker()
-    torch.manual_seed(config.seed)
+    torch.manual_seed(config.seed or 0)
     data = encode_examples(tokenizer, examples)
     n = data["input_ids"].shape[0]
     steps_per_epoch = (n + config.batch_size - 1) // config.batch_size
@@ -76,7 +76,7 @@ def train_sft(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0 - s / total)
-    generator = torch.Generator().manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed or 0)
     result, step = SFTResult(model=model), 0
     model.train()
     for epoch in range(config.epochs):

@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from clinrlhf.panel.clinicians import default_panel
 from clinrlhf.pipeline.cohorts import make_cohorts
+from clinrlhf.pipeline.seeds import derive_seed
 from clinrlhf.world import load_world
 
 SMALL = {
@@ -107,6 +108,9 @@ def test_mlflow_runs_are_nested_and_tagged_as_contract_says(run):
         assert len(tags["clinrlhf.dataset_sha256"]) == 64 and len(tags["clinrlhf.deid_config_sha256"]) == 64
         assert tags["mlflow.source.git.commit"]
     assert ev.data.metrics["eval.concordance"] == pytest.approx(summary["after"]["concordance"])
+    # One knob: the run's seed set every stage seed the config left open.
+    assert reward.data.params["reward.seed"] == str(derive_seed(SMALL["seed"], "reward"))
+    assert stages["sft"].data.params["sft.seed"] == str(derive_seed(SMALL["seed"], "sft"))
     assert any(k.startswith("eval.concordance.sex.") for k in ev.data.metrics)
     # The test scenarios no trainer read a prompt of: fewer than all (tiny cohorts share prompts).
     unseen = summary["unseen_prompts"]

@@ -98,7 +98,7 @@ def test_a_clinician_unit_run_publishes_no_clinician_pseudonym_anywhere(
         rater_weighting="dawid-skene",
         rater_buckets=16,
     )
-    trained = _trained_clinicians(world, judgments, config.seed)
+    trained = _trained_clinicians(world, judgments, config.seed or 0)  # alone: seed 0
     roster = sorted({j.clinician for j in judgments})  # even with a roster: a user-level unit gets none
     run_id = _train(world, tokenizer, tmp_path / "home", judgments, config, roster)
 
@@ -141,7 +141,7 @@ def test_a_pair_unit_run_keys_its_rater_tables_by_the_roster_fixed_before_traini
     uri, artifacts = store
     judgments = _judgments(world)
     config = RewardConfig(epochs=1, rater_weighting="dawid-skene", rater_buckets=16)
-    trained = _trained_clinicians(world, judgments, config.seed)
+    trained = _trained_clinicians(world, judgments, config.seed or 0)  # alone: seed 0
     off_roster = sorted(trained)[0]  # judged, but not enrolled: must not appear
     roster = [*sorted(trained - {off_roster}), "dr-enrolled-never-judged"]
     run_id = _train(world, tokenizer, tmp_path / "home", judgments, config, roster)

@@ -60,7 +60,7 @@ def test_reward_stage_logs_held_out_evaluation_under_a_patient_unit(
         progress=lambda done, total: None,
         utility_scenarios=fresh_scenarios(world, n=20),
     )
-    train, heldout = split_by_patient(pairs_from_judgments(judgments, world=world), 0.1, config.seed)
+    train, heldout = split_by_patient(pairs_from_judgments(judgments, world=world), 0.1, config.seed or 0)
     assert len(pairs) == len(train) + len(heldout) and heldout
     # Only the training side entered the mechanism: n units, and δ, count its patients alone.
     assert result.units == len({p.patient for p in train}) and result.delta == 1 / (10 * result.units)
