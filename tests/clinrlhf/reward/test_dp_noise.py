@@ -95,7 +95,12 @@ def test_nothing_logged_or_stored_holds_the_seed_the_noise_came_from(
     assert "seed" not in (tmp_path / "ledger.json").read_text()  # the ledger's label names no seed
     # Replaying from the logs alone (the public seed in the reproducible mode) misses the model ...
     replay = RewardConfig(
-        epochs=1, batch_size=20, learning_rate=1e-2, rater_buckets=None, seed=0, dp=DPConfig(reproducible_noise=True)
+        epochs=1,
+        batch_size=20,
+        learning_rate=1e-2,
+        rater_buckets=None,
+        seed=0,
+        dp=DPConfig(reproducible_noise=True),
     )
     assert int(logged["params"]["reward.seed"]) == replay.seed
     replayed = _weights(train_reward(train_pairs[:60], backbone(), tokenizer, replay).model)
@@ -116,7 +121,12 @@ def test_reproducible_noise_replays_a_run_bit_for_bit_and_says_so_in_mlflow(
     backbone: Callable[..., GPT2Model],
 ) -> None:
     debug = RewardConfig(
-        epochs=1, batch_size=20, learning_rate=1e-2, rater_buckets=None, seed=0, dp=DPConfig(reproducible_noise=True)
+        epochs=1,
+        batch_size=20,
+        learning_rate=1e-2,
+        rater_buckets=None,
+        seed=0,
+        dp=DPConfig(reproducible_noise=True),
     )
     first, logged = _logged_run(train_pairs[:60], backbone(), tokenizer, debug, tracking_uri)
     second, _ = _logged_run(train_pairs[:60], backbone(), tokenizer, debug, tracking_uri)
