@@ -11,6 +11,12 @@ order; so two variants of one seed differ only in the switch. Each finished run 
 
     python benchmarks/ablations.py --seeds 0 1 2 --jobs 1 --out /tmp/ablations
     python benchmarks/ablations.py --out /tmp/ablations --report   # the table for docs/results.md
+    python benchmarks/ablations.py --out /tmp/screening --screening HOME [HOME ...]
+
+`--screening` answers the safety-check ablation without retraining: it screens each finished run's
+whole feedback (read from a copy of its store) with the check on and off. Given the screened
+snapshot, reward training and PPO are deterministic, so where both leave out the same clinicians the
+two runs' headlines are the same figures.
 """
 
 from __future__ import annotations
@@ -73,6 +79,41 @@ def report(results: Path) -> str:
     return "\n".join(lines)
 
 
+def screening_ablation(home: Path, work: Path) -> dict[str, Any]:
+    """Who the default screening leaves out of one finished run's feedback, with the guideline safety
+    check on and off, and the SHA-256 of each screened snapshot. The store is copied first: opening
+    a store migrates it, and the run's own home is not ours to write."""
+    import shutil
+    from dataclasses import replace
+    from functools import partial
+
+    from clinrlhf.feedback import snapshot_sha256
+    from clinrlhf.feedback.canonical import canonical_judgments
+    from clinrlhf.feedback.safety import SafetyCheckConfig
+    from clinrlhf.feedback.screening import ScreeningConfig, exclude, screen
+    from clinrlhf.rlaif import rubric
+    from clinrlhf.store import consistent_read, open_store
+    from clinrlhf.store.snapshot import export_judgments
+    from clinrlhf.world.world import load_world
+
+    work.mkdir(parents=True, exist_ok=True)
+    copy = work / f"{home.parent.name}-{home.name}.db"
+    shutil.copyfile(home / "clinrlhf.db", copy)
+    world = load_world()
+    with consistent_read(open_store(f"sqlite:///{copy}")) as session:
+        judgments = canonical_judgments(export_judgments(session, world))
+    row: dict[str, Any] = {"home": str(home), "judgments": len(judgments)}
+    for name, enabled in (("on", True), ("off", False)):
+        config = replace(ScreeningConfig(), safety=SafetyCheckConfig(enabled=enabled))
+        found = screen(judgments, config, partial(rubric.grade, world))
+        kept = exclude(judgments, found.flags)
+        row[name] = {"left_out": sorted(found.flags), "snapshot_sha256": snapshot_sha256(kept)}
+        if found.safety is not None:
+            row[name]["safety_flagged"] = sorted(r.clinician for r in found.safety if r.flagged)
+    row["same_snapshot"] = row["on"]["snapshot_sha256"] == row["off"]["snapshot_sha256"]
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -84,7 +125,18 @@ def main() -> None:
         "--out", type=Path, required=True, help="folder of the runs' homes and results.ndjson"
     )
     parser.add_argument("--report", action="store_true", help="only print the table of what has finished")
+    parser.add_argument(
+        "--screening",
+        type=Path,
+        nargs="+",
+        metavar="HOME",
+        help="screen finished runs' feedback, check on and off",
+    )
     args = parser.parse_args()
+    if args.screening:
+        rows = [screening_ablation(home, args.out) for home in args.screening]
+        print(json.dumps(rows, indent=2))
+        return
     results = args.out / "results.ndjson"
     if args.report:
         print(report(results))
