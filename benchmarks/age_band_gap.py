@@ -141,13 +141,21 @@ def main() -> None:
         key = f"{name}.concordance"
         values = [row[key] for row in table.values() if row["n"] >= MIN_N]
         gaps[name] = max(values) - min(values)
-    args.out.write_text(json.dumps({"bands": table, "gaps": gaps}, indent=2))
+    overall = {
+        name: {
+            "concordance": sum(o is Outcome.CONCORDANT for o in outs) / len(outs),
+            "unsafe": sum(o is Outcome.UNSAFE for o in outs) / len(outs),
+        }
+        for name, outs in outcomes.items()
+    }
+    args.out.write_text(json.dumps({"bands": table, "gaps": gaps, "overall": overall}, indent=2))
     for band, row in table.items():
         print(
             band,
             {k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items() if "." in k or k == "n"},
         )
     print("largest concordance gap, bands of n >= 30:", {k: round(v, 3) for k, v in gaps.items()})
+    print("overall:", {k: {m: round(v, 3) for m, v in row.items()} for k, row in overall.items()})
 
 
 if __name__ == "__main__":
