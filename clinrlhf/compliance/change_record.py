@@ -124,7 +124,11 @@ def data_protocol(ev: Evidence) -> dict[str, Any]:
 
 
 def training_protocol(ev: Evidence) -> dict[str, Any]:
-    runs = {s: {"run": r.info.run_id, "started": when(r.info.start_time)} for s in STAGES if (r := ev.run(s))}
+    runs = [
+        {"stage": s, "run": r.info.run_id, "started": when(r.info.start_time)}
+        for s in STAGES
+        if (r := ev.run(s))
+    ]
     return {
         "training config SHA-256": config_sha256(ev),
         "stage runs": runs,

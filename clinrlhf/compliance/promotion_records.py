@@ -52,11 +52,12 @@ class PromotionRecords:
         }
 
     def files(self) -> dict[str, str]:
-        """Artifact (and export) file name -> content."""
+        """Artifact (and export) file name -> content. The JSON keeps the record's own order (the
+        guidance's); its SHA-256 is of the canonical, key-sorted form."""
         return {
-            f"{CHANGE_RECORD}.json": json.dumps(self.change_record, indent=2, sort_keys=True),
+            f"{CHANGE_RECORD}.json": json.dumps(self.change_record, indent=2),
             f"{CHANGE_RECORD}.md": change_record_markdown(self.change_record),
-            f"{CHAI_CARD}.json": json.dumps(self.chai_card, indent=2, sort_keys=True),
+            f"{CHAI_CARD}.json": json.dumps(self.chai_card, indent=2),
             f"{CHAI_CARD}.md": chai_card_markdown(self.chai_card),
         }
 

@@ -9,8 +9,12 @@ from typing import Any
 def _cell(value: Any) -> str:
     if value is None:
         return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:+.3f}" if value < 0 else f"{value:.3f}"
+        return f"{value:.3f}"
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, float) for v in value):
+        return f"{value[0]:.3f}–{value[1]:.3f}"  # an interval
     if isinstance(value, list):
         return ", ".join(_cell(v) for v in value)
     return str(value).replace("|", "\\|").replace("\n", " ")
@@ -62,6 +66,13 @@ def _flat(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _signed(row: dict[str, Any]) -> dict[str, Any]:
+    """Differences with their sign, so that a drop and a rise read apart."""
+    return {
+        k: f"{v:+.3f}" if k.endswith("difference") and isinstance(v, float) else v for k, v in row.items()
+    }
+
+
 def change_record_markdown(record: dict[str, Any]) -> str:
     head = [
         f"# Change record: {record['model']} version {record['version']}",
@@ -77,8 +88,8 @@ def change_record_markdown(record: dict[str, Any]) -> str:
         f"Compared with: {impact['compared with']}. New eval run: {impact['new eval run']}. "
         "Differences are new − previous.",
         "",
-        *_table([{"attribute": "overall", "group": "all", **_flat(impact["overall"])}]),
-        *(_table([_flat(r) for r in impact["subgroups"]])[2:] if impact["subgroups"] else []),
+        *_table([_signed({"attribute": "overall", "group": "all", **_flat(impact["overall"])})]),
+        *(_table([_signed(_flat(r)) for r in impact["subgroups"]])[2:] if impact["subgroups"] else []),
         "",
     ]
     return "\n".join(head + _section(body, 2) + tail)

@@ -4,7 +4,6 @@ template."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from mlflow.tracking import MlflowClient
@@ -14,10 +13,19 @@ from clinrlhf.compliance.promotion_records import StoredRecords, read_records
 
 
 def _text(value: Any) -> str:
+    """A record's value as a reader sees it: mappings as "key value; ...", rows as "a, b, c; ..."."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.3f}"
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, dict):
+        return "; ".join(
+            f"{k} ({_text(v)})" if isinstance(v, dict) else f"{k} {_text(v)}" for k, v in value.items()
+        )
+    if isinstance(value, list):
+        return "; ".join(
+            ", ".join(_text(v) for v in r.values()) if isinstance(r, dict) else _text(r) for r in value
+        )
     return "–" if value is None else str(value)
 
 

@@ -90,7 +90,7 @@ def test_the_modification_protocol_names_the_data_training_and_criteria_that_pro
     }
     assert cohorts[("sex", "female")] == int(_eval_metrics(sample, sample.good.version)["eval.n.sex.female"])
     training = protocol["training"]
-    assert {s: r["run"] for s, r in training["stage runs"].items()} == sample.good.stages
+    assert {r["stage"]: r["run"] for r in training["stage runs"]} == sample.good.stages
     assert len(training["training config SHA-256"]) == 64
     assert protocol["acceptance_criteria"]["criteria"] == LENIENT.to_dict()
     assert protocol["acceptance_criteria"]["all passed"] is True
