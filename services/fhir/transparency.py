@@ -178,8 +178,10 @@ def read_model_card(
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     try:
         evidence = gather(client, load_chain(client, device.run_id), uri)
-    except (RunNotFound, MlflowException):
+    except RunNotFound:
         raise APIError(404, "the model's training run is not in this service's MLflow store") from None
+    except MlflowException:
+        raise APIError(503, "the MLflow store cannot be read now") from None
     markdown = model_card_markdown(model_card_title(identity), model_card(evidence))
     return FHIRResponse(
         model_card_document(
