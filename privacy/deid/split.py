@@ -12,7 +12,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from privacy.deid.resource_types import R4B_RESOURCE_TYPES
+
 _PATIENT_LINKS = ("subject", "patient")
+UNKNOWN_TYPE = "unknown"
 
 
 def _aliases(patient: Mapping[str, Any], full_url: str | None) -> set[str]:
@@ -27,6 +30,13 @@ def _reference_of(resource: Mapping[str, Any]) -> str | None:
         if isinstance(link, Mapping) and isinstance(link.get("reference"), str):
             return link["reference"]
     return None
+
+
+def _type_name(value: Any) -> str:
+    """A count's key: the resourceType if FHIR defines it, else "unknown". The counts go where values
+    never may (the $deidentify report, ingestion's report file), and a resourceType is the sender's
+    text: "Lindqvist" or a dict of a record's fields would otherwise be copied there."""
+    return value if isinstance(value, str) and value in R4B_RESOURCE_TYPES else UNKNOWN_TYPE
 
 
 def _normalise(reference: str) -> str:
@@ -59,7 +69,7 @@ def split_by_patient(
         ref = _reference_of(r)
         key = None if ref is None else owner.get(ref, owner.get(_normalise(ref)))
         if key is None:
-            unlinked[str(r.get("resourceType", "unknown"))] += 1
+            unlinked[_type_name(r.get("resourceType"))] += 1
         else:
             groups[key].append(r)
     bundles = [
