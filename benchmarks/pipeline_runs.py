@@ -30,6 +30,8 @@ class PipelineRun:
     summary: dict
     """The pipeline's stdout summary (CONTRACT: before, after, kl, epsilon, ...)."""
     seconds: float
+    cpu_seconds: float = math.nan
+    """User + system CPU time of the run and the processes it waited for (its API server)."""
 
 
 def merged(base: dict, extra: dict) -> dict:
@@ -66,19 +68,25 @@ def run_pipeline(
     if shared_key:
         env["CLINRLHF_DEID_KEY"] = shared_key
     started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "clinrlhf", "pipeline", "--config", str(config), "--seed", str(seed)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    (home / "console.log").write_text(done.stdout + done.stderr)
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise SystemExit(f"variant {name} failed (exit {done.returncode}): {tail[0]}")
-    summary = json.loads(done.stdout[done.stdout.index("{") :])
-    return PipelineRun(home, summary, time.monotonic() - started)
+    out_path, err_path = home / "stdout.log", home / "stderr.log"
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "clinrlhf", "pipeline", "--config", str(config), "--seed", str(seed)],
+            env=env,
+            stdout=out,
+            stderr=err,
+        )
+        # wait4, not wait: the child's own CPU time, whichever runs share the machine with it.
+        _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    stdout, stderr = out_path.read_text(errors="replace"), err_path.read_text(errors="replace")
+    (home / "console.log").write_text(stdout + stderr)
+    if child.returncode != 0:
+        tail = (stderr or stdout).strip().splitlines()[-1:] or ["no output"]
+        raise SystemExit(f"variant {name} failed (exit {child.returncode}): {tail[0]}")
+    summary = json.loads(stdout[stdout.index("{") :])
+    cpu = usage.ru_utime + usage.ru_stime
+    return PipelineRun(home, summary, time.monotonic() - started, cpu)
 
 
 def count_test_scenarios(seed: int) -> int:

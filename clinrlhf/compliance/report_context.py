@@ -33,6 +33,7 @@ from clinrlhf.compliance.promotion import PROMOTION_TAGS
 from clinrlhf.compliance.report_privacy import privacy_statement
 from clinrlhf.compliance.report_records import promotion_records
 from clinrlhf.compliance.wilson import wilson_interval
+from clinrlhf.eval.unseen import UNSEEN
 from clinrlhf.lineage.artifacts import read_artifact_text
 from clinrlhf.lineage.audit_anchors import AUDIT_HEAD_TAG, parse_head
 from clinrlhf.lineage.launcher import LAUNCHED_BY
@@ -79,6 +80,23 @@ def _outcome(rates: Rates) -> dict[str, Any]:
         "n": int(o.get("n", 0)),
         "concordance_ci": _ci(o, "concordance"),
         "unsafe_ci": _ci(o, "unsafe_rate"),
+    }
+
+
+def _unseen(ev: Evidence) -> dict[str, float] | None:
+    """The outcome on the test scenarios whose prompt no trainer read (eval.unseen_prompts.*, and
+    eval.before.unseen_prompts.*); None for a run logged before the eval stage measured it."""
+    run = ev.chain.stage("eval")
+    metrics = run.data.metrics if run else {}
+    after, before = f"eval.{UNSEEN}.", f"eval.before.{UNSEEN}."
+    if f"{after}n" not in metrics:
+        return None
+    return {
+        "n": metrics[f"{after}n"],
+        "after_concordance": metrics.get(f"{after}concordance", float("nan")),
+        "after_unsafe_rate": metrics.get(f"{after}unsafe_rate", float("nan")),
+        "before_concordance": metrics.get(f"{before}concordance", float("nan")),
+        "before_unsafe_rate": metrics.get(f"{before}unsafe_rate", float("nan")),
     }
 
 
@@ -426,6 +444,7 @@ def report_context(
         "environment_sha256": ev.environment_sha256,
         "before": _outcome(ev.rates["before"]),
         "after": _outcome(ev.rates["after"]),
+        "unseen": _unseen(ev),
         "model_card": model_card(ev),
         "hti1": source_attributes(ev),
         **promotion_records(client, ev),  # change records and CHAI cards of promoted versions

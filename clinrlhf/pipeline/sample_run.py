@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 from clinrlhf.compliance.registry import register_policy
 from clinrlhf.eval.bootstrap import interval_metrics, outcome_intervals
 from clinrlhf.eval.evaluate import rates
+from clinrlhf.eval.unseen import unseen_metrics
 from clinrlhf.feedback import Judgment, snapshot_sha256, to_ndjson
 from clinrlhf.lineage.datasets import (
     PPO_PROMPTS_DATASET,
@@ -175,6 +176,13 @@ def record_sample_run(
             after = eval_metrics(concordance, unsafe_rate, seed=seed)
             before = eval_metrics(0.5, 0.2, seed=seed + 1, prefix="eval.before.")
             mlflow.log_metrics(after | before)
+            # 40 of the scenarios' prompts no trainer read (clinrlhf.eval.unseen), as the eval stage logs.
+            mlflow.log_metrics(
+                unseen_metrics({"concordance": concordance, "unsafe_rate": unsafe_rate, "n": 40.0})
+            )
+            mlflow.log_metrics(
+                unseen_metrics({"concordance": 0.5, "unsafe_rate": 0.2, "n": 40.0}, "eval.before.")
+            )
         stages["eval"] = ev.info.run_id
         evals = {
             side: {k: m[f"{prefix}{k}"] for k in ("concordance", "unsafe_rate")}

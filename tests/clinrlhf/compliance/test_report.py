@@ -99,3 +99,13 @@ def test_the_report_prints_the_audit_head_its_run_recorded(sample) -> None:
     text = " ".join(" ".join(page.text).split())
     assert "audit-head" in page.ids
     assert f"Audit trail head recorded by this run: event 7, hash {'ab' * 32}" in text
+
+
+def test_the_outcome_also_counts_the_test_scenarios_no_trainer_read_a_prompt_of(report_html):
+    """A test prompt identical to a training prompt partly measures recall: the report shows the
+    outcome on the rest apart (eval.unseen_prompts.*, logged by the eval stage)."""
+    page = Page()
+    page.feed(report_html)
+    text = " ".join(" ".join(page.text).split())
+    assert "Outcome on the test cohort" in text
+    assert "whose prompt no trainer read (n = 40): concordance 0.500 before, 0.820 after" in text
