@@ -19,8 +19,9 @@ FHIR resource types; they name this service's non-FHIR endpoints in the same syn
 names the `$deidentify` operation: only the `deidentifier` holds it, and it holds nothing else, so
 a system sending whole exports to be de-identified can read no judgments and no reports. Routes check
 scopes, not role names, so a token from a hospital identity provider that carries scopes but no
-`role` claim is authorised the same way. Discovery (`GET /cds-services`), `GET /fhir/metadata`, the
-review Questionnaire, the model card, and the AI transparency Device and model-card DocumentReference
+`role` claim is authorised the same way, by its `user/` and `system/` scopes (a `patient/` scope
+reaches one patient's record, and every route spans all patients, so it opens none). Discovery
+(`GET /cds-services`), `GET /fhir/metadata`, the review Questionnaire, the model card, and the AI transparency Device and model-card DocumentReference
 need any valid token, whatever its scopes.
 """
 

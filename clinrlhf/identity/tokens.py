@@ -45,6 +45,7 @@ ALLOWED_ALGORITHMS = (
     "EdDSA",
 )
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "jti"]
+SERVICE_CONTEXTS = ("user", "system")  # the SMART scope contexts that grant this service's routes
 CLOCK_SKEW_SECONDS = 30
 DEFAULT_TTL_SECONDS = 3600
 
@@ -64,7 +65,10 @@ class Principal:
     name: str | None = None  # the token's optional `name` claim (OpenID Connect): a display name
 
     def can(self, resource: str, permission: str) -> bool:
-        return grants(self.scopes, resource, permission)
+        # User and system scopes only: a SMART patient scope reaches one patient's record, and every
+        # route of this service (all feedback, the audit log, any card's Provenance, $deidentify)
+        # spans all patients, so `patient/*.rs` must open none of them.
+        return grants(self.scopes, resource, permission, contexts=SERVICE_CONTEXTS)
 
 
 def mint_token(

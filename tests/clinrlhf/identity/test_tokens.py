@@ -169,6 +169,34 @@ def test_an_identity_provider_token_is_reusable_and_scoped_by_its_claims(externa
     assert role_only.can("Feedback", "r") and not role_only.can("QuestionnaireResponse", "c")
 
 
+@pytest.mark.parametrize(
+    ("resource", "permission"),
+    [
+        ("Feedback", "r"),
+        ("AuditEvent", "s"),
+        ("Provenance", "r"),
+        ("Provenance", "s"),
+        ("Deidentify", "c"),
+        ("CDSHooks", "c"),
+        ("QuestionnaireResponse", "c"),
+    ],
+)
+def test_patient_scopes_grant_none_of_the_services_routes(
+    external: Settings, rsa_key, resource: str, permission: str
+) -> None:
+    """SMART patient scopes reach one patient's record; every route here (all feedback, the audit log,
+    any card's Provenance, $deidentify) spans all patients, so `patient/*.cruds` opens none of them."""
+    scope = "launch/patient patient/*.cruds patient/*.* patient/Provenance.rs patient/Feedback.rs"
+    principal = verify_token(
+        external, sign(rsa_key, "RS384", iss=IDP, sub="app", scope=scope), MemoryJtiCache()
+    )
+    assert not principal.can(resource, permission)
+    user = verify_token(
+        external, sign(rsa_key, "RS384", iss=IDP, scope=f"user/{resource}.{permission}"), MemoryJtiCache()
+    )
+    assert user.can(resource, permission)
+
+
 def test_unknown_kid_or_mismatched_algorithm_is_refused(external: Settings, rsa_key) -> None:
     with pytest.raises(TokenError, match="unknown"):
         verify_token(external, sign(rsa_key, "RS384", kid="k2"), MemoryJtiCache())
