@@ -21,8 +21,8 @@ a system sending whole exports to be de-identified can read no judgments and no 
 scopes, not role names, so a token from a hospital identity provider that carries scopes but no
 `role` claim is authorised the same way, by its `user/` and `system/` scopes (a `patient/` scope
 reaches one patient's record, and every route spans all patients, so it opens none). Discovery
-(`GET /cds-services`), `GET /fhir/metadata`, the review Questionnaire, the model card, and the AI transparency Device and model-card DocumentReference
-need any valid token, whatever its scopes.
+(`GET /cds-services`), `GET /fhir/metadata`, the review Questionnaire, the model card, and the AI
+transparency Device and model-card DocumentReference need any valid token, whatever its scopes.
 """
 
 from __future__ import annotations
