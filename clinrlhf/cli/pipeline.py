@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--seed",
         type=int,
-        help="override the pipeline seed: which patients fall in each cohort, and their past practice",
+        help="override the pipeline seed: the cohorts, panel, SFT, reward and PPO seeds together (a stage seed set in --config is kept)",
     )
     add_token_argument(parser, "the launcher's (recorded as who launched the run)")
     parser.set_defaults(func=run)

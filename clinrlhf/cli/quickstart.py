@@ -19,11 +19,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run the whole loop on synthetic patients (about 9 minutes on 2 idle CPU cores)",
         description="Generate synthetic patients, train a supervised policy on historical practice, serve it on "
         "127.0.0.1, let a simulated clinician panel judge its suggestions through the real API, train a DP reward "
-        "model on the de-identified feedback, align the policy with KL-constrained PPO, evaluate on held-out "
-        "patients and write a compliance report. Results go to $CLINRLHF_HOME/quickstart/summary.json.",
+        "model on the de-identified feedback, align the policy with KL-constrained PPO, evaluate on the test "
+        "cohort (patients never trained or tuned on) and write a compliance report. Results go to $CLINRLHF_HOME/quickstart/summary.json.",
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed for cohorts, panel and training (default 0)"
+        "--seed", type=int, default=0, help="the one seed of cohorts, panel, SFT, reward and PPO (default 0)"
     )
     add_token_argument(parser, "the launcher's (recorded as who launched the run)")
     parser.set_defaults(func=run)
@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def print_summary(summary: dict, console: Console) -> None:
     from rich.table import Table
 
-    table = Table(title="clinrlhf quickstart: held-out patients")
+    table = Table(title="clinrlhf quickstart: test cohort (never trained or tuned on)")
     for column in ("", "concordance", "unsafe rate"):
         table.add_column(column)
     for name in ("before", "after"):
@@ -43,6 +43,12 @@ def print_summary(summary: dict, console: Console) -> None:
             f"{row['unsafe_rate']:.3f}",
         )
     console.print(table)
+    unseen = summary.get("unseen_prompts")
+    if unseen and unseen.get("n"):
+        console.print(
+            f"on the {int(unseen['n'])} test scenarios whose prompt no trainer read: "
+            f"concordance {unseen['concordance']:.3f}, unsafe {unseen['unsafe_rate']:.3f}"
+        )
     console.print(
         f"privacy: ε = {summary['epsilon']:.2f}, δ = {summary['delta']:.2e} · "
         f"final KL = {summary['kl']:.2f} nats (target {summary['kl_target']:g}) · {summary['seconds']:.0f} s"

@@ -28,7 +28,7 @@ DESCRIPTIONS = {
     "sft": "Supervised policy trained on de-identified historical practice (prompt -> prescription).",
     "reward": "Reward model trained with differential privacy on the clinicians' de-identified judgments.",
     "ppo": "Policy aligned to the reward model by PPO, held near the supervised policy by a KL penalty.",
-    "eval": "Supervised (before) and aligned (after) policies scored on held-out synthetic patients.",
+    "eval": "Supervised (before) and aligned (after) policies scored on the test cohort of synthetic patients.",
     "pipeline": "One pass of the loop: supervised policy, clinician feedback, DP reward model, PPO, evaluation.",
 }
 
