@@ -82,6 +82,7 @@ def main() -> None:
         help="more policies to score beside the run's own",
     )
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--policies-only", action="store_true", help="skip the reward model's figures")
     args = parser.parse_args()
     torch.set_num_threads(1)
     run = next(p for p in (args.run_home / "runs").iterdir() if (p / "policy").is_dir())
@@ -101,7 +102,11 @@ def main() -> None:
         outcomes[name] = [score(world, c.facts, c.target, d) for c, d in zip(cases, drugs, strict=True)]
     reward, reward_tokenizer, _ = load_reward_model(run / "reward")
     sft, sft_tokenizer = load_policy(run / "sft")
-    ranking = reward_ranking(world, reward.eval(), reward_tokenizer, sft.eval(), sft_tokenizer, cases)
+    ranking = (
+        [(False, float("nan"), False)] * len(cases)
+        if args.policies_only
+        else reward_ranking(world, reward.eval(), reward_tokenizer, sft.eval(), sft_tokenizer, cases)
+    )
     judgments, _ = consistent_read(next((args.run_home / "snapshots").glob("*.ndjson")))
     feedback = Counter(age_band_of_prompt(j.prompt) for j in judgments)
     prompts = Counter(age_band_of_prompt(p) for p in {j.prompt for j in judgments})
@@ -137,7 +142,7 @@ def main() -> None:
         table[band] = row
     # The promotion gate's figure: the largest concordance gap between two bands of n >= 30.
     gaps = {}
-    for name in [*policies, "optimum"]:
+    for name in [*policies, *([] if args.policies_only else ["optimum"])]:
         key = f"{name}.concordance"
         values = [row[key] for row in table.values() if row["n"] >= MIN_N]
         gaps[name] = max(values) - min(values)
