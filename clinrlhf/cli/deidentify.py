@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterator, Mapping
 from datetime import date
@@ -81,6 +82,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _reason(err: OSError) -> str:
+    """The system's reason without the path it names ("File name too long")."""
+    return os.strerror(err.errno) if err.errno else type(err).__name__
+
+
 def _read(source: str) -> bytes:
     if source == STDIO:
         return sys.stdin.buffer.read()
@@ -92,6 +98,8 @@ def _read(source: str) -> bytes:
         raise CLIError("IN: is a directory, not a file") from None
     except PermissionError:
         raise CLIError("IN: not readable (permission denied)") from None
+    except OSError as err:  # the system's own message quotes the path: give its reason alone
+        raise CLIError(f"IN: cannot be read ({_reason(err)})") from None
 
 
 def _is_bundle(value: Any) -> bool:
@@ -156,6 +164,8 @@ def _write(target: str, text: str, name: str) -> None:
         raise CLIError(f"{name}: is a directory") from None
     except PermissionError:
         raise CLIError(f"{name}: not writable (permission denied)") from None
+    except OSError as err:
+        raise CLIError(f"{name}: cannot be written ({_reason(err)})") from None
 
 
 def run(args: argparse.Namespace) -> int:

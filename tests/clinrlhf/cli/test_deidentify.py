@@ -155,6 +155,30 @@ def test_a_missing_input_names_no_path(tmp_path: Path, capsys: pytest.CaptureFix
     assert err == "clinrlhf deidentify: IN: no such file\n"
 
 
+@pytest.mark.parametrize(
+    "where",
+    ["IN under a file", "IN name too long", "OUT under a file", "--report under a file"],
+)
+def test_any_path_the_system_refuses_is_one_line_that_names_no_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    """The operating system's own messages quote the path ("Not a directory: '.../Zebulon...'"), so
+    every refusal of a path, not only the common ones, becomes a fixed line."""
+    named = tmp_path / "Zebulon_Quartermaine.json"
+    named.write_text(json.dumps({"resourceType": "Bundle", "entry": [{"resource": PATIENT}]}))
+    under_a_file = str(named / "Quartermaine.json")
+    argv = {
+        "IN under a file": [under_a_file],
+        "IN name too long": [str(tmp_path / ("Zebulon_Quartermaine" * 20))],
+        "OUT under a file": [str(named), under_a_file],
+        "--report under a file": [str(named), str(tmp_path / "out.json"), "--report", under_a_file],
+    }[where]
+    assert main(["deidentify", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("clinrlhf deidentify: ")
+    assert "Zebulon" not in err and "Quartermaine" not in err
+
+
 def test_help_teaches_the_forms_the_key_and_the_report(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["deidentify", "--help"])
