@@ -121,6 +121,7 @@ def load_run(args: argparse.Namespace) -> dict[str, Any]:
 
     from clinrlhf.feedback.screening import check_sources
     from clinrlhf.pipeline.cohorts import CohortSizes, make_cohorts, scenarios
+    from clinrlhf.pipeline.config import with_stage_seeds
     from clinrlhf.pipeline.single import consistent_read
     from clinrlhf.policy import load_policy
     from clinrlhf.reward.evaluate import HELDOUT_FRACTION, split_by_patient
@@ -129,7 +130,7 @@ def load_run(args: argparse.Namespace) -> dict[str, Any]:
     from clinrlhf.world.world import load_world
 
     run_files = locate_run(args.home, args.run_id, args.run_date)
-    config = run_files.config
+    config = with_stage_seeds(run_files.config)  # a stage seed the run left None, as the run derived it
     if args.train_seed is not None:  # another draw of the training randomness on the same data
         config = replace(config, ppo=replace(config.ppo, seed=args.train_seed))
     world = load_world()
