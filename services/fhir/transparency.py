@@ -30,7 +30,7 @@ from clinrlhf.compliance.ai_transparency import (
     model_card_markdown,
     model_card_title,
 )
-from clinrlhf.identity import Principal, actor
+from clinrlhf.identity import Principal, actor, client_pseudonym
 from clinrlhf.lineage.chain import RunNotFound, load_chain
 from clinrlhf.policy.version import ModelIdentity
 from clinrlhf.store import record_audit
@@ -65,6 +65,16 @@ def device_resource(device: ModelDevice) -> dict[str, Any]:
     )
 
 
+def visible_to(card: Card, principal: Principal, key: bytes) -> bool:
+    """Whether `principal` may see the card's Provenance. A CDS client (it calls the service) sees the
+    cards issued to it only, as only it may send their feedback (clinrlhf.store.feedback_entry): a
+    card id another EHR learned must not tell it when the card was made and by which model. Callers
+    that are no CDS client (compliance) see every card; cards stored before `client` was kept, too."""
+    if card.client is None or not principal.can("CDSHooks", "c"):
+        return True
+    return card.client == client_pseudonym(key, principal)
+
+
 def provenance_resource(card: Card, device: ModelDevice) -> dict[str, Any]:
     targets = [
         {
@@ -94,6 +104,7 @@ def read_provenance(
 ) -> FHIRResponse:
     with session.begin():  # audited, like every read of what the service stored about a case
         card = session.get(Card, provenance_id)
+        card = card if card is not None and visible_to(card, principal, state.deid_key) else None
         device = session.get(ModelDevice, card.device_id) if card and card.device_id else None
         if card is None or device is None:
             raise APIError(404, "no such Provenance")
@@ -125,6 +136,7 @@ def search_provenance(
     with session.begin():
         suggestion = session.get(Suggestion, suggestion_id)
         card = suggestion.card if suggestion is not None and suggestion.drug is not None else None
+        card = card if card is not None and visible_to(card, principal, state.deid_key) else None
         device = session.get(ModelDevice, card.device_id) if card and card.device_id else None
         found = [provenance_resource(card, device)] if card and device else []
         for resource in found:

@@ -241,3 +241,21 @@ def test_a_drafts_provenance_is_found_by_searching_its_target(
         ).status_code
         == 403
     )
+
+
+def test_a_cds_client_reads_the_provenance_of_its_own_cards_only(
+    site: str, card: dict[str, Any], registered, headers
+) -> None:
+    """Like feedback (clinrlhf.store.feedback_entry.check_client): another EHR's card is not there for
+    a CDS client, by id or by its draft, whoever told it the id; compliance still reads every card."""
+    settings, _ = registered
+    other = {"Authorization": f"Bearer {mint_token(settings, role='cds-client', sub='another-ehr')}"}
+    path = f"/fhir/Provenance/{card['uuid']}"
+    search = f"/fhir/Provenance?target=MedicationRequest/{drafts(card)[0]['id']}"
+    refused = get(site, path, other)
+    assert refused.status_code == 404 and "another" not in refused.text
+    OperationOutcome.model_validate(refused.json())
+    assert get(site, search, other).json()["total"] == 0
+    for owner in (headers["cds-client"], headers["compliance"]):
+        assert get(site, path, owner).status_code == 200
+        assert get(site, search, owner).json()["total"] == 1
