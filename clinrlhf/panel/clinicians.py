@@ -120,6 +120,12 @@ def review_pair(
     )
 
 
+# The non-adherence reasons (HL7 CodeSystem non-adherence-reason-codes, offered on every card) a
+# simulated clinician gives when overriding: the recommendation harms this patient, or is not the
+# treatment they would choose.
+OVERRIDE_REASONS = {"unsafe": "patient-contraindication", "worse": "recipient-disagrees-evidence"}
+
+
 def cds_outcome(
     world: World,
     clinician: Clinician,
@@ -136,4 +142,4 @@ def cds_outcome(
     if values[best] > 0.5:
         return best, None
     unsafe = score(world, facts, target, drugs[0]) is Outcome.UNSAFE
-    return None, "contraindicated" if unsafe else "not-indicated"
+    return None, OVERRIDE_REASONS["unsafe" if unsafe else "worse"]

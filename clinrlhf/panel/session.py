@@ -19,11 +19,12 @@ from clinrlhf.eval.evaluate import subgroup_of
 from clinrlhf.feedback.steering import SteeringConfig, steered_order
 from clinrlhf.panel.clinicians import Clinician, PanelReview, cds_outcome, review_pair
 from clinrlhf.panel.ehr import SERVICE_ID, card_drug_codes, hook_instance, patient_view_request
+from clinrlhf.store import override_reasons
 from clinrlhf.world.patients import SyntheticPatient
 from clinrlhf.world.world import World
 
 REVIEW_QUESTIONNAIRE = "https://clinrlhf.dev/fhir/Questionnaire/clinrlhf-review"
-OVERRIDE_SYSTEM = "https://clinrlhf.dev/fhir/CodeSystem/override-reason"
+OVERRIDE_SYSTEM = override_reasons.SYSTEM  # the codes cards offer (CDS Hooks 3.0)
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 
 

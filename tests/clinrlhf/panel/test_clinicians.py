@@ -45,3 +45,15 @@ def test_contraindication_blind_rater_misses_only_the_contraindication():
     assert value(W, blind, PREGNANT_HTN, "hypertension", "lisinopril") > value(
         W, careful, PREGNANT_HTN, "hypertension", "lisinopril"
     )
+
+
+def test_the_simulated_clinicians_override_with_reasons_the_card_offers():
+    """The panel plays a CDS Hooks 3.0 EHR: an override names one of the non-adherence reasons the
+    card offered (HL7's CodeSystem), each a clinical signal the reward model learns from."""
+    from clinrlhf.panel.clinicians import OVERRIDE_REASONS
+    from clinrlhf.store.override_reasons import OFFERED, SYSTEM, signal_of
+
+    offered = {(r.system, r.code) for r in OFFERED}
+    for code in OVERRIDE_REASONS.values():
+        assert (SYSTEM, code) in offered
+        assert signal_of(SYSTEM, code) == "clinical"
