@@ -20,6 +20,7 @@ from mlflow.entities.model_registry import ModelVersion
 from clinrlhf.compliance.criteria import AcceptanceCriteria, check_criteria
 from clinrlhf.compliance.evidence import Evidence, when
 from clinrlhf.compliance.registry import DATASET_SHA256, POLICY_SHA256
+from clinrlhf.lineage.datasets import SHA256_TAG, TEST_DATASET
 
 SCHEMA = "clinrlhf.change-record/1"
 GUIDANCE = (
@@ -27,6 +28,7 @@ GUIDANCE = (
     "Intelligence-Enabled Device Software Functions (final guidance, August 2025)"
 )
 NONE = "none"
+NOT_RECORDED = "not recorded"
 STAGES = ("sft", "reward", "ppo", "eval")
 METRICS = ("concordance", "unsafe_rate")
 
@@ -51,6 +53,16 @@ def config_sha256(ev: Evidence) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+def scenarios_sha256(ev: Evidence) -> str:
+    """SHA-256 of the held-out scenarios the eval run read, as its dataset input recorded it."""
+    run = ev.run("eval")
+    for item in run.inputs.dataset_inputs if run is not None and run.inputs else []:
+        tags = {t.key: t.value for t in item.tags}
+        if item.dataset.name == TEST_DATASET and SHA256_TAG in tags:
+            return tags[SHA256_TAG]
+    return NOT_RECORDED
+
+
 def identity(v: VersionEvidence) -> dict[str, str]:
     """What the version is, item by item: the description of the modification compares these."""
     ev, mv = v.evidence, v.version
@@ -65,6 +77,7 @@ def identity(v: VersionEvidence) -> dict[str, str]:
         "training config SHA-256": config_sha256(ev),
         "code commit": ev.tag("pipeline", "mlflow.source.git.commit", "not recorded"),
         "environment SHA-256": ev.environment_sha256,
+        "held-out scenarios SHA-256": scenarios_sha256(ev),
         "reward model ε": f"{ev.epsilon:.3f}" if math.isfinite(ev.epsilon) else "not DP",
     }
 
@@ -172,6 +185,18 @@ def _row(new: dict[str, float], old: dict[str, float] | None) -> dict[str, Any]:
     return row
 
 
+def _same_scenarios(new: Evidence, previous: Evidence) -> str:
+    """Whether a difference below is the model's alone: only when both eval runs read one held-out set."""
+    mine, theirs = scenarios_sha256(new), scenarios_sha256(previous)
+    if NOT_RECORDED in (mine, theirs):
+        return (
+            "held-out scenarios not recorded for both runs: whether they tested the same patients is unknown"
+        )
+    if mine == theirs:
+        return "on the same held-out scenarios"
+    return "on other held-out scenarios: the differences mix the models' change with the patients' change"
+
+
 def impact(new: VersionEvidence, previous: VersionEvidence | None) -> dict[str, Any]:
     """The new version's held-out results against the previous production version's, overall and
     per subgroup, side by side; differences are new − previous."""
@@ -186,7 +211,8 @@ def impact(new: VersionEvidence, previous: VersionEvidence | None) -> dict[str, 
         theirs = before.subgroups.get(attribute, {}).get(group) if before else None
         subgroups.append({"attribute": attribute, "group": group, **_row(mine, theirs)})
     return {
-        "compared with": f"version {previous.version.version} (eval run {previous.evidence.run_id_of('eval')})"
+        "compared with": f"version {previous.version.version} (eval run {previous.evidence.run_id_of('eval')}), "
+        + _same_scenarios(new.evidence, previous.evidence)
         if previous
         else "none: this is the first version promoted to production, so there is no previous version "
         "to compare with",

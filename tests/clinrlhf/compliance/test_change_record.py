@@ -23,6 +23,7 @@ from clinrlhf.compliance.promotion_records import (
 from clinrlhf.compliance.registry import EVAL_RUN, MODEL_NAME, production_version
 from clinrlhf.identity import Principal
 from clinrlhf.lineage.artifacts import read_artifact_text
+from clinrlhf.lineage.datasets import SHA256_TAG, TEST_DATASET
 
 OFFICER = Principal(sub="officer-1", role="compliance", scopes=frozenset(), issuer="test", name="Dr. Ada Lee")
 LENIENT = AcceptanceCriteria(min_concordance=0.4, max_unsafe_rate=0.2, max_subgroup_gap=0.5)
@@ -116,6 +117,27 @@ def test_the_impact_assessment_sets_the_new_version_beside_the_previous_producti
     changed = {c["item"]: c["changed"] for c in record["description_of_modification"]["changes"]}
     assert changed["policy weights SHA-256"] and changed["pipeline run"]
     assert not changed["de-identification config SHA-256"]  # both runs used the same configuration
+
+
+def test_the_impact_assessment_says_whether_both_versions_were_tested_on_the_same_patients(sample) -> None:
+    """A difference is a change of the model only when both eval runs read the same held-out
+    scenarios; the record names each run's scenarios by the SHA-256 its eval run logged and says so."""
+    _promote(sample, sample.good.version)
+    _promote(sample, sample.poor.version)
+    record = _records(sample, sample.poor.version).change_record
+
+    def scenarios(version: str) -> str:
+        run = sample.client.get_run(_version(sample, version).tags[EVAL_RUN])
+        (item,) = [i for i in run.inputs.dataset_inputs if i.dataset.name == TEST_DATASET]
+        return {t.key: t.value for t in item.tags}[SHA256_TAG]
+
+    changes = {c["item"]: c for c in record["description_of_modification"]["changes"]}
+    item = changes["held-out scenarios SHA-256"]
+    assert item["new"] == scenarios(sample.poor.version) and item["previous"] == scenarios(
+        sample.good.version
+    )
+    assert item["changed"] is False  # the sample's two versions were tested on the same scenarios
+    assert "on the same held-out scenarios" in record["impact_assessment"]["compared with"]
 
 
 def test_a_refused_promotion_writes_no_record(sample) -> None:
