@@ -14,6 +14,7 @@ import pytest
 from clinrlhf.world import load_world
 from clinrlhf.world.patients import generate_patients
 from privacy.deid import deidentify_bundle
+from privacy.deid.bundle import deidentify_with_report
 
 TODAY = date(2026, 3, 1)
 BASE = generate_patients(load_world(), 1, seed=11, today=TODAY)[0].bundle
@@ -54,3 +55,19 @@ def test_a_planted_identifier_never_survives_in_any_element(entry: int, path: tu
             assert "okafor" not in str(err).lower() and FAMILY.lower() not in str(err).lower()
             continue
         assert "okafor" not in out and FAMILY.lower() not in out
+
+
+@pytest.mark.parametrize("plant", ["Okafor", FAMILY, {"family": "Okafor"}, ["Condition", "Okafor"]])
+def test_a_planted_resource_type_reaches_neither_the_output_nor_the_report(plant: Any) -> None:
+    """A resource of a type the rules do not list is dropped and counted by type; the count's key is
+    FHIR's name for the type or "unknown", never the sender's text (the report is shared, logged to
+    MLflow and written beside ingestion)."""
+    bundle = copy.deepcopy(BASE)
+    patient = BASE["entry"][0]["resource"]
+    bundle["entry"].append(
+        {"resource": {"resourceType": plant, "subject": {"reference": f"Patient/{patient['id']}"}}}
+    )
+    result, report = deidentify_with_report(bundle, key=b"k" * 32, today=TODAY)
+    shown = (json.dumps(result.bundle) + json.dumps(report.to_dict())).lower()
+    assert "okafor" not in shown and FAMILY.lower() not in shown
+    assert report.dropped_resources["unknown"] == 1
