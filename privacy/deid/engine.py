@@ -21,7 +21,7 @@ from typing import Any
 from privacy.deid import methods
 from privacy.deid.normalize import normalize
 from privacy.deid.paths import Node, compile_tree
-from privacy.deid.resource_types import R4B_RESOURCE_TYPES
+from privacy.deid.resource_types import type_name
 from privacy.deid.ruleset import Rule, RuleSet
 from privacy.deid.scrub import Scrubber
 
@@ -57,10 +57,7 @@ class Engine:
         kind = resource.get("resourceType")
         tree = self.trees.get(kind) if isinstance(kind, str) else None
         if tree is None:
-            # Counted under FHIR's name for the type, or "unknown": the count goes to the report
-            # (shared, logged to MLflow), and a resourceType is the sender's text, a name or a dict.
-            known = kind if isinstance(kind, str) and kind in R4B_RESOURCE_TYPES else "unknown"
-            ctx.counts[f"resource.{known}:redact"] += 1
+            ctx.counts[f"resource.{type_name(kind)}:redact"] += 1  # never the sender's own text
             return None
         out: dict[str, Any] = {"resourceType": kind}
         self._walk(resource, tree, out, ctx, top=True)

@@ -180,3 +180,11 @@ R4_ONLY_RESOURCE_TYPES = frozenset(
 )
 
 RESOURCE_TYPES = R4B_RESOURCE_TYPES | R4_ONLY_RESOURCE_TYPES
+UNKNOWN_TYPE = "unknown"
+
+
+def type_name(value: object) -> str:
+    """`value` if FHIR R4 or R4B names a resource type so, else "unknown": the key of a count by
+    resourceType, which goes to reports no value may reach, while the resourceType is the sender's
+    text ("Lindqvist", a dict of a record's fields)."""
+    return value if isinstance(value, str) and value in RESOURCE_TYPES else UNKNOWN_TYPE

@@ -12,10 +12,9 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from privacy.deid.resource_types import R4B_RESOURCE_TYPES
+from privacy.deid.resource_types import type_name
 
 _PATIENT_LINKS = ("subject", "patient")
-UNKNOWN_TYPE = "unknown"
 
 
 def _aliases(patient: Mapping[str, Any], full_url: str | None) -> set[str]:
@@ -30,13 +29,6 @@ def _reference_of(resource: Mapping[str, Any]) -> str | None:
         if isinstance(link, Mapping) and isinstance(link.get("reference"), str):
             return link["reference"]
     return None
-
-
-def _type_name(value: Any) -> str:
-    """A count's key: the resourceType if FHIR defines it, else "unknown". The counts go where values
-    never may (the $deidentify report, ingestion's report file), and a resourceType is the sender's
-    text: "Lindqvist" or a dict of a record's fields would otherwise be copied there."""
-    return value if isinstance(value, str) and value in R4B_RESOURCE_TYPES else UNKNOWN_TYPE
 
 
 def _normalise(reference: str) -> str:
@@ -69,7 +61,7 @@ def split_by_patient(
         ref = _reference_of(r)
         key = None if ref is None else owner.get(ref, owner.get(_normalise(ref)))
         if key is None:
-            unlinked[_type_name(r.get("resourceType"))] += 1
+            unlinked[type_name(r.get("resourceType"))] += 1
         else:
             groups[key].append(r)
     bundles = [
