@@ -82,6 +82,15 @@ def identity(v: VersionEvidence) -> dict[str, str]:
     }
 
 
+def _kind(ev: Evidence) -> str:
+    """What the runs show: the stage runs of the pipeline that made the version. Not the policy's
+    architecture (no stage run records it) nor its intended use (the model card's fixed statement)."""
+    runs = ", ".join(f"{s} run {r.info.run_id}" for s in STAGES if (r := ev.run(s)) is not None)
+    return (
+        f"retraining by the clinrlhf pipeline (pipeline run {ev.run_id}: {runs or 'no stage runs recorded'})"
+    )
+
+
 def description(new: VersionEvidence, previous: VersionEvidence | None) -> dict[str, Any]:
     mine = identity(new)
     theirs = identity(previous) if previous else None
@@ -98,8 +107,7 @@ def description(new: VersionEvidence, previous: VersionEvidence | None) -> dict[
     return {
         "summary": f"{new.version.name} version {new.version.version} replaces {was} in production.",
         "previous_version": str(previous.version.version) if previous else NONE,
-        "kind": "retraining of the same policy architecture by the clinrlhf pipeline (supervised "
-        "fine-tuning, reward model from clinician feedback, KL-constrained PPO); intended use unchanged",
+        "kind": _kind(new.evidence),
         "changes": changes,
     }
 

@@ -140,6 +140,16 @@ def test_the_impact_assessment_says_whether_both_versions_were_tested_on_the_sam
     assert "on the same held-out scenarios" in record["impact_assessment"]["compared with"]
 
 
+def test_the_kind_of_modification_states_only_what_the_runs_show(sample) -> None:
+    """The policy's architecture is not among what MLflow holds per version (the training config
+    digest covers the stage runs' parameters), so the record does not claim it stayed the same; it
+    names the stage runs that made the version."""
+    _promote(sample, sample.good.version)
+    kind = _records(sample, sample.good.version).change_record["description_of_modification"]["kind"]
+    assert "architecture" not in kind
+    assert all(f"{stage} run {run}" in kind for stage, run in sample.good.stages.items())
+
+
 def test_a_refused_promotion_writes_no_record(sample) -> None:
     with pytest.raises(PromotionRefused, match="no approval"):
         promote(sample.client, sample.sessions, sample.settings, sample.good.version, LENIENT, OFFICER)
