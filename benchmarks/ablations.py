@@ -14,9 +14,9 @@ order; so two variants of one seed differ only in the switch. Each finished run 
     python benchmarks/ablations.py --out /tmp/screening --screening HOME [HOME ...]
 
 `--screening` answers the safety-check ablation without retraining: it screens each finished run's
-whole feedback (read from a copy of its store) with the check on and off. Given the screened
-snapshot, reward training and PPO are deterministic, so where both leave out the same clinicians the
-two runs' headlines are the same figures.
+whole feedback (read from a copy of its store) with the check on and off. The screened
+snapshot is the reward model's whole input, so where both leave out the same clinicians the switch
+changes nothing the reward model or PPO sees (their figures still vary with the secret DP noise).
 """
 
 from __future__ import annotations
