@@ -24,15 +24,16 @@ from unittest import mock
 
 import torch
 
-from privacy.dp import dirac_canaries
+from privacy.dp import unit_step
 from privacy.dp.dirac_canaries import DiracGame, Tamper, no_clipping, play_dirac_game, quarter_noise
 from privacy.dp.opacus_config import DPConfig
 
 
 def _pairs_one_by_one() -> AbstractContextManager[Any]:
     """Broken control for a unit of several pairs: its pairs reach the DPOptimizer unsummed, so each
-    is clipped on its own and one clinician moves the sum by (pairs)·C."""
-    return mock.patch.object(dirac_canaries, "sum_by_unit", lambda per_row, owner, n_units: per_row)
+    is clipped on its own and one clinician moves the sum by (pairs)·C. Planted in the per-unit step
+    the reward trainer itself uses, which the game plays through."""
+    return mock.patch.object(unit_step, "sum_by_unit", lambda per_row, owner, n_units, out=None: per_row)
 
 
 Control = tuple[str, Tamper | None, Callable[[], AbstractContextManager[Any]]]
