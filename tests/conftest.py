@@ -79,6 +79,9 @@ def decoded_runs(data: bytes) -> bytes:
     return b"\n".join(parts)
 
 
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 class IdentifierScan:
     """The identifiers of the Synthea patients, and which of them a blob of bytes holds, in plain
     text or inside a base64 run, case-insensitively. Callers count leaks, never print them."""
@@ -93,6 +96,15 @@ class IdentifierScan:
     def leaks(self, data: bytes) -> list[str]:
         haystack = (data + decoded_runs(data)).lower()
         return [s for s in self.secrets if s.lower().encode() in haystack]
+
+    def leaks_from_deidentified(self, data: bytes) -> list[str]:
+        """`leaks` for de-identified FHIR, whose structured dates are shifted under a key of the
+        run's own: a shifted date can land on one of the eleven birth dates by chance, which is no
+        leak. So an ISO birth date counts only where it is a birthDate; every other identifier,
+        and the other spellings of a birth date (the engine writes none), count anywhere."""
+        iso = {s for s in self.secrets if _ISO_DATE.fullmatch(s)}
+        leaked = [s for s in self.leaks(data) if s not in iso]
+        return leaked + [d for d in iso if re.search(rb'"birthDate"\s*:\s*"' + d.encode() + rb'"', data)]
 
 
 @pytest.fixture(scope="session")
