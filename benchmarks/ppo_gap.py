@@ -25,7 +25,9 @@ import torch
 
 from clinrlhf.eval.evaluate import evaluate_policy
 from clinrlhf.pipeline.cohorts import CohortSizes, make_cohorts, scenarios
+from clinrlhf.pipeline.policy_reward import INVALID_PENALTY
 from clinrlhf.pipeline.prompts import ppo_prompts
+from clinrlhf.pipeline.seeds import derive_seed
 from clinrlhf.pipeline.single import consistent_read
 from clinrlhf.pipeline.stages import run_ppo
 from clinrlhf.pipeline.tuning import tuning_entry_point
@@ -55,6 +57,17 @@ def main() -> None:
     parser.add_argument("--val-patients", type=int, default=400)
     parser.add_argument("--val-seed", type=int, default=VAL_SEED)
     parser.add_argument("--pipeline-seed", type=int, default=0, help="the finished run's pipeline seed")
+    parser.add_argument(
+        "--invalid-penalty",
+        type=float,
+        default=INVALID_PENALTY,
+        help=f"PPO's validity penalty (the pipeline's validity_penalty; 0: off; default {INVALID_PENALTY})",
+    )
+    parser.add_argument(
+        "--derived-seed",
+        action="store_true",
+        help="train with the PPO seed the pipeline derives from --pipeline-seed (as its own run did), not --seeds",
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -68,7 +81,7 @@ def main() -> None:
     sizes = CohortSizes(validation=800)
     validation = scenarios(make_cohorts(world, sizes, args.pipeline_seed, date.today()).validation)
     rows = []
-    for seed in args.seeds:
+    for seed in [derive_seed(args.pipeline_seed, "ppo")] if args.derived_seed else args.seeds:
         config = replace(PPOConfig(**json.loads(args.set)), seed=seed, checkpoint_every=10**9)
         cpu, wall = cpu_seconds(), time.monotonic()
         result = run_ppo(
@@ -80,6 +93,7 @@ def main() -> None:
             config=config,
             lora=None,
             checkpoint_dir=None,
+            invalid_penalty=args.invalid_penalty,
         )
         cpu, wall = cpu_seconds() - cpu, time.monotonic() - wall
         ev = evaluate_policy(result.policy, tokenizer, world, val)
@@ -97,6 +111,7 @@ def main() -> None:
             "wall_s": wall,
             "history": result.history[:: max(1, len(result.history) // 12)],
         }
+        row["invalid_penalty"] = args.invalid_penalty
         rows.append(row)
         print(
             f"{args.name} seed {seed}: conc {ev.concordance:.3f} unsafe {ev.unsafe_rate:.3f} "

@@ -23,6 +23,7 @@ TUNING_ENTRY_POINTS: dict[str, str] = {
     "clinrlhf/active/study.py::run": "compares acquisition rules (benchmarks/active_learning.py) to choose one",
     "benchmarks/fairness_runs.py::steering": "compares steering arms and floors to choose one",
     "benchmarks/age_band_gap.py::main": "diagnoses the age-band gap to decide how PPO's prompts are weighted",
+    "benchmarks/reward_seeds.py::main": "chooses the reward model's settings and the feedback per run over seeds",
 }
 """path::function (path from the repository root) → the decision it makes. Each function runs under
 `tuning_entry_point(path)` and its module reads the validation cohort only."""
