@@ -99,6 +99,13 @@ class RewardConfig:
     noise comes from; `dp.enabled` false trains a non-private baseline, never for real data."""
     grad_sample_mode: GradSampleMode = "hooks"
     """Opacus per-sample gradients: "hooks" materialises them, "ghost" only their norms."""
+    ema_decay: float | None = None
+    """Keep an exponential moving average of the reward model's weights over the optimizer steps
+    and return it instead of the last iterate; None returns the last iterate. Why: every DP-SGD step
+    adds fresh Gaussian noise to the weights, and averaging iterates cancels part of it while the
+    signal, which points the same way step after step, survives (De et al., 2022,
+    https://arxiv.org/abs/2204.13650). The average is computed from the released iterates, so it is
+    post-processing: ε and δ are unchanged."""
 
     def __post_init__(self) -> None:
         if self.privacy_unit not in PRIVACY_UNITS:
@@ -112,6 +119,8 @@ class RewardConfig:
             raise ValueError("max_pairs_per_unit, units_per_batch and rows_per_pass must be at least 1")
         if self.grad_sample_mode not in ("hooks", "ghost"):
             raise ValueError(f"grad_sample_mode must be 'hooks' or 'ghost', got {self.grad_sample_mode!r}")
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be None or in (0, 1), got {self.ema_decay}")
         if self.trainable_blocks is not None and self.trainable_blocks < 0:
             raise ValueError(f"trainable_blocks must be None or at least 0, got {self.trainable_blocks}")
         if self.rater_buckets is not None and self.rater_buckets < 1:

@@ -95,6 +95,7 @@ def run_params(
         "reward.trainable_blocks": str(config.trainable_blocks),
         "reward.rater_buckets": str(config.rater_buckets),
         "reward.rater_weighting": config.rater_weighting,
+        "reward.ema_decay": str(config.ema_decay),
         "dp.enabled": str(config.dp.enabled),
     }
     if not config.dp.enabled:

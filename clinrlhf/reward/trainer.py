@@ -36,6 +36,7 @@ from opacus import PrivacyEngine
 from opacus.grad_sample import AbstractGradSampleModule
 from opacus.optimizers import DPOptimizerFastGradientClipping
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, TensorDataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -208,6 +209,9 @@ class TrainingRun:
     "dawid-skene", clamped); empty under "none"."""
     noise: NoiseSource | None = None
     """Where the DP noise and sampling come from ("secure" or "reproducible"); None without DP."""
+    average: AveragedModel | None = None
+    """The moving average of the reward model's weights (RewardConfig.ema_decay), updated after
+    every step and copied into `trained.reward` by `finish`; None keeps the last iterate."""
 
     @property
     def noise_multiplier(self) -> float:
@@ -220,19 +224,32 @@ class TrainingRun:
     def step(self, batch: Sequence[torch.Tensor]) -> dict:
         """One optimizer step on a batch from `loader`. -> {batch_size, units, loss, accuracy}"""
         if self.units is not None:
-            return _unit_step(self, self.units, batch[0])
+            record = _unit_step(self, self.units, batch[0])
+            if self.average is not None:
+                self.average.update_parameters(self.trained.reward)
+            return record
         input_ids, lengths, margins, rater_ids, accuracy = batch
         used = margins if self.config.use_margin else None
         weights = accuracy if self.rater_accuracies else None
-        return _step(
+        record = _step(
             self.module, self.optimizer, self.criterion, input_ids, lengths, used, rater_ids, weights
         )
+        if self.average is not None:
+            self.average.update_parameters(self.trained.reward)
+        return record
 
     def finish(self) -> None:
-        """Remove Opacus' hooks and per-sample state, so PPO can copy and train the model normally."""
+        """Remove Opacus' hooks and per-sample state, so PPO can copy and train the model normally;
+        under `ema_decay`, leave the averaged weights in the reward model."""
         if isinstance(self.module, AbstractGradSampleModule):
             self.module.to_standard_module()  # removes Opacus' hooks from `trained`, which it wraps
         _strip_opacus_attributes(self.trained)
+        if self.average is not None:
+            with torch.no_grad():
+                for mine, averaged in zip(
+                    self.trained.reward.parameters(), self.average.module.parameters(), strict=True
+                ):
+                    mine.copy_(averaged)
 
 
 def prepare_training(
@@ -271,10 +288,16 @@ def prepare_training(
     optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
     criterion: nn.Module = BradleyTerryLoss(config.center_rewards_coef)
     module: nn.Module = trained
+    # Copied before Opacus wraps the model, so the average carries none of its hooks.
+    average = (
+        None
+        if config.ema_decay is None
+        else AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=False)
+    )
     if not config.dp.enabled:
         return TrainingRun(
-            trained, module, optimizer, criterion, loader, encoded, units, None, delta, config, accuracies
-        )
+            trained, module, optimizer, criterion, loader, encoded, units, None, delta, config, accuracies, None, average
+        )  # fmt: skip
     private = make_private(
         module=trained,
         optimizer=optimizer,
@@ -299,6 +322,7 @@ def prepare_training(
         config,
         accuracies,
         private.noise,
+        average,
     )
 
 
