@@ -251,7 +251,7 @@ def test_steering_cli_and_a_floor_that_cannot_fit(tmp_path, capsys):
 
 
 def test_loop_arms_are_paired_pipeline_configs_with_one_budget(tmp_path):
-    from clinrlhf.pipeline.config import load_pipeline_config
+    from clinrlhf.pipeline.config import PipelineConfig, load_pipeline_config
 
     loaded = {}
     for arm, overrides in loop_overrides("age_band", 300).items():
@@ -261,7 +261,7 @@ def test_loop_arms_are_paired_pipeline_configs_with_one_budget(tmp_path):
     unsteered, steered = loaded["unsteered"], loaded["steered"]
     assert unsteered.panel.concurrency == steered.panel.concurrency == 1
     assert unsteered.feedback_patients == 300 and unsteered.panel.steering is None
-    assert steered.feedback_patients == 1500  # the whole cohort offered, 300 of it drawn
+    assert steered.feedback_patients == PipelineConfig().feedback_patients  # the whole cohort offered, 300 drawn
     assert steered.panel.steering == SteeringConfig(attribute="age_band", patients=300)  # equal shares
 
 
