@@ -23,10 +23,10 @@ from pathlib import Path
 
 import torch
 
-from clinrlhf.eval.evaluate import evaluate_policy
+from clinrlhf.eval.evaluate import Evaluation, evaluate_policy
 from clinrlhf.pipeline.cohorts import CohortSizes, make_cohorts, scenarios
 from clinrlhf.pipeline.policy_reward import INVALID_PENALTY
-from clinrlhf.pipeline.prompts import ppo_prompts
+from clinrlhf.pipeline.prompts import balance_by_age_band, ppo_prompts
 from clinrlhf.pipeline.seeds import derive_seed
 from clinrlhf.pipeline.single import consistent_read
 from clinrlhf.pipeline.stages import run_ppo
@@ -37,7 +37,15 @@ from clinrlhf.reward.io import load_reward_model
 from clinrlhf.world.patients import generate_patients
 from clinrlhf.world.world import load_world
 
+MIN_N = 30  # AcceptanceCriteria.min_subgroup_n
 VAL_SEED = 900_001  # pipeline cohorts use seeds 3*seed + {0, 1, 2}; this one is far from them
+
+
+def age_band_gap(evaluation: Evaluation) -> float:
+    """The promotion gate's figure: the largest concordance gap between age bands of n >= 30."""
+    bands = [g for g in evaluation.subgroups.get("age_band", {}).values() if g.get("n", 0) >= MIN_N]
+    values = [g["concordance"] for g in bands]
+    return max(values) - min(values) if len(values) > 1 else 0.0
 
 
 def cpu_seconds() -> float:
@@ -68,6 +76,12 @@ def main() -> None:
         action="store_true",
         help="train with the PPO seed the pipeline derives from --pipeline-seed (as its own run did), not --seeds",
     )
+    parser.add_argument(
+        "--prompt-balance",
+        type=float,
+        default=0.0,
+        help="the pipeline's ppo_prompt_balance: PPO's prompts reweighted by age band (0: as they come)",
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -76,7 +90,7 @@ def main() -> None:
     sft, tokenizer = load_policy(run / "sft")
     reward, _, _ = load_reward_model(run / "reward")
     judgments, _ = consistent_read(next((args.run_home / "snapshots").glob("*.ndjson")))
-    prompts = ppo_prompts("feedback", judgments, [])
+    prompts = balance_by_age_band(ppo_prompts("feedback", judgments, []), args.prompt_balance)
     val = scenarios(generate_patients(world, args.val_patients, args.val_seed, date.today()))
     sizes = CohortSizes(validation=800)
     validation = scenarios(make_cohorts(world, sizes, args.pipeline_seed, date.today()).validation)
@@ -112,6 +126,8 @@ def main() -> None:
             "history": result.history[:: max(1, len(result.history) // 12)],
         }
         row["invalid_penalty"] = args.invalid_penalty
+        row["prompt_balance"] = args.prompt_balance
+        row["validation_age_band_gap"] = age_band_gap(cohort)
         rows.append(row)
         print(
             f"{args.name} seed {seed}: conc {ev.concordance:.3f} unsafe {ev.unsafe_rate:.3f} "
