@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "pipeline",
         help="run SFT → feedback → DP reward → PPO → eval with a JSON config",
         description="Like quickstart, but every setting can be overridden from a JSON file whose keys mirror "
-        'clinrlhf.pipeline.config.PipelineConfig, e.g. {"feedback_patients": 3000, "reward": '
+        'clinrlhf.pipeline.config.PipelineConfig, e.g. {"feedback_patients": 6000, "reward": '
         '{"dp": {"target_epsilon": 4.0}}, "ppo": {"kl_target": 2.0}}. Prints the summary as JSON.',
     )
     parser.add_argument("--config", type=Path, help="JSON file of overrides")
