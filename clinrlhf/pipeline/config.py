@@ -32,7 +32,8 @@ class PipelineConfig:
     mostly by how many judgments it learns from at its ε: with 1,500 (about 7,200 pairs) the
     KL-regularised optimum of the reward reached 0.82 ± 0.05 concordance on validation over five
     seeds, with twice the feedback 0.88 ± 0.06 (docs/results.md, "How the defaults were chosen").
-    It costs about three minutes of the quickstart's ten (the panel and reward training)."""
+    It adds about three minutes to the quickstart (the panel and reward training): 469 s in all on
+    2 idle cores."""
     validation_patients: int = 800
     """Patients every tuning decision is made on (defaults, checkpoints, sweeps): never trained on,
     never reported. A run does not evaluate them itself (benchmarks/pipeline_seeds.py --cohort

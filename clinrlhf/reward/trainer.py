@@ -225,15 +225,13 @@ class TrainingRun:
         """One optimizer step on a batch from `loader`. -> {batch_size, units, loss, accuracy}"""
         if self.units is not None:
             record = _unit_step(self, self.units, batch[0])
-            if self.average is not None:
-                self.average.update_parameters(self.trained.reward)
-            return record
-        input_ids, lengths, margins, rater_ids, accuracy = batch
-        used = margins if self.config.use_margin else None
-        weights = accuracy if self.rater_accuracies else None
-        record = _step(
-            self.module, self.optimizer, self.criterion, input_ids, lengths, used, rater_ids, weights
-        )
+        else:
+            input_ids, lengths, margins, rater_ids, accuracy = batch
+            used = margins if self.config.use_margin else None
+            weights = accuracy if self.rater_accuracies else None
+            record = _step(
+                self.module, self.optimizer, self.criterion, input_ids, lengths, used, rater_ids, weights
+            )
         if self.average is not None:
             self.average.update_parameters(self.trained.reward)
         return record
