@@ -261,7 +261,8 @@ def test_loop_arms_are_paired_pipeline_configs_with_one_budget(tmp_path):
     unsteered, steered = loaded["unsteered"], loaded["steered"]
     assert unsteered.panel.concurrency == steered.panel.concurrency == 1
     assert unsteered.feedback_patients == 300 and unsteered.panel.steering is None
-    assert steered.feedback_patients == PipelineConfig().feedback_patients  # the whole cohort offered, 300 drawn
+    # The whole cohort offered, 300 of it drawn.
+    assert steered.feedback_patients == PipelineConfig().feedback_patients
     assert steered.panel.steering == SteeringConfig(attribute="age_band", patients=300)  # equal shares
 
 
