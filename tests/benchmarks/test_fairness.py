@@ -241,7 +241,9 @@ def test_steering_cli_and_a_floor_that_cannot_fit(tmp_path, capsys):
     assert bench.main(["steering", "--patients", "40", "--seeds", "0", "--out", str(out)]) == 0
     assert "budget 40 patients" in capsys.readouterr().out
     written = json.loads(out.read_text())
-    assert written["budget"] == 40 and written["sizes"]["feedback"] == 1500
+    from clinrlhf.pipeline.config import PipelineConfig
+
+    assert written["budget"] == 40 and written["sizes"]["feedback"] == PipelineConfig().feedback_patients
     assert "exceeds 1" in _one_line_exit(["steering", "--floor", "0.5", "--out", str(tmp_path / "s.json")])
 
 
