@@ -57,13 +57,7 @@ def attribute_gaps(
     """{attribute: largest concordance difference between two of its groups with n >= min_n}, from an
     eval run's metrics (eval.concordance.<attribute>.<group>, eval.n.<attribute>.<group>)."""
     rates = parse_rates(metrics, prefix)
-    out: dict[str, float | None] = {}
-    for attribute in GAP_ATTRIBUTES:
-        values = [
-            v["concordance"] for a, _, v in rates.groups(min_n) if a == attribute and "concordance" in v
-        ]
-        out[attribute] = max(values) - min(values) if len(values) >= 2 else None
-    return out
+    return {attribute: rates.gap("concordance", attribute, min_n) for attribute in GAP_ATTRIBUTES}
 
 
 def _common(run: PipelineRun, seed: int) -> dict[str, Any]:

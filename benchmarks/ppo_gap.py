@@ -23,7 +23,9 @@ from pathlib import Path
 
 import torch
 
-from clinrlhf.eval.evaluate import Evaluation, evaluate_policy
+from clinrlhf.compliance.criteria import AcceptanceCriteria
+from clinrlhf.compliance.evalmetrics import parse_rates
+from clinrlhf.eval.evaluate import evaluate_policy
 from clinrlhf.pipeline.cohorts import CohortSizes, make_cohorts, scenarios
 from clinrlhf.pipeline.policy_reward import INVALID_PENALTY
 from clinrlhf.pipeline.prompts import balance_by_age_band, ppo_prompts
@@ -37,15 +39,7 @@ from clinrlhf.reward.io import load_reward_model
 from clinrlhf.world.patients import generate_patients
 from clinrlhf.world.world import load_world
 
-MIN_N = 30  # AcceptanceCriteria.min_subgroup_n
 VAL_SEED = 900_001  # pipeline cohorts use seeds 3*seed + {0, 1, 2}; this one is far from them
-
-
-def age_band_gap(evaluation: Evaluation) -> float:
-    """The promotion gate's figure: the largest concordance gap between age bands of n >= 30."""
-    bands = [g for g in evaluation.subgroups.get("age_band", {}).values() if g.get("n", 0) >= MIN_N]
-    values = [g["concordance"] for g in bands]
-    return max(values) - min(values) if len(values) > 1 else 0.0
 
 
 def cpu_seconds() -> float:
@@ -127,7 +121,9 @@ def main() -> None:
         }
         row["invalid_penalty"] = args.invalid_penalty
         row["prompt_balance"] = args.prompt_balance
-        row["validation_age_band_gap"] = age_band_gap(cohort)
+        row["validation_age_band_gap"] = parse_rates(cohort.metrics()).gap(
+            "concordance", "age_band", AcceptanceCriteria().min_subgroup_n
+        )
         rows.append(row)
         print(
             f"{args.name} seed {seed}: conc {ev.concordance:.3f} unsafe {ev.unsafe_rate:.3f} "

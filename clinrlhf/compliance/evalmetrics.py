@@ -30,6 +30,12 @@ class Rates:
             if values.get("n", 0.0) >= min_n
         ]
 
+    def gap(self, metric: str, attribute: str, min_n: int) -> float | None:
+        """The largest difference in `metric` between two groups of `attribute` with at least
+        `min_n` scenarios (the promotion gate's figure); None if fewer than two such groups."""
+        values = [v[metric] for a, _, v in self.groups(min_n) if a == attribute and metric in v]
+        return max(values) - min(values) if len(values) >= 2 else None
+
 
 def parse_rates(metrics: Mapping[str, float], prefix: str = "eval.") -> Rates:
     """The metrics under `prefix`, leaving out those of the baseline (`eval.before.`)."""
@@ -54,9 +60,6 @@ def parse_eval_run(metrics: Mapping[str, float]) -> dict[str, Rates]:
 def max_gap(rates: Rates, metric: str, min_n: int) -> tuple[float, str] | None:
     """The largest difference in `metric` between two groups of the same attribute, counting only
     groups with at least `min_n` scenarios, and that attribute; None if no attribute has two."""
-    gaps = []
-    for attribute in sorted(rates.subgroups):
-        values = [v[metric] for a, _, v in rates.groups(min_n) if a == attribute and metric in v]
-        if len(values) >= 2:
-            gaps.append((max(values) - min(values), attribute))
-    return max(gaps, key=lambda g: g[0]) if gaps else None
+    gaps = [(rates.gap(metric, a, min_n), a) for a in sorted(rates.subgroups)]
+    found = [(gap, attribute) for gap, attribute in gaps if gap is not None]
+    return max(found, key=lambda g: g[0]) if found else None
