@@ -36,7 +36,7 @@ from opacus import PrivacyEngine
 from opacus.grad_sample import AbstractGradSampleModule
 from opacus.optimizers import DPOptimizerFastGradientClipping
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, TensorDataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -45,6 +45,7 @@ from clinrlhf.reward.backbone import freeze_lower_layers, freeze_unused_paramete
 from clinrlhf.reward.config import RewardConfig
 from clinrlhf.reward.encode import EncodedPairs, encode_pairs, pair_rewards
 from clinrlhf.reward.ledger import LedgerEntry, PrivacyLedger
+from clinrlhf.reward.lora import add_lora, merge_lora
 from clinrlhf.reward.loss import BradleyTerryLoss
 from clinrlhf.reward.model import ScalarHeadModel
 from clinrlhf.reward.pairs import PreferencePair
@@ -248,6 +249,25 @@ class TrainingRun:
                     self.trained.reward.parameters(), self.average.module.parameters(), strict=True
                 ):
                     mine.copy_(averaged)
+        merge_lora(self.trained.reward)
+
+
+def ema_with_warmup(
+    decay: float,
+) -> Callable[[Sequence[torch.Tensor], Sequence[torch.Tensor], torch.Tensor | int], None]:
+    """AveragedModel's update for an exponential moving average whose decay after n updates is
+    min(decay, (1 + n) / (10 + n)) (the num_updates rule of TensorFlow's ExponentialMovingAverage).
+    Why not a constant decay: the average starts at the first iterate, and at 0.99 a run of a few
+    dozen steps would return little more than that; with the warm-up a short run averages its
+    recent iterates, and a long one (the pipeline's thousand steps) ends at `decay` all the same."""
+
+    def update(
+        averaged: Sequence[torch.Tensor], current: Sequence[torch.Tensor], n_averaged: torch.Tensor | int
+    ) -> None:
+        n = float(n_averaged)
+        torch._foreach_lerp_(list(averaged), list(current), 1.0 - min(decay, (1.0 + n) / (10.0 + n)))
+
+    return update
 
 
 def prepare_training(
@@ -265,6 +285,8 @@ def prepare_training(
     prepare_backbone(backbone)
     if config.trainable_blocks is not None:
         freeze_lower_layers(backbone, config.trainable_blocks)
+    if config.lora_rank is not None:
+        add_lora(backbone, config.lora_rank, config.lora_alpha)
     eager = getattr(backbone.config, "_attn_implementation", "sdpa") == "eager"
     model = ScalarHeadModel(backbone).train()
     freeze_unused_parameters(model, eager=eager)
@@ -290,7 +312,7 @@ def prepare_training(
     average = (
         None
         if config.ema_decay is None
-        else AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=False)
+        else AveragedModel(model, multi_avg_fn=ema_with_warmup(config.ema_decay), use_buffers=False)
     )
     if not config.dp.enabled:
         return TrainingRun(

@@ -36,11 +36,11 @@ def test_the_returned_weights_are_the_moving_average_of_the_iterates(
     for steps, batch in enumerate(run.loader, start=1):
         run.step(batch)
         last = _weights(run.trained.reward)
-        # By hand: the first iterate, then w_ema <- decay * w_ema + (1 - decay) * w_t.
+        # By hand: the first iterate, then w_ema <- d * w_ema + (1 - d) * w_t, d warming up to `decay`
+        # as min(decay, (1 + n) / (10 + n)) after n updates.
+        d = min(decay, steps / (9 + steps))
         expected = (
-            last
-            if expected is None
-            else [decay * e + (1 - decay) * w for e, w in zip(expected, last, strict=True)]
+            last if expected is None else [d * e + (1 - d) * w for e, w in zip(expected, last, strict=True)]
         )
         if steps == 6:
             break
@@ -57,7 +57,7 @@ def test_the_returned_weights_are_the_moving_average_of_the_iterates(
 def test_averaging_spends_no_privacy(
     train_pairs: list[PreferencePair], tokenizer: PreTrainedTokenizerFast, backbone: Callable[..., GPT2Model]
 ) -> None:
-    base = RewardConfig(epochs=1, units_per_batch=32, rater_buckets=None, seed=1, dp=DP)
+    base = RewardConfig(epochs=1, units_per_batch=32, rater_buckets=None, ema_decay=None, seed=1, dp=DP)
     plain = train_reward(train_pairs[:300], backbone(), tokenizer, base)
     averaged = train_reward(
         train_pairs[:300], backbone(), tokenizer, RewardConfig(**{**base.__dict__, "ema_decay": 0.9})
@@ -71,6 +71,10 @@ def test_averaging_spends_no_privacy(
         for a, b in zip(averaged.model.parameters(), plain.model.parameters(), strict=True)
     )
     assert differ
+
+
+def test_the_default_returns_the_average() -> None:
+    assert RewardConfig().ema_decay == 0.99
 
 
 @pytest.mark.parametrize("decay", [0.0, 1.0, -0.5, 1.5])
