@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import date
@@ -19,20 +20,21 @@ from typing import Any
 
 import torch
 
-from clinrlhf.eval.evaluate import Scenario, recommend_greedy, subgroup_of
-from clinrlhf.pipeline.cohorts import CohortSizes, make_cohorts, scenarios
-from clinrlhf.pipeline.config import PipelineConfig
-from clinrlhf.pipeline.policy_reward import INVALID_PENALTY
-from clinrlhf.pipeline.prompts import age_band_of_prompt
-from clinrlhf.pipeline.single import consistent_read
-from clinrlhf.pipeline.tuning import tuning_entry_point
-from clinrlhf.policy import load_policy
-from clinrlhf.policy.generate import sequence_logprob
-from clinrlhf.reward.evaluate import score_texts
-from clinrlhf.reward.io import load_reward_model
-from clinrlhf.text.prompt import parse_prescription, render_prompt, render_response
-from clinrlhf.world.scoring import Outcome, acceptable, findings_of, score
-from clinrlhf.world.world import World, load_world
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from reward_optimum import drug_scores  # noqa: E402
+
+from clinrlhf.eval.evaluate import Scenario, recommend_greedy, subgroup_of  # noqa: E402
+from clinrlhf.pipeline.cohorts import CohortSizes, make_cohorts, scenarios  # noqa: E402
+from clinrlhf.pipeline.config import PipelineConfig  # noqa: E402
+from clinrlhf.pipeline.prompts import age_band_of_prompt  # noqa: E402
+from clinrlhf.pipeline.single import consistent_read  # noqa: E402
+from clinrlhf.pipeline.tuning import tuning_entry_point  # noqa: E402
+from clinrlhf.policy import load_policy  # noqa: E402
+from clinrlhf.reward.io import load_reward_model  # noqa: E402
+from clinrlhf.text.prompt import render_prompt  # noqa: E402
+from clinrlhf.world.scoring import Outcome, acceptable, findings_of, score  # noqa: E402
+from clinrlhf.world.world import World, load_world  # noqa: E402
 
 MIN_N = 30  # AcceptanceCriteria.min_subgroup_n
 BETA = 0.3  # PPOConfig.init_kl_coef, as benchmarks/reward_diagnostics.py
@@ -47,21 +49,15 @@ def reward_ranking(
     PPO's reward (score less the validity penalty) over the world's drugs, argmax of
     log π_sft + r / β (Rafailov et al., 2023, eq. 4), is concordant: what the reward asks for."""
     out = []
-    drugs = sorted(world.drugs)
     for case in cases:
-        prompt = render_prompt(world, case.facts, case.target)
-        texts = [render_response(world, d) for d in drugs]
-        with torch.no_grad():
-            scores = score_texts(reward, tokenizer, [prompt] * len(drugs), texts)
-            prior = torch.tensor([sequence_logprob(sft, sft_tokenizer, prompt, t) for t in texts])
-        valid = torch.tensor([parse_prescription(world, prompt, t) is not None for t in texts])
-        shaped = scores - INVALID_PENALTY * (~valid).float()
-        by_drug = {d: float(v) for d, v, ok in zip(drugs, scores, valid, strict=True) if ok}
+        drug = drug_scores(
+            world, reward, tokenizer, sft, sft_tokenizer, render_prompt(world, case.facts, case.target)
+        )
+        by_drug = {d: float(v) for d, v, ok in zip(drug.drugs, drug.scores, drug.valid, strict=True) if ok}
         good = acceptable(world, case.facts, case.target)
         pairs = [(by_drug[g], by_drug[b]) for g in good if g in by_drug for b in by_drug if b not in good]
         right = sum(g > b for g, b in pairs) / len(pairs) if pairs else float("nan")
-        best = drugs[int((prior + shaped / BETA).argmax())]
-        out.append((max(by_drug, key=by_drug.__getitem__) in good, right, best in good))
+        out.append((max(by_drug, key=by_drug.__getitem__) in good, right, drug.optimum(BETA) in good))
     return out
 
 

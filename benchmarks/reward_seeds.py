@@ -38,18 +38,19 @@ from typing import Any
 
 import torch
 
-from clinrlhf.eval.evaluate import subgroup_of
-from clinrlhf.pipeline.cohorts import CohortSizes, make_cohorts, scenarios
-from clinrlhf.pipeline.config import PipelineConfig
-from clinrlhf.pipeline.policy_reward import INVALID_PENALTY
-from clinrlhf.pipeline.tuning import tuning_entry_point
-from clinrlhf.policy import load_policy
-from clinrlhf.policy.generate import sequence_logprob
-from clinrlhf.reward.evaluate import score_texts
-from clinrlhf.reward.io import load_reward_model
-from clinrlhf.text.prompt import parse_prescription, render_prompt, render_response
-from clinrlhf.world.scoring import Outcome, score
-from clinrlhf.world.world import load_world
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from reward_optimum import drug_scores  # noqa: E402
+
+from clinrlhf.eval.evaluate import subgroup_of  # noqa: E402
+from clinrlhf.pipeline.cohorts import CohortSizes, make_cohorts, scenarios  # noqa: E402
+from clinrlhf.pipeline.config import PipelineConfig  # noqa: E402
+from clinrlhf.pipeline.tuning import tuning_entry_point  # noqa: E402
+from clinrlhf.policy import load_policy  # noqa: E402
+from clinrlhf.reward.io import load_reward_model  # noqa: E402
+from clinrlhf.text.prompt import render_prompt  # noqa: E402
+from clinrlhf.world.scoring import Outcome, score  # noqa: E402
+from clinrlhf.world.world import load_world  # noqa: E402
 
 BETAS = (1.0, 0.5, 0.3, 0.2, 0.1)  # 0.3 is PPOConfig.init_kl_coef
 MIN_N = 30  # AcceptanceCriteria.min_subgroup_n
@@ -99,24 +100,18 @@ def optimum(sft_dir: Path, reward_dir: Path, seed: int) -> dict[str, Any]:
     cases = scenarios(make_cohorts(world, sizes, seed, date.today()).validation)
     reward, tokenizer, _ = load_reward_model(reward_dir)
     sft, sft_tokenizer = load_policy(sft_dir)
-    drugs = sorted(world.drugs)
-    texts = [render_response(world, d) for d in drugs]
-    logits = []
-    for case in cases:
-        prompt = render_prompt(world, case.facts, case.target)
-        with torch.no_grad():
-            scores = score_texts(reward.eval(), tokenizer, [prompt] * len(drugs), texts)
-            prior = torch.tensor([sequence_logprob(sft.eval(), sft_tokenizer, prompt, t) for t in texts])
-        valid = torch.tensor([parse_prescription(world, prompt, t) is not None for t in texts])
-        logits.append((prior, scores - INVALID_PENALTY * (~valid).float()))
+    per_case = [
+        drug_scores(world, reward, tokenizer, sft, sft_tokenizer, render_prompt(world, c.facts, c.target))
+        for c in cases
+    ]
     bands = [subgroup_of(c.facts)["age_band"] for c in cases]
     out: dict[str, Any] = {}
     for beta in BETAS:
         outcomes, kls = [], []
-        for case, (prior, shaped) in zip(cases, logits, strict=True):
-            base, tilted = torch.log_softmax(prior, 0), torch.log_softmax(prior + shaped / beta, 0)
+        for case, drug in zip(cases, per_case, strict=True):
+            base, tilted = torch.log_softmax(drug.prior, 0), drug.tilted(beta)
             kls.append(float((tilted.exp() * (tilted - base)).sum()))
-            outcomes.append(score(world, case.facts, case.target, drugs[int(tilted.argmax())]))
+            outcomes.append(score(world, case.facts, case.target, drug.optimum(beta)))
         by_band = {}
         for band in set(bands):
             idx = [i for i, b in enumerate(bands) if b == band]
