@@ -4,6 +4,13 @@ what the band's patients need (renal dosing, pregnancy, anticoagulation, allergi
 reward model ranks a concordant drug above the rest for them, and how much feedback and how many
 PPO prompts the band had. Validation cohort only: this is a diagnosis that decides what to change.
 
+It also reads the one interaction with age the oldest bands' misses come down to: for atrial
+fibrillation, by age group (under 65, 65-74, 75 and over: every patient over 75 is CHA2DS2-VASc
+high), how far the reward model scores the better anticoagulant above metoprolol, beside the
+supervised prior's log-ratio of the two. --reward scores another reward model than the run's own
+(e.g. one trained without DP, as a diagnosis: `clinrlhf train reward` with
+{"reward": {"dp": {"enabled": false}}} and CLINRLHF_PRIVACY_BUDGET_EPSILON=inf in a scratch home).
+
     python benchmarks/age_band_gap.py --run-home /tmp/ablations/default-seed0 --out /tmp/age_gap0.json
 """
 
@@ -61,6 +68,42 @@ def reward_ranking(
     return out
 
 
+def anticoagulation_by_age(
+    world: World, reward: Any, tokenizer: Any, sft: Any, sft_tokenizer: Any, cases: Sequence[Scenario]
+) -> dict[str, dict[str, float]]:
+    """Atrial fibrillation by age group: mean reward of the better anticoagulant less metoprolol's,
+    the share of cases where the reward prefers the anticoagulant, and the supervised prior's mean
+    log-ratio of the two."""
+    tiers = world.targets["atrial_fibrillation"].tiers
+    anticoagulants = [d for t in tiers if t.when == ("chads_high",) for d in t.drugs]
+    (rate_control,) = tiers[-1].drugs
+    groups: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for case in cases:
+        if case.target != "atrial_fibrillation":
+            continue
+        group = "under 65" if case.facts.age < 65 else "65-74" if case.facts.age < 75 else "75 and over"
+        drug = drug_scores(
+            world, reward, tokenizer, sft, sft_tokenizer, render_prompt(world, case.facts, case.target)
+        )
+        at = {d: i for i, d in enumerate(drug.drugs)}
+        best = max(anticoagulants, key=lambda d: float(drug.scores[at[d]]))
+        groups[group].append(
+            (
+                float(drug.scores[at[best]] - drug.scores[at[rate_control]]),
+                float(drug.prior[at[best]] - drug.prior[at[rate_control]]),
+            )
+        )
+    return {
+        group: {
+            "n": len(rows),
+            "reward_difference": sum(r for r, _ in rows) / len(rows),
+            "prefers_anticoagulant": sum(r > 0 for r, _ in rows) / len(rows),
+            "prior_log_ratio": sum(p for _, p in rows) / len(rows),
+        }
+        for group, rows in sorted(groups.items())
+    }
+
+
 @tuning_entry_point("benchmarks/age_band_gap.py")
 def main() -> None:
     parser = argparse.ArgumentParser(
@@ -79,6 +122,9 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--policies-only", action="store_true", help="skip the reward model's figures")
+    parser.add_argument(
+        "--reward", type=Path, help="a reward model folder to diagnose (default: the run's own)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     run = next(p for p in (args.run_home / "runs").iterdir() if (p / "policy").is_dir())
@@ -96,7 +142,7 @@ def main() -> None:
         model, tokenizer = load_policy(folder)
         drugs = recommend_greedy(model.eval(), tokenizer, world, cases)
         outcomes[name] = [score(world, c.facts, c.target, d) for c, d in zip(cases, drugs, strict=True)]
-    reward, reward_tokenizer, _ = load_reward_model(run / "reward")
+    reward, reward_tokenizer, _ = load_reward_model(args.reward or run / "reward")
     sft, sft_tokenizer = load_policy(run / "sft")
     ranking = (
         [(False, float("nan"), False)] * len(cases)
@@ -149,7 +195,13 @@ def main() -> None:
         }
         for name, outs in outcomes.items()
     }
-    args.out.write_text(json.dumps({"bands": table, "gaps": gaps, "overall": overall}, indent=2))
+    anticoagulation = (
+        {}
+        if args.policies_only
+        else anticoagulation_by_age(world, reward.eval(), reward_tokenizer, sft.eval(), sft_tokenizer, cases)
+    )
+    result = {"bands": table, "gaps": gaps, "overall": overall, "atrial_fibrillation": anticoagulation}
+    args.out.write_text(json.dumps(result, indent=2))
     for band, row in table.items():
         print(
             band,
@@ -157,6 +209,8 @@ def main() -> None:
         )
     print("largest concordance gap, bands of n >= 30:", {k: round(v, 3) for k, v in gaps.items()})
     print("overall:", {k: {m: round(v, 3) for m, v in row.items()} for k, row in overall.items()})
+    for group, row in anticoagulation.items():
+        print("atrial fibrillation,", group, {k: round(v, 3) for k, v in row.items()})
 
 
 if __name__ == "__main__":
