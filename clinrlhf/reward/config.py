@@ -107,16 +107,18 @@ class RewardConfig:
     noise comes from; `dp.enabled` false trains a non-private baseline, never for real data."""
     grad_sample_mode: GradSampleMode = "hooks"
     """Opacus per-sample gradients: "hooks" materialises them, "ghost" only their norms."""
-    ema_decay: float | None = 0.99
+    ema_decay: float | None = None
     """Keep an exponential moving average of the reward model's weights over the optimizer steps
     (its decay warming up to this value: clinrlhf.reward.trainer.ema_with_warmup) and return it
-    instead of the last iterate; None returns the last iterate. Why: every DP-SGD step adds fresh
-    Gaussian noise to the weights, and averaging iterates cancels part of it while the signal, which
-    points the same way step after step, survives (De et al., 2022, https://arxiv.org/abs/2204.13650).
-    On five pipeline seeds' validation cohorts it raised the reward's KL-regularised optimum on every
-    seed, 0.876 ± 0.042 (worst 0.802) to 0.907 ± 0.040 (worst 0.837); 0.995 did worse (0.883 ±
-    0.057; docs/results.md). The average is computed from the released iterates, so it is
-    post-processing: ε and δ are unchanged."""
+    instead of the last iterate; None (the default) returns the last iterate. Why one would: every
+    DP-SGD step adds fresh Gaussian noise to the weights, and averaging iterates cancels part of it
+    while the signal, which points the same way step after step, survives (De et al., 2022,
+    https://arxiv.org/abs/2204.13650). Why it is off: on five pipeline seeds' validation cohorts
+    0.99 raised the reward's KL-regularised optimum (0.876 ± 0.042 to 0.907 ± 0.040 retrained),
+    but the whole pipeline with it fell from 0.848 ± 0.051 to 0.822 ± 0.046 concordance and rose
+    from 0.012 to 0.027 unsafe: PPO stopped further short of the averaged reward's optimum
+    (docs/results.md, "Where the spread comes from"). The average is computed from the released
+    iterates, so it is post-processing: ε and δ are unchanged."""
 
     def __post_init__(self) -> None:
         if self.privacy_unit not in PRIVACY_UNITS:

@@ -73,10 +73,6 @@ def test_averaging_spends_no_privacy(
     assert differ
 
 
-def test_the_default_returns_the_average() -> None:
-    assert RewardConfig().ema_decay == 0.99
-
-
 @pytest.mark.parametrize("decay", [0.0, 1.0, -0.5, 1.5])
 def test_a_decay_outside_the_open_unit_interval_is_refused(decay: float) -> None:
     with pytest.raises(ValueError, match="ema_decay"):
