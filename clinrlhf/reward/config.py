@@ -55,14 +55,6 @@ class RewardConfig:
     Under DP every trained coordinate adds noise, so a small trained subset often learns better at
     the same ε (Yu et al., 2022, https://arxiv.org/abs/2110.06500); with this 2-block backbone the
     top block alone underfits (docs/results.md), so all are trained."""
-    lora_rank: int | None = None
-    """Train low-rank adapters of this rank on every linear layer of the backbone, instead of its
-    weights (clinrlhf.reward.lora; folded back into the weights after training, so the saved
-    model is a plain one); None trains the weights themselves. Why: DP noise grows with the
-    number of trained coordinates, and rank 8 trains about a seventh of this backbone's. The
-    embeddings and layer norms stay frozen; the head is trained either way."""
-    lora_alpha: float = 16.0
-    """The adapters' scale is lora_alpha / lora_rank (Hu et al., 2021)."""
     use_margin: bool = False
     """Subtract each pair's margin inside the Bradley–Terry loss (rating judgments carry one)."""
     rater_buckets: int | None = 4096
@@ -134,12 +126,6 @@ class RewardConfig:
             raise ValueError(f"grad_sample_mode must be 'hooks' or 'ghost', got {self.grad_sample_mode!r}")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be None or in (0, 1), got {self.ema_decay}")
-        if self.lora_rank is not None and self.lora_rank < 1:
-            raise ValueError(f"lora_rank must be None or at least 1, got {self.lora_rank}")
-        if self.lora_rank is not None and self.trainable_blocks is not None:
-            raise ValueError(
-                "lora_rank and trainable_blocks are two ways to train fewer coordinates; set one"
-            )
         if self.trainable_blocks is not None and self.trainable_blocks < 0:
             raise ValueError(f"trainable_blocks must be None or at least 0, got {self.trainable_blocks}")
         if self.rater_buckets is not None and self.rater_buckets < 1:

@@ -96,7 +96,6 @@ def run_params(
         "reward.rater_buckets": str(config.rater_buckets),
         "reward.rater_weighting": config.rater_weighting,
         "reward.ema_decay": str(config.ema_decay),
-        "reward.lora_rank": str(config.lora_rank),
         "dp.enabled": str(config.dp.enabled),
     }
     if not config.dp.enabled:

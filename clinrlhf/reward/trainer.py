@@ -45,7 +45,6 @@ from clinrlhf.reward.backbone import freeze_lower_layers, freeze_unused_paramete
 from clinrlhf.reward.config import RewardConfig
 from clinrlhf.reward.encode import EncodedPairs, encode_pairs, pair_rewards
 from clinrlhf.reward.ledger import LedgerEntry, PrivacyLedger
-from clinrlhf.reward.lora import add_lora, merge_lora
 from clinrlhf.reward.loss import BradleyTerryLoss
 from clinrlhf.reward.model import ScalarHeadModel
 from clinrlhf.reward.pairs import PreferencePair
@@ -249,7 +248,6 @@ class TrainingRun:
                     self.trained.reward.parameters(), self.average.module.parameters(), strict=True
                 ):
                     mine.copy_(averaged)
-        merge_lora(self.trained.reward)
 
 
 def ema_with_warmup(
@@ -285,8 +283,6 @@ def prepare_training(
     prepare_backbone(backbone)
     if config.trainable_blocks is not None:
         freeze_lower_layers(backbone, config.trainable_blocks)
-    if config.lora_rank is not None:
-        add_lora(backbone, config.lora_rank, config.lora_alpha)
     eager = getattr(backbone.config, "_attn_implementation", "sdpa") == "eager"
     model = ScalarHeadModel(backbone).train()
     freeze_unused_parameters(model, eager=eager)
