@@ -23,6 +23,7 @@ LIBRARIES = {
     "feedback_load.py",
     "finished_run.py",
     "pipeline_runs.py",
+    "reward_optimum.py",
     "seed_table.py",
 }
 SCRIPTS = sorted(p for p in BENCHMARKS.glob("*.py") if p.name not in LIBRARIES)
