@@ -6,7 +6,7 @@ PPO prompts the band had. Validation cohort only: this is a diagnosis that decid
 
 It also reads the one interaction with age the oldest bands' misses come down to: for atrial
 fibrillation, by age group (under 65, 65-74, 75 and over: every patient over 75 is CHA2DS2-VASc
-high), how far the reward model scores the better anticoagulant above metoprolol, beside the
+high) and risk, how far the reward model scores the better anticoagulant above metoprolol, beside the
 supervised prior's log-ratio of the two. --reward scores another reward model than the run's own
 (e.g. one trained without DP, as a diagnosis: `clinrlhf train reward` with
 {"reward": {"dp": {"enabled": false}}} and CLINRLHF_PRIVACY_BUDGET_EPSILON=inf in a scratch home).
@@ -71,9 +71,10 @@ def reward_ranking(
 def anticoagulation_by_age(
     world: World, reward: Any, tokenizer: Any, sft: Any, sft_tokenizer: Any, cases: Sequence[Scenario]
 ) -> dict[str, dict[str, float]]:
-    """Atrial fibrillation by age group: mean reward of the better anticoagulant less metoprolol's,
-    the share of cases where the reward prefers the anticoagulant, and the supervised prior's mean
-    log-ratio of the two."""
+    """Atrial fibrillation (pregnancy aside) by age group and CHA2DS2-VASc risk: mean reward of the
+    better-scored anticoagulant less metoprolol's, the share of cases where the reward prefers the
+    anticoagulant (right when the risk is high, wrong when it is low), and the supervised prior's
+    mean log-ratio of the same two drugs."""
     tiers = world.targets["atrial_fibrillation"].tiers
     anticoagulants = [d for t in tiers if t.when == ("chads_high",) for d in t.drugs]
     (rate_control,) = tiers[-1].drugs
@@ -81,7 +82,12 @@ def anticoagulation_by_age(
     for case in cases:
         if case.target != "atrial_fibrillation":
             continue
-        group = "under 65" if case.facts.age < 65 else "65-74" if case.facts.age < 75 else "75 and over"
+        found = findings_of(world, case.facts)
+        if "pregnant" in found:
+            continue  # neither anticoagulant is allowed, and the guideline's answer is another drug
+        risk = "CHA2DS2-VASc high" if "chads_high" in found else "CHA2DS2-VASc low"
+        age = "under 65" if case.facts.age < 65 else "65-74" if case.facts.age < 75 else "75 and over"
+        group = f"{age}, {risk}"
         drug = drug_scores(
             world, reward, tokenizer, sft, sft_tokenizer, render_prompt(world, case.facts, case.target)
         )

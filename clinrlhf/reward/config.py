@@ -108,7 +108,7 @@ class RewardConfig:
     https://arxiv.org/abs/2204.13650). Why it is off: on five pipeline seeds' validation cohorts
     0.99 raised the reward's KL-regularised optimum (0.876 ± 0.042 to 0.907 ± 0.040 retrained),
     but the whole pipeline with it fell from 0.848 ± 0.051 to 0.822 ± 0.046 concordance and rose
-    from 0.012 to 0.027 unsafe: PPO stopped further short of the averaged reward's optimum
+    from 0.012 to 0.026 unsafe: PPO stopped further short of the averaged reward's optimum
     (docs/results.md, "Where the spread comes from"). The average is computed from the released
     iterates, so it is post-processing: ε and δ are unchanged."""
 
