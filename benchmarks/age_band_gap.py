@@ -29,8 +29,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from reward_optimum import drug_scores  # noqa: E402
+from reward_optimum import DrugScores, drug_scores  # noqa: E402
 
+from clinrlhf.compliance.criteria import AcceptanceCriteria  # noqa: E402
 from clinrlhf.eval.evaluate import Scenario, recommend_greedy, subgroup_of  # noqa: E402
 from clinrlhf.pipeline.cohorts import CohortSizes, make_cohorts, scenarios  # noqa: E402
 from clinrlhf.pipeline.config import PipelineConfig  # noqa: E402
@@ -43,23 +44,20 @@ from clinrlhf.text.prompt import render_prompt  # noqa: E402
 from clinrlhf.world.scoring import Outcome, acceptable, findings_of, score  # noqa: E402
 from clinrlhf.world.world import World, load_world  # noqa: E402
 
-MIN_N = 30  # AcceptanceCriteria.min_subgroup_n
+MIN_N = AcceptanceCriteria().min_subgroup_n  # the promotion gate's smallest group
 BETA = 0.3  # PPOConfig.init_kl_coef, as benchmarks/reward_diagnostics.py
 FINDINGS = ("egfr_lt_30", "potassium_gt_5", "pregnant", "chads_high", "penicillin_allergy")
 
 
 def reward_ranking(
-    world: World, reward: Any, tokenizer: Any, sft: Any, sft_tokenizer: Any, cases: Sequence[Scenario]
+    world: World, cases: Sequence[Scenario], scored: Sequence[DrugScores]
 ) -> list[tuple[bool, float, bool]]:
     """Per case: whether the reward model's best valid drug is concordant; the share of
     (concordant, other valid drug) pairs it orders right; and whether the KL-regularised optimum of
     PPO's reward (score less the validity penalty) over the world's drugs, argmax of
     log π_sft + r / β (Rafailov et al., 2023, eq. 4), is concordant: what the reward asks for."""
     out = []
-    for case in cases:
-        drug = drug_scores(
-            world, reward, tokenizer, sft, sft_tokenizer, render_prompt(world, case.facts, case.target)
-        )
+    for case, drug in zip(cases, scored, strict=True):
         by_drug = {d: float(v) for d, v, ok in zip(drug.drugs, drug.scores, drug.valid, strict=True) if ok}
         good = acceptable(world, case.facts, case.target)
         pairs = [(by_drug[g], by_drug[b]) for g in good if g in by_drug for b in by_drug if b not in good]
@@ -69,7 +67,7 @@ def reward_ranking(
 
 
 def anticoagulation_by_age(
-    world: World, reward: Any, tokenizer: Any, sft: Any, sft_tokenizer: Any, cases: Sequence[Scenario]
+    world: World, cases: Sequence[Scenario], scored: Sequence[DrugScores]
 ) -> dict[str, dict[str, float]]:
     """Atrial fibrillation (pregnancy aside) by age group and CHA2DS2-VASc risk: mean reward of the
     better-scored anticoagulant less metoprolol's, the share of cases where the reward prefers the
@@ -79,7 +77,7 @@ def anticoagulation_by_age(
     anticoagulants = [d for t in tiers if t.when == ("chads_high",) for d in t.drugs]
     (rate_control,) = tiers[-1].drugs
     groups: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for case in cases:
+    for case, drug in zip(cases, scored, strict=True):
         if case.target != "atrial_fibrillation":
             continue
         found = findings_of(world, case.facts)
@@ -88,9 +86,6 @@ def anticoagulation_by_age(
         risk = "CHA2DS2-VASc high" if "chads_high" in found else "CHA2DS2-VASc low"
         age = "under 65" if case.facts.age < 65 else "65-74" if case.facts.age < 75 else "75 and over"
         group = f"{age}, {risk}"
-        drug = drug_scores(
-            world, reward, tokenizer, sft, sft_tokenizer, render_prompt(world, case.facts, case.target)
-        )
         at = {d: i for i, d in enumerate(drug.drugs)}
         best = max(anticoagulants, key=lambda d: float(drug.scores[at[d]]))
         groups[group].append(
@@ -148,13 +143,17 @@ def main() -> None:
         model, tokenizer = load_policy(folder)
         drugs = recommend_greedy(model.eval(), tokenizer, world, cases)
         outcomes[name] = [score(world, c.facts, c.target, d) for c, d in zip(cases, drugs, strict=True)]
-    reward, reward_tokenizer, _ = load_reward_model(args.reward or run / "reward")
-    sft, sft_tokenizer = load_policy(run / "sft")
-    ranking = (
-        [(False, float("nan"), False)] * len(cases)
-        if args.policies_only
-        else reward_ranking(world, reward.eval(), reward_tokenizer, sft.eval(), sft_tokenizer, cases)
-    )
+    scored: list[DrugScores] = []
+    if not args.policies_only:  # each case's drugs scored once, read by both reward diagnoses below
+        reward, reward_tokenizer, _ = load_reward_model(args.reward or run / "reward")
+        sft, sft_tokenizer = load_policy(run / "sft")
+        scored = [
+            drug_scores(
+                world, reward, reward_tokenizer, sft, sft_tokenizer, render_prompt(world, c.facts, c.target)
+            )
+            for c in cases
+        ]
+    ranking = reward_ranking(world, cases, scored) if scored else [(False, float("nan"), False)] * len(cases)
     judgments, _ = consistent_read(next((args.run_home / "snapshots").glob("*.ndjson")))
     feedback = Counter(age_band_of_prompt(j.prompt) for j in judgments)
     prompts = Counter(age_band_of_prompt(p) for p in {j.prompt for j in judgments})
@@ -201,11 +200,7 @@ def main() -> None:
         }
         for name, outs in outcomes.items()
     }
-    anticoagulation = (
-        {}
-        if args.policies_only
-        else anticoagulation_by_age(world, reward.eval(), reward_tokenizer, sft.eval(), sft_tokenizer, cases)
-    )
+    anticoagulation = anticoagulation_by_age(world, cases, scored) if scored else {}
     result = {"bands": table, "gaps": gaps, "overall": overall, "atrial_fibrillation": anticoagulation}
     args.out.write_text(json.dumps(result, indent=2))
     for band, row in table.items():

@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from reward_optimum import drug_scores  # noqa: E402
 
+from clinrlhf.compliance.criteria import AcceptanceCriteria  # noqa: E402
 from clinrlhf.eval.evaluate import subgroup_of  # noqa: E402
 from clinrlhf.pipeline.cohorts import CohortSizes, make_cohorts, scenarios  # noqa: E402
 from clinrlhf.pipeline.config import PipelineConfig  # noqa: E402
@@ -53,7 +54,7 @@ from clinrlhf.world.scoring import Outcome, score  # noqa: E402
 from clinrlhf.world.world import load_world  # noqa: E402
 
 BETAS = (1.0, 0.5, 0.3, 0.2, 0.1)  # 0.3 is PPOConfig.init_kl_coef
-MIN_N = 30  # AcceptanceCriteria.min_subgroup_n
+MIN_N = AcceptanceCriteria().min_subgroup_n  # the promotion gate's smallest group
 
 
 def run_dir(home: Path) -> Path:
