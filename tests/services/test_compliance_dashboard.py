@@ -62,6 +62,8 @@ def log_in(page, settings: Settings, role: str, landing: str, name: str | None =
     page.fill("#token", mint_token(settings, role=role, sub=f"dash-{role}", name=name))
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(landing + "$"))
+    # the URL changes when the page commits; its deferred scripts bind the keys by DOMContentLoaded
+    page.wait_for_load_state("domcontentloaded")
 
 
 def csrf(page) -> str:

@@ -125,6 +125,8 @@ def log_in(page, settings: Settings, sub: str) -> None:  # noqa: ANN001
     page.fill("#token", token(settings, sub))
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(r"/review$"))
+    # the URL changes when the page commits; its deferred scripts bind the keys by DOMContentLoaded
+    page.wait_for_load_state("domcontentloaded")
 
 
 @browser_test
