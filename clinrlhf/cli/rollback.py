@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="move the production alias back to the previously promoted version",
         description="Set the alias `production` of clinrlhf-policy back to the version promoted before the current "
         "one, without re-checking it (it passed and was approved when it was promoted). Serving switches on its "
-        "next request. The token must carry the compliance role. The rollback is an audit event.",
+        "next request. The token must carry the compliance role. The rollback is an audit event, and its change "
+        "record (the restored version against the one taken out) goes to MLflow's clinrlhf-compliance experiment.",
     )
     add_token_argument(parser, "the compliance officer's")
     parser.set_defaults(func=run)

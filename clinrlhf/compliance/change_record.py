@@ -1,11 +1,13 @@
-"""The change record of one promotion, in the three parts of a Predetermined Change Control Plan: the
+"""The change record of one promotion or rollback, in the three parts of a Predetermined Change Control Plan: the
 description of the modification, the modification protocol that produced it, and its impact
 assessment. FDA, "Marketing Submission Recommendations for a Predetermined Change Control Plan for
 Artificial Intelligence-Enabled Device Software Functions", final guidance, August 2025
 (https://www.fda.gov/regulatory-information/search-fda-guidance-documents/marketing-submission-recommendations-predetermined-change-control-plan-artificial-intelligence).
 
-Pure: it reads the Evidence of the promoted version and of the version it replaces (None at the
-first promotion) and returns JSON-ready data; every value comes from what MLflow recorded."""
+Pure: it reads the Evidence of the version put in production and of the version it replaces (None
+at the first promotion) and returns JSON-ready data; every value comes from what MLflow recorded. A
+rollback is a change to what serves patients too, so it gets a record of the same shape: the restored
+version against the one taken out (`rollback_record`)."""
 
 from __future__ import annotations
 
@@ -253,6 +255,47 @@ def change_record(
             "acceptance_criteria": acceptance(ev, criteria, decision),
         },
         "impact_assessment": impact(new, previous),
+    }
+
+
+def rollback_record(
+    restored: VersionEvidence, removed: VersionEvidence | None, removed_version: str, decision: dict[str, Any]
+) -> dict[str, Any]:
+    """The record of putting `restored` back in place of `removed_version` (`removed`: its evidence,
+    None when its pipeline run is gone from the store). The restored version is not retrained and its
+    criteria are not checked again: the record says so and points at its promotion's record."""
+    ev = restored.evidence
+    version = str(restored.version.version)
+    summary = description(restored, removed)
+    summary["summary"] = (
+        f"rollback: {restored.version.name} version {version}, promoted before, is put back in production "
+        f"in place of version {removed_version}; no retraining, the same registered weights."
+    )
+    summary["kind"] = f"rollback to the weights of {_kind(ev)}"
+    assessment = impact(restored, removed)
+    if removed is None:
+        assessment["compared with"] = (
+            f"version {removed_version}, whose pipeline run is no longer in the tracking store"
+        )
+    return {
+        "schema": SCHEMA,
+        "guidance": GUIDANCE,
+        "change": "rollback",
+        "model": restored.version.name,
+        "version": version,
+        "previous_version": removed_version,
+        "rolled_back": {k: decision.get(k) for k in ("name", "role", "actor", "time")},
+        "description_of_modification": summary,
+        "modification_protocol": {
+            "data": data_protocol(ev),
+            "training": training_protocol(ev),
+            "acceptance_criteria": {
+                "re-checked": False,
+                "why": f"version {version} passed its acceptance criteria and was approved when it was "
+                "promoted; that promotion's change record holds the criteria and their results",
+            },
+        },
+        "impact_assessment": assessment,
     }
 
 

@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from clinrlhf.compliance.approval import PROMOTION, ROLLBACK, entity_id, find_approval
+from clinrlhf.compliance.change_record import record_sha256
 from clinrlhf.compliance.criteria import AcceptanceCriteria, failures
 from clinrlhf.compliance.gate import evaluate_version
 from clinrlhf.compliance.governance import (
@@ -27,7 +28,13 @@ from clinrlhf.compliance.governance import (
     override_reason,
     record_governance,
 )
-from clinrlhf.compliance.promotion_records import build_records, finish_records_run, start_records_run
+from clinrlhf.compliance.promotion_records import (
+    build_records,
+    build_rollback_record,
+    finish_records_run,
+    start_records_run,
+    start_rollback_run,
+)
 from clinrlhf.compliance.registry import (
     MODEL_NAME,
     POLICY_SHA256,
@@ -274,16 +281,31 @@ def rollback(
     target = get_version(client, stack[-1], name)
     local = _fetch(settings, target)
     record = governance_record(officer, "rollback", event_id=None)
-    with transaction(sessions) as session:
-        event_id = _move_alias(
-            client,
-            session,
-            settings,
-            target,
-            local,
-            kind=ROLLBACK,
-            record=record,
-            new_history=stack,
-            records=records,
-        )
+    # As at promotion: the change record is written and pinned before the alias moves.
+    try:
+        written = build_rollback_record(client, settings.mlflow_tracking_uri, target, current, record)
+        records_run = start_rollback_run(client, settings, target, written)
+    except (MlflowException, RunNotFound) as err:
+        why = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise PromotionRefused(
+            f"cannot write the change record to MLflow ({why}); the alias was not moved"
+        ) from None
+    record |= {"change_record_sha256": record_sha256(written), "change_record_run_id": records_run}
+    try:
+        with transaction(sessions) as session:
+            event_id = _move_alias(
+                client,
+                session,
+                settings,
+                target,
+                local,
+                kind=ROLLBACK,
+                record=record,
+                new_history=stack,
+                records=records,
+            )
+    except BaseException:
+        finish_records_run(client, records_run, promoted=False)
+        raise
+    finish_records_run(client, records_run, promoted=True)
     return Promotion(str(target.version), str(current.version), event_id, local)

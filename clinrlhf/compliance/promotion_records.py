@@ -22,7 +22,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from clinrlhf.compliance.chai_card import chai_card
-from clinrlhf.compliance.change_record import VersionEvidence, change_record, record_sha256
+from clinrlhf.compliance.change_record import VersionEvidence, change_record, record_sha256, rollback_record
 from clinrlhf.compliance.criteria import AcceptanceCriteria
 from clinrlhf.compliance.evidence import gather
 from clinrlhf.compliance.records_markdown import chai_card_markdown, change_record_markdown
@@ -89,6 +89,37 @@ def build_records(
             f"version {previous.version}, whose pipeline run is no longer in the tracking store"
         )
     return PromotionRecords(record, chai_card(mv, new.evidence, criteria, decision))
+
+
+def build_rollback_record(
+    client: MlflowClient,
+    tracking_uri: str,
+    restored: ModelVersion,
+    removed: ModelVersion,
+    decision: dict[str, Any],
+) -> dict[str, Any]:
+    """The change record of a rollback (no CHAI card: the restored version's card, written when it was
+    promoted, still describes it)."""
+    back = version_evidence(client, restored, tracking_uri)
+    if back is None:
+        raise RunNotFound(f"version {restored.version}'s pipeline run is not in this tracking store")
+    out = version_evidence(client, removed, tracking_uri)
+    return rollback_record(back, out, str(removed.version), decision)
+
+
+def start_rollback_run(
+    client: MlflowClient, settings: Settings, mv: ModelVersion, record: dict[str, Any]
+) -> str:
+    """Log a rollback's change record to a new run of the compliance experiment (RUNNING until
+    finish_records_run), tagged with the version restored."""
+    run = client.create_run(
+        _experiment_id(client, settings),
+        run_name=f"rollback-{mv.name}-v{mv.version}",
+        tags={VERSION_TAG: f"{mv.name}/{mv.version}", VERSION_RUN_TAG: mv.run_id or ""},
+    )
+    client.log_text(run.info.run_id, json.dumps(record, indent=2), f"{CHANGE_RECORD}.json")
+    client.log_text(run.info.run_id, change_record_markdown(record), f"{CHANGE_RECORD}.md")
+    return run.info.run_id
 
 
 def _experiment_id(client: MlflowClient, settings: Settings) -> str:

@@ -75,12 +75,14 @@ def _signed(row: dict[str, Any]) -> dict[str, Any]:
 
 def change_record_markdown(record: dict[str, Any]) -> str:
     head = [
-        f"# Change record: {record['model']} version {record['version']}",
+        f"# Change record{' (rollback)' if record.get('change') == 'rollback' else ''}: "
+        f"{record['model']} version {record['version']}",
         "",
         f"Structured after {record['guidance']}. Previous production version: {record['previous_version']}.",
         "",
     ]
-    body = {k: record[k] for k in ("promoted", "description_of_modification", "modification_protocol")}
+    decided = "rolled_back" if record.get("change") == "rollback" else "promoted"
+    body = {k: record[k] for k in (decided, "description_of_modification", "modification_protocol")}
     impact = record["impact_assessment"]
     tail = [
         "## Impact assessment",

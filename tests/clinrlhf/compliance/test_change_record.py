@@ -13,7 +13,7 @@ from mlflow.entities import RunStatus
 from clinrlhf.compliance.approval import approve
 from clinrlhf.compliance.change_record import record_sha256
 from clinrlhf.compliance.criteria import AcceptanceCriteria
-from clinrlhf.compliance.promotion import PROMOTION_TAGS, PromotionRefused, promote
+from clinrlhf.compliance.promotion import PROMOTION_TAGS, ROLLBACK_TAGS, PromotionRefused, promote, rollback
 from clinrlhf.compliance.promotion_records import (
     COMPLIANCE_EXPERIMENT,
     RECORD_RUN_TAG,
@@ -190,3 +190,68 @@ def test_a_promotion_whose_change_record_cannot_be_written_is_refused_and_the_al
         promote(sample.client, sample.sessions, sample.settings, sample.good.version, LENIENT, OFFICER)
     assert production_version(sample.client) is None
     assert RECORD_RUN_TAG not in _version(sample, sample.good.version).tags
+
+
+# --- rollback ------------------------------------------------------------------------------------
+
+
+def _promote_both_and_roll_back(sample):
+    _promote(sample, sample.good.version)
+    _promote(sample, sample.poor.version)
+    promoted = _records(sample, sample.good.version).change_record
+    rollback(sample.client, sample.sessions, sample.settings, OFFICER)
+    return promoted
+
+
+def test_a_rollback_writes_a_change_record_pinned_by_its_governance_record(sample) -> None:
+    """Putting an earlier version back is a change to what serves patients: it gets a record of its
+    own (the version restored against the one taken out), not silence."""
+    _promote_both_and_roll_back(sample)
+    mv = _version(sample, sample.good.version)
+    governance = json.loads(mv.tags[ROLLBACK_TAGS + "record"])
+    run_id = governance["change_record_run_id"]
+    assert mv.tags[ROLLBACK_TAGS + "change_record_run_id"] == run_id
+    run = sample.client.get_run(run_id)
+    assert sample.client.get_experiment(run.info.experiment_id).name == COMPLIANCE_EXPERIMENT
+    assert run.info.status == RunStatus.to_string(RunStatus.FINISHED)
+    assert {a.path for a in sample.client.list_artifacts(run_id)} == {
+        "change-record.json",
+        "change-record.md",
+    }
+    record = json.loads(read_artifact_text(sample.client, run_id, "change-record.json") or "{}")
+    assert governance["change_record_sha256"] == record_sha256(record)
+    assert record["change"] == "rollback" and record["rolled_back"]["name"] == "Dr. Ada Lee"
+    assert (record["version"], record["previous_version"]) == (sample.good.version, sample.poor.version)
+    assert "rollback" in record["description_of_modification"]["summary"]
+    acceptance = record["modification_protocol"]["acceptance_criteria"]
+    assert acceptance["re-checked"] is False and sample.good.version in acceptance["why"]
+    markdown = read_artifact_text(sample.client, run_id, "change-record.md") or ""
+    assert markdown.startswith(f"# Change record (rollback): {MODEL_NAME} version {sample.good.version}")
+
+
+def test_a_rollbacks_impact_assessment_sets_the_restored_version_beside_the_one_taken_out(sample) -> None:
+    _promote_both_and_roll_back(sample)
+    run_id = _version(sample, sample.good.version).tags[ROLLBACK_TAGS + "change_record_run_id"]
+    record = json.loads(read_artifact_text(sample.client, run_id, "change-record.json") or "{}")
+    impact = record["impact_assessment"]
+    assert impact["compared with"].startswith(f"version {sample.poor.version}")
+    old, new = _eval_metrics(sample, sample.poor.version), _eval_metrics(sample, sample.good.version)
+    assert impact["overall"]["concordance"]["difference"] == pytest.approx(
+        new["eval.concordance"] - old["eval.concordance"]
+    )
+    assert impact["overall"]["concordance"]["difference"] > 0  # the good version is back
+
+
+def test_a_rollback_leaves_the_restored_versions_promotion_records_as_they_were(sample) -> None:
+    promoted = _promote_both_and_roll_back(sample)
+    assert _records(sample, sample.good.version).change_record == promoted
+
+
+def test_a_rollback_whose_change_record_cannot_be_written_is_refused_and_the_alias_stays(sample) -> None:
+    _promote(sample, sample.good.version)
+    _promote(sample, sample.poor.version)
+    sample.client.delete_experiment(sample.client.get_experiment_by_name(COMPLIANCE_EXPERIMENT).experiment_id)
+    with pytest.raises(PromotionRefused, match="cannot write the change record to MLflow"):
+        rollback(sample.client, sample.sessions, sample.settings, OFFICER)
+    assert str(production_version(sample.client).version) == sample.poor.version
+    assert ROLLBACK_TAGS + "record" not in _version(sample, sample.good.version).tags
