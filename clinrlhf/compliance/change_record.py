@@ -50,7 +50,9 @@ def _number(value: float | None) -> float | None:
 
 def config_sha256(ev: Evidence) -> str:
     """SHA-256 of the stage runs' parameters as MLflow recorded them (canonical JSON, by stage): the
-    training configuration's digest, reproducible by anyone holding the store."""
+    training configuration's digest, reproducible by anyone holding the store. It covers what the
+    stages log as params; the whole PipelineConfig (cohort sizes, formulary, prompt source, ...) has
+    its own digest beside it (Evidence.pipeline_config_sha256)."""
     params = {s: dict(sorted(r.data.params.items())) for s in STAGES if (r := ev.run(s)) is not None}
     return hashlib.sha256(json.dumps(params, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
@@ -77,6 +79,7 @@ def identity(v: VersionEvidence) -> dict[str, str]:
         "PPO prompts dataset SHA-256": mv.tags.get(DATASET_SHA256) or "not recorded",
         "de-identification config SHA-256": ev.tag("reward", "clinrlhf.deid_config_sha256", "not recorded"),
         "training config SHA-256": config_sha256(ev),
+        "pipeline config SHA-256": ev.pipeline_config_sha256,
         "code commit": ev.tag("pipeline", "mlflow.source.git.commit", "not recorded"),
         "environment SHA-256": ev.environment_sha256,
         "held-out scenarios SHA-256": scenarios_sha256(ev),
@@ -154,6 +157,7 @@ def training_protocol(ev: Evidence) -> dict[str, Any]:
     ]
     return {
         "training config SHA-256": config_sha256(ev),
+        "pipeline config SHA-256": ev.pipeline_config_sha256,
         "stage runs": runs,
         "differential privacy": ev.dp_params | {"dp.epsilon": _number(ev.epsilon)},
         "final KL to the supervised policy": _number(ev.kl),

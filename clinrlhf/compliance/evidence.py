@@ -3,6 +3,7 @@ the FHIR export: runs, metrics, privacy, datasets, feedback statistics and regis
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from clinrlhf.lineage.chain import Chain
 from clinrlhf.lineage.datasets import SNAPSHOT_ARTIFACTS, file_sha256, snapshot_source
 from clinrlhf.lineage.environment import SHA256_TAG as ENVIRONMENT_TAG
 from clinrlhf.lineage.facts import read_report_facts
+from clinrlhf.pipeline.logged import CONFIG_ARTIFACT
 from privacy.dp.guarantee import PrivacyGuarantee
 
 NAN = float("nan")
@@ -52,6 +54,9 @@ class Evidence:
     spent_runs: list[SpentRun] = field(default_factory=list)
     snapshot_in_mlflow: bool = False
     """Whether the reward run logged the snapshot file itself (readable by whoever reads the store)."""
+    pipeline_config_sha256: str = "not recorded"
+    """SHA-256 of the whole PipelineConfig the pipeline run logged (canonical JSON): every setting,
+    including those no stage run records as a param (cohort sizes, formulary, prompt source)."""
 
     @property
     def run_id(self) -> str:
@@ -110,6 +115,17 @@ def _history(client: MlflowClient, run: Run | None, keys: tuple[str, ...]) -> di
     return out
 
 
+def _config_sha256(client: MlflowClient, run_id: str) -> str:
+    text = read_artifact_text(client, run_id, CONFIG_ARTIFACT)
+    if text is None:
+        return "not recorded"
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError:
+        return "not recorded"
+    return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def gather(client: MlflowClient, chain: Chain, tracking_uri: str) -> Evidence:
     reward, ppo, ev = chain.stage("reward"), chain.stage("ppo"), chain.stage("eval")
     dp_params = {k: v for k, v in (reward.data.params if reward else {}).items() if k.startswith("dp.")}
@@ -134,4 +150,5 @@ def gather(client: MlflowClient, chain: Chain, tracking_uri: str) -> Evidence:
         production=production_version(client),
         spent_runs=spent_runs(client, chain.pipeline.info.experiment_id),
         snapshot_in_mlflow=snapshot_in_mlflow,
+        pipeline_config_sha256=_config_sha256(client, chain.pipeline.info.run_id),
     )

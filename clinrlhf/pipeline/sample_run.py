@@ -31,6 +31,8 @@ from clinrlhf.lineage.environment import log_environment
 from clinrlhf.lineage.facts import log_report_facts
 from clinrlhf.lineage.headline import log_headline
 from clinrlhf.lineage.runs import configure_mlflow, lineage_tags, stage_run
+from clinrlhf.pipeline.config import PipelineConfig
+from clinrlhf.pipeline.logged import log_pipeline_config
 from clinrlhf.settings import Settings
 from clinrlhf.world.scoring import Outcome
 from privacy.dp.opacus_config import NOISE_TAG
@@ -167,6 +169,7 @@ def record_sample_run(
     snapshot.write_bytes(to_ndjson(judgments))
     with stage_run("pipeline", nested=False) as parent:
         log_environment()
+        log_pipeline_config(PipelineConfig(seed=seed))
         log_report_facts("sample-world 0", {"name:drop": 6, "birthDate:shift": 6}, {"cards judged": 6})
         stages = {"sft": _sft([("sex female age 40-44 ; treat t0 ->", "drug0 10 mg daily")])}
         stages["reward"] = _reward(snapshot, digest, epsilon, dp_noise)

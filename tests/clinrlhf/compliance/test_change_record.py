@@ -5,6 +5,7 @@ A refused promotion writes neither. Real SQLite MLflow store, real sample runs."
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -117,6 +118,23 @@ def test_the_impact_assessment_sets_the_new_version_beside_the_previous_producti
     changed = {c["item"]: c["changed"] for c in record["description_of_modification"]["changes"]}
     assert changed["policy weights SHA-256"] and changed["pipeline run"]
     assert not changed["de-identification config SHA-256"]  # both runs used the same configuration
+
+
+def test_the_record_pins_the_whole_pipeline_config_not_only_the_stage_params(sample) -> None:
+    """Cohort sizes, the formulary and the prompt source are no stage run's params, so the training
+    config digest alone would not see them change; the logged PipelineConfig's digest does."""
+    _promote(sample, sample.good.version)
+    _promote(sample, sample.poor.version)
+    record = _records(sample, sample.poor.version).change_record
+    changes = {c["item"]: c for c in record["description_of_modification"]["changes"]}
+    item = changes["pipeline config SHA-256"]
+    logged = json.loads(
+        read_artifact_text(sample.client, sample.poor.pipeline_run_id, "pipeline/config.json") or "{}"
+    )
+    canonical = json.dumps(logged, sort_keys=True, separators=(",", ":")).encode()
+    assert item["new"] == hashlib.sha256(canonical).hexdigest()
+    assert item["changed"] is True  # the two sample pipelines ran with other seeds
+    assert record["modification_protocol"]["training"]["pipeline config SHA-256"] == item["new"]
 
 
 def test_the_impact_assessment_says_whether_both_versions_were_tested_on_the_same_patients(sample) -> None:
