@@ -39,8 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--records",
         action="store_true",
-        help="also export the change record and CHAI Applied Model Card of each promoted version of the run "
-        "(JSON and Markdown, from MLflow's clinrlhf-compliance experiment)",
+        help="also export the change record and CHAI Applied Model Card of each promoted version of the run, "
+        "and the change record of the latest rollback to it (JSON and Markdown, from MLflow's "
+        "clinrlhf-compliance experiment)",
     )
     parser.set_defaults(func=run)
 

@@ -34,6 +34,7 @@ from clinrlhf.settings import Settings
 
 COMPLIANCE_EXPERIMENT = "clinrlhf-compliance"
 RECORD_RUN_TAG = "clinrlhf.promotion.change_record_run_id"  # on the model version
+ROLLBACK_RECORD_RUN_TAG = "clinrlhf.rollback.change_record_run_id"  # on a version rolled back to: the latest
 CHANGE_RECORD = "change-record"  # artifacts <name>.json and <name>.md of the record's run
 CHAI_CARD = "chai-card"
 VERSION_TAG = "clinrlhf.model_version"  # on the record's run: "<model>/<version>"
@@ -200,9 +201,29 @@ def export_records(client: MlflowClient, versions: list[ModelVersion], folder: P
             raise RecordsUnreadable(
                 f"version {mv.version}'s change record (run {stored.run_id}) is {stored.problem}"
             )
+        files = stored.records.files() | _rollback_files(client, mv)
         folder.mkdir(parents=True, exist_ok=True)
-        for name, text in stored.records.files().items():
+        for name, text in files.items():
             path = folder / f"{mv.name}-v{mv.version}-{name}"
             path.write_text(text, encoding="utf-8")
             written.append(path)
     return written
+
+
+def _rollback_files(client: MlflowClient, mv: ModelVersion) -> dict[str, str]:
+    """The change record of the latest rollback to `mv` (earlier ones: the audit trail's governance
+    records pin them), as export file name -> content; {} if it was never rolled back to."""
+    run_id = mv.tags.get(ROLLBACK_RECORD_RUN_TAG)
+    if not run_id:
+        return {}
+    text = read_artifact_text(client, run_id, f"{CHANGE_RECORD}.json")
+    if text is None:
+        raise RecordsUnreadable(
+            f"version {mv.version}'s rollback change record (run {run_id}) is not readable with these "
+            "MLflow credentials, or the run was deleted"
+        )
+    record = json.loads(text)
+    return {
+        f"rollback-{CHANGE_RECORD}.json": json.dumps(record, indent=2),
+        f"rollback-{CHANGE_RECORD}.md": change_record_markdown(record),
+    }

@@ -18,6 +18,7 @@ from clinrlhf.compliance.promotion import PROMOTION_TAGS, ROLLBACK_TAGS, Promoti
 from clinrlhf.compliance.promotion_records import (
     COMPLIANCE_EXPERIMENT,
     RECORD_RUN_TAG,
+    ROLLBACK_RECORD_RUN_TAG,
     PromotionRecords,
     read_records,
 )
@@ -228,7 +229,7 @@ def test_a_rollback_writes_a_change_record_pinned_by_its_governance_record(sampl
     mv = _version(sample, sample.good.version)
     governance = json.loads(mv.tags[ROLLBACK_TAGS + "record"])
     run_id = governance["change_record_run_id"]
-    assert mv.tags[ROLLBACK_TAGS + "change_record_run_id"] == run_id
+    assert mv.tags[ROLLBACK_TAGS + "change_record_run_id"] == mv.tags[ROLLBACK_RECORD_RUN_TAG] == run_id
     run = sample.client.get_run(run_id)
     assert sample.client.get_experiment(run.info.experiment_id).name == COMPLIANCE_EXPERIMENT
     assert run.info.status == RunStatus.to_string(RunStatus.FINISHED)

@@ -9,7 +9,7 @@ from pathlib import Path
 from clinrlhf.cli import main
 from clinrlhf.compliance.approval import approve
 from clinrlhf.compliance.criteria import AcceptanceCriteria
-from clinrlhf.compliance.promotion import promote
+from clinrlhf.compliance.promotion import promote, rollback
 from clinrlhf.compliance.registry import EVAL_RUN, MODEL_NAME
 from clinrlhf.compliance.report import build_report
 from clinrlhf.identity import Principal
@@ -76,3 +76,19 @@ def test_report_records_exports_both_records_as_json_and_markdown(sample, tmp_pa
 def test_report_records_of_a_run_never_promoted_exports_nothing(sample, tmp_path: Path, capsys) -> None:
     assert main(["report", sample.good.pipeline_run_id, "--records", "--out", str(tmp_path)]) == 0
     assert [Path(p).suffix for p in capsys.readouterr().out.split()] == [".html"]
+
+
+def test_report_records_exports_the_rollback_record_of_a_version_rolled_back_to(
+    sample, tmp_path: Path, capsys
+) -> None:
+    _promote(sample, sample.good.version)
+    _promote(sample, sample.poor.version)
+    rollback(sample.client, sample.sessions, sample.settings, OFFICER)
+    assert main(["report", sample.good.pipeline_run_id, "--records", "--out", str(tmp_path)]) == 0
+    names = {Path(p).name for p in capsys.readouterr().out.split()}
+    stem = f"{MODEL_NAME}-v{sample.good.version}"
+    assert {f"{stem}-rollback-change-record.json", f"{stem}-rollback-change-record.md"} <= names
+    record = json.loads((tmp_path / f"{stem}-rollback-change-record.json").read_text())
+    assert record["change"] == "rollback" and record["previous_version"] == sample.poor.version
+    promotion = json.loads((tmp_path / f"{stem}-change-record.json").read_text())
+    assert "change" not in promotion and promotion["previous_version"] == "none"
