@@ -11,8 +11,6 @@ version against the one taken out (`rollback_record`)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -23,6 +21,7 @@ from clinrlhf.compliance.criteria import AcceptanceCriteria, check_criteria
 from clinrlhf.compliance.evidence import Evidence, when
 from clinrlhf.compliance.registry import DATASET_SHA256, POLICY_SHA256
 from clinrlhf.lineage.datasets import SHA256_TAG, TEST_DATASET
+from clinrlhf.lineage.pipeline_config import canonical_sha256
 
 SCHEMA = "clinrlhf.change-record/1"
 GUIDANCE = (
@@ -51,10 +50,9 @@ def _number(value: float | None) -> float | None:
 def config_sha256(ev: Evidence) -> str:
     """SHA-256 of the stage runs' parameters as MLflow recorded them (canonical JSON, by stage): the
     training configuration's digest, reproducible by anyone holding the store. It covers what the
-    stages log as params; the whole PipelineConfig (cohort sizes, formulary, prompt source, ...) has
-    its own digest beside it (Evidence.pipeline_config_sha256)."""
-    params = {s: dict(sorted(r.data.params.items())) for s in STAGES if (r := ev.run(s)) is not None}
-    return hashlib.sha256(json.dumps(params, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    stages log as params; the whole PipelineConfig (cohort sizes, prompt source, ...) has its own
+    digest beside it (Evidence.pipeline_config_sha256)."""
+    return canonical_sha256({s: dict(r.data.params) for s in STAGES if (r := ev.run(s)) is not None})
 
 
 def scenarios_sha256(ev: Evidence) -> str:
@@ -96,22 +94,36 @@ def _kind(ev: Evidence) -> str:
     )
 
 
-def description(new: VersionEvidence, previous: VersionEvidence | None) -> dict[str, Any]:
+def _gone(version: str) -> str:
+    return f"version {version}, whose pipeline run is no longer in the tracking store"
+
+
+def description(
+    new: VersionEvidence, previous: VersionEvidence | None, previous_version: str | None
+) -> dict[str, Any]:
+    """Each identifying item of `new` beside the previous production version's. `previous_version`
+    None: there was none (first promotion); given with `previous` None: there was one, but its
+    pipeline run is gone, so whether an item changed is unknown (null), not "changed"."""
     mine = identity(new)
     theirs = identity(previous) if previous else None
-    changes = [
-        {
-            "item": item,
-            "previous": theirs[item] if theirs else NONE,
-            "new": value,
-            "changed": theirs is None or theirs[item] != value,
-        }
-        for item, value in mine.items()
-    ]
-    was = f"version {previous.version.version}" if previous else "no version (first promotion)"
+    changes: list[dict[str, Any]]
+    if theirs is None and previous_version is not None:
+        gone = _gone(previous_version)
+        changes = [{"item": i, "previous": gone, "new": v, "changed": None} for i, v in mine.items()]
+    else:
+        changes = [
+            {
+                "item": item,
+                "previous": theirs[item] if theirs else NONE,
+                "new": value,
+                "changed": theirs is None or theirs[item] != value,
+            }
+            for item, value in mine.items()
+        ]
+    was = f"version {previous_version}" if previous_version else "no version (first promotion)"
     return {
         "summary": f"{new.version.name} version {new.version.version} replaces {was} in production.",
-        "previous_version": str(previous.version.version) if previous else NONE,
+        "previous_version": previous_version or NONE,
         "kind": _kind(new.evidence),
         "changes": changes,
     }
@@ -211,9 +223,12 @@ def _same_scenarios(new: Evidence, previous: Evidence) -> str:
     return "on other held-out scenarios: the differences mix the models' change with the patients' change"
 
 
-def impact(new: VersionEvidence, previous: VersionEvidence | None) -> dict[str, Any]:
+def impact(
+    new: VersionEvidence, previous: VersionEvidence | None, previous_version: str | None
+) -> dict[str, Any]:
     """The new version's held-out results against the previous production version's, overall and
-    per subgroup, side by side; differences are new − previous."""
+    per subgroup, side by side; differences are new − previous (null where the previous version's
+    runs are gone)."""
     after = new.evidence.rates["after"]
     before = previous.evidence.rates["after"] if previous else None
     keys = {(a, g) for a, g, _ in after.groups()} | (
@@ -224,12 +239,17 @@ def impact(new: VersionEvidence, previous: VersionEvidence | None) -> dict[str, 
         mine = after.subgroups.get(attribute, {}).get(group, {})
         theirs = before.subgroups.get(attribute, {}).get(group) if before else None
         subgroups.append({"attribute": attribute, "group": group, **_row(mine, theirs)})
+    if previous is not None:
+        compared = (
+            f"version {previous.version.version} (eval run {previous.evidence.run_id_of('eval')}), "
+            + _same_scenarios(new.evidence, previous.evidence)
+        )
+    elif previous_version is not None:
+        compared = _gone(previous_version)
+    else:
+        compared = "none: this is the first version promoted to production, so there is no previous version to compare with"
     return {
-        "compared with": f"version {previous.version.version} (eval run {previous.evidence.run_id_of('eval')}), "
-        + _same_scenarios(new.evidence, previous.evidence)
-        if previous
-        else "none: this is the first version promoted to production, so there is no previous version "
-        "to compare with",
+        "compared with": compared,
         "new eval run": new.evidence.run_id_of("eval"),
         "overall": _row(after.overall, before.overall if before else None),
         "subgroups": subgroups,
@@ -239,26 +259,29 @@ def impact(new: VersionEvidence, previous: VersionEvidence | None) -> dict[str, 
 def change_record(
     new: VersionEvidence,
     previous: VersionEvidence | None,
+    previous_version: str | None,
     criteria: AcceptanceCriteria,
     decision: dict[str, Any],
 ) -> dict[str, Any]:
-    """The whole record. `decision` is the promotion's governance record (officer, time, criteria,
-    override)."""
+    """The record of a promotion. `previous_version`: the version in production before (None at the
+    first promotion), `previous` its evidence (None also when its pipeline run is gone); `decision`
+    is the promotion's governance record (officer, time, criteria, override)."""
     ev = new.evidence
     return {
         "schema": SCHEMA,
         "guidance": GUIDANCE,
+        "change": "promotion",
         "model": new.version.name,
         "version": str(new.version.version),
-        "previous_version": str(previous.version.version) if previous else NONE,
+        "previous_version": previous_version or NONE,
         "promoted": {k: decision.get(k) for k in ("name", "role", "actor", "time")},
-        "description_of_modification": description(new, previous),
+        "description_of_modification": description(new, previous, previous_version),
         "modification_protocol": {
             "data": data_protocol(ev),
             "training": training_protocol(ev),
             "acceptance_criteria": acceptance(ev, criteria, decision),
         },
-        "impact_assessment": impact(new, previous),
+        "impact_assessment": impact(new, previous, previous_version),
     }
 
 
@@ -266,21 +289,16 @@ def rollback_record(
     restored: VersionEvidence, removed: VersionEvidence | None, removed_version: str, decision: dict[str, Any]
 ) -> dict[str, Any]:
     """The record of putting `restored` back in place of `removed_version` (`removed`: its evidence,
-    None when its pipeline run is gone from the store). The restored version is not retrained and its
-    criteria are not checked again: the record says so and points at its promotion's record."""
+    None when its pipeline run is gone). Nothing is retrained and the restored version's criteria are
+    not checked again: the record says so and points at its promotion's record."""
     ev = restored.evidence
     version = str(restored.version.version)
-    summary = description(restored, removed)
-    summary["summary"] = (
+    what = description(restored, removed, removed_version)
+    what["summary"] = (
         f"rollback: {restored.version.name} version {version}, promoted before, is put back in production "
-        f"in place of version {removed_version}; no retraining, the same registered weights."
+        f"in place of version {removed_version}; nothing is retrained, the registered weights are the same."
     )
-    summary["kind"] = f"rollback to the weights of {_kind(ev)}"
-    assessment = impact(restored, removed)
-    if removed is None:
-        assessment["compared with"] = (
-            f"version {removed_version}, whose pipeline run is no longer in the tracking store"
-        )
+    what["kind"] = f"rollback to the weights made by the clinrlhf pipeline (pipeline run {ev.run_id})"
     return {
         "schema": SCHEMA,
         "guidance": GUIDANCE,
@@ -289,7 +307,7 @@ def rollback_record(
         "version": version,
         "previous_version": removed_version,
         "rolled_back": {k: decision.get(k) for k in ("name", "role", "actor", "time")},
-        "description_of_modification": summary,
+        "description_of_modification": what,
         "modification_protocol": {
             "data": data_protocol(ev),
             "training": training_protocol(ev),
@@ -299,9 +317,9 @@ def rollback_record(
                 "promoted; that promotion's change record holds the criteria and their results",
             },
         },
-        "impact_assessment": assessment,
+        "impact_assessment": impact(restored, removed, removed_version),
     }
 
 
 def record_sha256(record: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(record, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return canonical_sha256(record)

@@ -3,7 +3,6 @@ the FHIR export: runs, metrics, privacy, datasets, feedback statistics and regis
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -25,7 +24,12 @@ from clinrlhf.lineage.chain import Chain
 from clinrlhf.lineage.datasets import SNAPSHOT_ARTIFACTS, file_sha256, snapshot_source
 from clinrlhf.lineage.environment import SHA256_TAG as ENVIRONMENT_TAG
 from clinrlhf.lineage.facts import read_report_facts
-from clinrlhf.pipeline.logged import CONFIG_ARTIFACT
+from clinrlhf.lineage.pipeline_config import (
+    ConfigNotLogged,
+    TruncatedConfig,
+    canonical_sha256,
+    logged_config_json,
+)
 from privacy.dp.guarantee import PrivacyGuarantee
 
 NAN = float("nan")
@@ -55,8 +59,10 @@ class Evidence:
     snapshot_in_mlflow: bool = False
     """Whether the reward run logged the snapshot file itself (readable by whoever reads the store)."""
     pipeline_config_sha256: str = "not recorded"
-    """SHA-256 of the whole PipelineConfig the pipeline run logged (canonical JSON): every setting,
-    including those no stage run records as a param (cohort sizes, formulary, prompt source)."""
+    """SHA-256 of the whole PipelineConfig the pipeline run logged, as canonical JSON (not of the
+    artifact file's bytes): every setting, including those no stage run logs as a param (cohort
+    sizes, the prompt source, the formulary file's path; its content is the PPO run's
+    `formulary.sha256`)."""
 
     @property
     def run_id(self) -> str:
@@ -116,14 +122,15 @@ def _history(client: MlflowClient, run: Run | None, keys: tuple[str, ...]) -> di
 
 
 def _config_sha256(client: MlflowClient, run_id: str) -> str:
-    text = read_artifact_text(client, run_id, CONFIG_ARTIFACT)
-    if text is None:
-        return "not recorded"
+    """The logged PipelineConfig's canonical digest; "not recorded" for a run that logged none. A
+    store that cannot be read raises (MlflowException) rather than pin "not recorded" for good."""
     try:
-        config = json.loads(text)
-    except json.JSONDecodeError:
+        config, _ = logged_config_json(client, run_id)
+    except ConfigNotLogged:
         return "not recorded"
-    return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    except TruncatedConfig:
+        return "not recorded: the run's legacy config param is truncated"
+    return canonical_sha256(config)
 
 
 def gather(client: MlflowClient, chain: Chain, tracking_uri: str) -> Evidence:

@@ -2,11 +2,14 @@
 and a recorded approval; rollback returns to the version promoted before. Both are taken by a
 compliance officer (clinrlhf.compliance.governance). Each change is an audit event whose entity is the
 version that is in production afterwards, so the trail alone replays the alias; the criteria used,
-the override and the officer's display name are in the governance record beside it."""
+the override and the officer's display name are in the governance record beside it, and each change
+writes its change record to MLflow before the alias moves (clinrlhf.compliance.promotion_records)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,11 +32,13 @@ from clinrlhf.compliance.governance import (
     record_governance,
 )
 from clinrlhf.compliance.promotion_records import (
+    PROMOTION_TAGS,
+    ROLLBACK_TAGS,
     build_records,
     build_rollback_record,
+    change_record_files,
     finish_records_run,
     start_records_run,
-    start_rollback_run,
 )
 from clinrlhf.compliance.registry import (
     MODEL_NAME,
@@ -55,12 +60,18 @@ from clinrlhf.settings import Settings
 from clinrlhf.store import record_audit, transaction
 from privacy.dp.opacus_config import NOISE_TAG
 
-__all__ = ["Promotion", "PromotionRefused", "evaluate_version", "promote", "rollback"]
+__all__ = [
+    "PROMOTION_TAGS",
+    "ROLLBACK_TAGS",
+    "Promotion",
+    "PromotionRefused",
+    "evaluate_version",
+    "promote",
+    "rollback",
+]
 
 # Model version tags of the latest promotion (and rollback) to that version; the audit trail keeps
 # every one.
-PROMOTION_TAGS = "clinrlhf.promotion."
-ROLLBACK_TAGS = "clinrlhf.rollback."
 
 
 class PromotionRefused(GovernanceRefused):
@@ -113,7 +124,7 @@ def _tag(client: MlflowClient, mv: ModelVersion, prefix: str, record: dict[str, 
         tags["custom_criteria"] = json.dumps(record["custom_criteria"], sort_keys=True)
     if record.get("override_reason"):
         tags["override_reason"] = record["override_reason"]
-    if record.get("change_record_run_id"):  # promotion_records.RECORD_RUN_TAG
+    if record.get("change_record_run_id"):  # promotion_records.RECORD_RUN_TAG or ROLLBACK_RECORD_RUN_TAG
         tags["change_record_run_id"] = record["change_record_run_id"]
     for key, value in tags.items():
         client.set_model_version_tag(mv.name, mv.version, prefix + key, str(value))
@@ -219,34 +230,49 @@ def promote(
     )
     # The change record and CHAI card are written before the alias moves, and the governance
     # record (pinned in the audit trail) carries their SHA-256 and the run that holds them.
-    try:
+    with _writing_records():
         written = build_records(client, settings.mlflow_tracking_uri, mv, current, criteria, record)
-        records_run = start_records_run(client, settings, mv, written)
-    except (MlflowException, RunNotFound) as err:
+        records_run = start_records_run(client, settings, mv, "promotion", written.files())
+    record |= written.digests() | {"change_record_run_id": records_run}
+    with _completes(client, records_run), transaction(sessions) as session:
+        event_id = _move_alias(
+            client,
+            session,
+            settings,
+            mv,
+            local,
+            kind=PROMOTION,
+            record=record,
+            new_history=[*history(client, name), str(mv.version)],
+            records=records,
+        )
+    return Promotion(str(mv.version), str(current.version) if current else None, event_id, local)
+
+
+@contextmanager
+def _writing_records() -> Iterator[None]:
+    """Any failure to build or write the change record refuses the change in one line, before the
+    alias moves: a store that refuses the write (MlflowException), an artifact store that fails
+    (OSError), or a version whose pipeline run is gone (RunNotFound)."""
+    try:
+        yield
+    except (MlflowException, RunNotFound, OSError) as err:
         why = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise PromotionRefused(
             f"cannot write the change record to MLflow ({why}); the alias was not moved"
         ) from None
-    record |= written.digests() | {"change_record_run_id": records_run}
+
+
+@contextmanager
+def _completes(client: MlflowClient, records_run: str) -> Iterator[None]:
+    """Mark the records' run FINISHED once the change is made, FAILED if it is not."""
     try:
-        with transaction(sessions) as session:
-            previous = history(client, name)
-            event_id = _move_alias(
-                client,
-                session,
-                settings,
-                mv,
-                local,
-                kind=PROMOTION,
-                record=record,
-                new_history=[*previous, str(mv.version)],
-                records=records,
-            )
+        yield
     except BaseException:
-        finish_records_run(client, records_run, promoted=False)
+        with suppress(Exception):  # the move's error is the one to report
+            finish_records_run(client, records_run, completed=False)
         raise
-    finish_records_run(client, records_run, promoted=True)
-    return Promotion(str(mv.version), str(current.version) if current else None, event_id, local)
+    finish_records_run(client, records_run, completed=True)
 
 
 def _officer(principal: Principal, settings: Settings, action: str) -> Officer:
@@ -282,30 +308,20 @@ def rollback(
     local = _fetch(settings, target)
     record = governance_record(officer, "rollback", event_id=None)
     # As at promotion: the change record is written and pinned before the alias moves.
-    try:
+    with _writing_records():
         written = build_rollback_record(client, settings.mlflow_tracking_uri, target, current, record)
-        records_run = start_rollback_run(client, settings, target, written)
-    except (MlflowException, RunNotFound) as err:
-        why = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise PromotionRefused(
-            f"cannot write the change record to MLflow ({why}); the alias was not moved"
-        ) from None
+        records_run = start_records_run(client, settings, target, "rollback", change_record_files(written))
     record |= {"change_record_sha256": record_sha256(written), "change_record_run_id": records_run}
-    try:
-        with transaction(sessions) as session:
-            event_id = _move_alias(
-                client,
-                session,
-                settings,
-                target,
-                local,
-                kind=ROLLBACK,
-                record=record,
-                new_history=stack,
-                records=records,
-            )
-    except BaseException:
-        finish_records_run(client, records_run, promoted=False)
-        raise
-    finish_records_run(client, records_run, promoted=True)
+    with _completes(client, records_run), transaction(sessions) as session:
+        event_id = _move_alias(
+            client,
+            session,
+            settings,
+            target,
+            local,
+            kind=ROLLBACK,
+            record=record,
+            new_history=stack,
+            records=records,
+        )
     return Promotion(str(target.version), str(current.version), event_id, local)

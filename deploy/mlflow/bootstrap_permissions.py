@@ -9,7 +9,8 @@ Who may do what (the GRANTS table below is the whole policy; `apply` makes the s
 - `clinrlhf-api`, the identity of `clinrlhf serve` and of the governance commands (approve, promote,
   rollback), reads the training runs, moves the `production` alias and tags versions, and writes
   only the compliance experiment `clinrlhf-compliance`, where each promotion's change record and
-  CHAI Applied Model Card live (clinrlhf.compliance.promotion_records).
+  CHAI Applied Model Card, and each rollback's change record, live
+  (clinrlhf.compliance.promotion_records).
 - `ml-engineer` (people) read training runs and versions but never write: the run and version
   tiers hold READ, which caps them whatever experiment grant is added later; the compliance
   experiment is an explicit DENY, which wins over any grant folded with it.

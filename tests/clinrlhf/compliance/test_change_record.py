@@ -1,7 +1,8 @@
 """Every promotion writes a change record (FDA PCCP: description of the modification, modification
 protocol, impact assessment against the previous production version) and a CHAI Applied Model
-Card, to a run of the compliance experiment in MLflow, pinned by the promotion's governance record.
-A refused promotion writes neither. Real SQLite MLflow store, real sample runs."""
+Card, to a run of the compliance experiment in MLflow, pinned by the promotion's governance record;
+every rollback, a change record of its own. A refused promotion writes neither. Real SQLite MLflow
+store, real sample runs."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import json
 
 import pytest
 from mlflow.entities import RunStatus
+from mlflow.exceptions import MlflowException
 
+from clinrlhf.compliance import promotion_records
 from clinrlhf.compliance.approval import approve
 from clinrlhf.compliance.change_record import record_sha256
 from clinrlhf.compliance.criteria import AcceptanceCriteria
@@ -20,6 +23,7 @@ from clinrlhf.compliance.promotion_records import (
     RECORD_RUN_TAG,
     ROLLBACK_RECORD_RUN_TAG,
     PromotionRecords,
+    export_records,
     read_records,
 )
 from clinrlhf.compliance.registry import EVAL_RUN, MODEL_NAME, production_version
@@ -135,6 +139,7 @@ def test_the_record_pins_the_whole_pipeline_config_not_only_the_stage_params(sam
     canonical = json.dumps(logged, sort_keys=True, separators=(",", ":")).encode()
     assert item["new"] == hashlib.sha256(canonical).hexdigest()
     assert item["changed"] is True  # the two sample pipelines ran with other seeds
+    assert changes["training config SHA-256"]["changed"] is False  # which no stage param shows
     assert record["modification_protocol"]["training"]["pipeline config SHA-256"] == item["new"]
 
 
@@ -274,3 +279,70 @@ def test_a_rollback_whose_change_record_cannot_be_written_is_refused_and_the_ali
         rollback(sample.client, sample.sessions, sample.settings, OFFICER)
     assert str(production_version(sample.client).version) == sample.poor.version
     assert ROLLBACK_TAGS + "record" not in _version(sample, sample.good.version).tags
+
+
+def _rollback_runs(sample) -> list:
+    experiment = sample.client.get_experiment_by_name(COMPLIANCE_EXPERIMENT)
+    runs = sample.client.search_runs([experiment.experiment_id])
+    return [r for r in runs if r.info.run_name.startswith("rollback-")]
+
+
+def test_a_rollback_whose_alias_move_fails_leaves_a_failed_run_that_reads_as_no_record(
+    sample, monkeypatch, tmp_path
+) -> None:
+    """The version's tags are set before the alias moves; if the move then fails, the tag names a
+    run marked FAILED, which neither the export nor anyone following the tag reads as a rollback."""
+    _promote(sample, sample.good.version)
+    _promote(sample, sample.poor.version)
+
+    def refuse(*args, **kwargs):
+        raise MlflowException("the registry is read-only")
+
+    monkeypatch.setattr(sample.client, "set_registered_model_alias", refuse)
+    with pytest.raises(MlflowException, match="read-only"):
+        rollback(sample.client, sample.sessions, sample.settings, OFFICER)
+    (run,) = _rollback_runs(sample)
+    assert run.info.status == RunStatus.to_string(RunStatus.FAILED)
+    assert str(production_version(sample.client).version) == sample.poor.version
+    written = export_records(sample.client, [_version(sample, sample.good.version)], tmp_path)
+    assert not any("rollback" in p.name for p in written)
+
+
+def test_a_rollback_record_that_cannot_be_written_leaves_no_running_run(sample, monkeypatch) -> None:
+    """An artifact store that fails (OSError, not an MLflow error) refuses in one line, and the run
+    begun for the record is marked FAILED rather than left RUNNING."""
+    _promote(sample, sample.good.version)
+    _promote(sample, sample.poor.version)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sample.client, "log_text", disk_full)
+    with pytest.raises(PromotionRefused, match=r"cannot write the change record .*No space left"):
+        rollback(sample.client, sample.sessions, sample.settings, OFFICER)
+    (run,) = _rollback_runs(sample)
+    assert run.info.status == RunStatus.to_string(RunStatus.FAILED)
+    assert str(production_version(sample.client).version) == sample.poor.version
+
+
+def test_a_rollback_away_from_a_version_whose_runs_are_gone_says_so_instead_of_none(
+    sample, monkeypatch
+) -> None:
+    """Without the removed version's evidence the record must not read as a first promotion: every
+    item's previous value says the run is gone and whether it changed is unknown (null)."""
+    _promote(sample, sample.good.version)
+    _promote(sample, sample.poor.version)
+    real = promotion_records.version_evidence
+
+    def without_poor(client, mv, uri):
+        return None if str(mv.version) == sample.poor.version else real(client, mv, uri)
+
+    monkeypatch.setattr(promotion_records, "version_evidence", without_poor)
+    rollback(sample.client, sample.sessions, sample.settings, OFFICER)
+    run_id = _version(sample, sample.good.version).tags[ROLLBACK_RECORD_RUN_TAG]
+    record = json.loads(read_artifact_text(sample.client, run_id, "change-record.json") or "{}")
+    gone = f"version {sample.poor.version}, whose pipeline run is no longer in the tracking store"
+    changes = record["description_of_modification"]["changes"]
+    assert all(c["previous"] == gone and c["changed"] is None for c in changes)
+    assert record["description_of_modification"]["previous_version"] == sample.poor.version
+    assert record["impact_assessment"]["compared with"] == gone

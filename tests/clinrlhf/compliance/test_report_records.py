@@ -91,4 +91,4 @@ def test_report_records_exports_the_rollback_record_of_a_version_rolled_back_to(
     record = json.loads((tmp_path / f"{stem}-rollback-change-record.json").read_text())
     assert record["change"] == "rollback" and record["previous_version"] == sample.poor.version
     promotion = json.loads((tmp_path / f"{stem}-change-record.json").read_text())
-    assert "change" not in promotion and promotion["previous_version"] == "none"
+    assert promotion["change"] == "promotion" and promotion["previous_version"] == "none"
