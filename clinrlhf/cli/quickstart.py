@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # imported when the command runs, not when the parser is buil
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "quickstart",
-        help="run the whole loop on synthetic patients (about 8 minutes on 2 idle CPU cores)",
+        help="run the whole loop on synthetic patients (about 9 minutes on 2 idle CPU cores)",
         description="Generate synthetic patients, train a supervised policy on historical practice, serve it on "
         "127.0.0.1, let a simulated clinician panel judge its suggestions through the real API, train a DP reward "
         "model on the de-identified feedback, align the policy with KL-constrained PPO, evaluate on the test "
