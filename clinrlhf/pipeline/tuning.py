@@ -24,6 +24,7 @@ TUNING_ENTRY_POINTS: dict[str, str] = {
     "benchmarks/fairness_runs.py::steering": "compares steering arms and floors to choose one",
     "benchmarks/age_band_gap.py::main": "diagnoses the age-band gap to decide how PPO's prompts are weighted",
     "benchmarks/reward_seeds.py::main": "chooses the reward model's settings and the feedback per run over seeds",
+    "benchmarks/misses.py::main": "diagnoses where aligned policies miss, target by target, to decide what to change",
 }
 """path::function (path from the repository root) → the decision it makes. Each function runs under
 `tuning_entry_point(path)` and its module reads the validation cohort only."""
