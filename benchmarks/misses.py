@@ -3,9 +3,10 @@ problem of its validation cohort, the number of scenarios, the aligned policy's 
 rate, and its most common misses (the outcome, the drug it chose, the drugs the guideline accepts for
 that patient, how often). A diagnosis that decides what to change next, so validation only.
 
-    python benchmarks/misses.py --run-home DIR/seed0 --seed 0 --run-home DIR/seed1 --seed 1 --out F
+    python benchmarks/misses.py --run-home DIR/seed0 --run-home DIR/seed1 --out F
 
-Each --run-home is paired with the --seed at the same position (the pipeline seed of that run).
+Each run's validation cohort is re-drawn from the config and start date it logged (its pipeline seed
+included), as benchmarks/pipeline_seeds.py --cohort validation does.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import json
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +23,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from finished_run import cohort_scenarios, locate_run  # noqa: E402
+
 from clinrlhf.eval.evaluate import Scenario, recommend_greedy  # noqa: E402
-from clinrlhf.pipeline.cohorts import CohortSizes, make_cohorts, scenarios  # noqa: E402
-from clinrlhf.pipeline.config import PipelineConfig  # noqa: E402
 from clinrlhf.pipeline.tuning import tuning_entry_point  # noqa: E402
 from clinrlhf.policy import load_policy  # noqa: E402
 from clinrlhf.world.scoring import Outcome, acceptable, score  # noqa: E402
@@ -62,13 +62,6 @@ def misses_by_target(
     }
 
 
-def _aligned_policy(home: Path) -> Path:
-    found = [p / "policy" for p in sorted((home / "runs").iterdir()) if (p / "policy").is_dir()]
-    if len(found) != 1:
-        raise SystemExit(f"{home}: expected one finished run with a policy, found {len(found)}")
-    return found[0]
-
-
 @tuning_entry_point("benchmarks/misses.py")
 def main() -> None:
     parser = argparse.ArgumentParser(
@@ -79,31 +72,26 @@ def main() -> None:
         type=Path,
         action="append",
         required=True,
-        help="CLINRLHF_HOME of a finished pipeline run",
-    )
-    parser.add_argument(
-        "--seed", type=int, action="append", required=True, help="the pipeline seed of that run"
+        help="CLINRLHF_HOME of a finished pipeline run (repeat for several)",
     )
     parser.add_argument("--top", type=int, default=3, help="misses listed per target")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    if len(args.run_home) != len(args.seed):
-        parser.error("give one --seed per --run-home")
     torch.set_num_threads(1)
-    world, config = load_world(), PipelineConfig()
-    report = {}
-    for home, seed in zip(args.run_home, args.seed, strict=True):
-        cases = scenarios(
-            make_cohorts(
-                world, CohortSizes(validation=config.validation_patients), seed, date.today()
-            ).validation
-        )
-        model, tokenizer = load_policy(_aligned_policy(home))
+    world = load_world()
+    report: dict[str, Any] = {}
+    for home in args.run_home:
+        run = locate_run(home)  # its logged config and start date re-draw exactly its validation cohort
+        key = f"seed {run.config.seed}"
+        if key in report:
+            raise SystemExit(f"{home}: a second run of pipeline {key}; give each seed once")
+        cases = cohort_scenarios(world, run.config, run.run_date, "validation")
+        model, tokenizer = load_policy(run.policy)
         table = misses_by_target(
             world, cases, recommend_greedy(model.eval(), tokenizer, world, cases), args.top
         )
-        report[f"seed {seed}"] = table
-        print(f"seed {seed} ({home}):")
+        report[key] = table
+        print(f"{key} ({run.home}, run {run.run_id}):")
         for target, row in table.items():
             listed = (
                 "; ".join(

@@ -65,8 +65,9 @@ class PipelineConfig:
     """Reward training; in the loop each clinician's labels are weighted by their Dawid–Skene
     accuracy on the judgments trained on (RewardConfig.rater_weighting; "none" turns it off). The
     loop's DP batches are twice RewardConfig's (128 judgments, learning rate 4e-3, scaled by √2 with
-    the batch): with the loop's 4,000 feedback patients the noise over the run is a fifth lower at
-    the same ε and compute, and five pipelines chose it on validation (docs/results.md)."""
+    the batch; `clinrlhf train reward` reads this config too): the noise over the run is about a fifth
+    lower at the same ε and compute (computed at 3,000 feedback patients), and five pipelines chose it
+    with 4,000 on validation (docs/results.md)."""
     ppo: PPOConfig = field(default_factory=PPOConfig)
     """KL-constrained PPO against the supervised reference."""
     ppo_prompts: str = "feedback"
