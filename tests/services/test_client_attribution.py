@@ -6,6 +6,7 @@ report the card's outcome (issue 20, finding 11)."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from clinrlhf.world.world import World
 from services.cds.attribution import may_speak_for
 
 SERVICE = "/cds-services/clinrlhf-treatment"
+HOOK_INSTANCE = str(uuid.uuid5(uuid.NAMESPACE_URL, "clinrlhf-test/client-attribution"))
 GRANTS = {"ehr-a": ["Practitioner/ward-a-*"], "ehr-b": ["Practitioner/ward-b-1"]}
 
 
@@ -48,6 +50,10 @@ def call(
 ) -> httpx.Response:
     patient = generate_patients(world, 1, seed=1101)[0]
     request = patient_view(patient.bundle, user=user or "")
+    # The service seeds its sampled suggestions with the hookInstance, and the test policy is
+    # untrained: with a random one (as patient_view sends) whether any suggestion names a drug, and
+    # so whether there is a card, was chance. A fixed one makes the cards the same on every run.
+    request["hookInstance"] = HOOK_INSTANCE
     if user is None:
         del request["context"]["userId"]
     return client.post(SERVICE, json=request, headers=as_client(settings, sub))
