@@ -132,11 +132,28 @@ def _tag(client: MlflowClient, mv: ModelVersion, prefix: str, record: dict[str, 
 
 def _move_alias(
     client: MlflowClient,
-    session: Session,
+    sessions: sessionmaker[Session],
     settings: Settings,
     mv: ModelVersion,
     local: Path,
     *,
+    kind: str,
+    record: dict[str, Any],
+    new_history: list[str],
+    records: Path | None,
+) -> str:
+    """Move `production` to `mv` with its audit event and governance record, then mark the run of
+    the change record the governance record names FINISHED (FAILED if the move fails)."""
+    with _completes(client, record["change_record_run_id"]), transaction(sessions) as session:
+        return _moved(client, session, settings, mv, local, kind, record, new_history, records)
+
+
+def _moved(
+    client: MlflowClient,
+    session: Session,
+    settings: Settings,
+    mv: ModelVersion,
+    local: Path,
     kind: str,
     record: dict[str, Any],
     new_history: list[str],
@@ -234,18 +251,18 @@ def promote(
         written = build_records(client, settings.mlflow_tracking_uri, mv, current, criteria, record)
         records_run = start_records_run(client, settings, mv, "promotion", written.files())
     record |= written.digests() | {"change_record_run_id": records_run}
-    with _completes(client, records_run), transaction(sessions) as session:
-        event_id = _move_alias(
-            client,
-            session,
-            settings,
-            mv,
-            local,
-            kind=PROMOTION,
-            record=record,
-            new_history=[*history(client, name), str(mv.version)],
-            records=records,
-        )
+    new_history = [*history(client, name), str(mv.version)]
+    event_id = _move_alias(
+        client,
+        sessions,
+        settings,
+        mv,
+        local,
+        kind=PROMOTION,
+        record=record,
+        new_history=new_history,
+        records=records,
+    )
     return Promotion(str(mv.version), str(current.version) if current else None, event_id, local)
 
 
@@ -312,16 +329,15 @@ def rollback(
         written = build_rollback_record(client, settings.mlflow_tracking_uri, target, current, record)
         records_run = start_records_run(client, settings, target, "rollback", change_record_files(written))
     record |= {"change_record_sha256": record_sha256(written), "change_record_run_id": records_run}
-    with _completes(client, records_run), transaction(sessions) as session:
-        event_id = _move_alias(
-            client,
-            session,
-            settings,
-            target,
-            local,
-            kind=ROLLBACK,
-            record=record,
-            new_history=stack,
-            records=records,
-        )
+    event_id = _move_alias(
+        client,
+        sessions,
+        settings,
+        target,
+        local,
+        kind=ROLLBACK,
+        record=record,
+        new_history=stack,
+        records=records,
+    )
     return Promotion(str(target.version), str(current.version), event_id, local)
