@@ -11,6 +11,15 @@ from typing import Literal
 
 @dataclass(frozen=True)
 class PPOConfig:
+    rollouts: Literal["sampled", "formulary"] = "sampled"
+    """What an iteration's experience is. "sampled": one response sampled per prompt (or
+    `samples_per_prompt`), with GAE over a critic. "formulary": every candidate response of the
+    prompt (in the loop, the formulary's prescriptions for its problem), weighted by the policy's
+    probability of it, so PPO's expectation over responses is exact and needs no critic
+    (clinrlhf.ppo.enumerated); with `adaptive_kl` the β whose optimum sits at `kl_target` is solved
+    for once instead of chased. Used by "formulary" only: steps, batch_size (prompts), mini_batches,
+    ppo_epochs, lr, adam_eps, cliprange, init_kl_coef, adaptive_kl, kl_target, kl_cap, temperature,
+    max_grad_norm, target_approx_kl, checkpoint_every, final_kl_samples and seed."""
     steps: int = 120
     """PPO iterations; each samples `batch_size` responses and then updates on them."""
     batch_size: int = 128
@@ -78,6 +87,12 @@ class PPOConfig:
             raise ValueError("batch_size must be a multiple of mini_batches")
         if self.samples_per_prompt < 1 or self.batch_size % self.samples_per_prompt:
             raise ValueError("batch_size must be a positive multiple of samples_per_prompt")
+        if self.rollouts not in ("sampled", "formulary"):
+            raise ValueError(f"rollouts must be 'sampled' or 'formulary', not {self.rollouts!r}")
+        if self.rollouts == "formulary" and self.samples_per_prompt != 1:
+            raise ValueError(
+                'samples_per_prompt is for sampled rollouts; "formulary" weighs every response already'
+            )
         if self.kl_estimator not in ("k1", "k3"):
             raise ValueError("kl_estimator must be 'k1' or 'k3'")
 

@@ -1,5 +1,7 @@
 """KL-constrained PPO for a causal-LM policy, read top to bottom like CleanRL's ppo.py:
 rollout -> KL-shaped rewards -> GAE -> clipped updates -> KL controller, logging and checkpoint.
+Where each prompt's responses can be listed, the rollout is all of them instead of a sample
+(`PPOConfig.rollouts`, clinrlhf.ppo.enumerated).
 
 The recipe follows Ziegler et al. (2019, https://arxiv.org/abs/1909.08593) with the details of
 Huang et al. (2024, "The N+ Implementation Details of RLHF with PPO", https://arxiv.org/abs/2403.17031).
@@ -7,6 +9,7 @@ Huang et al. (2024, "The N+ Implementation Details of RLHF with PPO", https://ar
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -39,10 +42,15 @@ from clinrlhf.ppo.core import (
     per_token_rewards,
 )
 from clinrlhf.ppo.distributed import Dist, current
+from clinrlhf.ppo.enumerated import solve_beta
+from clinrlhf.ppo.enumerated_rollout import Candidates, CandidateTable, build_table, enumerated_update
 from clinrlhf.ppo.kl_controller import AdaptiveKLController, FixedKLController, KLController
 from clinrlhf.ppo.rollout import Experience, RewardFn, collect, response_logprobs, response_values
 
 KL_ESTIMATORS = {"k1": kl_k1, "k3": kl_k3}
+LOW_CANDIDATE_MASS = 0.5
+"""Below this share of the reference's probability on the candidates, formulary rollouts warn."""
+log = logging.getLogger(__name__)
 # Settings that must match for a checkpoint to be resumed; the rest may change between runs.
 _RESUMABLE = {"steps", "checkpoint_every", "final_kl_samples"}
 
@@ -80,6 +88,8 @@ def train_ppo(
     progress: Callable[[int, int], None] | None = None,
     checkpoint_dir: Path | None = None,
     dist: Dist | None = None,
+    candidates: Candidates | None = None,
+    outside_score: float = 0.0,
 ) -> PPOResult:
     """Align `policy` to `reward_fn` while a KL penalty holds it near `ref_policy`.
 
@@ -89,6 +99,11 @@ def train_ppo(
     arguments and trains on its share of each batch; only rank 0 logs and writes checkpoints. The
     three models are moved to `dist.device` (the rank's GPU if there is one); `reward_fn` may score
     anywhere, its scores are brought over.
+
+    With `config.rollouts == "formulary"`, `candidates(prompt)` lists the responses weighed for each
+    prompt (the formulary's prescriptions for its problem) and `outside_score` is the score given
+    to the probability the policy puts on anything else (the validity penalty, negated); the value
+    model is then not trained (clinrlhf.ppo.enumerated).
     """
     if not prompts:
         raise ValueError("PPO needs at least one prompt")
@@ -103,13 +118,27 @@ def train_ppo(
     for model in (policy, ref_policy, value_model):
         model.to(dist.device).eval()
     ref_policy.requires_grad_(False)
-    parameters = [*policy.parameters(), *value_model.parameters()]
+    table = None
+    if config.rollouts == "formulary":
+        if candidates is None:
+            raise ValueError(
+                'rollouts="formulary" needs the candidates of each prompt (train_ppo(candidates=...))'
+            )
+        table = build_table(
+            ref_policy, reward_fn, tokenizer, prompts, candidates, outside_score, config.temperature
+        )
+        mass = float(1.0 - table.ref_logp[:, -1].exp().mean())
+        if mass < LOW_CANDIDATE_MASS and dist.is_main:
+            log.warning(
+                "the reference policy puts %.1f%% of its probability on the candidate responses; formulary "
+                "PPO reweighs only what the policy proposes, so it will barely move. Train the supervised "
+                'policy longer, or use rollouts="sampled"',
+                100 * mass,
+            )
+    # With every response listed there is no critic to train: the value is exact.
+    parameters = [*policy.parameters(), *(value_model.parameters() if table is None else ())]
     optimizer = torch.optim.Adam(parameters, lr=config.lr, eps=config.adam_eps)
-    kl_ctl: KLController = (
-        AdaptiveKLController(config.init_kl_coef, config.kl_target, config.kl_horizon)
-        if config.adaptive_kl
-        else FixedKLController(config.init_kl_coef)
-    )
+    kl_ctl = _kl_controller(config, table, dist)
     history: list[dict[str, float]] = []
     start, run = 0, fingerprint(ref_policy, prompts) if checkpoint_dir is not None else ""
     # Rank 0 reads the checkpoint and sends it on: other nodes need not share its disk.
@@ -124,54 +153,25 @@ def train_ppo(
 
     for step in range(start + 1, config.steps + 1):
         tick = time.perf_counter()
-        # 1. Rollout: sample responses, score them, and keep the log-probs and values they were sampled with.
-        exp = collect(
-            policy,
-            ref_policy,
-            value_model,
-            reward_fn,
-            tokenizer,
-            draw_prompts(prompts, local.batch_size, generator, config.samples_per_prompt),
-            response_length=config.response_length,
-            temperature=config.temperature,
-            generator=generator,
-        )
-        sequence_kl = dist.all_reduce_mean(_sequence_kl(exp))  # one KL for all: same cap, same beta
+        if table is None:
+            metrics = _sampled_iteration(
+                step, policy, ref_policy, value_model, train_policy, train_value, optimizer, parameters,
+                reward_fn, tokenizer, prompts, config, local, kl_ctl.value, generator, dist,
+            )  # fmt: skip
+        else:
+            index = draw_index(len(prompts), local.batch_size, generator)
+            metrics = enumerated_update(
+                policy, train_policy, optimizer, parameters, table, index, kl_ctl.value, local,
+                tokenizer.pad_token_id, generator, dist,
+            )  # fmt: skip
+            metrics["ppo.prompts_per_second"] = len(index) / (time.perf_counter() - tick)
+        sequence_kl = dist.all_reduce_mean(metrics["ppo.kl"])  # one KL for all: same cap, same beta
         if config.kl_cap is not None and sequence_kl > config.kl_cap:
             raise KLCapExceeded(step, sequence_kl, config.kl_cap)
 
-        # 2. Rewards: the score on the last token, a KL penalty on every token.
-        kl = KL_ESTIMATORS[config.kl_estimator](exp.logprobs, exp.ref_logprobs)
-        scores = adjusted_scores(exp, config)
-        rewards, non_score = per_token_rewards(kl, scores, exp.mask, kl_ctl.value)
-        if config.whiten_rewards:
-            rewards = masked_whiten(rewards, exp.mask, shift_mean=False)
-
-        # 3. Advantages, whitened over the batch's real tokens.
-        advantages, returns = gae(rewards, exp.values, exp.mask, config.gamma, config.lam)
-        advantages = masked_whiten(advantages, exp.mask)
-
-        # 4. Clipped policy and value updates over several epochs of mini-batches.
-        stats = ppo_update(
-            train_policy, train_value, optimizer, parameters, exp, advantages, returns, local, generator, dist
-        )
-
         # 5. Adapt beta, log, checkpoint.
-        kl_coef = kl_ctl.value
+        metrics = {"ppo.kl": sequence_kl, "ppo.kl_coef": kl_ctl.value, **metrics}
         kl_ctl.update(sequence_kl, config.batch_size)
-        tokens = dist.all_reduce_sum(float(exp.mask.sum()))
-        metrics = {
-            "ppo.kl": sequence_kl,
-            "ppo.kl_coef": kl_coef,
-            "ppo.reward_mean": float(exp.scores.mean()),
-            "ppo.non_score_reward": float(non_score.sum(-1).mean()),
-            "ppo.rlhf_reward": float((scores + non_score.sum(-1)).mean()),
-            "ppo.entropy": float(masked_mean(exp.entropy, exp.mask)),
-            "ppo.response_length": tokens / config.batch_size,
-            "ppo.eos_rate": float(exp.has_eos.float().mean()),
-            **stats,
-            "ppo.tokens_per_second": tokens / (time.perf_counter() - tick),
-        }
         metrics = dist.mean(metrics)  # over the whole batch, so every rank keeps the same history
         tracker.log_metrics(metrics, step=step)
         history.append({"step": float(step), **metrics})
@@ -202,15 +202,94 @@ def train_ppo(
     )
 
 
+def _kl_controller(config: PPOConfig, table: CandidateTable | None, dist: Dist) -> KLController:
+    """Sampled rollouts chase the KL target with Ziegler et al.'s controller. With every response
+    listed, the β whose optimum sits at the target is solved for once, exactly (rank 0's, so every
+    rank trains toward one objective), and held."""
+    if not config.adaptive_kl:
+        return FixedKLController(config.init_kl_coef)
+    if table is None:
+        return AdaptiveKLController(config.init_kl_coef, config.kl_target, config.kl_horizon)
+    beta = solve_beta(table.ref_logp, table.scores, table.mask, config.kl_target)
+    return FixedKLController(dist.broadcast_object(beta))
+
+
+def _sampled_iteration(
+    step: int,
+    policy: PreTrainedModel,
+    ref_policy: PreTrainedModel,
+    value_model: nn.Module,
+    train_policy: PreTrainedModel,
+    train_value: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    parameters: list[nn.Parameter],
+    reward_fn: RewardFn,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[str],
+    config: PPOConfig,
+    local: PPOConfig,
+    kl_coef: float,
+    generator: torch.Generator,
+    dist: Dist,
+) -> dict[str, float]:
+    """One iteration on sampled responses (`config` global, `local` this rank's share). -> this rank's metrics."""
+    tick = time.perf_counter()
+    # 1. Rollout: sample responses, score them, and keep the log-probs and values they were sampled with.
+    exp = collect(
+        policy,
+        ref_policy,
+        value_model,
+        reward_fn,
+        tokenizer,
+        draw_prompts(prompts, local.batch_size, generator, config.samples_per_prompt),
+        response_length=config.response_length,
+        temperature=config.temperature,
+        generator=generator,
+    )
+    sequence_kl = dist.all_reduce_mean(_sequence_kl(exp))
+    if config.kl_cap is not None and sequence_kl > config.kl_cap:
+        raise KLCapExceeded(step, sequence_kl, config.kl_cap)  # before an update can move it further
+
+    # 2. Rewards: the score on the last token, a KL penalty on every token.
+    kl = KL_ESTIMATORS[config.kl_estimator](exp.logprobs, exp.ref_logprobs)
+    scores = adjusted_scores(exp, config)
+    rewards, non_score = per_token_rewards(kl, scores, exp.mask, kl_coef)
+    if config.whiten_rewards:
+        rewards = masked_whiten(rewards, exp.mask, shift_mean=False)
+
+    # 3. Advantages, whitened over the batch's real tokens.
+    advantages, returns = gae(rewards, exp.values, exp.mask, config.gamma, config.lam)
+    advantages = masked_whiten(advantages, exp.mask)
+
+    # 4. Clipped policy and value updates over several epochs of mini-batches.
+    stats = ppo_update(
+        train_policy, train_value, optimizer, parameters, exp, advantages, returns, local, generator, dist
+    )
+    tokens = dist.all_reduce_sum(float(exp.mask.sum()))
+    return {
+        "ppo.kl": sequence_kl,
+        "ppo.reward_mean": float(exp.scores.mean()),
+        "ppo.non_score_reward": float(non_score.sum(-1).mean()),
+        "ppo.rlhf_reward": float((scores + non_score.sum(-1)).mean()),
+        "ppo.entropy": float(masked_mean(exp.entropy, exp.mask)),
+        "ppo.response_length": tokens / config.batch_size,
+        "ppo.eos_rate": float(exp.has_eos.float().mean()),
+        **stats,
+        "ppo.tokens_per_second": tokens / (time.perf_counter() - tick),
+    }
+
+
+def draw_index(n_prompts: int, n: int, generator: torch.Generator) -> list[int]:
+    """`n` prompt indices without replacement (with replacement when there are fewer prompts)."""
+    if n_prompts >= n:
+        return torch.randperm(n_prompts, generator=generator)[:n].tolist()
+    return torch.randint(n_prompts, (n,), generator=generator).tolist()
+
+
 def draw_prompts(prompts: list[str], n: int, generator: torch.Generator, repeats: int = 1) -> list[str]:
     """`n // repeats` prompts without replacement (with replacement when there are fewer), each
     repeated `repeats` times in a row."""
-    distinct = n // repeats
-    if len(prompts) >= distinct:
-        index = torch.randperm(len(prompts), generator=generator)[:distinct]
-    else:
-        index = torch.randint(len(prompts), (distinct,), generator=generator)
-    return [prompts[i] for i in index.tolist() for _ in range(repeats)]
+    return [prompts[i] for i in draw_index(len(prompts), n // repeats, generator) for _ in range(repeats)]
 
 
 def adjusted_scores(exp: Experience, config: PPOConfig) -> torch.Tensor:

@@ -114,6 +114,25 @@ def parse_prescription(
     return drug if formulary.may_treat(rxcui, world.targets[target].snomed) else None
 
 
+def prescriptions(
+    world: World, prompt: str, formulary: Formulary | None = None, *, for_target: bool = True
+) -> list[str]:
+    """Every response `parse_prescription` accepts for the prompt: each drug the formulary says may
+    treat its target, with each of its formulary sigs. With `for_target` false, every drug the
+    formulary dispenses, whatever it treats (what PPO weighs with the validity check off)."""
+    formulary = formulary or load_formulary()
+    target = parse_target(world, prompt)
+    if target is None:
+        return []
+    condition = world.targets[target].snomed
+    return [
+        f"{name} {sig}"
+        for name, drug in sorted(world.drugs.items())
+        if not for_target or formulary.may_treat(drug.rxnorm, condition)
+        for sig in formulary.sigs(drug.rxnorm)
+    ]
+
+
 def vocabulary_corpus(world: World) -> list[str]:
     """Every word the language can use, so the tokenizer never meets an unknown word."""
     words = [

@@ -37,8 +37,10 @@ HISTORY_PROMPTS = {
     "policy": {"n_layer": 1, "n_embd": 32, "n_head": 2},
     "sft": {"epochs": 1},
     "reward": {"epochs": 1, "batch_size": 16},
-    # 4 prompts per rank and step; a checkpoint every step, so a longer run resumes from the last one
-    "ppo": {"steps": 2, "batch_size": 8, "mini_batches": 1, "ppo_epochs": 1, "final_kl_samples": 8,
+    # 4 prompts per rank and step; a checkpoint every step, so a longer run resumes from the last one.
+    # Sampled rollouts, whose per-step scoring the test counts (formulary PPO under torchrun:
+    # tests/clinrlhf/ppo/test_distributed.py).
+    "ppo": {"rollouts": "sampled", "steps": 2, "batch_size": 8, "mini_batches": 1, "ppo_epochs": 1, "final_kl_samples": 8,
             "checkpoint_every": 1, "response_length": 8},
 }  # fmt: skip
 

@@ -181,9 +181,58 @@ def test_ranks_handed_different_prompts_refuse_to_train(tmp_path: Path) -> None:
         assert not (tmp_path / f"rank{rank}").exists()  # stopped before a step, so no checkpoint
 
 
+def _formulary_worker(out: Path, warm_state: Path) -> None:
+    """One rank of formulary PPO: each rank weighs every prescription of its own share of the prompts."""
+    from functools import partial
+
+    from clinrlhf.text.prompt import prescriptions
+
+    torch.set_num_threads(1)
+    sys.path.insert(0, str(HERE))
+    import conftest
+
+    conftest._warm_start = lambda *_: torch.load(warm_state, weights_only=True)
+    task = conftest.make_task()
+    config = dataclasses.replace(CONFIG, rollouts="formulary", checkpoint_every=10**9)
+    with session() as dist:
+        policy, ref, value = task.models(seed=0)
+        tracker = RecordingTracker()
+        result = train_ppo(
+            policy, ref, value, task.reward, task.tokenizer, task.prompts, config, tracker, None, None, dist,
+            candidates=partial(prescriptions, task.world), outside_score=-3.0,
+        )  # fmt: skip
+        torch.save({"policy": _flat(result.policy)}, out / f"params{dist.rank}.pt")
+        summary = {"history": result.history, "logged": len(tracker.metrics), "kl_coef": result.final_kl_coef}
+        (out / f"summary{dist.rank}.json").write_text(json.dumps(summary))
+
+
+def test_two_torchrun_ranks_train_one_policy_on_formulary_rollouts(task: Task, tmp_path: Path) -> None:
+    warm = tmp_path / "warm.pt"
+    torch.save(task.warm, warm)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    done = subprocess.run(
+        [*command, __file__, "formulary", str(tmp_path), str(warm)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    summaries = [json.loads((tmp_path / f"summary{r}.json").read_text()) for r in (0, 1)]
+    params = [torch.load(tmp_path / f"params{r}.pt", weights_only=True) for r in (0, 1)]
+    assert torch.equal(params[0]["policy"], params[1]["policy"])  # DDP averaged the gradients
+    assert not torch.equal(params[0]["policy"], _flat(task.models()[0]))  # and they moved
+    assert summaries[0]["history"] == summaries[1]["history"] and len(summaries[0]["history"]) == CONFIG.steps
+    assert summaries[0]["kl_coef"] == summaries[1]["kl_coef"]  # one β, rank 0's
+    assert summaries[0]["logged"] == CONFIG.steps + 1 and summaries[1]["logged"] == 0
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "disagree":
         _disagreeing_worker(Path(sys.argv[2]))
+    elif sys.argv[1] == "formulary":
+        _formulary_worker(Path(sys.argv[2]), Path(sys.argv[3]))
     else:
         _worker(Path(sys.argv[1]), Path(sys.argv[2]))
 

@@ -4,6 +4,7 @@ from clinrlhf.text.prompt import (
     parse_drug,
     parse_prescription,
     parse_target,
+    prescriptions,
     render_prompt,
     render_response,
     vocabulary_corpus,
@@ -68,3 +69,21 @@ def test_validity_reads_the_formulary_not_the_guideline_tiers():
         parse_prescription(W, prompt, render_response(W, "ciprofloxacin"), load_formulary())
         == "ciprofloxacin"
     )
+
+
+def test_prescriptions_are_exactly_the_responses_the_validity_check_accepts():
+    """What formulary PPO weighs for a prompt: every drug-and-sig the formulary allows for its
+    problem, and nothing the service would refuse to turn into a MedicationRequest."""
+    from clinrlhf.formulary import load_formulary
+
+    formulary = load_formulary()
+    everything = [f"{d} {sig}" for d, drug in W.drugs.items() for sig in formulary.sigs(drug.rxnorm)]
+    for patient in generate_patients(W, 30, seed=5):
+        for target in patient.targets:
+            prompt = render_prompt(W, patient.facts, target)
+            listed = prescriptions(W, prompt)
+            accepted = [r for r in everything if parse_prescription(W, prompt, r) is not None]
+            assert listed and sorted(listed) == sorted(accepted)
+            assert set(listed) <= set(prescriptions(W, prompt, for_target=False)) == set(everything)
+    assert "ciprofloxacin" in {r.split()[0] for r in prescriptions(W, "treat cystitis ->")}
+    assert prescriptions(W, "no target here") == []
