@@ -226,6 +226,7 @@ def _assert_fp32(model: torch.nn.Module, who: str) -> None:
 def run_ours(data: dict[str, Any], steps: int | None) -> dict[str, Any]:
     from dataclasses import replace
 
+    from clinrlhf.pipeline.policy_reward import formulary_candidates
     from clinrlhf.ppo.trainer import train_ppo
 
     config = data["config"].ppo
@@ -253,6 +254,8 @@ def run_ours(data: dict[str, Any], steps: int | None) -> dict[str, Any]:
         data["prompts"],
         config,
         progress=progress,
+        candidates=formulary_candidates(data["world"], validity_penalty(data["config"])),
+        outside_score=-validity_penalty(data["config"]),
     )
     seconds = states[-1][1]  # at the last iteration's end: PPO's own final-KL sampling is not training
     _log(f"ours: {config.steps} PPO iterations in {seconds:.0f} CPU s, final KL {result.final_kl:.2f}")
@@ -279,6 +282,12 @@ def run_rloo(
     work: Path,
 ) -> dict[str, Any]:
     ppo = data["config"].ppo
+    if ppo.rollouts == "formulary":  # RLOO samples: give it sampled PPO's batches, as before formulary PPO
+        from dataclasses import replace
+
+        from clinrlhf.ppo.config import PPOConfig
+
+        ppo = replace(PPOConfig(), seed=ppo.seed)
     setup = {
         "sft": str(data["files"].sft),
         "reward": str(data["files"].sft.parent / "reward"),

@@ -9,6 +9,11 @@ existed, so its first variants were compared on those).
 
     python benchmarks/ppo_gap.py --run-home DIR --name base --seeds 0 1 2 \
         --set '{"steps": 120}' --out /tmp/ppo_gap/base.json
+
+--set overrides the loop's PPOConfig (formulary rollouts); sampled PPO as it was the loop's default
+until formulary rollouts: --set '{"rollouts": "sampled", "steps": 120, "mini_batches": 2, "ppo_epochs": 4}'.
+Each row also scores the greedy choice of its reward's KL-regularised optimum over the formulary at
+the run's final β (reward_optimum.formulary_optimum): what PPO is asked to reach.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import sys
 import time
 from dataclasses import replace
 from datetime import date
@@ -27,6 +33,7 @@ from clinrlhf.compliance.criteria import AcceptanceCriteria
 from clinrlhf.compliance.evalmetrics import parse_rates
 from clinrlhf.eval.evaluate import evaluate_policy
 from clinrlhf.pipeline.cohorts import CohortSizes, make_cohorts, scenarios
+from clinrlhf.pipeline.config import PipelineConfig
 from clinrlhf.pipeline.policy_reward import INVALID_PENALTY
 from clinrlhf.pipeline.prompts import balance_by_age_band, ppo_prompts
 from clinrlhf.pipeline.seeds import derive_seed
@@ -34,10 +41,13 @@ from clinrlhf.pipeline.single import consistent_read
 from clinrlhf.pipeline.stages import run_ppo
 from clinrlhf.pipeline.tuning import tuning_entry_point
 from clinrlhf.policy import load_policy
-from clinrlhf.ppo.config import PPOConfig
 from clinrlhf.reward.io import load_reward_model
 from clinrlhf.world.patients import generate_patients
+from clinrlhf.world.scoring import Outcome, score
 from clinrlhf.world.world import load_world
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reward_optimum import formulary_optimum  # noqa: E402
 
 VAL_SEED = 900_001  # pipeline cohorts use seeds 3*seed + {0, 1, 2}; this one is far from them
 
@@ -54,7 +64,9 @@ def main() -> None:
     )
     parser.add_argument("--run-home", type=Path, required=True)
     parser.add_argument("--name", required=True)
-    parser.add_argument("--set", default="{}", help="PPOConfig overrides as JSON")
+    parser.add_argument(
+        "--set", default="{}", help="overrides of the loop's PPOConfig (PipelineConfig().ppo) as JSON"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--val-patients", type=int, default=400)
     parser.add_argument("--val-seed", type=int, default=VAL_SEED)
@@ -90,7 +102,8 @@ def main() -> None:
     validation = scenarios(make_cohorts(world, sizes, args.pipeline_seed, date.today()).validation)
     rows = []
     for seed in [derive_seed(args.pipeline_seed, "ppo")] if args.derived_seed else args.seeds:
-        config = replace(PPOConfig(**json.loads(args.set)), seed=seed, checkpoint_every=10**9)
+        overrides = {**json.loads(args.set), "seed": seed, "checkpoint_every": 10**9}
+        config = replace(PipelineConfig().ppo, **overrides)
         cpu, wall = cpu_seconds(), time.monotonic()
         result = run_ppo(
             world=world,
@@ -119,6 +132,12 @@ def main() -> None:
             "wall_s": wall,
             "history": result.history[:: max(1, len(result.history) // 12)],
         }
+        chosen = formulary_optimum(
+            world, reward, sft, tokenizer, validation, result.final_kl_coef, args.invalid_penalty
+        )
+        outcomes = [score(world, c.facts, c.target, d) for c, d in zip(validation, chosen, strict=True)]
+        row["validation_optimum_concordance"] = outcomes.count(Outcome.CONCORDANT) / len(outcomes)
+        row["validation_optimum_unsafe_rate"] = outcomes.count(Outcome.UNSAFE) / len(outcomes)
         row["invalid_penalty"] = args.invalid_penalty
         row["prompt_balance"] = args.prompt_balance
         row["validation_age_band_gap"] = parse_rates(cohort.metrics()).gap(
@@ -128,6 +147,7 @@ def main() -> None:
         print(
             f"{args.name} seed {seed}: conc {ev.concordance:.3f} unsafe {ev.unsafe_rate:.3f} "
             f"validation cohort {cohort.concordance:.3f} / {cohort.unsafe_rate:.3f} "
+            f"(its reward's optimum {row['validation_optimum_concordance']:.3f}) "
             f"kl {result.final_kl:.2f} reward {row['final_reward']:.2f} beta {result.final_kl_coef:.2f} "
             f"cpu {cpu:.0f}s",
             flush=True,

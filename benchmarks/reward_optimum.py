@@ -50,3 +50,23 @@ def drug_scores(
     prior = torch.tensor([sequence_logprob(sft.eval(), sft_tokenizer, prompt, t) for t in texts])
     valid = torch.tensor([parse_prescription(world, prompt, t) is not None for t in texts])
     return DrugScores(drugs, prior, scores, valid)
+
+
+def formulary_optimum(
+    world: World, reward: Any, sft: Any, tokenizer: Any, cases: Any, beta: float, penalty: float
+) -> list[str | None]:
+    """The drug of the greedy choice of π* ∝ π_sft·exp(r/β) over what formulary PPO weighs for each
+    case (its formulary prescriptions, and "outside" scored -penalty, which is no drug): the policy
+    formulary PPO at that β converges to (clinrlhf.ppo.enumerated)."""
+    from clinrlhf.pipeline.policy_reward import formulary_candidates, prescription_reward
+    from clinrlhf.ppo.enumerated import optimum
+    from clinrlhf.ppo.enumerated_rollout import build_table
+    from clinrlhf.text.prompt import parse_drug, render_prompt
+
+    prompts = [render_prompt(world, c.facts, c.target) for c in cases]
+    candidates = formulary_candidates(world, penalty)
+    scorer = prescription_reward(world, reward, tokenizer, penalty)
+    table = build_table(sft.eval(), scorer, tokenizer, prompts, candidates, -penalty, 1.0)
+    best = optimum(table.ref_logp, table.scores, table.mask, beta).argmax(-1).tolist()
+    listed = [list(dict.fromkeys(candidates(p))) for p in prompts]
+    return [parse_drug(world, r[b]) if b < len(r) else None for r, b in zip(listed, best, strict=True)]

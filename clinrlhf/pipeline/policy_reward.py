@@ -11,14 +11,17 @@ of which drug is right for whom. A penalty of 0 turns the check off (the ablatio
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from transformers import PreTrainedTokenizerBase
 
 from clinrlhf.formulary import Formulary, load_formulary
+from clinrlhf.ppo.enumerated_rollout import Candidates
 from clinrlhf.ppo.rollout import RewardFn
 from clinrlhf.reward.evaluate import score_texts
 from clinrlhf.reward.model import ScalarHeadModel
-from clinrlhf.text.prompt import parse_prescription
+from clinrlhf.text.prompt import parse_prescription, prescriptions
 from clinrlhf.world.world import World
 
 INVALID_PENALTY = 3.0
@@ -49,3 +52,14 @@ def prescription_reward(
         return scores - invalid_penalty * torch.tensor(invalid, dtype=scores.dtype, device=scores.device)
 
     return reward
+
+
+def formulary_candidates(
+    world: World, invalid_penalty: float = INVALID_PENALTY, formulary: Formulary | None = None
+) -> Candidates:
+    """What formulary PPO (PPOConfig.rollouts) weighs for a prompt: every prescription that may treat
+    its problem, or with the validity check off (`invalid_penalty` 0) every one the formulary
+    dispenses. Anything else the policy might write scores `-invalid_penalty` ("outside")."""
+    return partial(
+        prescriptions, world, formulary=formulary or load_formulary(), for_target=bool(invalid_penalty)
+    )

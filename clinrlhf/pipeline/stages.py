@@ -6,7 +6,6 @@ import copy
 import json
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import cast
 
@@ -30,7 +29,7 @@ from clinrlhf.lineage.datasets import (
 from clinrlhf.lineage.runs import PPO_PROMPT_SOURCE, lineage_tags, stage_run
 from clinrlhf.lineage.tracker import MLflowTracker, Tracker
 from clinrlhf.pipeline.cohorts import examples_sha256
-from clinrlhf.pipeline.policy_reward import INVALID_PENALTY, prescription_reward
+from clinrlhf.pipeline.policy_reward import INVALID_PENALTY, formulary_candidates, prescription_reward
 from clinrlhf.policy.lora_config import LoRAConfig
 from clinrlhf.policy.model import PolicyConfig, build_policy, save_policy
 from clinrlhf.policy.tokenizer import build_tokenizer
@@ -52,7 +51,7 @@ from clinrlhf.reward.rater_release import log_rater_release
 from clinrlhf.reward.trainer import RewardResult, train_reward
 from clinrlhf.sft.config import SFTConfig
 from clinrlhf.sft.trainer import train_sft
-from clinrlhf.text.prompt import prescriptions, render_prompt, vocabulary_corpus
+from clinrlhf.text.prompt import render_prompt, vocabulary_corpus
 from clinrlhf.world.world import World
 
 Progress = Callable[[int, int], None]
@@ -258,7 +257,6 @@ def run_ppo(
     Without `checkpoint_dir` nothing is saved or resumed (clinrlhf.alignment's comparisons).
     `formulary` (default: the packaged one) and `invalid_penalty` (0: off) make the validity check."""
     policy, reference = policy_and_reference(sft_model, lora)
-    formulary = formulary or load_formulary()
     return train_ppo(
         policy,
         reference,
@@ -270,9 +268,7 @@ def run_ppo(
         tracker=tracker,
         progress=progress,
         checkpoint_dir=checkpoint_dir,
-        # Formulary rollouts weigh every prescription that may treat the prompt's problem (every one
-        # the formulary dispenses with the validity check off); anything else scores the penalty.
-        candidates=partial(prescriptions, world, formulary=formulary, for_target=bool(invalid_penalty)),
+        candidates=formulary_candidates(world, invalid_penalty, formulary),
         outside_score=-invalid_penalty,
     )
 

@@ -5,8 +5,9 @@ The measurements behind the defaults are in docs/results.md ("How the defaults w
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,8 @@ class PPOConfig:
     (clinrlhf.ppo.enumerated); with `adaptive_kl` the β whose optimum sits at `kl_target` is solved
     for once instead of chased. Used by "formulary" only: steps, batch_size (prompts), mini_batches,
     ppo_epochs, lr, adam_eps, cliprange, init_kl_coef, adaptive_kl, kl_target, kl_cap, temperature,
-    max_grad_norm, target_approx_kl, checkpoint_every, final_kl_samples and seed."""
+    max_grad_norm, target_approx_kl, checkpoint_every, final_kl_samples, response_length (of the
+    final KL's samples) and seed."""
     steps: int = 120
     """PPO iterations; each samples `batch_size` responses and then updates on them."""
     batch_size: int = 128
@@ -81,6 +83,16 @@ class PPOConfig:
     seed: int | None = None
     """Seeds torch and the generator used for sampling, prompt choice and mini-batch order.
     None: derived from the pipeline seed (clinrlhf.pipeline.seeds) in a pipeline run, 0 when trained alone."""
+
+    @staticmethod
+    def upgrade_settings(overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """A whole `ppo` section logged before `rollouts` existed (every other field, as a run logs
+        its config) is of a run that sampled: read it so, not as today's loop default. A partial
+        override (a user's `{"ppo": {"kl_target": 1.5}}`) is left to the defaults."""
+        out = dict(overrides)
+        if "rollouts" not in out and {f.name for f in fields(PPOConfig)} - {"rollouts"} <= out.keys():
+            out["rollouts"] = "sampled"
+        return out
 
     def __post_init__(self) -> None:
         if self.batch_size % self.mini_batches:

@@ -5,6 +5,7 @@ of them, recomputed as it trains. The math is in clinrlhf.ppo.enumerated."""
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -88,9 +89,10 @@ def candidate_logp(
         temperature,
     )
     device = flat.device
-    where = {p: i for i, p in enumerate(index)}
-    at = torch.tensor([where[p] * k + j for p, j in rows], device=device)
-    grid = torch.full((len(index) * k,), -torch.inf, device=device).index_put((at,), flat).view(len(index), k)
+    # By position in `index`, not by prompt: a prompt drawn twice (with replacement) fills two rows.
+    at = [i * k + j for i, p in enumerate(index) for j in range(len(table.response_ids[p]))]
+    grid = torch.full((len(index) * k,), -torch.inf, device=device, dtype=flat.dtype)
+    grid = grid.index_put((torch.tensor(at, device=device),), flat).view(len(index), k)
     return with_outside(grid, table.mask[list(index), :k].to(device))
 
 
@@ -146,53 +148,74 @@ def build_table(
     )
 
 
-def enumerated_update(
+@dataclass(frozen=True)
+class EnumeratedExperience:
+    """One iteration's prompts (`index` into the table) and, per prompt and action, the rollout
+    policy's log-probability and the advantage; (P, K + 1) like the table's rows at `index`."""
+
+    index: list[int]
+    mask: torch.Tensor
+    logp: torch.Tensor
+    advantage: torch.Tensor
+
+
+@torch.no_grad()
+def enumerated_rollout(
     policy: PreTrainedModel,
-    train_policy: PreTrainedModel,
-    optimizer: torch.optim.Optimizer,
-    parameters: list[nn.Parameter],
     table: CandidateTable,
     index: list[int],
     beta: float,
     config: PPOConfig,
     pad_token_id: int,
-    generator: torch.Generator,
-    dist: Dist,
-) -> dict[str, float]:
-    """One PPO iteration on this rank's prompts `index`: the rollout policy's exact distribution over
-    each prompt's actions, its exact advantages, then clipped updates in mini-batches of prompts
-    (through `train_policy`, the DDP wrapper under torchrun). -> the iteration's metrics, this rank's."""
+) -> tuple[EnumeratedExperience, dict[str, float]]:
+    """The rollout policy's exact distribution over each drawn prompt's actions and their exact
+    advantages. -> (the experience, this rank's rollout metrics)."""
     device = next(policy.parameters()).device
     mask, scores, ref = (t[index].to(device) for t in (table.mask, table.scores, table.ref_logp))
-    with torch.no_grad():
-        old = candidate_logp(policy, table, index, pad_token_id, config.temperature)
-        advantage = advantages(old, ref, scores, mask, beta)
-    kl = exact_kl(old, ref, mask)
+    old = candidate_logp(policy, table, index, pad_token_id, config.temperature)
+    kl, score = exact_kl(old, ref, mask), expected(old, scores, mask)
     metrics = {
         "ppo.kl": float(kl.mean()),
-        "ppo.reward_mean": float(expected(old, scores, mask).mean()),
+        "ppo.reward_mean": float(score.mean()),
         "ppo.non_score_reward": float(-beta * kl.mean()),
-        "ppo.rlhf_reward": float((expected(old, scores, mask) - beta * kl).mean()),
+        "ppo.rlhf_reward": float((score - beta * kl).mean()),
         "ppo.entropy": float(entropy(old, mask).mean()),
         "ppo.candidate_mass": float(1.0 - old[:, -1].exp().mean()),
     }
+    return EnumeratedExperience(index, mask, old, advantages(old, ref, scores, mask, beta)), metrics
+
+
+def enumerated_update(
+    train_policy: PreTrainedModel,
+    optimizer: torch.optim.Optimizer,
+    parameters: list[nn.Parameter],
+    table: CandidateTable,
+    exp: EnumeratedExperience,
+    config: PPOConfig,
+    pad_token_id: int,
+    generator: torch.Generator,
+    dist: Dist,
+) -> dict[str, float]:
+    """Clipped updates in mini-batches of prompts, `ppo_epochs` passes (through `train_policy`, the
+    DDP wrapper under torchrun, so every rank takes the same number of steps). -> this rank's stats."""
     stats: dict[str, list[float]] = defaultdict(list)
-    size = max(1, len(index) // config.mini_batches)
+    size = max(1, len(exp.index) // config.mini_batches)
     for _ in range(config.ppo_epochs):
-        order = torch.randperm(len(index), generator=generator).tolist()
+        order = torch.randperm(len(exp.index), generator=generator).tolist()
         epoch_kl = []
-        for begin in range(0, len(index), size):
+        for begin in range(0, len(exp.index), size):
             rows = order[begin : begin + size]
             logp = candidate_logp(
-                train_policy, table, [index[r] for r in rows], pad_token_id, config.temperature
+                train_policy, table, [exp.index[r] for r in rows], pad_token_id, config.temperature
             )
-            loss, clipfrac = clipped_loss(logp, old[rows], advantage[rows], mask[rows], config.cliprange)
+            old, mask = exp.logp[rows], exp.mask[rows]
+            loss, clipfrac = clipped_loss(logp, old, exp.advantage[rows], mask, config.cliprange)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
             optimizer.step()
             with torch.no_grad():  # KL(old || new), exact
-                approx_kl = float(exact_kl(old[rows], logp.detach(), mask[rows]).mean())
+                approx_kl = float(exact_kl(old, logp.detach(), mask).mean())
             epoch_kl.append(approx_kl)
             stats["ppo.approx_kl"].append(approx_kl)
             stats["ppo.clipfrac"].append(float(clipfrac))
@@ -202,4 +225,15 @@ def enumerated_update(
             and dist.all_reduce_mean(sum(epoch_kl) / len(epoch_kl)) > config.target_approx_kl
         ):
             break
-    return {**metrics, **{name: sum(v) / len(v) for name, v in stats.items()}}
+    return {name: sum(v) / len(v) for name, v in stats.items()}
+
+
+def table_sha256(table: CandidateTable) -> str:
+    """SHA-256 of what the candidates are and how they score: a checkpoint made against another
+    reward model, formulary or validity penalty belongs to another run."""
+    digest = hashlib.sha256()
+    for responses in table.response_ids:
+        digest.update(repr(responses).encode())
+    for tensor in (table.mask, table.scores, table.ref_logp):
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()

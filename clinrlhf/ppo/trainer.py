@@ -13,7 +13,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -43,7 +43,14 @@ from clinrlhf.ppo.core import (
 )
 from clinrlhf.ppo.distributed import Dist, current
 from clinrlhf.ppo.enumerated import solve_beta
-from clinrlhf.ppo.enumerated_rollout import Candidates, CandidateTable, build_table, enumerated_update
+from clinrlhf.ppo.enumerated_rollout import (
+    Candidates,
+    CandidateTable,
+    build_table,
+    enumerated_rollout,
+    enumerated_update,
+    table_sha256,
+)
 from clinrlhf.ppo.kl_controller import AdaptiveKLController, FixedKLController, KLController
 from clinrlhf.ppo.rollout import Experience, RewardFn, collect, response_logprobs, response_values
 
@@ -140,7 +147,9 @@ def train_ppo(
     optimizer = torch.optim.Adam(parameters, lr=config.lr, eps=config.adam_eps)
     kl_ctl = _kl_controller(config, table, dist)
     history: list[dict[str, float]] = []
-    start, run = 0, fingerprint(ref_policy, prompts) if checkpoint_dir is not None else ""
+    start, run = 0, ""
+    if checkpoint_dir is not None:  # formulary rollouts also pin what the candidates are and score
+        run = fingerprint(ref_policy, prompts) + ("" if table is None else f":{table_sha256(table)}")
     # Rank 0 reads the checkpoint and sends it on: other nodes need not share its disk.
     state = dist.broadcast_object(
         load_checkpoint(checkpoint_dir) if checkpoint_dir is not None and dist.is_main else None
@@ -148,7 +157,8 @@ def train_ppo(
     if state is not None:
         start, history = _restore(state, run, config, policy, value_model, optimizer, kl_ctl, generator, dist)
     # Updates go through the DDP wrappers, which average gradients over ranks; sampling does not need to.
-    train_policy, train_value = dist.wrap(policy), dist.wrap(value_model)
+    train_policy = dist.wrap(policy)
+    train_value = dist.wrap(value_model) if table is None else value_model  # no critic to train
     tracker.log_params(config.params())
 
     for step in range(start + 1, config.steps + 1):
@@ -160,14 +170,25 @@ def train_ppo(
             )  # fmt: skip
         else:
             index = draw_index(len(prompts), local.batch_size, generator)
-            metrics = enumerated_update(
-                policy, train_policy, optimizer, parameters, table, index, kl_ctl.value, local,
-                tokenizer.pad_token_id, generator, dist,
-            )  # fmt: skip
-            metrics["ppo.prompts_per_second"] = len(index) / (time.perf_counter() - tick)
-        sequence_kl = dist.all_reduce_mean(metrics["ppo.kl"])  # one KL for all: same cap, same beta
-        if config.kl_cap is not None and sequence_kl > config.kl_cap:
-            raise KLCapExceeded(step, sequence_kl, config.kl_cap)
+            exp, metrics = enumerated_rollout(
+                policy, table, index, kl_ctl.value, local, tokenizer.pad_token_id
+            )
+            _check_cap(step, dist.all_reduce_mean(metrics["ppo.kl"]), config)
+            metrics.update(
+                enumerated_update(
+                    train_policy,
+                    optimizer,
+                    parameters,
+                    table,
+                    exp,
+                    local,
+                    tokenizer.pad_token_id,
+                    generator,
+                    dist,
+                )
+            )
+            metrics["ppo.prompts_per_second"] = config.batch_size / (time.perf_counter() - tick)  # all ranks'
+        sequence_kl = dist.all_reduce_mean(metrics["ppo.kl"])  # one KL for all: the same beta everywhere
 
         # 5. Adapt beta, log, checkpoint.
         metrics = {"ppo.kl": sequence_kl, "ppo.kl_coef": kl_ctl.value, **metrics}
@@ -200,6 +221,12 @@ def train_ppo(
         params=config.params(),
         metrics=metrics,
     )
+
+
+def _check_cap(step: int, kl: float, config: PPOConfig) -> None:
+    """Stop on the rollout's KL (mean over all ranks), before an update can move the policy further."""
+    if config.kl_cap is not None and kl > config.kl_cap:
+        raise KLCapExceeded(step, kl, config.kl_cap)
 
 
 def _kl_controller(config: PPOConfig, table: CandidateTable | None, dist: Dist) -> KLController:
@@ -247,8 +274,7 @@ def _sampled_iteration(
         generator=generator,
     )
     sequence_kl = dist.all_reduce_mean(_sequence_kl(exp))
-    if config.kl_cap is not None and sequence_kl > config.kl_cap:
-        raise KLCapExceeded(step, sequence_kl, config.kl_cap)  # before an update can move it further
+    _check_cap(step, sequence_kl, config)
 
     # 2. Rewards: the score on the last token, a KL penalty on every token.
     kl = KL_ESTIMATORS[config.kl_estimator](exp.logprobs, exp.ref_logprobs)
@@ -433,7 +459,9 @@ def _restore(
             "use a fresh checkpoint directory for each run"
         )
     saved, now = state["config"], asdict(config)
-    changed = sorted(k for k in now if k not in _RESUMABLE and saved.get(k) != now[k])
+    # A setting the checkpoint predates had its default then (PPOConfig's fields only ever get added).
+    defaults = {f.name: f.default for f in fields(PPOConfig)}
+    changed = sorted(k for k in now if k not in _RESUMABLE and saved.get(k, defaults[k]) != now[k])
     if changed:
         raise ValueError(f"the PPO checkpoint was made with different settings: {', '.join(changed)}")
     policy.load_state_dict(state["policy"])

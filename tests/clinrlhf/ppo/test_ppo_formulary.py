@@ -160,3 +160,54 @@ def test_a_reference_that_seldom_proposes_a_prescription_is_warned_about(
     with caplog.at_level("WARNING", logger="clinrlhf.ppo.trainer"):
         _run(task, dataclasses.replace(SMALL, steps=1))  # the warm policy speaks the formulary
     assert "barely move" not in caplog.text
+
+
+def test_a_prompt_drawn_twice_in_one_batch_gets_its_own_row_each_time(task: Task) -> None:
+    """Fewer prompts than the batch: prompts are drawn with replacement, and a repeated prompt's rows
+    must each hold its log-probs (a lost row is -inf where the mask says real: NaN everywhere)."""
+    _, ref, _ = task.models()
+    table = build_table(ref, task.reward, task.tokenizer, task.prompts[:3], _candidates(task), -PENALTY, 1.0)
+    with torch.no_grad():
+        once = candidate_logp(ref, table, [0, 1], task.tokenizer.pad_token_id, 1.0)
+        twice = candidate_logp(ref, table, [0, 1, 0, 0], task.tokenizer.pad_token_id, 1.0)
+    assert torch.allclose(twice[[0, 2, 3]], once[[0, 0, 0]], atol=1e-5) and torch.allclose(
+        twice[1], once[1], atol=1e-5
+    )
+    result, _, _ = _run_on(task, task.prompts[:3], dataclasses.replace(SMALL, steps=2))
+    assert all(torch.isfinite(p).all() for p in result.policy.parameters())
+    assert all(torch.isfinite(torch.tensor(row["ppo.policy_loss"])) for row in result.history)
+
+
+def test_kl_beyond_the_hard_cap_stops_formulary_ppo_before_it_updates(task: Task) -> None:
+    from clinrlhf.ppo import KLCapExceeded
+
+    config = dataclasses.replace(SMALL, lr=1e-2, kl_cap=1e-3, adaptive_kl=False, init_kl_coef=0.01)
+    policy, ref, value = task.models()
+    seen: list[torch.Tensor] = []
+    with pytest.raises(KLCapExceeded, match="hard cap") as raised:
+        train_ppo(
+            policy, ref, value, task.reward, task.tokenizer, task.prompts, config,
+            progress=lambda step, total: seen.append(_params(policy)),
+            candidates=_candidates(task), outside_score=-PENALTY,
+        )  # fmt: skip
+    # Step 1 starts at the reference (KL 0); the step that measured too much KL did not update.
+    assert raised.value.step == len(seen) + 1 and torch.equal(_params(policy), seen[-1])
+
+
+def test_a_checkpoint_of_another_reward_or_penalty_is_never_resumed(task: Task, tmp_path: Path) -> None:
+    _run(task, dataclasses.replace(SMALL, steps=1), checkpoint_dir=tmp_path)
+    policy, ref, value = task.models()
+    with pytest.raises(ValueError, match="another run"):
+        train_ppo(
+            policy, ref, value, task.reward, task.tokenizer, task.prompts, SMALL, checkpoint_dir=tmp_path,
+            candidates=_candidates(task), outside_score=-1.0,
+        )  # fmt: skip
+
+
+def _run_on(task: Task, prompts: list[str], config: PPOConfig):
+    policy, ref, value = task.models()
+    result = train_ppo(
+        policy, ref, value, task.reward, task.tokenizer, prompts, config,
+        candidates=_candidates(task), outside_score=-PENALTY,
+    )  # fmt: skip
+    return result, ref, value

@@ -107,6 +107,22 @@ def test_resuming_from_a_checkpoint_continues_exactly(task: Task, tmp_path: Path
     assert not list(tmp_path.glob("*.tmp"))  # writes are atomic: no temporary file is left behind
 
 
+def test_a_checkpoint_saved_before_a_setting_existed_resumes_with_its_default(
+    task: Task, tmp_path: Path
+) -> None:
+    """Checkpoints written before `rollouts` existed hold no such key; they were sampled runs."""
+    from clinrlhf.ppo.checkpoint import load_checkpoint, save_checkpoint
+
+    straight, _, _ = _run(task, SMALL)
+    _run(task, dataclasses.replace(SMALL, steps=2), checkpoint_dir=tmp_path)
+    state = load_checkpoint(tmp_path)
+    assert state is not None
+    del state["config"]["rollouts"]
+    save_checkpoint(tmp_path, state)
+    resumed, _, _ = _run(task, SMALL, checkpoint_dir=tmp_path)
+    assert torch.allclose(_params(resumed.policy), _params(straight.policy), atol=1e-6)
+
+
 def test_resuming_with_different_settings_is_refused(task: Task, tmp_path: Path) -> None:
     _run(task, dataclasses.replace(SMALL, steps=1), checkpoint_dir=tmp_path)
     with pytest.raises(ValueError, match="lr"):
