@@ -123,7 +123,9 @@ def build_table(
     mask = torch.zeros(len(prompts), k, dtype=torch.bool)
     for p, rs in enumerate(responses):
         mask[p, : len(rs)] = True
-    rows = [(p, j) for p, rs in enumerate(responses) for j in range(len(rs))]
+    # A prompt listed twice (ppo_prompt_balance repeats prompts to weight their draws) is scored once.
+    first = {prompt: p for p, prompt in reversed(list(enumerate(prompts)))}
+    rows = [(p, j) for p, rs in enumerate(responses) if first[prompts[p]] == p for j in range(len(rs))]
     scores = torch.zeros(len(prompts), k)
     ref = torch.full((len(prompts), k), -torch.inf)
     for begin in range(0, len(rows), SCORING_BATCH):
@@ -138,6 +140,9 @@ def build_table(
         )
         for (p, j), score, lp in zip(chunk, got.reshape(-1).tolist(), logp.tolist(), strict=True):
             scores[p, j], ref[p, j] = score, lp
+    repeats = [(p, first[prompt]) for p, prompt in enumerate(prompts) if first[prompt] != p]
+    for p, q in repeats:
+        scores[p], ref[p] = scores[q], ref[q]
     return CandidateTable(
         prompts=list(prompts),
         query_ids=query_ids,

@@ -211,3 +211,23 @@ def _run_on(task: Task, prompts: list[str], config: PPOConfig):
         candidates=_candidates(task), outside_score=-PENALTY,
     )  # fmt: skip
     return result, ref, value
+
+
+def test_a_prompt_listed_twice_is_scored_once(task: Task) -> None:
+    """ppo_prompt_balance repeats prompts in PPO's list; the table must not score them again."""
+    _, ref, _ = task.models()
+    scored: list[str] = []
+
+    def reward(prompts: list[str], responses: list[str]) -> torch.Tensor:
+        scored.extend(prompts)
+        return task.reward(prompts, responses)
+
+    a, b = task.prompts[:2]
+    once = build_table(ref, reward, task.tokenizer, [a, b], _candidates(task), -PENALTY, 1.0)
+    n = len(scored)
+    twice = build_table(ref, reward, task.tokenizer, [a, b, a, a], _candidates(task), -PENALTY, 1.0)
+    assert len(scored) - n == n  # the repeats cost nothing
+    assert torch.equal(twice.scores[[0, 1, 2, 3]], once.scores[[0, 1, 0, 0]])
+    assert torch.equal(twice.ref_logp[[2, 3]], once.ref_logp[[0, 0]]) and torch.equal(
+        twice.mask[2], once.mask[0]
+    )
