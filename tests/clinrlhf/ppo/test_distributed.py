@@ -38,6 +38,14 @@ CONFIG = PPOConfig(
 )
 
 
+def _torchrun(*args: str) -> None:
+    """This file as the worker of a real two-process `torchrun` (gloo on the loopback), `args` its argv."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    done = subprocess.run([*command, __file__, *args], env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-4000:]
+
+
 def _flat(model: torch.nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().flatten() for p in model.parameters()])
 
@@ -95,12 +103,7 @@ def _worker(out: Path, warm_state: Path) -> None:
 def test_two_torchrun_ranks_train_one_policy_and_resume_exactly(task: Task, tmp_path: Path) -> None:
     warm = tmp_path / "warm.pt"
     torch.save(task.warm, warm)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    done = subprocess.run(
-        [*command, __file__, str(tmp_path), str(warm)], env=env, capture_output=True, text=True, timeout=240
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
+    _torchrun(str(tmp_path), str(warm))
 
     summaries = [json.loads((tmp_path / f"summary{r}.json").read_text()) for r in (0, 1)]
     params = [torch.load(tmp_path / f"params{r}.pt", weights_only=True) for r in (0, 1)]
@@ -169,12 +172,7 @@ def task_prompts(world) -> set[str]:
 
 def test_ranks_handed_different_prompts_refuse_to_train(tmp_path: Path) -> None:
     """DDP would average the gradients of two objectives without a word: every rank stops instead."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    done = subprocess.run(
-        [*command, __file__, "disagree", str(tmp_path)], env=env, capture_output=True, text=True, timeout=240
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
+    _torchrun("disagree", str(tmp_path))
     for rank in (0, 1):
         outcome = (tmp_path / f"outcome{rank}.txt").read_text()
         assert outcome == "rank(s) 1 were given other PPO prompts than rank 0; every rank needs the same"
@@ -209,16 +207,7 @@ def _formulary_worker(out: Path, warm_state: Path) -> None:
 def test_two_torchrun_ranks_train_one_policy_on_formulary_rollouts(task: Task, tmp_path: Path) -> None:
     warm = tmp_path / "warm.pt"
     torch.save(task.warm, warm)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    done = subprocess.run(
-        [*command, __file__, "formulary", str(tmp_path), str(warm)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
+    _torchrun("formulary", str(tmp_path), str(warm))
     summaries = [json.loads((tmp_path / f"summary{r}.json").read_text()) for r in (0, 1)]
     params = [torch.load(tmp_path / f"params{r}.pt", weights_only=True) for r in (0, 1)]
     assert torch.equal(params[0]["policy"], params[1]["policy"])  # DDP averaged the gradients
